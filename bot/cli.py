@@ -1,0 +1,383 @@
+"""The `baton` command line.
+
+Identity on the command line is asserted with `--as` (an org user or Slack id): the CLI
+is an operator's tool on a machine that already holds the database. Bad input exits
+with status 2 and a message that names the problem; nothing is written.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from orchestrator.bootstrap import open_engine
+from orchestrator.console import ConsoleNotifier
+from orchestrator.engine import FINISHED, Engine, parse_ref
+from orchestrator.errors import BatonError, FlowError
+from orchestrator.export import export_run, verify_all, verify_run
+from orchestrator.inputs import parse_assignments
+from orchestrator.loader import FlowCatalog, load_flow, load_org
+from orchestrator.logs import configure_logging
+from orchestrator.settings import Settings
+from orchestrator.timeline import describe, lines
+from storage.engine import Database
+from storage.migrate import upgrade
+from storage.trace import chain_entries
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Baton: human approval and escalation for AI-agent flows.")
+flows_app = typer.Typer(no_args_is_help=True, help="Inspect and validate flow files.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+app.add_typer(flows_app, name="flows")
+app.add_typer(db_app, name="db")
+
+AsUser = Annotated[str, typer.Option("--as", help="who is acting: an org user or Slack id")]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's message names the variable
+        fail(f"configuration: {exc}")
+
+
+def engine(*, echo: bool = True) -> Engine:
+    config = settings()
+    configure_logging(config.log_format, os.environ.get("BATON_LOG_LEVEL", "warning"))
+    try:
+        built = open_engine(config)
+    except FlowError as exc:
+        fail(str(exc))
+    if echo:
+        built.observers.append(ConsoleNotifier(built.org, typer.echo))
+    return built
+
+
+def who(eng: Engine, name: str) -> str:
+    try:
+        return eng.org.principal(name)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+# -- flows --------------------------------------------------------------------------------------
+@flows_app.command("validate")
+def flows_validate(
+    path: Annotated[Path | None, typer.Argument(help="a flow file or folder (default: BATON_FLOWS)")] = None,
+) -> None:
+    """Check flow files strictly: schema, references, roles, CEL. Exit 2 on any problem."""
+    config = settings()
+    try:
+        org = load_org(config.org_path)
+    except FlowError as exc:
+        fail(str(exc))
+    target = path or config.flows
+    from orchestrator.callables import CallableLoader
+
+    callables = CallableLoader(config.python_modules,
+                               (target if target.is_dir() else target.parent).resolve())
+    if target.is_dir():
+        files = FlowCatalog(target, org, callables).files()
+    elif target.exists():
+        files = [target]
+    else:
+        fail(f"{target}: no such file or folder")
+    problems = 0
+    for file in files:
+        try:
+            program = load_flow(file, org, callables)
+            typer.echo(f"ok    {file} ({program.name}: {len(program.nodes)} steps)")
+        except FlowError as exc:
+            problems += len(exc.problems)
+            for problem in exc.problems:
+                typer.echo(f"error {problem}", err=True)
+    if not files:
+        fail(f"no flow files (*.yaml) in {target}")
+    if problems:
+        raise typer.Exit(2)
+
+
+@flows_app.command("list")
+def flows_list() -> None:
+    """List the flows and their inputs."""
+    eng = engine(echo=False)
+    flows, errors = eng.flows.load_all()
+    for name, program in sorted(flows.items()):
+        inputs = " ".join(
+            f"{k}={v.type}" if v.required else f"[{k}={v.type}]"
+            for k, v in program.flow.inputs.items())
+        typer.echo(f"{name:24} {program.flow.title}\n{'':24} {inputs}")
+    for error in errors:
+        typer.echo(f"invalid: {error}", err=True)
+
+
+# -- runs ---------------------------------------------------------------------------------------
+@app.command(context_settings={"allow_extra_args": False})
+def run(
+    flow: Annotated[str, typer.Argument(help="flow name")],
+    assignments: Annotated[list[str] | None, typer.Argument(help="inputs as key=value")] = None,
+    as_user: Annotated[str | None, typer.Option(
+        "--as", help="requester (default: $BATON_USER or your login)")] = None,
+    follow: Annotated[bool, typer.Option(
+        "--follow", "-f", help="keep printing until the run finishes")] = False,
+) -> None:
+    """Start a run: `baton run vendor-payment vendor=ACME amount=20000`."""
+    eng = engine()
+    name = as_user or os.environ.get("BATON_USER") or getpass.getuser()
+    try:
+        requester = eng.org.principal(name)
+    except ValueError:
+        if as_user:
+            fail(f"unknown user {as_user!r}")
+        requester = name
+    try:
+        values = parse_assignments(assignments or [])
+        started = eng.start_run(flow, values, requester, origin={"kind": "cli"})
+    except BatonError as exc:
+        fail(str(exc))
+    current = eng.get_run(started.ref)
+    typer.echo(f"{current.ref} {current.status}")
+    if follow:
+        _follow(eng, current.ref, current.trace_seq)
+
+
+def _follow(eng: Engine, ref: str, seen: int) -> None:
+    while True:
+        current = eng.get_run(ref)
+        if current.trace_seq > seen:
+            with eng.db.read() as s:
+                for entry in chain_entries(s, ref)[seen:]:
+                    typer.echo(f"{ref} {describe(entry, eng.org)}")
+            seen = current.trace_seq
+        if current.status in FINISHED:
+            return
+        time.sleep(0.5)
+
+
+@app.command()
+def decide(
+    ref: Annotated[str, typer.Argument(help="run id, e.g. R-42")],
+    option: Annotated[str, typer.Argument(help="approve, reject, request_changes, or the gate's own option")],
+    as_user: AsUser,
+    gate: Annotated[str | None, typer.Option(help="gate id, when the run has several open")] = None,
+    reason: Annotated[str | None, typer.Option(help="why (required for some options)")] = None,
+    edit: Annotated[list[str] | None, typer.Option(help="edit-and-approve: key=value, repeatable")] = None,
+) -> None:
+    """Decide a gate as an approver."""
+    eng = engine()
+    user = who(eng, as_user)
+    try:
+        edits = parse_assignments(edit or [])
+        report = eng.decide(ref, user, option, reason=reason, edits=edits, gate=gate)
+    except BatonError as exc:
+        fail(str(exc))
+    if not report.ok:
+        fail(report.message)
+    typer.echo(report.message)
+    typer.echo(f"{report.run} {eng.get_run(report.run).status}")
+
+
+@app.command()
+def stop(ref: str, as_user: AsUser,
+         reason: Annotated[str | None, typer.Option(help="why")] = None) -> None:
+    """Stop a run (its requester or an admin)."""
+    eng = engine()
+    try:
+        eng.stop(ref, who(eng, as_user), reason)
+    except BatonError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def claim(ref: str, as_user: AsUser, gate: Annotated[str | None, typer.Option()] = None) -> None:
+    """Claim a waiting gate ("I'm on it"): pings pause until the claim times out."""
+    eng = engine()
+    try:
+        typer.echo(eng.claim(ref, who(eng, as_user), gate))
+    except BatonError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def snooze(ref: str, duration: Annotated[str, typer.Argument(help="e.g. 15m, 1h, 4h, 1d")],
+           as_user: AsUser, gate: Annotated[str | None, typer.Option()] = None) -> None:
+    """Snooze a waiting gate's escalation for one of its chain's snooze durations."""
+    eng = engine()
+    try:
+        typer.echo(eng.snooze(ref, who(eng, as_user), duration, gate))
+    except BatonError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def reassign(ref: str, to: Annotated[str, typer.Option("--to", help="who should decide")],
+             as_user: AsUser, gate: Annotated[str | None, typer.Option()] = None) -> None:
+    """Let another person decide a waiting gate."""
+    eng = engine()
+    try:
+        typer.echo(eng.reassign(ref, who(eng, as_user), who(eng, to), gate))
+    except BatonError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def halt(as_user: AsUser, reason: Annotated[str | None, typer.Option()] = None) -> None:
+    """Emergency stop: no new runs, no actions, until `baton resume` (admins only)."""
+    eng = engine()
+    try:
+        eng.halt(who(eng, as_user), reason)
+    except BatonError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def resume(as_user: AsUser) -> None:
+    """Lift the emergency stop and continue held runs (admins only)."""
+    eng = engine()
+    try:
+        held = eng.resume(who(eng, as_user))
+    except BatonError as exc:
+        fail(str(exc))
+    typer.echo("resumed" + (f"; continuing {', '.join(held)}" if held else ""))
+
+
+@app.command()
+def tick() -> None:
+    """Fire escalation timers that are due and continue interrupted runs (for cron, when
+    no `baton serve` is running)."""
+    eng = engine()
+    fired = eng.fire_due_timers()
+    recovered = eng.recover()
+    typer.echo(f"{fired} timer(s) fired, {len(recovered)} run(s) continued")
+
+
+@app.command()
+def status(
+    ref: Annotated[str | None, typer.Argument(help="a run id; without it, open runs")] = None,
+    as_user: Annotated[str | None, typer.Option("--as", help="also list your pending approvals")] = None,
+) -> None:
+    """One run in detail, or the runs still open."""
+    eng = engine(echo=False)
+    org = eng.org
+    if ref is None:
+        from sqlmodel import col, select
+
+        from storage.models import Run
+
+        with eng.db.read() as s:
+            runs = list(s.exec(select(Run).where(col(Run.status).in_(("running", "waiting", "held")))
+                               .order_by(col(Run.id))))
+        if not runs:
+            typer.echo("no open runs")
+        gates = {g.run_id: g for g in eng.open_gates()}
+        for item in runs:
+            gate = gates.get(item.id)
+            where = f"at gate '{gate.key}'" if gate else f"at {item.cursor}"
+            typer.echo(f"{item.ref:8} {item.flow_name:20} {item.status:8} {where} "
+                       f"(requested by {org.display(item.requester)})")
+        if as_user:
+            user = who(eng, as_user)
+            mine = eng.pending_for(user)
+            typer.echo(f"\n{len(mine)} pending for {org.display(user)}:")
+            for gate in mine:
+                typer.echo(f"  R-{gate.run_id} gate '{gate.key}': {gate.title}")
+        return
+    try:
+        current = eng.get_run(ref)
+    except BatonError as exc:
+        fail(str(exc))
+    typer.echo(f"{current.ref} {current.flow_name}: {current.status}"
+               + (f" ({current.outcome}: {current.reason})" if current.reason else ""))
+    typer.echo(f"  requested by {org.display(current.requester)} "
+               f"at {current.created_at:%Y-%m-%d %H:%M:%S} UTC")
+    typer.echo("  inputs: " + ", ".join(f"{k}={v}" for k, v in current.inputs.items()))
+    assert current.id is not None
+    for gate in eng.open_gates(current.id):
+        people = ", ".join(org.display(p) for p in gate.approvers)
+        typer.echo(f"  waiting at gate '{gate.key}' ({gate.kind}): {gate.title}")
+        typer.echo(f"    can decide: {people}; options: {', '.join(o['id'] for o in gate.options)}")
+        if gate.chain:
+            levels = len(gate.chain["levels"])
+            state = gate.esc_state or "waiting"
+            typer.echo(f"    escalation {gate.chain['name']}: level {gate.esc_level + 1} of "
+                       f"{levels}, {state}, next deadline "
+                       f"{gate.next_deadline:%Y-%m-%d %H:%M:%S} UTC" if gate.next_deadline
+                       else f"    escalation {gate.chain['name']}: {state}")
+
+
+@app.command("trace")
+def trace_cmd(
+    ref: Annotated[str, typer.Argument(help="a run id, or `verify`")],
+    target: Annotated[str | None, typer.Argument(help="with verify: a run id")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the full trace as JSON")] = False,
+    all_runs: Annotated[bool, typer.Option("--all", help="with verify: every run")] = False,
+) -> None:
+    """A run's decision trace; `baton trace verify [R-42 | --all]` checks the hash chains."""
+    eng = engine(echo=False)
+    if ref == "verify":
+        _verify(eng, target, all_runs)
+        return
+    try:
+        current = eng.get_run(ref)
+    except BatonError as exc:
+        fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(export_run(eng.db, current), indent=2, ensure_ascii=False))
+        return
+    with eng.db.read() as s:
+        entries = chain_entries(s, current.ref)
+    typer.echo(f"{current.ref} {current.flow_name} - {current.status}"
+               + (f": {current.reason}" if current.reason else ""))
+    for line in lines(entries, eng.org):
+        typer.echo(line)
+
+
+def _verify(eng: Engine, target: str | None, all_runs: bool) -> None:
+    if target is None and not all_runs:
+        fail("say which run (baton trace verify R-42) or --all")
+    if all_runs:
+        checked, breaks = verify_all(eng.db)
+        for problem in breaks:
+            typer.echo(f"BROKEN {problem}")
+        typer.echo(f"{checked} chain(s) checked, {len(breaks)} broken")
+        if breaks:
+            raise typer.Exit(1)
+        return
+    try:
+        current = eng.get_run(parse_ref(target or ""))
+    except BatonError as exc:
+        fail(str(exc))
+    problem = verify_run(eng.db, current)
+    if problem:
+        typer.echo(f"BROKEN {problem}")
+        raise typer.Exit(1)
+    typer.echo(f"{current.ref}: {current.trace_seq} entries, chain intact")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending schema migrations."""
+    config = settings()
+    db = Database(config.database_url)
+    revision = upgrade(db)
+    typer.echo(f"database at revision {revision}")
+
+
+def main() -> None:
+    try:
+        app()
+    except BatonError as exc:  # anything not caught closer to the command
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,192 @@
+"""What every agent kind shares: the context it gets, the output it must give, and the
+runner that applies the per-call timeout, retries with exponential backoff and jitter,
+and records a failure (never a guessed signal) after the last attempt."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestrator.spec import RetrySpec, Severity, Verdict
+
+
+class AgentOutput(BaseModel):
+    """A signal, plus what routers and planners add, plus usage for accounting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: Verdict | None = None
+    severity: Severity = "info"
+    confidence: float = Field(default=1.0, ge=0, le=1)
+    summary: str = Field(default="", max_length=4000)
+    rationale: str = Field(default="", max_length=20000)
+    evidence: list[str] = Field(default_factory=list, max_length=100)
+    branch: str | None = None
+    why: str | None = None
+    subtasks: list[dict[str, Any]] | None = None
+    tokens_in: int = Field(default=0, ge=0)
+    tokens_out: int = Field(default=0, ge=0)
+    cost: float = Field(default=0.0, ge=0)
+    model: str | None = None
+
+
+@dataclass
+class AgentContext:
+    """What an agent may read. Inputs and other agents' signals are data, never
+    instructions: LLM agents pass them delimited, as data."""
+
+    run: str
+    flow: str
+    agent: str
+    inputs: dict[str, Any]
+    signals: dict[str, dict[str, Any]]
+    comments: list[dict[str, Any]]
+    conditions: dict[str, Any]  # the CEL context, for rules agents
+    params: dict[str, Any] = field(default_factory=dict)
+    subtask: dict[str, Any] | None = None
+    attempt: int = 1
+    last_error: str | None = None
+
+
+class AgentFailure(Exception):
+    """Raised by an agent for a failure worth retrying (a timeout, a 5xx, a 429)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None,
+                 raw: str | None = None, usage: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.raw = raw
+        self.usage = usage or {}
+
+
+class PermanentAgentFailure(AgentFailure):
+    """A failure that another attempt cannot fix (a 4xx, a bug, invalid output)."""
+
+
+class Agent(Protocol):
+    name: str
+    kind: str
+    inline: bool  # fast and deterministic: run in the caller's thread, no timeout thread
+
+    def run(self, ctx: AgentContext) -> AgentOutput: ...
+
+
+def validate_output(agent: str, value: Any) -> AgentOutput:
+    if isinstance(value, AgentOutput):
+        return value
+    if not isinstance(value, dict):
+        raise PermanentAgentFailure(
+            f"agent {agent!r} returned {type(value).__name__}; expected a dict with verdict, "
+            "severity, confidence, summary, rationale, evidence")
+    try:
+        return AgentOutput.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "output"
+        raise PermanentAgentFailure(
+            f"agent {agent!r} returned invalid output: {where}: {first['msg']}") from None
+
+
+@dataclass
+class Attempt:
+    number: int
+    started_at: datetime
+    latency_ms: float
+    error: str | None = None
+    retry_in: float | None = None
+
+
+@dataclass
+class AgentResult:
+    agent: str
+    kind: str
+    status: Literal["ok", "failed"]
+    output: AgentOutput | None
+    started_at: datetime
+    attempts: list[Attempt]
+    error: str | None = None
+    raw: str | None = None
+    subtask: dict[str, Any] | None = None
+
+    @property
+    def latency_ms(self) -> float:
+        return sum(a.latency_ms for a in self.attempts)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+    def sleep(self, seconds: float) -> None: ...
+
+
+def backoff_delay(retry: RetrySpec, attempt: int, rng: random.Random,
+                  retry_after: float | None = None) -> float:
+    """Exponential backoff with equal jitter; a server's Retry-After is honoured."""
+    base = min(retry.max_backoff.total_seconds(),
+               retry.backoff.total_seconds() * (2 ** (attempt - 1)))
+    delay = base / 2 + rng.uniform(0, base / 2) if retry.jitter else base
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+def _call_with_timeout(fn: Callable[[], AgentOutput], timeout: timedelta) -> AgentOutput:
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True, name="baton-agent")
+    worker.start()
+    worker.join(timeout.total_seconds())
+    if worker.is_alive():
+        raise AgentFailure(f"timed out after {timeout.total_seconds():g}s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def run_agent(agent: Agent, ctx: AgentContext, *, timeout: timedelta, retry: RetrySpec,
+              clock: Clock, rng: random.Random | None = None) -> AgentResult:
+    rng = rng or random.Random()
+    attempts: list[Attempt] = []
+    started = clock.now()
+    last_error: str | None = None
+    raw: str | None = None
+    for number in range(1, retry.attempts + 1):
+        ctx.attempt = number
+        ctx.last_error = last_error
+        at = clock.now()
+        t0 = time.perf_counter()
+        try:
+            output = agent.run(ctx) if agent.inline else _call_with_timeout(lambda: agent.run(ctx), timeout)
+            output = validate_output(agent.name, output)
+            attempts.append(Attempt(number, at, (time.perf_counter() - t0) * 1000))
+            return AgentResult(agent.name, agent.kind, "ok", output, started, attempts,
+                               subtask=ctx.subtask)
+        except PermanentAgentFailure as exc:
+            attempts.append(Attempt(number, at, (time.perf_counter() - t0) * 1000, str(exc)))
+            return AgentResult(agent.name, agent.kind, "failed", None, started, attempts,
+                               error=str(exc), raw=exc.raw or raw, subtask=ctx.subtask)
+        except Exception as exc:  # an agent's own bug counts as a failed attempt
+            message = str(exc) if isinstance(exc, AgentFailure) else f"{type(exc).__name__}: {exc}"
+            raw = getattr(exc, "raw", None) or raw
+            attempt = Attempt(number, at, (time.perf_counter() - t0) * 1000, message)
+            attempts.append(attempt)
+            last_error = message
+            if number < retry.attempts:
+                delay = backoff_delay(retry, number, rng, getattr(exc, "retry_after", None))
+                attempt.retry_in = round(delay, 3)
+                clock.sleep(delay)
+    return AgentResult(agent.name, agent.kind, "failed", None, started, attempts,
+                       error=f"failed after {len(attempts)} attempt(s): {last_error}", raw=raw,
+                       subtask=ctx.subtask)

@@ -1,0 +1,626 @@
+"""The durable, in-process run engine.
+
+A run's position is a node key in the database. `advance` moves a run forward one step
+at a time, each step inside a write transaction on the locked run row; slow work
+(agents, actions) happens between two transactions, never inside one. When a run reaches
+a gate it is marked `waiting` and nothing of it stays in memory: no thread, no task. A
+decision, a timer or a restart picks it up from the database.
+
+Who advances a run is recorded as a lease on the run row, so two workers (threads,
+processes, replicas) never execute the same run at once, and a run whose worker died is
+taken over.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import secrets
+import socket
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select, update
+
+from gates.durations import parse_duration
+from gates.options import Refusal
+from gates.org import Org
+from orchestrator import gating, steps
+from orchestrator.callables import CallableLoader
+from orchestrator.clock import Clock, SystemClock
+from orchestrator.errors import BatonError, NotFound
+from orchestrator.events import DomainEvent, Notifier, emit
+from orchestrator.gating import DecisionReport
+from orchestrator.inputs import parse_inputs
+from orchestrator.loader import FlowCatalog, definition, program_from_definition
+from orchestrator.program import Node, Program
+from orchestrator.runtime import Finish, Goto, Hold, Transition, Tx, Wait, Work
+from storage import trace
+from storage.engine import Database
+from storage.models import Event, FlowVersion, Gate, Run, StepExecution, Timer
+from storage.repo import lock, system_state
+
+log = structlog.get_logger("baton.engine")
+
+FINISHED = frozenset({"succeeded", "rejected", "stopped", "failed"})
+_REF = re.compile(r"^\s*(?:R-?)?(\d+)\s*$", re.IGNORECASE)
+
+
+def parse_ref(ref: str | int) -> int:
+    if isinstance(ref, int):
+        return ref
+    match = _REF.match(ref)
+    if not match:
+        raise BatonError(f"{ref!r} is not a run id; run ids look like R-42")
+    return int(match.group(1))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Engine:
+    def __init__(self, db: Database, flows: FlowCatalog, org: Org, callables: CallableLoader,
+                 clock: Clock | None = None, *, observers: Sequence[Notifier] = (),
+                 background: bool = False, workers: int = 8, agent_concurrency: int = 8,
+                 lease_ttl: timedelta = timedelta(seconds=60)) -> None:
+        self.db = db
+        self.flows = flows
+        self.org = org
+        self.callables = callables
+        self.clock: Clock = clock or SystemClock()
+        self.observers = list(observers)
+        self.agent_concurrency = agent_concurrency
+        self.lease_ttl = lease_ttl
+        self.rng = random.Random()
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self._active: set[str] = set()
+        self._active_lock = threading.Lock()
+        self._programs: dict[int, Program] = {}
+        self._versions: dict[str, int] = {}
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="baton-run") if background else None
+        self.timer_hook: Callable[[int, datetime], None] | None = None
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def publish(self, rows: list[Event]) -> None:
+        """After commit: hand the transaction's events to in-process observers."""
+        if not self.observers:
+            return
+        for row in rows:
+            event = DomainEvent.from_row(row)
+            for observer in self.observers:
+                try:
+                    observer.notify(event)
+                except Exception:
+                    log.exception("observer_failed", kind=event.kind)
+
+    def arm_timer(self, timer_id: int | None, due: datetime) -> None:
+        if self.timer_hook is not None and timer_id is not None:
+            self.timer_hook(timer_id, due)
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def _schedule(self, run_id: int) -> None:
+        if self._pool is not None:
+            self._pool.submit(self._advance_logged, run_id)
+        else:
+            self.advance(run_id)
+
+    def _advance_logged(self, run_id: int) -> None:
+        try:
+            self.advance(run_id)
+        except Exception:
+            log.exception("advance_failed", run=f"R-{run_id}")
+
+    def program_for(self, run: Run) -> Program:
+        program = self._programs.get(run.flow_version_id)
+        if program is not None:
+            return program
+        with self.db.read() as s:
+            version = s.get(FlowVersion, run.flow_version_id)
+        assert version is not None
+        try:
+            current = self.flows.get(run.flow_name)
+        except BatonError:
+            current = None
+        if current is not None and current.digest == version.digest:
+            program = current
+        else:
+            program = program_from_definition(version.definition, version.source or "")
+            program.digest = version.digest
+        self._programs[run.flow_version_id] = program
+        return program
+
+    def _flow_version(self, s: Any, program: Program, now: datetime) -> int:
+        cached = self._versions.get(program.digest)
+        if cached is not None:
+            return cached
+        found = s.exec(select(FlowVersion).where(FlowVersion.digest == program.digest)).first()
+        if found is None:
+            try:
+                with s.begin_nested():
+                    found = FlowVersion(name=program.name, digest=program.digest,
+                                        definition=definition(program.flow),
+                                        source=program.source, created_at=now)
+                    s.add(found)
+            except IntegrityError:  # another process stored the same version just now
+                found = s.exec(select(FlowVersion)
+                               .where(FlowVersion.digest == program.digest)).one()
+        assert found.id is not None
+        self._versions[program.digest] = found.id
+        self._programs.setdefault(found.id, program)
+        return found.id
+
+    def _tx(self, s: Any, run: Run) -> Tx:
+        return Tx(s, run, self.program_for(run), self, self.clock.now())
+
+    # -- starting ---------------------------------------------------------------------------
+    def start_run(self, flow_name: str, inputs: Mapping[str, Any], requester: str,
+                  origin: Mapping[str, Any] | None = None) -> Run:
+        """Validate and start a run; in the CLI it is advanced before this returns."""
+        program = self.flows.get(flow_name)
+        flow = program.flow
+        if flow.requesters and requester not in self.org.resolve_many(flow.requesters):
+            raise BatonError(f"you may not start {flow.name}; it may be started by: "
+                             + ", ".join(flow.requesters))
+        values = parse_inputs(flow, inputs)
+        now = self.clock.now()
+        with self.db.write() as s:
+            state = system_state(s)
+            if state.halted:
+                raise BatonError(
+                    f"Baton is halted (emergency stop by {self.org.display(state.halted_by or '?')}"
+                    + (f": {state.halt_reason}" if state.halt_reason else "")
+                    + "); no new runs start until an admin runs `resume`")
+            version_id = self._flow_version(s, program, now)
+            run = Run(flow_name=flow.name, flow_version_id=version_id, status="running",
+                      requester=requester, inputs=values, requested_inputs=dict(values),
+                      cursor=program.start, origin=dict(origin or {}), created_at=now,
+                      updated_at=now)
+            s.add(run)
+            s.flush()
+            tx = Tx(s, run, program, self, now)
+            tx.trace("run_started", {"flow": flow.name, "version": str(flow.version),
+                                     "digest": program.digest, "requester": requester,
+                                     "inputs": values, "origin": dict(origin or {})},
+                     actor=requester)
+            tx.emit("run_started", {"flow": flow.name, "title": flow.title,
+                                    "requester": requester, "inputs": values,
+                                    "origin": dict(origin or {})})
+        assert run.id is not None
+        log.info("run_started", run=run.ref, flow=flow.name, requester=requester)
+        self._schedule(run.id)
+        return run
+
+    # -- running ----------------------------------------------------------------------------
+    def _owner(self) -> str:
+        owner = f"{self.host}:{self.pid}:{secrets.token_hex(4)}"
+        with self._active_lock:
+            self._active.add(owner)
+        return owner
+
+    def _release_owner(self, owner: str) -> None:
+        with self._active_lock:
+            self._active.discard(owner)
+
+    def _owner_dead(self, owner: str) -> bool:
+        host, _, rest = owner.partition(":")
+        pid_text, _, _token = rest.partition(":")
+        if host != self.host or not pid_text.isdigit():
+            return False
+        pid = int(pid_text)
+        if pid == self.pid:
+            with self._active_lock:
+                return owner not in self._active
+        return not _pid_alive(pid)
+
+    def _lease_free(self, run: Run, owner: str, now: datetime) -> bool:
+        if not run.lease_owner or run.lease_owner == owner:
+            return True
+        if run.lease_until is not None and run.lease_until <= now:
+            return True
+        return self._owner_dead(run.lease_owner)
+
+    @contextmanager
+    def _heartbeat(self, run_id: int, owner: str) -> Iterator[None]:
+        """Keep the lease alive while slow work runs outside a transaction."""
+        stop = threading.Event()
+        interval = max(0.05, self.lease_ttl.total_seconds() / 3)
+
+        def beat() -> None:
+            while not stop.wait(interval):
+                with self.db.write() as s:
+                    s.exec(update(Run).where(col(Run.id) == run_id, col(Run.lease_owner) == owner)
+                           .values(lease_until=self.clock.now() + self.lease_ttl))
+
+        thread = threading.Thread(target=beat, daemon=True, name="baton-lease")
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def advance(self, run_id: int) -> None:
+        """Execute steps until the run waits, finishes, or belongs to another worker."""
+        owner = self._owner()
+        try:
+            with structlog.contextvars.bound_contextvars(run=f"R-{run_id}"):
+                while self._step(run_id, owner):
+                    pass
+        finally:
+            self._release_owner(owner)
+
+    def _step(self, run_id: int, owner: str) -> bool:
+        """One step. Returns True when the run should go on to its next step."""
+        node: Node | None = None
+        try:
+            with self.db.write() as s:
+                run = lock(s, Run, run_id)
+                if run is None or run.status != "running":
+                    return False
+                tx = self._tx(s, run)
+                if not self._lease_free(run, owner, tx.now):
+                    return False
+                run.lease_owner, run.lease_until = owner, tx.now + self.lease_ttl
+                if run.cursor is None:
+                    self._apply(tx, None, Finish("succeeded", "completed", "all steps done"), tx.now)
+                    return False
+                node = tx.node(run.cursor)
+                started = tx.now
+                guard = steps.check_limits(tx, node)
+                if guard is not None:
+                    self._apply(tx, node, guard, started)
+                    return False
+                run.steps_taken += 1
+                run.visits = {**run.visits, node.key: int(run.visits.get(node.key, 0)) + 1}
+                with structlog.contextvars.bound_contextvars(flow=run.flow_name, step=node.key):
+                    result = steps.begin(tx, node)
+                if not isinstance(result, Work):
+                    return self._apply(tx, node, result, started)
+                work = result
+            with structlog.contextvars.bound_contextvars(step=node.key), \
+                    self._heartbeat(run_id, owner):
+                outcome = work.fn()
+            with self.db.write() as s:
+                run = lock(s, Run, run_id)
+                if run is None or run.status != "running" or run.lease_owner != owner:
+                    log.warning("step_result_discarded", step=node.key,
+                                status=run.status if run else None)
+                    return False
+                tx = self._tx(s, run)
+                return self._apply(tx, node, work.finish(tx, outcome), started)
+        except Exception as exc:
+            log.exception("step_crashed", step=node.key if node else None)
+            self._fail(run_id, owner, node, exc)
+            return False
+
+    def _apply(self, tx: Tx, node: Node | None, transition: Transition,
+               started: datetime) -> bool:
+        """Record where the run goes after `node`. Returns True to keep stepping."""
+        run = tx.run
+        run.updated_at = tx.now
+        if node is not None:
+            status = {Goto: "done", Wait: "waiting", Hold: "held", Finish: "done"}[type(transition)]
+            tx.session.add(StepExecution(run_id=run.id, node=node.key, kind=node.kind,
+                                         visit=int(run.visits.get(node.key, 1)), status=status,
+                                         started_at=started, finished_at=tx.now))
+        if isinstance(transition, Goto):
+            run.cursor = transition.node
+            run.status = "running"
+            tx.session.add(run)
+            return True
+        run.lease_owner, run.lease_until = None, None
+        if isinstance(transition, Wait):
+            run.status = "waiting"
+        elif isinstance(transition, Hold):
+            run.status = "held"
+            tx.trace("run_held", {"why": transition.reason}, node=node.key if node else None)
+            tx.emit("run_held", {"why": transition.reason})
+        else:
+            self._finish(tx, transition)
+        tx.session.add(run)
+        return False
+
+    def _finish(self, tx: Tx, finish: Finish, actor: str = "baton") -> None:
+        run = tx.run
+        for gate in tx.session.exec(select(Gate).where(Gate.run_id == run.id,
+                                                       Gate.status == "open")):
+            gating.cancel_timers(tx, gate)
+            gate.status = "cancelled"
+            gate.next_deadline = None
+            tx.session.add(gate)
+        run.status = finish.status
+        run.outcome = finish.outcome
+        run.reason = finish.reason
+        run.finished_at = tx.now
+        run.lease_owner, run.lease_until = None, None
+        if finish.status == "failed":
+            run.error = finish.reason
+        tx.session.add(run)
+        data = {"status": finish.status, "outcome": finish.outcome, "why": finish.reason,
+                "duration_s": round((tx.now - run.created_at).total_seconds(), 3),
+                "steps": run.steps_taken, "tokens": run.tokens_used}
+        tx.trace("run_finished", data, actor=actor)
+        kind = {"failed": "run_failed", "stopped": "run_stopped"}.get(finish.status, "run_finished")
+        tx.emit(kind, data)
+        log.info("run_finished", run=run.ref, status=finish.status, why=finish.reason)
+
+    def _fail(self, run_id: int, owner: str, node: Node | None, exc: Exception) -> None:
+        with self.db.write() as s:
+            run = lock(s, Run, run_id)
+            if run is None or run.status in FINISHED:
+                return
+            if run.status == "running" and run.lease_owner not in (None, owner):
+                return
+            tx = self._tx(s, run)
+            self._finish(tx, Finish("failed", "error",
+                                    f"internal error at step {node.key if node else '?'}: "
+                                    f"{type(exc).__name__}: {exc}"))
+
+    def recover(self) -> list[str]:
+        """Continue runs a dead worker left mid-step, and runs whose decision was recorded
+        but not yet acted on. Called on start and periodically by the server."""
+        now = self.clock.now()
+        with self.db.read() as s:
+            runs = list(s.exec(select(Run).where(Run.status == "running")))
+        resumed = []
+        for run in runs:
+            if run.lease_owner is None or self._lease_free(run, "-", now):
+                resumed.append(run.ref)
+                assert run.id is not None
+                self._schedule(run.id)
+        if resumed:
+            log.info("runs_recovered", runs=resumed)
+        return resumed
+
+    # -- people -------------------------------------------------------------------------------
+    def _open_gate(self, s: Any, run: Run, gate_key: str | None) -> Gate:
+        gates = list(s.exec(select(Gate).where(Gate.run_id == run.id, Gate.status == "open")
+                            .order_by(col(Gate.id))))
+        if gate_key is not None:
+            wanted = [g for g in gates if g.key == gate_key or str(g.id) == str(gate_key)]
+            if not wanted:
+                open_keys = ", ".join(g.key for g in gates) or "none"
+                raise Refusal(f"{run.ref} has no open gate {gate_key!r}; open gates: {open_keys}")
+            gates = wanted
+        if not gates:
+            state = run.status if run.status != "running" else "running (not at a gate)"
+            raise Refusal(f"{run.ref} has no open gate to decide; it is {state}")
+        if len(gates) > 1:
+            raise Refusal(f"{run.ref} has several open gates: "
+                          + ", ".join(g.key for g in gates) + "; say which one (--gate)")
+        found = lock(s, Gate, gates[0].id)
+        assert found is not None
+        return found
+
+    def _run_for_update(self, s: Any, ref: str | int) -> Run:
+        run = lock(s, Run, parse_ref(ref))
+        if run is None:
+            raise NotFound(f"no run {ref}; `baton status` lists runs")
+        return run
+
+    def _refused(self, tx: Tx, action: str, user: str, why: str, **data: Any) -> None:
+        tx.trace("refused", {"action": action, "why": why, **data}, actor=user)
+
+    def _resume_after(self, tx: Tx, transition: Transition | None) -> bool:
+        """Apply what a closed gate or fired timer says; True if the run should advance."""
+        if transition is None:
+            return False
+        if isinstance(transition, Goto):
+            tx.run.status = "running"
+            tx.run.cursor = transition.node
+            tx.run.updated_at = tx.now
+            tx.session.add(tx.run)
+            return True
+        if isinstance(transition, Finish):
+            self._finish(tx, transition)
+        return False
+
+    def decide(self, ref: str | int, user: str, option: str, *, reason: str | None = None,
+               edits: Mapping[str, Any] | None = None, gate: str | None = None) -> DecisionReport:
+        """Record one person's decision. Refusals are traced and change nothing else."""
+        resume = False
+        with self.db.write() as s:
+            run = self._run_for_update(s, ref)
+            tx = self._tx(s, run)
+            if run.status in FINISHED:
+                why = f"{run.ref} already finished ({run.status}: {run.reason})"
+                self._refused(tx, "decide", user, why, option=option)
+                return DecisionReport("refused", why, run.ref)
+            try:
+                found = self._open_gate(s, run, gate)
+            except Refusal as exc:
+                self._refused(tx, "decide", user, str(exc), option=option)
+                return DecisionReport("refused", str(exc), run.ref)
+            report, transition = gating.record_decision(tx, found, user, option, reason, edits)
+            resume = self._resume_after(tx, transition)
+        log.info("decision", run=report.run, gate=report.gate, by=user, option=option,
+                 status=report.status)
+        if resume:
+            self._schedule(parse_ref(report.run))
+        return report
+
+    def stop(self, ref: str | int, user: str, reason: str | None = None) -> Run:
+        refusal = None
+        with self.db.write() as s:
+            run = self._run_for_update(s, ref)
+            tx = self._tx(s, run)
+            if run.status in FINISHED:
+                refusal = f"{run.ref} already finished ({run.status})"
+            elif user != run.requester and not self.org.is_admin(user):
+                refusal = (f"only the requester ({self.org.display(run.requester)}) or an admin "
+                           f"can stop {run.ref}")
+            if refusal:
+                self._refused(tx, "stop", user, refusal)
+            else:
+                why = f"stopped by {self.org.display(user)}" + (f": {reason}" if reason else "")
+                self._finish(tx, Finish("stopped", "stopped", why), actor=user)
+        if refusal:
+            raise BatonError(refusal)
+        return run
+
+    def _gate_command(self, ref: str | int, user: str, gate_key: str | None, action: str,
+                      fn: Callable[[Tx, Gate], str]) -> str:
+        refusal = None
+        message = ""
+        with self.db.write() as s:
+            run = self._run_for_update(s, ref)
+            tx = self._tx(s, run)
+            try:
+                gate = self._open_gate(s, run, gate_key)
+                message = fn(tx, gate)
+            except Refusal as exc:
+                refusal = str(exc)
+                self._refused(tx, action, user, refusal)
+        if refusal:
+            raise BatonError(refusal)
+        return message
+
+    def claim(self, ref: str | int, user: str, gate: str | None = None) -> str:
+        return self._gate_command(ref, user, gate, "claim",
+                                  lambda tx, g: gating.claim(tx, g, user))
+
+    def snooze(self, ref: str | int, user: str, duration: str | timedelta,
+               gate: str | None = None) -> str:
+        try:
+            wanted = duration if isinstance(duration, timedelta) else parse_duration(duration)
+        except ValueError as exc:
+            raise BatonError(str(exc)) from None
+        return self._gate_command(ref, user, gate, "snooze",
+                                  lambda tx, g: gating.snooze(tx, g, user, wanted))
+
+    def reassign(self, ref: str | int, user: str, to: str, gate: str | None = None) -> str:
+        return self._gate_command(
+            ref, user, gate, "reassign",
+            lambda tx, g: gating.reassign(tx, g, user, to, is_admin=self.org.is_admin(user)))
+
+    def halt(self, user: str, reason: str | None = None) -> None:
+        self._set_halt(user, True, reason)
+
+    def resume(self, user: str) -> list[str]:
+        self._set_halt(user, False, None)
+        with self.db.write() as s:
+            held = list(s.exec(select(Run).where(Run.status == "held")))
+            for run in held:
+                run.status = "running"
+                s.add(run)
+                trace.append(s, run, kind="run_resumed", actor=user,
+                             data={"why": f"resumed by {self.org.display(user)}"},
+                             at=self.clock.now())
+        for run in held:
+            assert run.id is not None
+            self._schedule(run.id)
+        return [r.ref for r in held]
+
+    def _set_halt(self, user: str, halted: bool, reason: str | None) -> None:
+        word = "halt" if halted else "resume"
+        with self.db.write() as s:
+            state = system_state(s, for_update=True)
+            now = self.clock.now()
+            if not self.org.is_admin(user):
+                why = f"only admins can {word} Baton"
+                trace.append(s, state, kind="refused", actor=user,
+                             data={"action": word, "why": why}, at=now)
+                refusal = why
+            elif state.halted == halted:
+                refusal = "Baton is already halted" if halted else "Baton is not halted"
+            else:
+                refusal = None
+                state.halted = halted
+                state.halted_by = user if halted else None
+                state.halted_at = now if halted else None
+                state.halt_reason = reason if halted else None
+                trace.append(s, state, kind="halted" if halted else "resumed", actor=user,
+                             data={"reason": reason}, at=now)
+                emit(s, None, "halted" if halted else "resumed", {"by": user, "reason": reason},
+                     now, self.publish)
+        if refusal:
+            raise BatonError(refusal)
+        log.warning("halted" if halted else "resumed", by=user, reason=reason)
+
+    # -- time ----------------------------------------------------------------------------------
+    def fire_timer(self, timer_id: int) -> bool:
+        """A timer is due. Returns True if it did something (it was current)."""
+        with self.db.read() as s:
+            timer = s.get(Timer, timer_id)
+            if timer is None or timer.status != "pending":
+                return False
+            run_id = timer.run_id
+        resume = False
+        acted = False
+        with self.db.write() as s:
+            run = lock(s, Run, run_id)
+            timer = lock(s, Timer, timer_id)
+            if run is None or timer is None or timer.status != "pending":
+                return False
+            timer.fired_at = self.clock.now()
+            gate = lock(s, Gate, timer.gate_id)
+            if gate is None or gate.status != "open" or gate.timer_token != timer.token:
+                timer.status = "stale"
+                s.add(timer)
+                return False
+            timer.status = "fired"
+            s.add(timer)
+            tx = self._tx(s, run)
+            transition = gating.on_timer(tx, gate, timer)
+            resume = self._resume_after(tx, transition)
+            acted = True
+        if resume:
+            self._schedule(run_id)
+        return acted
+
+    def due_timers(self, limit: int = 500) -> list[int]:
+        now = self.clock.now()
+        with self.db.read() as s:
+            return [t for t in s.exec(
+                select(Timer.id).where(Timer.status == "pending", col(Timer.due_at) <= now)
+                .order_by(col(Timer.due_at)).limit(limit)) if t is not None]
+
+    def fire_due_timers(self) -> int:
+        fired = 0
+        for timer_id in self.due_timers():
+            try:
+                fired += self.fire_timer(timer_id)
+            except Exception:
+                log.exception("timer_failed", timer=timer_id)
+        return fired
+
+    def pending_timers(self) -> list[tuple[int, datetime]]:
+        with self.db.read() as s:
+            return [(t.id, t.due_at) for t in s.exec(
+                select(Timer).where(Timer.status == "pending")) if t.id is not None]
+
+    # -- queries ------------------------------------------------------------------------------
+    def get_run(self, ref: str | int) -> Run:
+        with self.db.read() as s:
+            run = s.get(Run, parse_ref(ref))
+        if run is None:
+            raise NotFound(f"no run {ref}; `baton status` lists runs")
+        return run
+
+    def open_gates(self, run_id: int | None = None) -> list[Gate]:
+        with self.db.read() as s:
+            query = select(Gate).where(Gate.status == "open")
+            if run_id is not None:
+                query = query.where(Gate.run_id == run_id)
+            return list(s.exec(query.order_by(col(Gate.id))))
+
+    def pending_for(self, user: str) -> list[Gate]:
+        return [g for g in self.open_gates() if user in g.approvers]

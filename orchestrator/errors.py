@@ -1,0 +1,40 @@
+"""Errors people can act on. Raised in the domain, shown at the edge (CLI exit code 2, an
+ephemeral Slack message), always naming the problem and the fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class BatonError(Exception):
+    """A problem with what someone asked for; the message is meant for them."""
+
+    exit_code = 2
+
+
+class NotFound(BatonError):
+    pass
+
+
+class InputError(BatonError):
+    """Run inputs that do not fit the flow's declared inputs."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class FlowError(BatonError):
+    """An invalid flow or org file. Carries every problem found, each with file and path."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))

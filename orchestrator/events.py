@@ -1,0 +1,150 @@
+"""The notifier port: the orchestrator reports what happened as typed events and never
+imports Slack.
+
+Events are written to the `event` table in the same transaction as the change they
+report (a transactional outbox), so a crash can neither lose an event nor report a change
+that did not commit. Two kinds of consumer:
+
+- *observers* get each event in-process right after commit, best effort (the console
+  notifier of the CLI);
+- one durable *sink* (the Slack bot) gets every event through the `Dispatcher`, which
+  retries with backoff and keeps per-run order: an event waits while an earlier event of
+  its run is undelivered. The sink handles an event inside the transaction that marks it
+  delivered, so what it derives from the event (Slack messages to send) is stored exactly
+  once.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import structlog
+from sqlmodel import Session, col, select
+
+from storage.engine import Database, after_commit
+from storage.models import Event, Run
+
+log = structlog.get_logger("baton.events")
+
+EVENT_KINDS = frozenset({
+    "run_started", "gate_opened", "conflict_opened", "vote_recorded", "gate_decided",
+    "escalated", "reminder", "claimed", "snoozed", "reassigned", "boundary_violated",
+    "run_held", "run_finished", "run_failed", "run_stopped", "halted", "resumed",
+})
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    id: int
+    kind: str
+    run_id: int | None
+    payload: dict[str, Any]
+    at: datetime
+
+    @property
+    def run_ref(self) -> str | None:
+        return f"R-{self.run_id}" if self.run_id else None
+
+    @classmethod
+    def from_row(cls, row: Event) -> DomainEvent:
+        assert row.id is not None
+        return cls(row.id, row.kind, row.run_id, dict(row.payload), row.created_at)
+
+
+class Notifier(Protocol):
+    """An in-process observer, called after commit."""
+
+    def notify(self, event: DomainEvent) -> None: ...
+
+
+class EventSink(Protocol):
+    """The durable consumer. Raise to have the event retried later."""
+
+    def handle(self, session: Session, event: DomainEvent) -> None: ...
+
+
+def emit(session: Session, run: Run | None, kind: str, payload: dict[str, Any], at: datetime,
+         publish: Callable[[list[Event]], None] | None = None) -> Event:
+    """Record an event in the current write transaction."""
+    assert kind in EVENT_KINDS, kind
+    row = Event(run_id=run.id if run else None, kind=kind, created_at=at,
+                payload={"run": run.ref if run else None, **payload})
+    session.add(row)
+    if publish is not None:
+        pending: list[Event] | None = session.info.get("baton_events")
+        if pending is None:
+            pending = session.info["baton_events"] = []
+            after_commit(session, lambda: publish(list(pending)))
+        pending.append(row)
+    return row
+
+
+class Dispatcher:
+    """Delivers undelivered events to the durable sink, in order per run."""
+
+    def __init__(self, db: Database, sink: EventSink, clock: Any, *, batch: int = 200,
+                 max_backoff: timedelta = timedelta(minutes=5)) -> None:
+        self.db = db
+        self.sink = sink
+        self.clock = clock
+        self.batch = batch
+        self.max_backoff = max_backoff
+        self._rng = random.Random()
+
+    def deliver_pending(self) -> int:
+        """Deliver what is due; return how many events were delivered."""
+        now = self.clock.now()
+        with self.db.read() as s:
+            rows = list(s.exec(
+                select(Event).where(col(Event.delivered_at).is_(None))
+                .order_by(col(Event.id)).limit(self.batch)))
+        blocked: set[int | None] = set()
+        delivered = 0
+        for row in rows:
+            key = row.run_id
+            if key in blocked and key is not None:
+                continue
+            if row.next_attempt_at is not None and row.next_attempt_at > now:
+                blocked.add(key)
+                continue
+            if self._deliver(row.id):
+                delivered += 1
+            else:
+                blocked.add(key)
+        return delivered
+
+    def _deliver(self, event_id: int | None) -> bool:
+        try:
+            with self.db.write() as s:
+                query = select(Event).where(Event.id == event_id)
+                if self.db.is_postgresql:
+                    query = query.with_for_update(skip_locked=True)
+                row = s.exec(query).first()
+                if row is None or row.delivered_at is not None:
+                    return True  # another worker has it
+                self.sink.handle(s, DomainEvent.from_row(row))
+                row.delivered_at = self.clock.now()
+                row.attempts += 1
+                s.add(row)
+            return True
+        except Exception as exc:
+            self._failed(event_id, exc)
+            return False
+
+    def _failed(self, event_id: int | None, exc: Exception) -> None:
+        with self.db.write() as s:
+            row = s.get(Event, event_id)
+            if row is None:
+                return
+            row.attempts += 1
+            delay = min(self.max_backoff.total_seconds(), 2 ** min(row.attempts, 12))
+            row.next_attempt_at = self.clock.now() + timedelta(
+                seconds=delay * (0.5 + self._rng.random() / 2))
+            row.last_error = f"{type(exc).__name__}: {exc}"[:500]
+            s.add(row)
+        log.warning("event_delivery_failed", event_id=event_id, error=str(exc),
+                    attempts=row.attempts)

@@ -1,0 +1,532 @@
+"""Gates in the engine: opening them, recording decisions, escalating.
+
+The policy (who may decide, how votes count, what the chain does next) is in `gates/`;
+this module applies it to stored state inside the run's write transaction, traces every
+decision and refusal, and writes the timers escalation needs.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import col, select, update
+
+from gates import escalation as esc
+from gates.durations import format_duration
+from gates.options import BUILTIN_OPTIONS, Option, Refusal, check_reason, find_option
+from gates.quorum import Vote, tally
+from orchestrator.inputs import coerce
+from orchestrator.program import Node
+from orchestrator.runtime import Finish, Goto, Transition, Tx
+from storage.engine import after_commit
+from storage.models import Action, Decision, Gate, Timer
+
+
+@dataclass
+class DecisionReport:
+    status: str  # recorded | duplicate | refused | escalated
+    message: str
+    run: str
+    gate: str | None = None
+    gate_id: int | None = None
+    outcome: str | None = None  # the effect that closed the gate, if it closed
+    option: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "refused"
+
+
+# -- options ------------------------------------------------------------------------------
+def gate_options(spec_options: Sequence[Any], reason_required: Sequence[str] | bool) -> list[Option]:
+    options = []
+    for item in spec_options:
+        if isinstance(item, str):
+            base = BUILTIN_OPTIONS[item]
+            option_id, label, effect, style = item, base["label"], base["effect"], base["style"]
+        else:
+            option_id, effect, style = item.id, item.effect, item.style
+            label = item.label or item.id.replace("_", " ").capitalize()
+        required = (reason_required is True
+                    or (isinstance(reason_required, list | tuple) and option_id in reason_required))
+        options.append(Option(option_id, label, effect, style, bool(required)))
+    return options
+
+
+def options_of(gate: Gate) -> list[Option]:
+    return [Option.from_dict(o) for o in gate.options]
+
+
+# -- opening --------------------------------------------------------------------------------
+def open_gate(tx: Tx, node: Node, *, kind: str, key: str, title: str, question: str,
+              approver_specs: Sequence[str], options: list[Option], quorum: int = 1,
+              forbid_requester: bool = False, reject_ends: bool = True,
+              editable: Sequence[str] = (), policy: Mapping[str, Any] | None = None,
+              shown: Mapping[str, Any] | None = None, chain: esc.Chain | None = None) -> Gate:
+    run = tx.run
+    visit = int(run.visits.get(node.key, 1))
+    approvers = set(tx.org.resolve_many(approver_specs))
+    gate = Gate(run_id=run.id, node=node.key, visit=visit, key=key, kind=kind, status="open",
+                title=title, question=question, approver_spec=list(approver_specs),
+                quorum=quorum, forbid_requester=forbid_requester, reject_ends=reject_ends,
+                options=[o.as_dict() for o in options], editable=list(editable),
+                policy=dict(policy or {}), shown=dict(shown or {}), opened_at=tx.now)
+    notify: list[str] = list(approver_specs)
+    position = None
+    if chain is not None:
+        gate.chain = chain.as_dict()
+        position = esc.start(chain, tx.now)
+        notify = list(position.notify)
+        if position.can_decide:
+            approvers |= tx.org.resolve_many(position.notify)
+    eligible = approvers - ({run.requester} if forbid_requester else set())
+    fallback = None
+    if not eligible and chain is None:
+        # Nobody could ever decide: hand it to the admins rather than wait forever.
+        approvers |= tx.org.admins
+        fallback = "no eligible approver; the org's admins may decide"
+    gate.approvers = sorted(approvers)
+    tx.session.add(gate)
+    tx.session.flush()
+    data = {"gate": key, "gate_id": gate.id, "kind": kind, "title": title,
+            "approvers": gate.approvers, "approver_spec": list(approver_specs),
+            "quorum": quorum, "options": [o.id for o in options]}
+    if forbid_requester:
+        data["forbid_requester"] = True
+    if fallback:
+        data["note"] = fallback
+    if chain is not None and position is not None:
+        data["escalation"] = {"chain": chain.name, "level": 1, "notify": notify,
+                              "deadline": position.deadline.isoformat()}
+    tx.trace("gate_opened", data, node=node.key)
+    if position is not None and chain is not None:
+        _enter_position(tx, gate, chain, position)
+    tx.emit("conflict_opened" if kind == "conflict" else "gate_opened",
+            {"gate_id": gate.id, "gate": key, "kind": kind, "title": title,
+             "notify": notify, "approvers": gate.approvers,
+             "deadline": gate.next_deadline.isoformat() if gate.next_deadline else None})
+    return gate
+
+
+# -- timers ---------------------------------------------------------------------------------
+def cancel_timers(tx: Tx, gate: Gate) -> None:
+    tx.session.exec(update(Timer).where(col(Timer.gate_id) == gate.id,
+                                        col(Timer.status) == "pending")
+                    .values(status="cancelled"))
+    gate.timer_token = secrets.token_hex(8)
+
+
+def add_timer(tx: Tx, gate: Gate, kind: str, due: datetime, **payload: Any) -> Timer:
+    assert gate.timer_token is not None
+    timer = Timer(run_id=gate.run_id, gate_id=gate.id, kind=kind, due_at=due,
+                  token=gate.timer_token, payload=payload)
+    tx.session.add(timer)
+    tx.session.flush()
+    engine = tx.engine
+    after_commit(tx.session, lambda t=timer: engine.arm_timer(t.id, t.due_at))
+    return timer
+
+
+def _enter_position(tx: Tx, gate: Gate, chain: esc.Chain, position: esc.Position) -> None:
+    cancel_timers(tx, gate)
+    gate.esc_level = position.level
+    gate.esc_cycle = position.cycle
+    gate.esc_state = "waiting"
+    gate.claimed_by = None
+    gate.claim_until = None
+    gate.snoozed_until = None
+    gate.next_deadline = position.deadline
+    add_timer(tx, gate, "escalate", position.deadline)
+    if position.remind_at is not None:
+        add_timer(tx, gate, "remind", position.remind_at)
+    tx.session.add(gate)
+
+
+def escalate(tx: Tx, gate: Gate, why: str, *, actor: str = "baton") -> Transition | None:
+    """Move `gate` to the next level of its chain (its current level ran out of time, a
+    claim expired, or someone asked). Returns the run's transition when the chain is
+    exhausted and the gate fails closed."""
+    chain = esc.Chain.from_dict(gate.chain)
+    step = esc.advance(chain, gate.esc_level, gate.esc_cycle, tx.now)
+    if isinstance(step, esc.Exhausted):
+        cancel_timers(tx, gate)
+        gate.next_deadline = None
+        if step.final == "hold":
+            gate.esc_state = "held"
+            tx.session.add(gate)
+            tx.trace("escalation_exhausted", {"gate": gate.key, "gate_id": gate.id,
+                                              "final": "hold", "why": step.explanation},
+                     node=gate.node)
+            tx.emit("escalated", {"gate_id": gate.id, "gate": gate.key, "final": "hold",
+                                  "why": step.explanation, "notify": []})
+            return None
+        tx.trace("escalation_exhausted", {"gate": gate.key, "gate_id": gate.id,
+                                          "final": "reject", "why": step.explanation},
+                 node=gate.node)
+        reject = next((o for o in options_of(gate) if o.effect == "reject"), None)
+        return close_gate(tx, gate, "reject", reject.id if reject else "reject",
+                          step.explanation, deciders=[], actor="baton")
+    added: list[str] = []
+    if step.can_decide:
+        new = tx.org.resolve_many(step.notify) - set(gate.approvers)
+        added = sorted(new)
+        gate.approvers = sorted(set(gate.approvers) | new)
+    _enter_position(tx, gate, chain, step)
+    data = {"gate": gate.key, "gate_id": gate.id, "chain": chain.name,
+            "level": step.level + 1, "cycle": step.cycle + 1, "notify": list(step.notify),
+            "added_approvers": added, "deadline": step.deadline.isoformat(), "why": why}
+    tx.trace("escalated", data, actor=actor, node=gate.node)
+    tx.emit("escalated", {"gate_id": gate.id, "gate": gate.key, "level": step.level + 1,
+                          "notify": list(step.notify), "deadline": step.deadline.isoformat(),
+                          "why": why, "position": step.describe(chain)})
+    return None
+
+
+# -- decisions ------------------------------------------------------------------------------
+def eligible(gate: Gate, requester: str) -> set[str]:
+    """Who could still approve: the gate's approvers, less the requester under four-eyes."""
+    return set(gate.approvers) - ({requester} if gate.forbid_requester else set())
+
+
+def _refuse(tx: Tx, gate: Gate | None, user: str, option: str, why: str) -> DecisionReport:
+    tx.trace("decision_refused", {"gate": gate.key if gate else None,
+                                  "gate_id": gate.id if gate else None,
+                                  "option": option, "why": why},
+             actor=user, node=gate.node if gate else None)
+    return DecisionReport("refused", why, tx.run.ref, gate.key if gate else None,
+                          gate.id if gate else None)
+
+
+def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str | None,
+                    edits: Mapping[str, Any] | None) -> tuple[DecisionReport, Transition | None]:
+    run = tx.run
+    try:
+        option = find_option(options_of(gate), option_id)
+    except Refusal as exc:
+        return _refuse(tx, gate, user, option_id, str(exc)), None
+    if user not in gate.approvers:
+        names = ", ".join(tx.org.display(p) for p in gate.approvers) or "nobody yet"
+        return _refuse(tx, gate, user, option.id,
+                       f"you are not an approver of {run.ref} gate '{gate.key}' "
+                       f"(approvers: {names})"), None
+    if gate.forbid_requester and user == run.requester and option.effect == "approve":
+        return _refuse(tx, gate, user, option.id,
+                       f"you started {run.ref}; this flow requires someone else to approve "
+                       "it (four-eyes rule)"), None
+    try:
+        reason = check_reason(option, reason)
+    except Refusal as exc:
+        return _refuse(tx, gate, user, option.id, str(exc)), None
+    changes: dict[str, Any] = {}
+    if edits:
+        try:
+            changes = _check_edits(tx, gate, option, edits)
+        except Refusal as exc:
+            return _refuse(tx, gate, user, option.id, str(exc)), None
+
+    if option.effect == "escalate":
+        if not gate.chain:
+            return _refuse(tx, gate, user, option.id, "this gate has no escalation chain"), None
+        tx.trace("escalation_requested", {"gate": gate.key, "gate_id": gate.id,
+                                          "reason": reason}, actor=user, node=gate.node)
+        transition = escalate(tx, gate, f"{tx.org.display(user)} asked to escalate"
+                              + (f": {reason}" if reason else ""), actor=user)
+        return DecisionReport("escalated", f"{run.ref} escalated to the next level",
+                              run.ref, gate.key, gate.id), transition
+
+    existing = tx.session.exec(select(Decision).where(
+        Decision.gate_id == gate.id, Decision.decider == user)).first()
+    if existing is not None and existing.counted:
+        return DecisionReport(
+            "duplicate",
+            f"you already chose {existing.option} on {run.ref} at "
+            f"{existing.created_at:%Y-%m-%d %H:%M} UTC; one decision per person counts",
+            run.ref, gate.key, gate.id), None
+
+    if changes:
+        _dismiss_stale_approvals(tx, gate, user, changes)
+    # One row per person; a dismissed approval is replaced when that person decides again.
+    decision = existing or Decision(gate_id=gate.id, run_id=run.id, decider=user,
+                                    option=option.id, effect=option.effect, created_at=tx.now)
+    decision.option, decision.effect, decision.reason = option.id, option.effect, reason
+    decision.edits = {k: v["to"] for k, v in changes.items()}
+    decision.counted, decision.created_at = True, tx.now
+    tx.session.add(decision)
+    tx.session.flush()
+    data: dict[str, Any] = {"gate": gate.key, "gate_id": gate.id, "option": option.id,
+                            "effect": option.effect, "reason": reason}
+    if changes:
+        data["edits"] = changes
+    tx.trace("decision", data, actor=user, node=gate.node)
+
+    votes = [Vote(d.decider, d.option, d.effect) for d in tx.session.exec(
+        select(Decision).where(Decision.gate_id == gate.id, col(Decision.counted))
+        .order_by(col(Decision.id)))]
+    result = tally(votes, quorum=gate.quorum, reject_ends=gate.reject_ends,
+                   eligible=eligible(gate, run.requester), name=tx.org.display)
+    if result.outcome is None:
+        gate.version += 1
+        tx.session.add(gate)
+        tx.emit("vote_recorded", {"gate_id": gate.id, "gate": gate.key, "by": user,
+                                  "option": option.id, "approvals": len(result.approvals),
+                                  "quorum": gate.quorum})
+        return DecisionReport("recorded", f"{option.label} recorded on {run.ref}: "
+                              f"{result.explanation}", run.ref, gate.key, gate.id), None
+    deciders = list(result.rejections if result.outcome == "reject" else result.approvals)
+    if result.outcome == "request_changes":
+        deciders = [user]
+    transition = close_gate(tx, gate, result.outcome, result.option or option.id,
+                            result.explanation, deciders=deciders, actor=user)
+    return DecisionReport("recorded", f"{run.ref} {_past(result.outcome)}: {result.explanation}",
+                          run.ref, gate.key, gate.id, outcome=result.outcome,
+                          option=result.option), transition
+
+
+def _past(effect: str) -> str:
+    return {"approve": "approved", "reject": "rejected",
+            "request_changes": "sent back for changes", "retry": "will retry"}.get(effect, effect)
+
+
+def _check_edits(tx: Tx, gate: Gate, option: Option, edits: Mapping[str, Any]) -> dict[str, Any]:
+    if option.effect != "approve":
+        raise Refusal("edits can only come with an approval (edit-and-approve)")
+    if not gate.editable:
+        raise Refusal(f"gate '{gate.key}' does not allow editing inputs")
+    current = {**tx.run.inputs, **gate.proposal}
+    changes: dict[str, Any] = {}
+    for name, raw in edits.items():
+        if name not in gate.editable:
+            raise Refusal(f"{name!r} cannot be edited here; editable: " + ", ".join(gate.editable))
+        spec = tx.program.flow.inputs[name]
+        try:
+            value = coerce(spec, raw, name)
+        except ValueError as exc:
+            raise Refusal(str(exc)) from None
+        if value != current.get(name):
+            changes[name] = {"from": current.get(name), "to": value}
+    return changes
+
+
+def _dismiss_stale_approvals(tx: Tx, gate: Gate, user: str, changes: Mapping[str, Any]) -> None:
+    """Approvals given to other values no longer count (like a stale review)."""
+    stale = list(tx.session.exec(select(Decision).where(
+        Decision.gate_id == gate.id, col(Decision.counted), Decision.effect == "approve",
+        Decision.decider != user)))
+    for decision in stale:
+        decision.counted = False
+        tx.session.add(decision)
+    gate.proposal = {**gate.proposal, **{k: v["to"] for k, v in changes.items()}}
+    tx.session.add(gate)
+    if stale:
+        tx.trace("approvals_dismissed", {"gate": gate.key, "gate_id": gate.id,
+                                         "dismissed": [d.decider for d in stale],
+                                         "why": "the proposed inputs changed"},
+                 actor=user, node=gate.node)
+
+
+def close_gate(tx: Tx, gate: Gate, effect: str, option: str, explanation: str, *,
+               deciders: list[str], actor: str) -> Transition:
+    """Settle a gate and say where its run goes next."""
+    cancel_timers(tx, gate)
+    gate.status = "decided"
+    gate.outcome = option
+    gate.decided_at = tx.now
+    gate.esc_state = "done"
+    gate.next_deadline = None
+    gate.version += 1
+    tx.session.add(gate)
+    data: dict[str, Any] = {"gate": gate.key, "gate_id": gate.id, "outcome": effect,
+                            "option": option, "decided_by": deciders, "why": explanation,
+                            "waited_s": round((tx.now - gate.opened_at).total_seconds(), 3)}
+    node = tx.node(gate.node)
+    transition: Transition
+    if gate.kind == "approval":
+        transition = _approval_outcome(tx, gate, node, effect, data)
+    elif gate.kind == "conflict":
+        transition = _conflict_outcome(tx, gate, node, effect, option, data)
+    elif gate.kind == "boundary":
+        transition = (Goto(node.next) if effect == "approve" else
+                      Finish("stopped", "boundary", f"boundary '{gate.key}': {explanation}"))
+    elif gate.kind == "action":
+        transition = _action_outcome(tx, gate, node, effect, explanation)
+    elif gate.kind == "agent":
+        transition = (Goto(node.key) if effect == "retry" else Goto(node.next)
+                      if effect == "approve" else
+                      Finish("failed", "agent_failed", f"gate '{gate.key}': {explanation}"))
+    elif gate.kind == "limit":
+        transition = (Goto(node.key) if effect == "approve" else
+                      Finish("stopped", "loop_guard", f"gate '{gate.key}': {explanation}"))
+        if effect == "approve":
+            tx.run.context = {**tx.run.context,
+                              "limit_overrides": tx.run.context.get("limit_overrides", 0) + 1}
+    else:
+        raise ValueError(f"unknown gate kind {gate.kind}")
+    tx.trace("gate_decided", data, actor=actor, node=gate.node)
+    tx.emit("gate_decided", {"gate_id": gate.id, "gate": gate.key, "kind": gate.kind,
+                             "outcome": effect, "option": option, "decided_by": deciders,
+                             "why": explanation})
+    return transition
+
+
+def _approval_outcome(tx: Tx, gate: Gate, node: Node, effect: str,
+                      data: dict[str, Any]) -> Transition:
+    run = tx.run
+    if effect == "approve":
+        if gate.proposal:
+            approved = {}
+            for name, value in gate.proposal.items():
+                approved[name] = {"requested": run.inputs.get(name), "approved": value}
+            run.inputs = {**run.inputs, **gate.proposal}
+            data["approved_inputs"] = approved
+        return Goto(node.next)
+    if effect == "request_changes":
+        decision = tx.session.exec(select(Decision).where(
+            Decision.gate_id == gate.id, Decision.effect == "request_changes")
+            .order_by(col(Decision.id).desc())).first()
+        comment = {"gate": gate.key, "by": decision.decider if decision else None,
+                   "text": (decision.reason if decision else "") or "", "at": tx.now.isoformat()}
+        run.context = {**run.context, "comments": [*run.context.get("comments", []), comment]}
+        data["back_to"] = node.back_to
+        return Goto(node.back_to)
+    return Finish("rejected", "rejected", f"gate '{gate.key}': {data['why']}")
+
+
+def _conflict_outcome(tx: Tx, gate: Gate, node: Node, effect: str, option: str,
+                      data: dict[str, Any]) -> Transition:
+    if effect != "approve":
+        return Finish("rejected", "rejected", f"conflict '{gate.key}': {data['why']}")
+    winner = option.removeprefix("follow_")
+    signal = tx.signals().get(winner)
+    decision = tx.session.exec(select(Decision).where(
+        Decision.gate_id == gate.id, col(Decision.counted)).order_by(col(Decision.id).desc())).first()
+    record = {"agreed": False, "winner": winner, "policy": gate.policy.get("policy", "ask"),
+              "verdict": signal.verdict if signal else "", "severity":
+              signal.severity if signal else "", "chosen_by": decision.decider if decision else None,
+              "reason": decision.reason if decision else None}
+    tx.run.context = {**tx.run.context,
+                      "conflicts": {**tx.run.context.get("conflicts", {}), gate.key: record}}
+    data["winner"] = winner
+    data["winning_signal"] = {"agent": winner, "verdict": record["verdict"],
+                              "severity": record["severity"]}
+    return Goto(node.next)
+
+
+def _action_outcome(tx: Tx, gate: Gate, node: Node, effect: str, explanation: str) -> Transition:
+    action = tx.session.exec(select(Action).where(Action.id == gate.policy.get("action_id"))).first()
+    if effect == "approve":
+        if action is not None:
+            action.status = "done"
+            action.result = {**action.result, "confirmed_by_person": True}
+            action.finished_at = tx.now
+            tx.session.add(action)
+        return Goto(node.next)
+    if effect == "retry":
+        if action is not None:
+            action.status = "retry"
+            tx.session.add(action)
+        return Goto(node.key)
+    return Finish("failed", "action_unknown", f"action '{gate.key}': {explanation}")
+
+
+# -- claim, snooze, reassign ----------------------------------------------------------------
+def claim(tx: Tx, gate: Gate, user: str) -> str:
+    if user not in gate.approvers:
+        raise Refusal(f"only an approver of gate '{gate.key}' can claim it")
+    if not gate.chain:
+        raise Refusal(f"gate '{gate.key}' has no escalation chain: there is nothing to pause")
+    if gate.esc_state == "claimed" and gate.claimed_by == user:
+        raise Refusal(f"you already claimed {tx.run.ref} until {gate.claim_until:%H:%M} UTC")
+    chain = esc.Chain.from_dict(gate.chain)
+    cancel_timers(tx, gate)
+    gate.esc_state = "claimed"
+    gate.claimed_by = user
+    gate.claim_until = tx.now + chain.claim_timeout
+    gate.next_deadline = gate.claim_until
+    add_timer(tx, gate, "claim_expired", gate.claim_until)
+    tx.session.add(gate)
+    tx.trace("claimed", {"gate": gate.key, "gate_id": gate.id,
+                         "until": gate.claim_until.isoformat()}, actor=user, node=gate.node)
+    tx.emit("claimed", {"gate_id": gate.id, "gate": gate.key, "by": user,
+                        "until": gate.claim_until.isoformat()})
+    return f"{tx.run.ref} is yours until {gate.claim_until:%H:%M} UTC; pings are paused"
+
+
+def snooze(tx: Tx, gate: Gate, user: str, wanted: timedelta) -> str:
+    if user not in gate.approvers:
+        raise Refusal(f"only an approver of gate '{gate.key}' can snooze it")
+    if not gate.chain:
+        raise Refusal(f"gate '{gate.key}' has no escalation chain to snooze")
+    chain = esc.Chain.from_dict(gate.chain)
+    try:
+        duration = esc.snooze_choice(chain, wanted)
+    except ValueError as exc:
+        raise Refusal(str(exc)) from None
+    cancel_timers(tx, gate)
+    gate.esc_state = "snoozed"
+    gate.snoozed_until = tx.now + duration
+    gate.next_deadline = gate.snoozed_until
+    add_timer(tx, gate, "snooze_ended", gate.snoozed_until)
+    tx.session.add(gate)
+    tx.trace("snoozed", {"gate": gate.key, "gate_id": gate.id,
+                         "until": gate.snoozed_until.isoformat(),
+                         "for_s": duration.total_seconds()}, actor=user, node=gate.node)
+    tx.emit("snoozed", {"gate_id": gate.id, "gate": gate.key, "by": user,
+                        "until": gate.snoozed_until.isoformat()})
+    return f"{tx.run.ref} snoozed until {gate.snoozed_until:%H:%M} UTC"
+
+
+def reassign(tx: Tx, gate: Gate, user: str, to: str, *, is_admin: bool) -> str:
+    if user not in gate.approvers and not is_admin:
+        raise Refusal(f"only an approver of gate '{gate.key}' or an admin can reassign it")
+    if to == tx.run.requester and gate.forbid_requester:
+        raise Refusal(f"{tx.org.display(to)} started {tx.run.ref} and cannot approve it")
+    if to in gate.approvers:
+        raise Refusal(f"{tx.org.display(to)} can already decide {tx.run.ref}")
+    gate.approvers = sorted({*gate.approvers, to})
+    tx.session.add(gate)
+    tx.trace("reassigned", {"gate": gate.key, "gate_id": gate.id, "to": to},
+             actor=user, node=gate.node)
+    tx.emit("reassigned", {"gate_id": gate.id, "gate": gate.key, "by": user, "to": to})
+    return f"{tx.org.display(to)} can now decide {tx.run.ref}"
+
+
+def on_timer(tx: Tx, gate: Gate, timer: Timer) -> Transition | None:
+    """A valid timer of `gate` fired."""
+    chain = esc.Chain.from_dict(gate.chain)
+    level = chain.levels[gate.esc_level]
+    if timer.kind == "remind":
+        tx.trace("reminder", {"gate": gate.key, "gate_id": gate.id, "level": gate.esc_level + 1,
+                              "notify": list(level.notify),
+                              "deadline": gate.next_deadline.isoformat()
+                              if gate.next_deadline else None}, node=gate.node)
+        tx.emit("reminder", {"gate_id": gate.id, "gate": gate.key, "level": gate.esc_level + 1,
+                             "notify": list(level.notify),
+                             "deadline": gate.next_deadline.isoformat()
+                             if gate.next_deadline else None})
+        return None
+    if timer.kind == "escalate":
+        return escalate(tx, gate, f"no decision within {_fmt(level.wait)} at level "
+                                  f"{gate.esc_level + 1}")
+    if timer.kind == "claim_expired":
+        who = tx.org.display(gate.claimed_by or "?")
+        return escalate(tx, gate, f"{who} claimed it but did not decide within "
+                                  f"{_fmt(chain.claim_timeout)}")
+    if timer.kind == "snooze_ended":
+        position = esc.position(chain, gate.esc_level, gate.esc_cycle, tx.now)
+        _enter_position(tx, gate, chain, position)
+        tx.trace("snooze_ended", {"gate": gate.key, "gate_id": gate.id,
+                                  "level": gate.esc_level + 1, "notify": list(level.notify),
+                                  "deadline": position.deadline.isoformat()}, node=gate.node)
+        tx.emit("reminder", {"gate_id": gate.id, "gate": gate.key, "level": gate.esc_level + 1,
+                             "notify": list(level.notify), "deadline": position.deadline.isoformat(),
+                             "why": "snooze ended"})
+        return None
+    raise ValueError(f"unknown timer kind {timer.kind}")
+
+
+def _fmt(delta: timedelta) -> str:
+    return format_duration(delta)

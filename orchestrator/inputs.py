@@ -1,0 +1,119 @@
+"""Run inputs: typed, checked against the flow's declarations, with errors that say which
+input is wrong and what it should look like."""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+from orchestrator.errors import InputError
+from orchestrator.spec import Flow, InputSpec
+
+_TRUE = {"true", "yes", "y", "1", "on"}
+_FALSE = {"false", "no", "n", "0", "off"}
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_INTEGER = re.compile(r"^[+-]?\d+$")
+
+
+def coerce(spec: InputSpec, value: Any, name: str) -> Any:
+    """Turn `value` (a string from a command line, or a YAML/JSON value) into the type
+    the input declares. Raises ValueError with a message naming `name`."""
+    if spec.type == "boolean":
+        if isinstance(value, bool):
+            result: Any = value
+        elif isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            result = value.strip().lower() in _TRUE
+        else:
+            raise ValueError(f"{name}: expected true or false, got {value!r}")
+    elif spec.type == "integer":
+        if isinstance(value, bool) or not (
+                isinstance(value, int) or (isinstance(value, str) and _INTEGER.match(value.strip()))):
+            raise ValueError(f"{name}: expected a whole number such as 42, got {value!r}")
+        result = int(value)
+    elif spec.type == "number":
+        if isinstance(value, bool) or not (
+                isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.match(value.strip()))):
+            raise ValueError(f"{name}: expected a number such as 20000 or 1234.5 (no thousands "
+                             f"separators), got {value!r}")
+        result = float(value)
+        if not math.isfinite(result):
+            raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    else:
+        if not isinstance(value, str):
+            if isinstance(value, bool | int | float):
+                value = str(value)
+            else:
+                raise ValueError(f"{name}: expected text, got {type(value).__name__}")
+        result = _clean_text(value)
+        if len(result) > spec.max_length:
+            raise ValueError(f"{name}: at most {spec.max_length} characters, got {len(result)}")
+    if spec.choices is not None and result not in spec.choices:
+        raise ValueError(f"{name}: expected one of {', '.join(map(str, spec.choices))}, "
+                         f"got {value!r}")
+    if isinstance(result, int | float) and not isinstance(result, bool):
+        if spec.min is not None and result < spec.min:
+            raise ValueError(f"{name}: must be at least {spec.min:g}, got {result:g}")
+        if spec.max is not None and result > spec.max:
+            raise ValueError(f"{name}: must be at most {spec.max:g}, got {result:g}")
+    return result
+
+
+def _clean_text(value: str) -> str:
+    """Drop control characters other than newline and tab: they break renderers and logs."""
+    return "".join(ch for ch in value if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+
+
+def usage(flow: Flow) -> str:
+    parts = []
+    for name, spec in flow.inputs.items():
+        example = {"string": "TEXT", "number": "NUMBER", "integer": "N",
+                   "boolean": "true|false"}[spec.type]
+        if spec.choices:
+            example = "|".join(map(str, spec.choices))
+        part = f"{name}={example}"
+        parts.append(part if spec.required else f"[{part}]")
+    return f"run {flow.name} " + " ".join(parts)
+
+
+def parse_inputs(flow: Flow, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Check `given` against the flow; return the typed inputs with defaults applied."""
+    problems: list[str] = []
+    result: dict[str, Any] = {}
+    for name, value in given.items():
+        spec = flow.inputs.get(name)
+        if spec is None:
+            known = ", ".join(flow.inputs) or "none"
+            problems.append(f"unknown input {name!r}; {flow.name} takes: {known}")
+            continue
+        try:
+            result[name] = coerce(spec, value, name)
+        except ValueError as exc:
+            problems.append(str(exc))
+    for name, spec in flow.inputs.items():
+        if name in result:
+            continue
+        if spec.default is not None:
+            result[name] = coerce(spec, spec.default, name)
+        elif spec.required:
+            problems.append(f"missing required input {name!r}")
+    if problems:
+        raise InputError("\n".join(problems) + f"\nusage: {usage(flow)}")
+    return result
+
+
+def parse_assignments(items: list[str]) -> dict[str, str]:
+    """`["vendor=ACME", "note=two words"]` -> {"vendor": "ACME", "note": "two words"}.
+    The value is everything after the first `=`, so values may contain `=`."""
+    result: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InputError(f"{item!r}: expected key=value, for example amount=20000")
+        if key in result:
+            raise InputError(f"{key!r} is given twice")
+        result[key] = value
+    return result

@@ -1,0 +1,458 @@
+"""Loading and strictly validating flow files and the org file.
+
+Every problem is reported with the file, the line, the path inside the file and what
+was expected, and all problems of a file are reported at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from gates.conditions import Condition, ConditionError, check_against, compile_condition
+from gates.options import BUILTIN_OPTIONS
+from gates.org import Org, OrgFile, SpecError
+from orchestrator import spec as S
+from orchestrator.callables import CallableError, CallableLoader
+from orchestrator.context import sample_contexts
+from orchestrator.errors import FlowError, NotFound, Problem
+from orchestrator.program import CompileError, Program, compile_flow
+from orchestrator.yamlfile import YamlDoc, format_path, parse_yaml, read_yaml
+from storage.trace import canonical_json
+
+ORG_FILE_NAME = "org.yaml"
+
+
+def _vocabulary(*models: type[BaseModel]) -> set[str]:
+    words: set[str] = set()
+    for model in models:
+        for name, info in model.model_fields.items():
+            words.add(info.alias or name)
+    return words
+
+
+_ALL_KEYS = _vocabulary(
+    S.InputSpec, S.RetrySpec, S.Subtask, S.Rule, S.RulesAgent, S.PythonAgent, S.ParallelStep,
+    S.OptionSpec, S.GateStep, S.ConflictStep, S.BoundaryStep, S.ActionStep, S.AgentStep,
+    S.RouteStep, S.PlanStep, S.Step, S.LevelSpec, S.EscalationSpec, S.LimitsSpec, S.Flow,
+) | {"kind"}
+
+
+def _data_path(data: Any, loc: tuple) -> tuple:
+    """Pydantic locations include union tags (`rules`, `function-after`); keep only the
+    parts that exist in the data, so the path and line point into the file."""
+    path: list[Any] = []
+    current = data
+    for part in loc:
+        in_dict = isinstance(current, dict) and part in current
+        in_list = isinstance(current, list) and isinstance(part, int) and part < len(current)
+        if in_dict or in_list:
+            path.append(part)
+            current = current[part]
+        elif isinstance(current, dict) and isinstance(part, str) and part == loc[-1]:
+            path.append(part)  # a missing or unknown key: keep it so the message names it
+            current = None
+    return tuple(path)
+
+
+def _message(error: dict[str, Any], vocabulary: set[str]) -> str:
+    kind = error["type"]
+    key = error["loc"][-1] if error["loc"] else ""
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(str(key), sorted(vocabulary), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown key {key!r}{hint}"
+    if kind == "missing":
+        return f"{key!r} is required"
+    message = error["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    if "input" in error and kind not in ("value_error",) and not isinstance(
+            error["input"], dict | list):
+        message += f" (got {error['input']!r})"
+    return message
+
+
+def validation_problems(doc: YamlDoc, exc: ValidationError,
+                        vocabulary: set[str]) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[tuple] = set()
+    for error in exc.errors():
+        path = _data_path(doc.data, tuple(error["loc"]))
+        message = _message(error, vocabulary)
+        if (path, message) in seen:
+            continue
+        seen.add((path, message))
+        problems.append(doc.problem(path, message))
+    return problems
+
+
+# -- org ------------------------------------------------------------------------------
+def load_org(path: Path) -> Org:
+    """Load the org file; a missing file gives an empty org (anyone can start runs, only
+    Slack user ids can be named)."""
+    if not path.exists():
+        return Org.empty()
+    doc = read_yaml(path)
+    if doc.data is None:
+        return Org(OrgFile(), source=str(path))
+    if not isinstance(doc.data, dict):
+        raise FlowError([doc.problem((), "expected a mapping with users, roles, admins")])
+    try:
+        data = OrgFile.model_validate(doc.data)
+    except ValidationError as exc:
+        raise FlowError(validation_problems(doc, exc, _vocabulary(OrgFile))) from None
+    org = Org(data, source=str(path))
+    problems = []
+    for role, members in data.roles.items():
+        for i, member in enumerate(members):
+            if member.startswith("role:"):
+                problems.append(doc.problem(("roles", role, i),
+                                            "roles list people or group:NAME, not other roles"))
+                continue
+            try:
+                org.check_spec(member)
+            except SpecError as exc:
+                problems.append(doc.problem(("roles", role, i), str(exc)))
+    for name, group in data.groups.items():
+        for i, member in enumerate(group.members):
+            try:
+                org.principal(member)
+            except SpecError as exc:
+                problems.append(doc.problem(("groups", name, "members", i), str(exc)))
+    for i, admin in enumerate(data.admins):
+        try:
+            org.check_spec(admin)
+        except SpecError as exc:
+            problems.append(doc.problem(("admins", i), str(exc)))
+    if problems:
+        raise FlowError(problems)
+    return org
+
+
+# -- flows ----------------------------------------------------------------------------
+def flow_digest(flow: S.Flow) -> str:
+    return hashlib.sha256(canonical_json(definition(flow)).encode()).hexdigest()
+
+
+def definition(flow: S.Flow) -> dict[str, Any]:
+    return flow.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+
+
+class _Checker:
+    """Cross-reference and CEL checks over a schema-valid flow."""
+
+    def __init__(self, doc: YamlDoc, flow: S.Flow, org: Org | None,
+                 callables: CallableLoader | None) -> None:
+        self.doc = doc
+        self.flow = flow
+        self.org = org
+        self.callables = callables
+        self.problems: list[Problem] = []
+        self.samples: list[dict[str, Any]] = []
+
+    def add(self, path: tuple, message: str) -> None:
+        self.problems.append(self.doc.problem(path, message))
+
+    def walk(self) -> Iterator[tuple[tuple, S.Step]]:
+        def steps(items: list[S.Step], path: tuple) -> Iterator[tuple[tuple, S.Step]]:
+            for i, step in enumerate(items):
+                yield path + (i, step.kind), step
+                if step.kind == "route":
+                    for branch, body in step.route.branches.items():
+                        if isinstance(body, list):
+                            yield from steps(body, path + (i, "route", "branches", branch))
+        yield from steps(self.flow.steps, ("steps",))
+        for name, body in self.flow.blocks.items():
+            yield from steps(body, ("blocks", name))
+
+    def agent(self, path: tuple, name: str) -> None:
+        if name not in self.flow.agents:
+            known = ", ".join(self.flow.agents) or "none declared"
+            self.add(path, f"unknown agent {name!r}; agents: {known}")
+
+    def chain(self, path: tuple, name: str | None, needed_for: str | None = None) -> None:
+        if name is None:
+            if needed_for:
+                self.add(path, f"{needed_for} needs an escalation chain (escalation: NAME)")
+            return
+        if name not in self.flow.escalations:
+            known = ", ".join(self.flow.escalations) or "none declared"
+            self.add(path, f"unknown escalation chain {name!r}; escalations: {known}")
+
+    def people(self, path: tuple, specs: list[str] | None, *, channels: bool = False) -> None:
+        if self.org is None or not specs:
+            return
+        for i, spec in enumerate(specs):
+            try:
+                self.org.check_spec(spec, allow_channel=channels)
+            except SpecError as exc:
+                self.add(path + ((i,) if len(specs) > 1 else ()), str(exc))
+
+    def condition(self, path: tuple, source: str) -> Condition | None:
+        try:
+            condition = compile_condition(source)
+            check_against(condition, self.samples)
+            return condition
+        except ConditionError as exc:
+            self.add(path, str(exc))
+            return None
+
+    def call(self, path: tuple, dotted: str) -> None:
+        if self.callables is None:
+            return
+        try:
+            self.callables.load(dotted)
+        except CallableError as exc:
+            self.add(path, str(exc))
+
+    def run(self) -> None:
+        flow = self.flow
+        labels: dict[str, list[str]] = {"gate": [], "conflict": []}
+        signal_names = set(flow.agents)
+        for _, step in self.walk():
+            if step.kind in labels and step.body.id:
+                labels[step.kind].append(step.body.id)
+            if step.kind == "plan" and step.plan.id:
+                signal_names.add(step.plan.id)
+        self.samples = sample_contexts(flow, labels["gate"], labels["conflict"], signal_names)
+
+        for name, spec in flow.inputs.items():
+            self.input(("inputs", name), spec)
+        self.people(("requesters",), flow.requesters)
+        for name, agent in flow.agents.items():
+            path = ("agents", name)
+            if agent.on_failure == "escalate":
+                self.chain(path + ("escalation",), agent.escalation, "on_failure: escalate")
+            elif agent.escalation:
+                self.chain(path + ("escalation",), agent.escalation)
+            if isinstance(agent, S.RulesAgent):
+                for i, rule in enumerate(agent.rules):
+                    self.condition(path + ("rules", i, "when"), rule.when)
+            else:
+                self.call(path + ("call",), agent.call)
+        for name, chain in flow.escalations.items():
+            for i, level in enumerate(chain.levels):
+                self.people(("escalations", name, "levels", i, "notify"), level.notify,
+                            channels=True)
+                if level.remind_before and level.remind_before >= level.wait:
+                    self.add(("escalations", name, "levels", i, "remind_before"),
+                             "remind_before must be shorter than wait")
+        if flow.limits.on_violation == "escalate":
+            self.chain(("limits", "escalation"), flow.limits.escalation, "on_violation: escalate")
+        for path, step in self.walk():
+            getattr(self, f"step_{step.kind}")(path, step.body)
+
+    def input(self, path: tuple, spec: S.InputSpec) -> None:
+        from orchestrator.inputs import coerce  # local: inputs imports spec too
+
+        for i, choice in enumerate(spec.choices or []):
+            try:
+                coerce(spec, choice, "choice")
+            except ValueError as exc:
+                self.add(path + ("choices", i), str(exc))
+        if spec.default is not None:
+            try:
+                coerce(spec, spec.default, "default")
+            except ValueError as exc:
+                self.add(path + ("default",), str(exc))
+
+    def step_parallel(self, path: tuple, body: S.ParallelStep) -> None:
+        for i, name in enumerate(body.agents):
+            self.agent(path + ("agents", i) if len(body.agents) > 1 else path, name)
+
+    def step_agent(self, path: tuple, body: S.AgentStep) -> None:
+        self.agent(path + ("agent",), body.agent)
+
+    def step_gate(self, path: tuple, body: S.GateStep) -> None:
+        self.condition(path + ("when",), body.when)
+        self.people(path + ("approvers",), body.approvers)
+        self.chain(path + ("escalation",), body.escalation)
+        option_ids = []
+        for i, option in enumerate(body.options):
+            option_id = option if isinstance(option, str) else option.id
+            if isinstance(option, str) and option not in BUILTIN_OPTIONS:
+                self.add(path + ("options", i),
+                         f"unknown option {option!r}; built-in options are "
+                         + ", ".join(BUILTIN_OPTIONS)
+                         + "; declare others as {id: ..., label: ..., effect: approve|reject}")
+            if option_id in option_ids:
+                self.add(path + ("options", i), f"option {option_id!r} is listed twice")
+            option_ids.append(option_id)
+        if isinstance(body.reason_required, list):
+            for i, name in enumerate(body.reason_required):
+                if name not in option_ids:
+                    self.add(path + ("reason_required", i),
+                             f"{name!r} is not one of this gate's options: " + ", ".join(option_ids))
+        effects = [BUILTIN_OPTIONS[o]["effect"] if isinstance(o, str) and o in BUILTIN_OPTIONS
+                   else getattr(o, "effect", None) for o in body.options]
+        if "request_changes" in effects and not body.back_to:
+            self.add(path + ("back_to",), "request_changes needs back_to: the id of an "
+                                          "earlier step to send the run back to")
+        if "approve" not in effects:
+            self.add(path + ("options",), "a gate needs at least one option with effect approve")
+        for i, name in enumerate(body.editable):
+            if name not in self.flow.inputs:
+                self.add(path + ("editable", i),
+                         f"{name!r} is not an input of this flow; inputs: "
+                         + (", ".join(self.flow.inputs) or "none"))
+        for i, name in enumerate(body.show or []):
+            self.agent(path + ("show", i), name)
+
+    def step_conflict(self, path: tuple, body: S.ConflictStep) -> None:
+        for i, name in enumerate(body.among):
+            self.agent(path + ("among", i), name)
+        for i, name in enumerate(body.priority):
+            if name not in body.among:
+                self.add(path + ("priority", i), f"{name!r} is not among {body.among}")
+        if body.on_disagreement == "follow_priority" and not body.priority:
+            self.add(path + ("priority",), "follow_priority needs priority: [agent, ...]")
+        if body.on_disagreement == "ask" and not body.deciders and not body.escalation:
+            self.add(path + ("deciders",), "ask needs deciders (who chooses) or an escalation")
+        if body.on_disagreement == "escalate":
+            self.chain(path + ("escalation",), body.escalation, "on_disagreement: escalate")
+        else:
+            self.chain(path + ("escalation",), body.escalation)
+        self.people(path + ("deciders",), body.deciders)
+
+    def step_boundary(self, path: tuple, body: S.BoundaryStep) -> None:
+        self.condition(path + ("check",), body.check)
+        if body.on_violation == "escalate":
+            self.chain(path + ("escalation",), body.escalation, "on_violation: escalate")
+        else:
+            self.chain(path + ("escalation",), body.escalation)
+        if body.on_violation == "gate" and not body.approvers:
+            self.add(path + ("approvers",), "on_violation: gate needs approvers: who may pass it")
+        self.people(path + ("approvers",), body.approvers)
+
+    def step_action(self, path: tuple, body: S.ActionStep) -> None:
+        self.call(path + ("call",), body.call)
+        self.chain(path + ("escalation",), body.escalation)
+        self.people(path + ("approvers",), body.approvers)
+        if body.retry.attempts > 1 and not body.idempotent:
+            self.add(path + ("retry",), "only an idempotent action may be retried "
+                                        "(set idempotent: true if running it twice is safe)")
+
+    def step_route(self, path: tuple, body: S.RouteStep) -> None:
+        self.agent(path + ("agent",), body.agent)
+        agent = self.flow.agents.get(body.agent)
+        if isinstance(agent, S.RulesAgent):
+            allowed = set(body.branches) | ({"done"} if body.repeat else set())
+            for i, rule in enumerate([*agent.rules, agent.otherwise]):
+                if rule.branch is not None and rule.branch not in allowed:
+                    where = ("agents", body.agent) + (("rules", i) if i < len(agent.rules)
+                                                      else ("otherwise",))
+                    self.add(where + ("branch",),
+                             f"branch {rule.branch!r} is not a branch of the route at "
+                             f"{format_path(path)}: " + ", ".join(sorted(allowed)))
+
+    def step_plan(self, path: tuple, body: S.PlanStep) -> None:
+        self.agent(path + ("planner",), body.planner)
+        self.agent(path + ("executor",), body.executor)
+
+
+def compile_document(doc: YamlDoc, org: Org | None = None,
+                     callables: CallableLoader | None = None) -> Program:
+    """Validate a parsed flow file and compile it. Raises FlowError with every problem."""
+    if not isinstance(doc.data, dict):
+        raise FlowError([doc.problem((), "expected a mapping with name, inputs, agents, steps")])
+    try:
+        flow = S.Flow.model_validate(doc.data)
+    except ValidationError as exc:
+        raise FlowError(validation_problems(doc, exc, _ALL_KEYS)) from None
+    checker = _Checker(doc, flow, org, callables)
+    checker.run()
+    try:
+        program = compile_flow(flow)
+    except CompileError as exc:
+        checker.add(exc.path, exc.message)
+        program = None
+    if checker.problems:
+        raise FlowError(checker.problems)
+    assert program is not None
+    program.digest = flow_digest(flow)
+    program.source = doc.source
+    _compile_conditions(program)
+    return program
+
+
+def _compile_conditions(program: Program) -> None:
+    """Attach compiled CEL to nodes (already checked, so this cannot fail)."""
+    for node in program.nodes.values():
+        if node.kind == "gate":
+            node.conditions["when"] = compile_condition(node.spec.when)
+        elif node.kind == "boundary":
+            node.conditions["check"] = compile_condition(node.spec.check)
+    for name, agent in program.flow.agents.items():
+        if isinstance(agent, S.RulesAgent):
+            program.agent_conditions[name] = [compile_condition(r.when) for r in agent.rules]
+
+
+def load_flow(path: Path, org: Org | None = None, callables: CallableLoader | None = None,
+              source: str | None = None) -> Program:
+    return compile_document(read_yaml(path, source), org, callables)
+
+
+def program_from_definition(data: dict[str, Any], source: str = "(stored flow)") -> Program:
+    """Rebuild a stored flow version. People and modules are checked when they are used."""
+    return compile_document(parse_yaml(canonical_json(data), source))
+
+
+class FlowCatalog:
+    """The flows of a folder, reloaded when a file changes."""
+
+    def __init__(self, folder: Path, org: Org, callables: CallableLoader) -> None:
+        self.folder = folder
+        self.org = org
+        self.callables = callables
+        self._cache: dict[Path, tuple[float, Program | FlowError]] = {}
+
+    def files(self) -> list[Path]:
+        if not self.folder.is_dir():
+            return []
+        return sorted(p for p in self.folder.iterdir()
+                      if p.suffix in (".yaml", ".yml") and p.name != ORG_FILE_NAME)
+
+    def _load(self, path: Path) -> Program | FlowError:
+        mtime = path.stat().st_mtime
+        cached = self._cache.get(path)
+        if cached and cached[0] == mtime:
+            return cached[1]
+        try:
+            result: Program | FlowError = load_flow(path, self.org, self.callables)
+        except FlowError as exc:
+            result = exc
+        self._cache[path] = (mtime, result)
+        return result
+
+    def load_all(self) -> tuple[dict[str, Program], list[FlowError]]:
+        flows: dict[str, Program] = {}
+        errors: list[FlowError] = []
+        for path in self.files():
+            result = self._load(path)
+            if isinstance(result, FlowError):
+                errors.append(result)
+            elif result.name in flows:
+                errors.append(FlowError([Problem(str(path), "name",
+                                                 f"flow {result.name!r} is also defined in "
+                                                 f"{flows[result.name].source}")]))
+            else:
+                flows[result.name] = result
+        return flows, errors
+
+    def get(self, name: str) -> Program:
+        flows, errors = self.load_all()
+        if name in flows:
+            return flows[name]
+        for error in errors:
+            if any(Path(p.file).stem == name for p in error.problems):
+                raise error
+        known = ", ".join(sorted(flows)) or "none"
+        close = difflib.get_close_matches(name, list(flows), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise NotFound(f"unknown flow {name!r}.{hint} Flows in {self.folder}: {known}")

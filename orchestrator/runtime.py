@@ -1,0 +1,112 @@
+"""What a step sees while the engine holds its run locked: the session, the run, the
+compiled flow, the time, and the ways to record what happened (trace, events)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session, col, select
+
+from orchestrator import context as ctxmod
+from orchestrator.events import emit
+from orchestrator.program import Node, Program
+from storage import trace
+from storage.models import Decision, Gate, Run, Signal, TraceEntry
+
+if TYPE_CHECKING:
+    from orchestrator.engine import Engine
+
+SYSTEM_ACTOR = "baton"
+
+
+# -- transitions: what a step asks the engine to do next ------------------------------
+@dataclass(frozen=True)
+class Goto:
+    node: str | None  # None: the flow is done
+
+
+@dataclass(frozen=True)
+class Wait:
+    """The run waits for people (a gate is open). No thread is kept."""
+
+
+@dataclass(frozen=True)
+class Hold:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    status: str  # succeeded | rejected | stopped | failed
+    outcome: str
+    reason: str
+
+
+@dataclass
+class Work:
+    """Slow work (agents, actions) done outside any transaction, then `finish`ed in a new
+    one. `fn` must not touch the database."""
+
+    fn: Callable[[], Any]
+    finish: Callable[[Tx, Any], Goto | Wait | Hold | Finish]
+
+
+Transition = Goto | Wait | Hold | Finish
+
+
+@dataclass
+class Tx:
+    session: Session
+    run: Run
+    program: Program
+    engine: Engine
+    now: datetime
+    _signals: dict[str, Signal] | None = field(default=None, repr=False)
+
+    @property
+    def org(self):  # type: ignore[no-untyped-def]
+        return self.engine.org
+
+    def trace(self, kind: str, data: dict[str, Any], *, actor: str = SYSTEM_ACTOR,
+              node: str | None = None) -> TraceEntry:
+        return trace.append(self.session, self.run, kind=kind, actor=actor, data=data,
+                            at=self.now, node=node)
+
+    def emit(self, kind: str, payload: dict[str, Any]) -> None:
+        emit(self.session, self.run, kind, payload, self.now, self.engine.publish)
+
+    def signals(self) -> dict[str, Signal]:
+        if self._signals is None:
+            rows = self.session.exec(select(Signal).where(Signal.run_id == self.run.id))
+            self._signals = ctxmod.latest_signals(rows)
+        return self._signals
+
+    def add_signal(self, signal: Signal) -> None:
+        self.session.add(signal)
+        self.session.flush()
+        self.signals()[signal.agent] = signal
+
+    def gates_view(self) -> dict[str, dict[str, Any]]:
+        gates = list(self.session.exec(
+            select(Gate).where(Gate.run_id == self.run.id, Gate.status == "decided")
+            .order_by(col(Gate.id))))
+        if not gates:
+            return {}
+        decisions = list(self.session.exec(
+            select(Decision).where(Decision.run_id == self.run.id).order_by(col(Decision.id))))
+        view: dict[str, dict[str, Any]] = {}
+        for gate in gates:
+            mine = [d for d in decisions if d.gate_id == gate.id and d.counted]
+            reason = next((d.reason for d in reversed(mine) if d.reason), None)
+            view[gate.key] = ctxmod.gate_view(gate, [d.decider for d in mine], reason)
+        return view
+
+    def conditions(self) -> dict[str, Any]:
+        """The CEL context of gates/conditions.py."""
+        return ctxmod.build(self.run, self.signals(), self.gates_view(), self.now)
+
+    def node(self, key: str) -> Node:
+        return self.program.node(key)

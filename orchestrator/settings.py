@@ -1,0 +1,45 @@
+"""Configuration from the environment and `.env` (names fixed by SPEC section 5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from orchestrator.loader import ORG_FILE_NAME
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field("sqlite:///baton.db", alias="DATABASE_URL")
+    flows: Path = Field(Path("flows"), alias="BATON_FLOWS")
+    org: Path = Field(Path(ORG_FILE_NAME), alias="BATON_ORG")
+    python_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["examples"], alias="BATON_PYTHON_MODULES")
+    agent_concurrency: int = Field(8, ge=1, alias="BATON_AGENT_CONCURRENCY")
+    log_format: Literal["auto", "json", "console"] = Field("auto", alias="BATON_LOG_FORMAT")
+    log_level: str = Field("info", alias="BATON_LOG_LEVEL")
+
+    slack_bot_token: str | None = Field(None, alias="SLACK_BOT_TOKEN")
+    slack_app_token: str | None = Field(None, alias="SLACK_APP_TOKEN")
+    slack_signing_secret: str | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    slack_api_url: str | None = Field(None, alias="SLACK_API_URL")
+
+    @field_validator("python_modules", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def org_path(self) -> Path:
+        """BATON_ORG; when the default `org.yaml` is absent, the one inside BATON_FLOWS."""
+        if self.org == Path(ORG_FILE_NAME) and not self.org.exists():
+            candidate = self.flows / ORG_FILE_NAME
+            if candidate.exists():
+                return candidate
+        return self.org

@@ -1,0 +1,344 @@
+"""The flow-file schema. Documented for users in docs/flows.md.
+
+Every model forbids unknown keys, so a typo (`aprovers:`) is an error at load time
+rather than a silently ignored setting. Cross-references (agents, roles, escalation
+chains, step ids) and CEL expressions are checked by `orchestrator.loader`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+
+from gates.durations import parse_duration
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# Inputs and agents are read from CEL (`inputs.amount`, `signals.risk`): identifiers only.
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+Verdict = Literal["ok", "warn", "block"]
+Severity = Literal["info", "low", "medium", "high", "critical"]
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    return parse_duration(value)
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_duration),
+    PlainSerializer(lambda d: d.total_seconds(), return_type=float),
+]
+
+
+def _names(value: Any) -> Any:
+    """Accept `x` or `[x, y]` where a list of names is expected."""
+    return [value] if isinstance(value, str) else value
+
+
+NameList = Annotated[list[str], BeforeValidator(_names)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_name(value: str, what: str) -> str:
+    if not NAME.match(value):
+        raise ValueError(f"{what} {value!r} must be lower-case letters, digits, '-' or '_'")
+    return value
+
+
+# -- inputs ---------------------------------------------------------------------------
+class InputSpec(Strict):
+    type: Literal["string", "number", "integer", "boolean"] = "string"
+    required: bool = False
+    default: Any = None
+    description: str = ""
+    choices: list[str | int | float] | None = None
+    min: float | None = None
+    max: float | None = None
+    max_length: int = Field(default=2000, ge=1)
+
+
+# -- agents ---------------------------------------------------------------------------
+class RetrySpec(Strict):
+    attempts: int = Field(default=1, ge=1, le=10, description="tries in all, first included")
+    backoff: Duration = timedelta(seconds=0.5)
+    max_backoff: Duration = timedelta(seconds=30)
+    jitter: bool = True
+
+
+class Subtask(Strict):
+    title: str
+    input: dict[str, Any] = {}
+
+
+class Rule(Strict):
+    when: str = "true"
+    verdict: Verdict | None = None
+    severity: Severity = "info"
+    confidence: float = Field(default=1.0, ge=0, le=1)
+    summary: str = ""
+    rationale: str = ""
+    evidence: list[str] = []
+    branch: str | None = Field(default=None, description="for router agents: the branch to take")
+    why: str | None = Field(default=None, description="for router agents: why this branch")
+    subtasks: list[Subtask] | None = Field(default=None, description="for planner agents")
+
+
+class AgentBase(Strict):
+    description: str = ""
+    timeout: Duration = timedelta(seconds=60)
+    retry: RetrySpec = RetrySpec()
+    on_failure: Literal["fail", "continue", "escalate"] = "fail"
+    escalation: str | None = None
+
+
+class RulesAgent(AgentBase):
+    kind: Literal["rules"]
+    rules: list[Rule] = Field(min_length=1)
+    otherwise: Rule = Rule(verdict="ok", summary="No rule matched")
+
+
+class PythonAgent(AgentBase):
+    kind: Literal["python"]
+    call: str = Field(description="module:function, from a module the configuration allows")
+    params: dict[str, Any] = {}
+
+    @field_validator("call")
+    @classmethod
+    def _dotted(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", value):
+            raise ValueError(f"expected module.path:function, got {value!r}")
+        return value
+
+
+AgentSpec = Annotated[RulesAgent | PythonAgent, Field(discriminator="kind")]
+
+
+# -- steps ----------------------------------------------------------------------------
+class StepBase(Strict):
+    id: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str | None) -> str | None:
+        return None if value is None else _check_name(value, "step id")
+
+
+class ParallelStep(StepBase):
+    agents: NameList = Field(min_length=1)
+    max_concurrency: int | None = Field(default=None, ge=1)
+
+
+class OptionSpec(Strict):
+    id: str
+    label: str | None = None
+    effect: Literal["approve", "reject", "request_changes"]
+    style: Literal["primary", "danger"] | None = None
+
+
+class GateStep(StepBase):
+    when: str = "true"
+    title: str | None = None
+    ask: str | None = Field(default=None, description="the question shown to approvers")
+    approvers: NameList = Field(min_length=1)
+    quorum: int = Field(default=1, ge=1)
+    forbid_requester: bool = False
+    reject_ends: bool = True
+    options: list[str | OptionSpec] = ["approve", "reject"]
+    reason_required: NameList | bool = Field(default_factory=list)
+    editable: NameList = Field(default_factory=list)
+    back_to: str | None = Field(default=None, description="where request_changes sends the run")
+    escalation: str | None = None
+    show: NameList | None = Field(default=None, description="agents whose signals to show")
+
+
+class ConflictStep(StepBase):
+    among: NameList = Field(min_length=2)
+    on_disagreement: Literal["follow_priority", "most_severe", "ask", "escalate"] = "ask"
+    priority: NameList = Field(default_factory=list)
+    compare: list[Literal["verdict", "severity"]] = ["verdict"]
+    deciders: NameList | None = None
+    escalation: str | None = None
+    settle: Duration | None = None
+    reason_required: bool = True
+
+
+class BoundaryStep(StepBase):
+    check: str
+    message: str = ""
+    on_violation: Literal["stop", "escalate", "gate"] = "stop"
+    escalation: str | None = None
+    approvers: NameList | None = None
+
+
+class ActionStep(StepBase):
+    call: str
+    params: dict[str, Any] = {}
+    idempotent: bool = False
+    timeout: Duration = timedelta(seconds=60)
+    retry: RetrySpec = RetrySpec()
+    on_unknown: Literal["escalate", "fail"] = "escalate"
+    escalation: str | None = None
+    approvers: NameList | None = Field(
+        default=None, description="who settles an action whose outcome is unknown")
+
+    @field_validator("call")
+    @classmethod
+    def _dotted(cls, value: str) -> str:
+        return PythonAgent._dotted(value)
+
+
+class AgentStep(StepBase):
+    agent: str
+
+
+class RouteStep(StepBase):
+    agent: str = Field(description="the router agent; it returns a branch and why")
+    branches: dict[str, list[Step] | str]
+    repeat: bool = Field(default=False, description="supervisor loop: ask the router again "
+                                                    "after each branch until it says `done`")
+    max_rounds: int = Field(default=10, ge=1)
+
+    @field_validator("branches")
+    @classmethod
+    def _branches(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not value:
+            raise ValueError("a route needs at least one branch")
+        for name in value:
+            _check_name(name, "branch name")
+        if "done" in value:
+            raise ValueError("'done' is reserved: the router answers done to end a repeat loop")
+        return value
+
+
+class PlanStep(StepBase):
+    planner: str
+    executor: str
+    max_subtasks: int = Field(default=10, ge=1, le=100)
+    max_concurrency: int | None = Field(default=None, ge=1)
+
+
+STEP_KINDS = ("parallel", "agent", "conflict", "gate", "boundary", "action", "route", "plan")
+
+
+class Step(Strict):
+    """One step: a mapping with exactly one of the step kinds."""
+
+    parallel: ParallelStep | None = None
+    agent: AgentStep | None = None
+    conflict: ConflictStep | None = None
+    gate: GateStep | None = None
+    boundary: BoundaryStep | None = None
+    action: ActionStep | None = None
+    route: RouteStep | None = None
+    plan: PlanStep | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValueError("a step is a mapping with one key, such as `gate: {...}`")
+        kinds = [k for k in data if k in STEP_KINDS]
+        unknown = [k for k in data if k not in STEP_KINDS]
+        if unknown:
+            raise ValueError(f"unknown step kind {unknown[0]!r}; expected one of: "
+                             + ", ".join(STEP_KINDS))
+        if len(kinds) != 1:
+            raise ValueError("a step has exactly one kind; found: " + ", ".join(kinds))
+        kind = kinds[0]
+        body = data[kind]
+        if kind == "parallel" and isinstance(body, list | str):
+            return {kind: {"agents": body}}
+        if kind == "agent" and isinstance(body, str):
+            return {kind: {"agent": body}}
+        return data
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in STEP_KINDS if getattr(self, k) is not None)
+
+    @property
+    def body(self) -> Any:
+        return getattr(self, self.kind)
+
+
+RouteStep.model_rebuild()
+
+
+# -- escalation -----------------------------------------------------------------------
+class LevelSpec(Strict):
+    notify: NameList = Field(min_length=1)
+    wait: Duration
+    remind_before: Duration | None = None
+    can_decide: bool = True
+
+
+class EscalationSpec(Strict):
+    levels: list[LevelSpec] = Field(min_length=1)
+    repeat: int = Field(default=0, ge=0, le=20)
+    finally_: Literal["reject", "hold"] = Field(default="reject", alias="finally")
+    claim_timeout: Duration = timedelta(hours=1)
+    snooze: list[Duration] = [timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4),
+                              timedelta(days=1)]
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class LimitsSpec(Strict):
+    max_steps: int = Field(default=200, ge=1)
+    max_visits: int = Field(default=20, ge=1, description="times one step may be entered")
+    max_duration: Duration = timedelta(days=30)
+    token_budget: int | None = Field(default=None, ge=1)
+    on_violation: Literal["stop", "escalate"] = "stop"
+    escalation: str | None = None
+
+
+class Flow(Strict):
+    name: str
+    title: str = ""
+    description: str = ""
+    version: int | str = 1
+    requesters: NameList | None = Field(
+        default=None, description="who may start it (default: anyone)")
+    inputs: dict[str, InputSpec] = {}
+    agents: dict[str, AgentSpec] = {}
+    steps: list[Step] = Field(min_length=1)
+    blocks: dict[str, list[Step]] = {}
+    escalations: dict[str, EscalationSpec] = {}
+    limits: LimitsSpec = LimitsSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_name(value, "flow name")
+
+    @field_validator("inputs", "agents")
+    @classmethod
+    def _identifiers(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if not IDENTIFIER.match(key):
+                raise ValueError(f"{key!r} must be a lower-case identifier (letters, digits, "
+                                 "'_'), because conditions read it as inputs.NAME or signals.NAME")
+        return value
+
+    @field_validator("blocks", "escalations")
+    @classmethod
+    def _keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            _check_name(key, "name")
+        return value

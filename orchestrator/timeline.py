@@ -1,0 +1,129 @@
+"""A run's trace as a readable timeline: one line per entry, saying what happened, who
+did it and why. Shared by the CLI and the Slack bot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gates.org import Org
+from storage.models import TraceEntry
+
+
+def _values(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
+def describe(entry: TraceEntry, org: Org) -> str:
+    d: dict[str, Any] = entry.data
+    who = org.display(entry.actor)
+    k = entry.kind
+    if k == "run_started":
+        inputs = _values(d.get("inputs", {}))
+        return f"started {d['flow']} (v{d.get('version')}) by {who} with {inputs}"
+    if k == "signal":
+        text = f"signal {d['agent']}: {d.get('verdict') or '-'}"
+        if d.get("severity") and d.get("verdict"):
+            text += f"/{d['severity']}"
+        if d.get("confidence") is not None and d.get("verdict"):
+            text += f" ({d['confidence']:.0%})"
+        text += f" - {d.get('summary') or ''}".rstrip(" -")
+        if d.get("output", {}).get("branch"):
+            text += f" -> branch {d['output']['branch']}"
+        if d.get("attempts", 1) > 1:
+            text += f" [{d['attempts']} attempts]"
+        if d.get("tokens_in") or d.get("tokens_out"):
+            text += (f" [{d.get('tokens_in', 0)}+{d.get('tokens_out', 0)} tokens, "
+                     f"${d.get('cost', 0):.4f}, {d.get('latency_ms', 0):.0f} ms]")
+        return text
+    if k == "agent_failed":
+        return f"agent {d['agent']} FAILED after {d.get('attempts', 1)} attempt(s): {d.get('error')}"
+    if k == "conflict":
+        if d.get("agreed"):
+            return f"conflict '{d['conflict']}': signals agree - {d['why']}"
+        tail = f"; winner {d['winner']}" if d.get("winner") else ""
+        return f"conflict '{d['conflict']}': {d['why']} (policy {d['policy']}){tail}"
+    if k == "boundary":
+        state = "passed" if d["passed"] else "VIOLATED"
+        extra = f" ({_values(d['values'])})" if d.get("values") else ""
+        if "limit" in d:
+            extra = f" ({d['value']:g} of {d['limit']:g})"
+        text = f"boundary {d['boundary']} {state}: {d.get('check', d.get('message', ''))}{extra}"
+        if not d["passed"]:
+            text += f" -> {d.get('on_violation')}"
+        return text
+    if k == "gate_skipped":
+        return f"gate '{d['gate']}' not needed: {d['why']}"
+    if k == "gate_opened":
+        people = ", ".join(org.display(p) for p in d.get("approvers", [])) or "nobody"
+        text = f"gate '{d['gate']}' opened ({d['kind']}): {d['title']} - can decide: {people}"
+        if d.get("quorum", 1) > 1:
+            text += f"; quorum {d['quorum']}"
+        if d.get("escalation"):
+            text += f"; escalation {d['escalation']['chain']} until {d['escalation']['deadline']}"
+        return text
+    if k == "decision":
+        text = f"{who} chose {d['option']} at '{d['gate']}'"
+        if d.get("reason"):
+            text += f': "{d["reason"]}"'
+        for name, change in d.get("edits", {}).items():
+            text += f"; edited {name} {change['from']} -> {change['to']}"
+        return text
+    if k == "decision_refused":
+        return f"REFUSED {who} ({d.get('option')}) at '{d.get('gate')}': {d['why']}"
+    if k == "refused":
+        return f"REFUSED {who} {d['action']}: {d['why']}"
+    if k == "approvals_dismissed":
+        return f"approvals by {', '.join(d['dismissed'])} dismissed: {d['why']}"
+    if k == "gate_decided":
+        by = ", ".join(org.display(p) for p in d.get("decided_by", [])) or "Baton"
+        text = f"gate '{d['gate']}' {d['outcome']} ({d['option']}) by {by}: {d['why']}"
+        for name, change in d.get("approved_inputs", {}).items():
+            text += f"; {name} requested {change['requested']}, approved {change['approved']}"
+        if d.get("winner"):
+            text += f"; following {d['winner']}"
+        return text
+    if k == "escalated":
+        return (f"escalated '{d['gate']}' to level {d['level']} ({', '.join(d['notify'])}): "
+                f"{d['why']}")
+    if k == "escalation_exhausted":
+        return f"escalation of '{d['gate']}' exhausted: {d['why']}"
+    if k == "escalation_requested":
+        return f"{who} asked to escalate '{d['gate']}'"
+    if k == "reminder":
+        return f"reminded level {d['level']} ({', '.join(d['notify'])}) about '{d['gate']}'"
+    if k in ("claimed", "snoozed"):
+        return f"{who} {k} '{d['gate']}' until {d['until']}"
+    if k == "snooze_ended":
+        return f"snooze of '{d['gate']}' ended; level {d['level']} notified again"
+    if k == "reassigned":
+        return f"{who} reassigned '{d['gate']}' to {org.display(d['to'])}"
+    if k == "route":
+        return f"route '{d['route']}' round {d['round']}: {d['router']} chose {d['branch']} - {d.get('why')}"
+    if k == "route_refused":
+        return (f"route '{d['route']}': REFUSED branch {d['branch']!r} from {d['router']} "
+                f"(allowed: {', '.join(d['allowed'])})")
+    if k == "plan":
+        return (f"plan '{d['plan']}': {d['planner']} planned {len(d['subtasks'])} subtasks for "
+                f"{d['executor']} -> {d.get('verdict')}: {d['summary']}")
+    if k == "action_started":
+        return f"action '{d['action']}' started ({d['call']}, key {d['idempotency_key']})" + (
+            f" - {d['why']}" if d.get("why") else "")
+    if k == "action_done":
+        return f"action '{d['action']}' done: {d.get('result')}"
+    if k == "action_failed":
+        return f"action '{d['action']}' FAILED: {d.get('error')}"
+    if k == "action_unknown":
+        return f"action '{d['action']}' outcome UNKNOWN: {d['why']}"
+    if k == "action_skipped":
+        return f"action '{d['action']}' skipped: {d['why']}"
+    if k == "run_held":
+        return f"held: {d['why']}"
+    if k == "run_resumed":
+        return f"resumed: {d['why']}"
+    if k == "run_finished":
+        return f"finished: {d['status']} - {d['why']} ({d['duration_s']:g}s, {d['steps']} steps)"
+    return f"{k}: {d}"
+
+
+def lines(entries: list[TraceEntry], org: Org) -> list[str]:
+    return [f"{e.created_at:%Y-%m-%d %H:%M:%S} #{e.seq:<3} {describe(e, org)}" for e in entries]

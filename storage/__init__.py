@@ -1,0 +1,1 @@
+"""Storage: SQLModel tables, the engine, the trace chain and migrations."""

@@ -1,0 +1,103 @@
+"""The database engine and transactions.
+
+Every write goes through `Database.write()`. On SQLite that transaction starts with
+`BEGIN IMMEDIATE`, so a second writer waits on the busy timeout for the lock instead of
+failing half way with "database is locked" when it tries to upgrade a read lock. On
+PostgreSQL the same code takes row locks with `SELECT ... FOR UPDATE` (see
+`storage.repo`); nothing here is SQLite-only SQL.
+
+Work that must happen only once the transaction is durable (waking the scheduler,
+delivering events) is registered with `after_commit` and runs after COMMIT returns.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine for `url`, with Baton's connection settings."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            pool_size=8,
+            max_overflow=16,
+        )
+        _configure_sqlite(engine)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy's "begin" event below issue BEGIN itself: the sqlite3 module's
+        # implicit transactions would start DEFERRED and only on the first write.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        mode = "IMMEDIATE" if conn.get_execution_options().get("baton_write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """Sessions over one engine: `read()` for queries, `write()` for changes."""
+
+    def __init__(self, url: str, engine: Engine | None = None) -> None:
+        self.url = url
+        self.engine = engine or make_engine(url)
+        self._write_engine = self.engine.execution_options(baton_write=True)
+        self._local = threading.local()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One write transaction; commits on success, rolls back on error.
+
+        Callbacks registered with `after_commit(session, fn)` run after the commit,
+        outside the transaction, in registration order.
+        """
+        with Session(self._write_engine, expire_on_commit=False) as session:
+            session.info["after_commit"] = []
+            with session.begin():
+                yield session
+            callbacks: list[Callable[[], None]] = session.info.pop("after_commit")
+        for callback in callbacks:
+            callback()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` once the write transaction of `session` has committed."""
+    session.info.setdefault("after_commit", []).append(callback)

@@ -1,0 +1,63 @@
+"""Schema migrations (Alembic), applied by `baton db upgrade` and on start.
+
+Two processes starting on a fresh database must not both create the tables: the
+upgrade runs while holding the database's write lock (BEGIN IMMEDIATE on SQLite, a
+transaction-scoped advisory lock on PostgreSQL), and whoever gets it second finds the
+schema already at head.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from storage.engine import Database
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest revision. tests/storage/test_migrations.py keeps it equal to the scripts'
+# head, so a start-up check is one SELECT instead of loading every script.
+HEAD = "0001"
+_PG_MIGRATION_LOCK = 0x42A70D  # arbitrary, constant advisory-lock key
+
+
+def _config(db: Database) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", db.url.replace("%", "%%"))
+    return cfg
+
+
+def script_head() -> str:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(db: Database) -> str | None:
+    with db.engine.connect() as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def upgrade(db: Database, revision: str = "head") -> str | None:
+    """Bring the schema to `revision`; return the revision it is at afterwards."""
+    cfg = _config(db)
+    with db.engine.execution_options(baton_write=True).connect() as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+    return current_revision(db)
+
+
+def ensure_schema(db: Database) -> None:
+    """Apply pending migrations, cheaply when there are none."""
+    if current_revision(db) != HEAD:
+        upgrade(db)

@@ -1,0 +1,266 @@
+"""Baton's tables.
+
+Times are naive UTC datetimes. JSON columns hold plain JSON values only. The trace
+(`TraceEntry`) is the append-only record a run is audited from; the other tables hold the
+state the engine works from and are indexed for the queries Slack and the CLI make.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+def _json(**kw: Any) -> Any:
+    return Field(sa_type=sa.JSON, **kw)
+
+
+class FlowVersion(SQLModel, table=True):
+    """A flow definition as validated when a run started; runs keep using it even
+    after the file changes. Deduplicated by digest."""
+
+    __tablename__ = "flow_version"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    digest: str = Field(unique=True)
+    definition: dict = _json(default_factory=dict)
+    source: str | None = None
+    created_at: datetime
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "run"
+    __table_args__ = (
+        sa.Index("ix_run_flow_created", "flow_name", "created_at"),
+        sa.Index("ix_run_requester_created", "requester", "created_at"),
+        sa.Index("ix_run_status", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    flow_name: str
+    flow_version_id: int = Field(foreign_key="flow_version.id")
+    status: str  # running | waiting | held | succeeded | failed | stopped | rejected
+    requester: str
+    inputs: dict = _json(default_factory=dict)  # effective values (after approved edits)
+    requested_inputs: dict = _json(default_factory=dict)  # as the requester gave them
+    cursor: str | None = None  # the node to execute next
+    steps_taken: int = 0
+    visits: dict = _json(default_factory=dict)  # node -> times entered
+    tokens_used: int = 0
+    context: dict = _json(default_factory=dict)  # comments, route picks, plan results
+    origin: dict = _json(default_factory=dict)  # where it was started (cli, slack, ...)
+    outcome: str | None = None
+    reason: str | None = None
+    error: str | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    trace_seq: int = 0
+    trace_head: str = ""
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"R-{self.id}"
+
+
+class StepExecution(SQLModel, table=True):
+    __tablename__ = "step_execution"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", index=True)
+    node: str
+    kind: str
+    visit: int = 1
+    status: str  # done | waiting | failed | skipped
+    detail: dict = _json(default_factory=dict)
+    started_at: datetime
+    finished_at: datetime | None = None
+
+
+class Signal(SQLModel, table=True):
+    __tablename__ = "signal"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", index=True)
+    node: str
+    agent: str
+    agent_kind: str
+    status: str  # ok | failed
+    verdict: str | None = None  # ok | warn | block
+    severity: str | None = None
+    confidence: float | None = None
+    summary: str = ""
+    rationale: str = ""
+    evidence: list = _json(default_factory=list)
+    output: dict = _json(default_factory=dict)  # router / planner extras (branch, subtasks)
+    error: str | None = None
+    attempts: int = 1
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms: float = 0.0
+    cost: float = 0.0
+    model: str | None = None
+    started_at: datetime
+    created_at: datetime
+
+
+class Gate(SQLModel, table=True):
+    """A point where a run waits for people: an approval, a conflict to settle, a
+    boundary override, an action whose outcome is unknown. Policy details are frozen
+    into the row when the gate opens."""
+
+    __tablename__ = "gate"
+    __table_args__ = (
+        sa.Index("ix_gate_status_run", "status", "run_id"),
+        sa.UniqueConstraint("run_id", "node", "visit", name="uq_gate_run_node_visit"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id")
+    node: str
+    visit: int = 1
+    key: str  # the id people use: the flow's gate id
+    kind: str  # approval | conflict | boundary | action | agent
+    status: str  # open | decided | cancelled
+    outcome: str | None = None  # the winning option id
+    title: str = ""
+    question: str = ""
+    approvers: list = _json(default_factory=list)  # resolved principals allowed to decide
+    approver_spec: list = _json(default_factory=list)  # as written in the flow
+    quorum: int = 1
+    forbid_requester: bool = False
+    reject_ends: bool = True
+    options: list = _json(default_factory=list)
+    editable: list = _json(default_factory=list)
+    proposal: dict = _json(default_factory=dict)  # edited inputs awaiting approval
+    policy: dict = _json(default_factory=dict)  # kind-specific frozen details
+    shown: dict = _json(default_factory=dict)  # signals and boundaries the decider saw
+    chain: dict = _json(default_factory=dict)  # frozen escalation chain
+    esc_level: int = 0
+    esc_cycle: int = 0
+    esc_state: str | None = None  # waiting | claimed | snoozed | held | done
+    claimed_by: str | None = None
+    claim_until: datetime | None = None
+    snoozed_until: datetime | None = None
+    next_deadline: datetime | None = None
+    timer_token: str | None = None
+    opened_at: datetime
+    decided_at: datetime | None = None
+    version: int = 0
+
+
+class Decision(SQLModel, table=True):
+    __tablename__ = "decision"
+    __table_args__ = (
+        sa.UniqueConstraint("gate_id", "decider", name="uq_decision_gate_decider"),
+        sa.Index("ix_decision_decider_created", "decider", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    gate_id: int = Field(foreign_key="gate.id")
+    run_id: int = Field(foreign_key="run.id", index=True)
+    decider: str
+    option: str
+    effect: str  # approve | reject | request_changes
+    reason: str | None = None
+    edits: dict = _json(default_factory=dict)
+    counted: bool = True  # false once dismissed by a later edit of the proposal
+    created_at: datetime
+
+
+class Action(SQLModel, table=True):
+    __tablename__ = "action"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", index=True)
+    node: str
+    idempotency_key: str = Field(unique=True)
+    call: str
+    status: str  # started | done | failed | unknown
+    attempts: int = 1
+    result: dict = _json(default_factory=dict)
+    error: str | None = None
+    started_at: datetime
+    finished_at: datetime | None = None
+
+
+class TraceEntry(SQLModel, table=True):
+    """Append-only and hash-chained per chain (a run's ref, or "system")."""
+
+    __tablename__ = "trace_entry"
+    __table_args__ = (
+        sa.UniqueConstraint("chain", "seq", name="uq_trace_chain_seq"),
+        sa.Index("ix_trace_run", "run_id", "seq"),
+        sa.Index("ix_trace_kind_created", "kind", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int | None = Field(default=None, foreign_key="run.id")
+    chain: str
+    seq: int
+    kind: str
+    actor: str
+    node: str | None = None
+    data: dict = _json(default_factory=dict)
+    created_at: datetime
+    prev_hash: str
+    hash: str
+
+
+class Timer(SQLModel, table=True):
+    """A wake-up the scheduler owes the engine. The row is the truth; APScheduler only
+    wakes the process up at `due_at`. `token` must match the gate's current token or
+    the timer does nothing when it fires."""
+
+    __tablename__ = "timer"
+    __table_args__ = (sa.Index("ix_timer_status_due", "status", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", index=True)
+    gate_id: int | None = Field(default=None, foreign_key="gate.id")
+    kind: str  # escalate | remind | claim_expired | snooze_ended | settle
+    due_at: datetime
+    token: str
+    status: str = "pending"  # pending | fired | stale | cancelled
+    payload: dict = _json(default_factory=dict)
+    fired_at: datetime | None = None
+
+
+class Event(SQLModel, table=True):
+    """Transactional outbox of domain events for notifiers (Slack, the console).
+
+    Written in the same transaction as the state change it reports, delivered after
+    commit, in order per run."""
+
+    __tablename__ = "event"
+    __table_args__ = (sa.Index("ix_event_pending", "delivered_at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int | None = Field(default=None, foreign_key="run.id")
+    kind: str
+    payload: dict = _json(default_factory=dict)
+    created_at: datetime
+    delivered_at: datetime | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+
+
+class SystemState(SQLModel, table=True):
+    """One row: the global emergency stop, and the head of the "system" trace chain."""
+
+    __tablename__ = "system_state"
+
+    id: int = Field(default=1, primary_key=True)
+    halted: bool = False
+    halted_by: str | None = None
+    halted_at: datetime | None = None
+    halt_reason: str | None = None
+    trace_seq: int = 0
+    trace_head: str = ""

@@ -1,0 +1,34 @@
+"""Row locking that is correct on both databases.
+
+On PostgreSQL `lock` issues `SELECT ... FOR UPDATE`; on SQLite the write transaction
+already holds the database's write lock (BEGIN IMMEDIATE), and SQLAlchemy renders no
+FOR UPDATE. Lock order is always run, then gate, then timer, so two transactions never
+wait on each other in a cycle.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from sqlmodel import Session, SQLModel, select
+
+from storage.models import SystemState
+
+M = TypeVar("M", bound=SQLModel)
+
+
+def lock(session: Session, model: type[M], row_id: int | None) -> M | None:
+    if row_id is None:
+        return None
+    query = select(model).where(model.id == row_id).with_for_update()  # type: ignore[attr-defined]
+    return session.exec(query.execution_options(populate_existing=True)).first()
+
+
+def system_state(session: Session, *, for_update: bool = False) -> SystemState:
+    query = select(SystemState).where(SystemState.id == 1)
+    if for_update:
+        query = query.with_for_update()
+    state = session.exec(query).first()
+    if state is None:  # created by migration 0001; only a hand-edited database lacks it
+        raise RuntimeError("system_state row is missing: run `baton db upgrade`")
+    return state

@@ -1,0 +1,121 @@
+"""The hash-chained, append-only decision trace.
+
+Each entry stores the hash of the previous entry of its chain and the SHA-256 of
+`prev_hash + canonical JSON of its own content`. Changing, removing or reordering any
+stored entry breaks every hash after it, which `verify_chain` reports.
+
+A chain is one run ("R-42") or "system" (halt, resume). The head of a chain (last seq and
+hash) lives on its owner row (`Run` or `SystemState`), which the writer has locked, so two
+writers can never append the same seq.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from storage.models import Run, SystemState, TraceEntry
+
+SYSTEM_CHAIN = "system"
+GENESIS = ""
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+
+
+def entry_body(entry: TraceEntry) -> dict[str, Any]:
+    """The content an entry's hash covers: everything but its own hashes and row id."""
+    return {
+        "chain": entry.chain,
+        "seq": entry.seq,
+        "kind": entry.kind,
+        "actor": entry.actor,
+        "node": entry.node,
+        "data": entry.data,
+        "at": entry.created_at.isoformat(timespec="microseconds"),
+    }
+
+
+def compute_hash(prev_hash: str, body: dict[str, Any]) -> str:
+    return hashlib.sha256((prev_hash + canonical_json(body)).encode("utf-8")).hexdigest()
+
+
+def append(
+    session: Session,
+    owner: Run | SystemState,
+    *,
+    kind: str,
+    actor: str,
+    data: dict[str, Any],
+    at: datetime,
+    node: str | None = None,
+) -> TraceEntry:
+    """Append one entry to `owner`'s chain. The caller holds `owner` locked."""
+    chain = owner.ref if isinstance(owner, Run) else SYSTEM_CHAIN
+    entry = TraceEntry(
+        run_id=owner.id if isinstance(owner, Run) else None,
+        chain=chain,
+        seq=owner.trace_seq + 1,
+        kind=kind,
+        actor=actor,
+        node=node,
+        data=data,
+        created_at=at,
+        prev_hash=owner.trace_head,
+        hash="",
+    )
+    entry.hash = compute_hash(entry.prev_hash, entry_body(entry))
+    owner.trace_seq = entry.seq
+    owner.trace_head = entry.hash
+    session.add(entry)
+    session.add(owner)
+    return entry
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    chain: str
+    seq: int
+    entry_id: int | None
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.chain} entry #{self.seq} (row {self.entry_id}): {self.problem}"
+
+
+def verify_entries(chain: str, entries: list[TraceEntry], head: str | None = None) -> ChainBreak | None:
+    """Recompute the chain; return the first entry that does not fit, or None."""
+    prev = GENESIS
+    expected_seq = 1
+    for entry in entries:
+        if entry.seq != expected_seq:
+            return ChainBreak(chain, entry.seq, entry.id,
+                              f"sequence gap: expected #{expected_seq}")
+        if entry.prev_hash != prev:
+            return ChainBreak(chain, entry.seq, entry.id,
+                              "prev_hash does not match the previous entry's hash")
+        actual = compute_hash(entry.prev_hash, entry_body(entry))
+        if actual != entry.hash:
+            return ChainBreak(chain, entry.seq, entry.id,
+                              "content does not match its hash (the entry was changed)")
+        prev = entry.hash
+        expected_seq += 1
+    if head is not None and head != prev:
+        last = expected_seq - 1
+        return ChainBreak(chain, last, None,
+                          "the chain head recorded for the run does not match its last "
+                          "entry (entries were removed from the end)")
+    return None
+
+
+def chain_entries(session: Session, chain: str) -> list[TraceEntry]:
+    return list(session.exec(
+        select(TraceEntry).where(TraceEntry.chain == chain).order_by(TraceEntry.seq)
+    ))
