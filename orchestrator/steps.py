@@ -453,11 +453,12 @@ def run_action(engine: Any, dotted: str, context: ActionContext, timeout: Any,
     except CallableError as exc:
         return ActionOutcome(False, error=str(exc), attempts=0)
     attempts = retry.attempts if idempotent else 1
+    first = context.attempt  # attempts already made before a restart or a retry decision
     started = time.perf_counter()
     error = None
     timed_out = False
     for attempt in range(1, attempts + 1):
-        context.attempt = attempt
+        context.attempt = first + attempt - 1
         try:
             result = _call_with_timeout(lambda: fn(context), timeout)
             return ActionOutcome(True, jsonable(result) if result is not None else None,

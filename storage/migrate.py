@@ -9,13 +9,14 @@ schema already at head.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 
 from storage.engine import Database
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision. tests/storage/test_migrations.py keeps it equal to the scripts'
@@ -25,6 +26,8 @@ _PG_MIGRATION_LOCK = 0x42A70D  # arbitrary, constant advisory-lock key
 
 
 def _config(db: Database) -> Config:
+    from alembic.config import Config  # alembic is only needed when there is work to do
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", db.url.replace("%", "%%"))
@@ -32,6 +35,9 @@ def _config(db: Database) -> Config:
 
 
 def script_head() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     head = ScriptDirectory.from_config(cfg).get_current_head()
@@ -48,6 +54,8 @@ def current_revision(db: Database) -> str | None:
 
 def upgrade(db: Database, revision: str = "head") -> str | None:
     """Bring the schema to `revision`; return the revision it is at afterwards."""
+    from alembic import command
+
     cfg = _config(db)
     with db.engine.execution_options(baton_write=True).connect() as conn, conn.begin():
         if conn.dialect.name == "postgresql":

@@ -85,3 +85,12 @@ def engine(make_engine: Callable[..., Engine]) -> Engine:
 def test_engine(make_engine: Callable[..., Engine]) -> Engine:
     """An engine over tests/flows (flows made to exercise one feature each)."""
     return make_engine(TEST_FLOWS)
+
+
+@pytest.fixture
+def testagents(test_engine: Engine):  # type: ignore[no-untyped-def]
+    """tests/flows/testagents.py as the engine imported it (module state is shared)."""
+    import sys
+
+    test_engine.callables.load("testagents:slow")
+    return sys.modules["testagents"]

@@ -1,0 +1,90 @@
+"""The `baton` command as people use it: separate processes on one database file."""
+
+import signal
+
+from tests.cli.conftest import Baton, InProcess
+
+
+def test_a_run_waiting_in_one_process_is_decided_by_another(baton: Baton) -> None:
+    started = baton("run", "vendor-payment", "vendor=ACME", "amount=20000", "--as", "alice")
+    assert started.returncode == 0, started.stderr
+    assert "R-1 waiting at gate 'approve'" in started.stdout
+    assert started.stdout.strip().endswith("R-1 waiting")
+
+    status = baton("status", "R-1")
+    assert "can decide: Bob Ortiz, Carol Diaz" in status.stdout
+    assert "escalation finance-chain: level 1 of 3" in status.stdout
+
+    decided = baton("decide", "R-1", "approve", "--as", "bob", "--reason", "Invoice matches the PO")
+    assert decided.returncode == 0, decided.stderr
+    assert decided.stdout.strip().endswith("R-1 succeeded")
+    assert [e["run"] for e in baton.entries()] == ["R-1"]
+
+    trace = baton("trace", "R-1")
+    assert 'Bob Ortiz chose approve at \'approve\': "Invoice matches the PO"' in trace.stdout
+    assert "boundary amount-limit passed" in trace.stdout
+    assert baton("trace", "verify", "R-1").returncode == 0
+
+
+def test_refusals_exit_2_with_a_message_and_change_nothing(cli: InProcess) -> None:
+    baton = cli
+    baton("run", "vendor-payment", "vendor=ACME", "amount=20000", "--as", "alice")
+    refused = baton("decide", "R-1", "approve", "--as", "dave")
+    assert refused.returncode == 2
+    assert "error: you are not an approver of R-1 gate 'approve'" in refused.stderr
+    assert "waiting" in baton("status", "R-1").stdout
+
+    unknown = baton("run", "vendor-payment", "vendor=ACME", "amount=lots")
+    assert unknown.returncode == 2
+    assert "amount: expected a number" in unknown.stderr and "usage: run vendor-payment" in unknown.stderr
+    assert baton("run", "nope").returncode == 2
+    assert baton("decide", "R-9", "approve", "--as", "bob").returncode == 2
+    assert baton("decide", "R-1", "approve", "--as", "mallory").stderr.startswith(
+        "error: unknown user 'mallory'")
+    assert "R-2" not in baton("status").stdout
+
+
+def test_flows_validate_exits_2_on_any_problem(cli: InProcess, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    baton = cli
+    assert baton("flows", "validate").returncode == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nsteps:\n  - gate: {approvers: 'role:nobody', when: 'inputs.x >'}\n")
+    result = baton("flows", "validate", str(bad))
+    assert result.returncode == 2
+    assert "bad.yaml:3: steps[0].gate.when" in result.stderr
+    assert "bad.yaml:3: steps[0].gate.approvers: unknown role 'nobody'" in result.stderr
+
+
+def test_action_in_flight_when_the_process_is_killed_is_never_repeated(
+        baton_tests: Baton, wait_for) -> None:  # type: ignore[no-untyped-def]
+    child = baton_tests.spawn("run", "action-crash-plain", "--as", "alice", TEST_ACTION_SECONDS="60")
+    wait_for(lambda: any(e.get("event") == "started" for e in baton_tests.entries()))
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+
+    resumed = baton_tests("tick")
+    assert "1 run(s) continued" in resumed.stdout
+    status = baton_tests("status", "R-1")
+    assert "waiting at gate 'pay-unknown' (action): Did 'pay' run?" in status.stdout
+    assert "can decide: Erin Park" in status.stdout
+    assert len(baton_tests.entries()) == 1  # not run again
+
+    done = baton_tests("decide", "R-1", "done", "--as", "erin", "--reason", "Seen in the bank portal")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("R-1 succeeded")
+    assert len(baton_tests.entries()) == 1
+    trace = baton_tests("trace", "R-1").stdout
+    assert "action 'pay' outcome UNKNOWN: it was in flight when Baton stopped" in trace
+
+
+def test_idempotent_action_in_flight_is_run_again(baton_tests: Baton, wait_for) -> None:  # type: ignore[no-untyped-def]
+    child = baton_tests.spawn("run", "action-crash-idempotent", "--as", "alice",
+                              TEST_ACTION_SECONDS="60")
+    wait_for(lambda: any(e.get("event") == "started" for e in baton_tests.entries()))
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert "1 run(s) continued" in baton_tests("tick").stdout
+    assert "succeeded" in baton_tests("status", "R-1").stdout
+    attempts = [e["attempt"] for e in baton_tests.entries()]
+    keys = {e["key"] for e in baton_tests.entries()}
+    assert attempts == [1, 2] and keys == {"R-1:pay"}  # same idempotency key both times

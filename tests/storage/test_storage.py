@@ -1,0 +1,82 @@
+"""The database layer: SQLite settings, migrations, and the hash chain."""
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from orchestrator.engine import Engine
+from orchestrator.export import verify_all, verify_run
+from storage import migrate
+from storage.engine import Database
+from storage.models import TraceEntry
+
+
+def test_sqlite_connections_are_configured(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    with db.engine.connect() as conn:
+        pragma = lambda name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
+        assert pragma("journal_mode") == "wal"
+        assert pragma("synchronous") == 1  # NORMAL
+        assert pragma("foreign_keys") == 1
+        assert pragma("busy_timeout") == 30000
+
+
+def test_writes_take_the_lock_at_begin(tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE: a second writer waits at BEGIN instead of failing mid-transaction."""
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    statements: list[str] = []
+    sa.event.listen(db.engine, "before_cursor_execute",
+                    lambda conn, cursor, stmt, *a: statements.append(stmt))
+    with db.write() as s:
+        s.exec(sa.text("SELECT 1"))  # type: ignore[call-overload]
+    with db.read() as s:
+        s.exec(sa.text("SELECT 1"))  # type: ignore[call-overload]
+    assert "BEGIN IMMEDIATE" in statements and "BEGIN DEFERRED" in statements
+
+
+def test_migration_head_constant_matches_the_scripts(tmp_path: Path) -> None:
+    assert migrate.script_head() == migrate.HEAD
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    assert migrate.current_revision(db) is None
+    assert migrate.upgrade(db) == migrate.HEAD
+    migrate.ensure_schema(db)  # a no-op now
+    assert migrate.upgrade(db) == migrate.HEAD
+
+
+def test_migrated_schema_matches_the_models(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    migrate.upgrade(db)
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert diff == [], "models changed without a migration: alembic revision --autogenerate"
+
+
+def test_changing_one_stored_entry_breaks_the_chain_at_that_entry(engine: Engine) -> None:
+    run = engine.start_run("vendor-payment", {"vendor": "ACME", "amount": "20000"}, "alice")
+    engine.decide(run.ref, "bob", "approve")
+    assert verify_run(engine.db, engine.get_run(run.ref)) is None
+    with engine.db.write() as s:
+        entry = s.exec(select(TraceEntry).where(TraceEntry.chain == run.ref,
+                                                TraceEntry.kind == "decision")).one()
+        entry.data = {**entry.data, "reason": "something else"}
+        s.add(entry)
+    problem = verify_run(engine.db, engine.get_run(run.ref))
+    assert problem is not None and problem.seq == entry.seq
+    assert "content does not match its hash" in str(problem)
+    checked, breaks = verify_all(engine.db)
+    assert checked == 2 and [b.chain for b in breaks] == [run.ref]
+
+
+def test_removing_the_last_entries_is_detected(engine: Engine) -> None:
+    run = engine.start_run("vendor-payment", {"vendor": "ACME", "amount": "5000"}, "alice")
+    with engine.db.write() as s:
+        last = s.exec(select(TraceEntry).where(TraceEntry.chain == run.ref)
+                      .order_by(TraceEntry.seq.desc())).first()  # type: ignore[union-attr]
+        s.delete(last)
+    problem = verify_run(engine.db, engine.get_run(run.ref))
+    assert problem is not None and "entries were removed from the end" in str(problem)
