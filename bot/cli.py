@@ -190,6 +190,28 @@ def decide(
 
 
 @app.command()
+def signal(
+    ref: Annotated[str, typer.Argument(help="run id")],
+    agent: Annotated[str, typer.Argument(help="an external agent of the run's flow")],
+    as_user: AsUser,
+    verdict: Annotated[str, typer.Option(help="ok, warn or block")],
+    severity: Annotated[str, typer.Option(help="info, low, medium, high, critical")] = "info",
+    confidence: Annotated[float, typer.Option(help="0 to 1")] = 1.0,
+    summary: Annotated[str, typer.Option()] = "",
+    rationale: Annotated[str, typer.Option()] = "",
+    evidence: Annotated[list[str] | None, typer.Option(help="repeatable")] = None,
+) -> None:
+    """Submit an external agent's signal to a run."""
+    eng = engine()
+    output = {"verdict": verdict, "severity": severity, "confidence": confidence,
+              "summary": summary, "rationale": rationale, "evidence": evidence or []}
+    try:
+        typer.echo(eng.submit_signal(ref, agent, output, who(eng, as_user)))
+    except BatonError as exc:
+        fail(str(exc))
+
+
+@app.command()
 def stop(ref: str, as_user: AsUser,
          reason: Annotated[str | None, typer.Option(help="why")] = None) -> None:
     """Stop a run (its requester or an admin)."""

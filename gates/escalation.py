@@ -119,7 +119,7 @@ def advance(chain: Chain, level: int, cycle: int, now: datetime) -> Position | E
     rounds = f"{chain.repeat + 1} rounds" if chain.repeat else "one round"
     action = "rejected (fail closed)" if chain.final == "reject" else "held open, pings stopped"
     return Exhausted(chain.final,
-                     f"no decision after {rounds} of the {chain.name} chain "
+                     f"no decision after {rounds} of escalation chain '{chain.name}' "
                      f"({format_duration(total)}): {action}")
 
 

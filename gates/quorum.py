@@ -29,21 +29,23 @@ def tally(votes: Iterable[Vote], *, quorum: int, reject_ends: bool,
           eligible: set[str], name: Callable[[str], str] = str) -> Tally:
     """Decide a gate from its counted votes (one per person, already deduplicated).
 
-    Any request for changes sends the run back. A rejection ends the gate when
+    Any request for changes (or a retry) sends the run back. A rejection ends the gate when
     `reject_ends`; otherwise it only counts against, and the gate is rejected once the
     approvers who have not voted can no longer make up the quorum.
     """
     votes = list(votes)
     approvals = tuple(v.decider for v in votes if v.effect == "approve")
     rejections = tuple(v.decider for v in votes if v.effect == "reject")
-    changes = [v for v in votes if v.effect == "request_changes"]
+    # Sending the run back (for changes, or to retry a step) takes one person, like a reject.
+    back = [v for v in votes if v.effect in ("request_changes", "retry")]
 
     def result(outcome: Effect | None, option: str | None, why: str) -> Tally:
         return Tally(outcome, option, approvals, rejections, quorum, why)
 
-    if changes:
-        return result("request_changes", changes[-1].option,
-                      f"{name(changes[-1].decider)} requested changes")
+    if back:
+        last = back[-1]
+        what = "requested changes" if last.effect == "request_changes" else "asked to retry"
+        return result(last.effect, last.option, f"{name(last.decider)} {what}")
     if rejections and reject_ends:
         reject = next(v for v in votes if v.effect == "reject")
         return result("reject", reject.option, f"rejected by {name(reject.decider)}")

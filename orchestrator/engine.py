@@ -33,6 +33,12 @@ from gates.durations import parse_duration
 from gates.options import Refusal
 from gates.org import Org
 from orchestrator import gating, steps
+from orchestrator.agents.base import (
+    AgentFailure,
+    AgentResult,
+    Attempt,
+    validate_output,
+)
 from orchestrator.callables import CallableLoader
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import BatonError, NotFound
@@ -42,8 +48,9 @@ from orchestrator.inputs import parse_inputs
 from orchestrator.loader import FlowCatalog, definition, program_from_definition
 from orchestrator.program import Node, Program
 from orchestrator.runtime import Finish, Goto, Hold, Transition, Tx, Wait, Work
+from orchestrator.spec import ExternalAgent
 from storage import trace
-from storage.engine import Database
+from storage.engine import Database, after_commit
 from storage.models import Event, FlowVersion, Gate, Run, StepExecution, Timer
 from storage.repo import lock, system_state
 
@@ -457,6 +464,49 @@ class Engine:
             self._schedule(parse_ref(report.run))
         return report
 
+    def submit_signal(self, ref: str | int, agent: str, output: Mapping[str, Any], by: str) -> str:
+        """Record an external agent's signal; a conflict settling for it continues once every
+        signal it compares is in."""
+        refusal = None
+        resume = False
+        with self.db.write() as s:
+            run = self._run_for_update(s, ref)
+            tx = self._tx(s, run)
+            flow = tx.program.flow
+            spec = flow.agents.get(agent)
+            externals = [n for n, a in flow.agents.items() if a.kind == "external"]
+            if run.status in FINISHED:
+                refusal = f"{run.ref} already finished ({run.status})"
+            elif spec is None or not isinstance(spec, ExternalAgent):
+                refusal = (f"{agent!r} is not an external agent of {flow.name}; external agents: "
+                           + (", ".join(externals) or "none"))
+            elif by not in self.org.resolve_many(spec.submitters):
+                refusal = f"you may not submit {agent}'s signal; submitters: " + ", ".join(
+                    spec.submitters)
+            else:
+                try:
+                    output_model = validate_output(agent, dict(output))
+                except AgentFailure as exc:
+                    refusal = str(exc)
+            if refusal:
+                self._refused(tx, "signal", by, refusal, agent=agent)
+            else:
+                result = AgentResult(agent, "external", "ok", output_model, tx.now,
+                                     [Attempt(1, tx.now, 0.0)])
+                steps.store_result(tx, run.cursor or "external", result, actor=by)
+                node = tx.node(run.cursor) if run.cursor else None
+                if (run.status == "waiting" and node is not None and node.kind == "conflict"
+                        and node.key in run.context.get("settles", {})
+                        and all(n in tx.signals() for n in node.spec.among)):
+                    run.status = "running"
+                    s.add(run)
+                    resume = True
+        if refusal:
+            raise BatonError(refusal)
+        if resume:
+            self._schedule(parse_ref(ref))
+        return f"{agent} signal recorded on {run.ref}"
+
     def stop(self, ref: str | int, user: str, reason: str | None = None) -> Run:
         refusal = None
         with self.db.write() as s:
@@ -570,7 +620,11 @@ class Engine:
             timer = lock(s, Timer, timer_id)
             if run is None or timer is None or timer.status != "pending":
                 return False
+            if timer.due_at > self.clock.now():
+                return False  # woken early (another replica's clock, a rounding): not yet
             timer.fired_at = self.clock.now()
+            if timer.gate_id is None:
+                return self._fire_run_timer(s, run, timer)
             gate = lock(s, Gate, timer.gate_id)
             if gate is None or gate.status != "open" or gate.timer_token != timer.token:
                 timer.status = "stale"
@@ -585,6 +639,24 @@ class Engine:
         if resume:
             self._schedule(run_id)
         return acted
+
+    def _fire_run_timer(self, s: Any, run: Run, timer: Timer) -> bool:
+        """A settle window closed: continue the conflict step with the signals it has."""
+        node = timer.payload.get("node")
+        current = (run.status == "waiting" and run.cursor == node
+                   and run.context.get("settles", {}).get(node) == timer.token)
+        timer.status = "fired" if current else "stale"
+        s.add(timer)
+        if not current:
+            return False
+        run.status = "running"
+        s.add(run)
+        trace.append(s, run, kind="settle_ended", actor="baton", node=node,
+                     data={"why": "the settle window closed"}, at=self.clock.now())
+        assert run.id is not None
+        run_id = run.id
+        after_commit(s, lambda: self._schedule(run_id))
+        return True
 
     def due_timers(self, limit: int = 500) -> list[int]:
         now = self.clock.now()
@@ -602,10 +674,13 @@ class Engine:
                 log.exception("timer_failed", timer=timer_id)
         return fired
 
-    def pending_timers(self) -> list[tuple[int, datetime]]:
+    def pending_timers(self, until: datetime | None = None) -> list[tuple[int, datetime]]:
         with self.db.read() as s:
-            return [(t.id, t.due_at) for t in s.exec(
-                select(Timer).where(Timer.status == "pending")) if t.id is not None]
+            query = select(Timer.id, Timer.due_at).where(Timer.status == "pending")
+            if until is not None:
+                query = query.where(col(Timer.due_at) <= until)
+            return [(t_id, due) for t_id, due in s.exec(query.order_by(col(Timer.due_at)))
+                    if t_id is not None]
 
     # -- queries ------------------------------------------------------------------------------
     def get_run(self, ref: str | int) -> Run:

@@ -120,10 +120,13 @@ def cancel_timers(tx: Tx, gate: Gate) -> None:
     gate.timer_token = secrets.token_hex(8)
 
 
-def add_timer(tx: Tx, gate: Gate, kind: str, due: datetime, **payload: Any) -> Timer:
-    assert gate.timer_token is not None
-    timer = Timer(run_id=gate.run_id, gate_id=gate.id, kind=kind, due_at=due,
-                  token=gate.timer_token, payload=payload)
+def add_timer(tx: Tx, gate: Gate | None, kind: str, due: datetime, *, token: str | None = None,
+              **payload: Any) -> Timer:
+    """A wake-up for `gate` (carrying its current token), or for the run itself."""
+    token = gate.timer_token if gate is not None else token
+    assert token is not None
+    timer = Timer(run_id=tx.run.id, gate_id=gate.id if gate else None, kind=kind, due_at=due,
+                  token=token, payload=payload)
     tx.session.add(timer)
     tx.session.flush()
     engine = tx.engine
@@ -277,7 +280,7 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
         return DecisionReport("recorded", f"{option.label} recorded on {run.ref}: "
                               f"{result.explanation}", run.ref, gate.key, gate.id), None
     deciders = list(result.rejections if result.outcome == "reject" else result.approvals)
-    if result.outcome == "request_changes":
+    if result.outcome in ("request_changes", "retry"):
         deciders = [user]
     transition = close_gate(tx, gate, result.outcome, result.option or option.id,
                             result.explanation, deciders=deciders, actor=user)

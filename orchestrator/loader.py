@@ -37,7 +37,8 @@ def _vocabulary(*models: type[BaseModel]) -> set[str]:
 
 
 _ALL_KEYS = _vocabulary(
-    S.InputSpec, S.RetrySpec, S.Subtask, S.Rule, S.RulesAgent, S.PythonAgent, S.ParallelStep,
+    S.InputSpec, S.RetrySpec, S.Subtask, S.Rule, S.RulesAgent, S.PythonAgent, S.ExternalAgent,
+    S.ParallelStep,
     S.OptionSpec, S.GateStep, S.ConflictStep, S.BoundaryStep, S.ActionStep, S.AgentStep,
     S.RouteStep, S.PlanStep, S.Step, S.LevelSpec, S.EscalationSpec, S.LimitsSpec, S.Flow,
 ) | {"kind"}
@@ -171,10 +172,13 @@ class _Checker:
         for name, body in self.flow.blocks.items():
             yield from steps(body, ("blocks", name))
 
-    def agent(self, path: tuple, name: str) -> None:
+    def agent(self, path: tuple, name: str, *, runnable: bool = True) -> None:
         if name not in self.flow.agents:
             known = ", ".join(self.flow.agents) or "none declared"
             self.add(path, f"unknown agent {name!r}; agents: {known}")
+        elif runnable and self.flow.agents[name].kind == "external":
+            self.add(path, f"agent {name!r} is external: its signal is submitted with "
+                           "`baton signal`, it cannot be run by a step")
 
     def chain(self, path: tuple, name: str | None, needed_for: str | None = None) -> None:
         if name is None:
@@ -234,6 +238,8 @@ class _Checker:
             if isinstance(agent, S.RulesAgent):
                 for i, rule in enumerate(agent.rules):
                     self.condition(path + ("rules", i, "when"), rule.when)
+            elif isinstance(agent, S.ExternalAgent):
+                self.people(path + ("submitters",), agent.submitters)
             else:
                 self.call(path + ("call",), agent.call)
         for name, chain in flow.escalations.items():
@@ -302,11 +308,11 @@ class _Checker:
                          f"{name!r} is not an input of this flow; inputs: "
                          + (", ".join(self.flow.inputs) or "none"))
         for i, name in enumerate(body.show or []):
-            self.agent(path + ("show", i), name)
+            self.agent(path + ("show", i), name, runnable=False)
 
     def step_conflict(self, path: tuple, body: S.ConflictStep) -> None:
         for i, name in enumerate(body.among):
-            self.agent(path + ("among", i), name)
+            self.agent(path + ("among", i), name, runnable=False)
         for i, name in enumerate(body.priority):
             if name not in body.among:
                 self.add(path + ("priority", i), f"{name!r} is not among {body.among}")

@@ -19,8 +19,26 @@ def _redact(_logger: object, _name: str, event: dict) -> dict:
     return event
 
 
+class _StderrLogger:
+    """Writes to whatever sys.stderr is at the time (test runners swap it)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def msg(self, message: str) -> None:
+        stream = self._stream or sys.stderr
+        try:
+            stream.write(message + "\n")
+            stream.flush()
+        except ValueError:  # closed: logging must never break the work it describes
+            pass
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
 def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: str = "info",
                       stream: TextIO | None = None) -> None:
+    target = stream
     stream = stream or sys.stderr
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
@@ -38,6 +56,6 @@ def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: s
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        logger_factory=lambda *_: _StderrLogger(target),
         cache_logger_on_first_use=False,
     )

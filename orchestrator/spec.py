@@ -126,7 +126,16 @@ class PythonAgent(AgentBase):
         return value
 
 
-AgentSpec = Annotated[RulesAgent | PythonAgent, Field(discriminator="kind")]
+class ExternalAgent(AgentBase):
+    """A signal that arrives from outside the run (an analyst, another system), submitted
+    with `baton signal` by someone the flow names. A conflict step can wait for it
+    (`settle`)."""
+
+    kind: Literal["external"]
+    submitters: NameList = Field(min_length=1, description="who may submit this signal")
+
+
+AgentSpec = Annotated[RulesAgent | PythonAgent | ExternalAgent, Field(discriminator="kind")]
 
 
 # -- steps ----------------------------------------------------------------------------

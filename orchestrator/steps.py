@@ -95,8 +95,9 @@ def run_agents(engine: Any, program: Any, now: Any, jobs: list[tuple[str, AgentC
     return work
 
 
-def store_result(tx: Tx, node: Node, result: AgentResult, *, agent_label: str | None = None,
-                 extra: dict[str, Any] | None = None) -> Signal:
+def store_result(tx: Tx, node: Node | str, result: AgentResult, *, agent_label: str | None = None,
+                 extra: dict[str, Any] | None = None, actor: str = "baton") -> Signal:
+    node_key = node if isinstance(node, str) else node.key
     out = result.output
     output: dict[str, Any] = {}
     if out is not None:
@@ -113,7 +114,7 @@ def store_result(tx: Tx, node: Node, result: AgentResult, *, agent_label: str | 
     tokens_in = out.tokens_in if out else 0
     tokens_out = out.tokens_out if out else 0
     signal = Signal(
-        run_id=tx.run.id, node=node.key, agent=agent_label or result.agent,
+        run_id=tx.run.id, node=node_key, agent=agent_label or result.agent,
         agent_kind=result.kind, status=result.status,
         verdict=out.verdict if out else None, severity=out.severity if out else None,
         confidence=out.confidence if out else None, summary=out.summary if out else "",
@@ -147,7 +148,7 @@ def store_result(tx: Tx, node: Node, result: AgentResult, *, agent_label: str | 
     if output:
         data["output"] = {k: v for k, v in output.items() if k != "subtasks"} | (
             {"subtasks": len(output["subtasks"])} if "subtasks" in output else {})
-    tx.trace("signal" if result.status == "ok" else "agent_failed", data, node=node.key)
+    tx.trace("signal" if result.status == "ok" else "agent_failed", data, node=node_key, actor=actor)
     return signal
 
 
@@ -296,9 +297,31 @@ def step_gate(tx: Tx, node: Node) -> Transition:
 
 
 # -- conflict -------------------------------------------------------------------------------------
+def _settling(tx: Tx, node: Node, missing: list[str]) -> bool:
+    """The settle window (like Alertmanager's group_wait): wait a little for signals that
+    have not arrived, so late ones join this conflict instead of starting another."""
+    spec = node.spec
+    settles = dict(tx.run.context.get("settles", {}))
+    if not spec.settle or not missing or node.key in settles:
+        return False
+    until = tx.now + spec.settle
+    token = f"{node.key}#{tx.run.visits.get(node.key, 1)}"
+    settles[node.key] = token
+    tx.run.context = {**tx.run.context, "settles": settles}
+    gating.add_timer(tx, None, "settle", until, token=token, node=node.key)
+    tx.trace("conflict_settling", {"conflict": node.label, "waiting_for": missing,
+                                   "until": until.isoformat()}, node=node.key)
+    return True
+
+
 def step_conflict(tx: Tx, node: Node) -> Transition:
     spec = node.spec
     signals = tx.signals()
+    if _settling(tx, node, [name for name in spec.among if name not in signals]):
+        return Wait()
+    if node.key in tx.run.context.get("settles", {}):
+        settles = {k: v for k, v in tx.run.context["settles"].items() if k != node.key}
+        tx.run.context = {**tx.run.context, "settles": settles}
     views = {name: (SignalView(name, signals[name].verdict, signals[name].severity,
                                signals[name].status == "failed") if name in signals else None)
              for name in spec.among}

@@ -36,6 +36,17 @@ def make_settings(db_path: Path, flows: Path = EXAMPLE_FLOWS, **extra: object) -
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_test_agents() -> None:
+    """tests/flows/testagents.py keeps counters per run id; runs restart at R-1 per test."""
+    import sys
+
+    module = sys.modules.get("testagents")
+    if module is not None:
+        module.calls.clear()
+        module.spans.clear()
+
+
 @pytest.fixture
 def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[dict]]:
     """The example actions' ledger: what actions really ran."""

@@ -1,0 +1,188 @@
+"""Escalation chains in the engine, driven by a fake clock: no sleeping."""
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from orchestrator.clock import FakeClock
+from orchestrator.engine import Engine
+from orchestrator.errors import BatonError
+from orchestrator.timers import TimerService
+from storage.models import Event, Timer, TraceEntry
+from tests.conftest import TEST_FLOWS
+
+M = timedelta(minutes=1)
+
+
+def events(engine: Engine, kind: str) -> list[dict]:
+    with engine.db.read() as s:
+        return [e.payload for e in s.exec(select(Event).where(Event.kind == kind).order_by(Event.id))]
+
+
+def traced(engine: Engine, ref: str, kind: str) -> list[TraceEntry]:
+    with engine.db.read() as s:
+        return list(s.exec(select(TraceEntry).where(TraceEntry.chain == ref, TraceEntry.kind == kind)
+                           .order_by(TraceEntry.seq)))
+
+
+def tick(engine: Engine, clock: FakeClock, minutes: float) -> int:
+    clock.advance(timedelta(minutes=minutes))
+    return engine.fire_due_timers()
+
+
+def test_unanswered_gate_escalates_level_by_level_reminds_repeats_then_fails_closed(
+        test_engine: Engine, clock: FakeClock, ledger: Callable) -> None:
+    t0 = clock.now()
+    run = test_engine.start_run("escalating", {}, "alice")
+    (gate,) = test_engine.open_gates(run.id)
+    assert gate.next_deadline == t0 + 30 * M and gate.esc_level == 0
+    assert events(test_engine, "gate_opened")[0]["notify"] == ["role:finance-approver"]
+
+    assert tick(test_engine, clock, 19) == 0
+    assert tick(test_engine, clock, 1) == 1  # 10 minutes before the deadline
+    assert events(test_engine, "reminder")[0]["notify"] == ["role:finance-approver"]
+
+    assert tick(test_engine, clock, 10) == 1  # 30m: level 2
+    (gate,) = test_engine.open_gates(run.id)
+    assert gate.esc_level == 1 and "dave" in gate.approvers
+    first = events(test_engine, "escalated")[0]
+    assert first["notify"] == ["role:finance-lead"] and first["why"] == "no decision within 30m at level 1"
+
+    assert tick(test_engine, clock, 60) == 1  # level 3: the channel
+    assert tick(test_engine, clock, 120) == 1  # repeat: round 2, level 1 again
+    (gate,) = test_engine.open_gates(run.id)
+    assert (gate.esc_level, gate.esc_cycle) == (0, 1)
+    for minutes in (20, 10, 60):  # reminder, level 2, level 3
+        assert tick(test_engine, clock, minutes) == 1
+    assert test_engine.get_run(run.ref).status == "waiting"
+    assert tick(test_engine, clock, 120) == 1  # exhausted
+    final = test_engine.get_run(run.ref)
+    assert final.status == "rejected" and ledger() == []
+    assert ("no decision after 2 rounds of escalation chain 'chain' (7h): rejected (fail closed)"
+            in (final.reason or ""))
+    levels = [(e.data["level"], e.data["cycle"], e.created_at - t0)
+              for e in traced(test_engine, run.ref, "escalated")]
+    assert levels == [(2, 1, 30 * M), (3, 1, 90 * M), (1, 2, 210 * M), (2, 2, 240 * M),
+                      (3, 2, 300 * M)]
+    assert len(traced(test_engine, run.ref, "reminder")) == 2
+
+
+def test_claim_pauses_pings_and_re_escalates_after_the_claim_timeout(
+        test_engine: Engine, clock: FakeClock) -> None:
+    run = test_engine.start_run("escalating", {}, "alice")
+    with pytest.raises(BatonError, match="only an approver"):
+        test_engine.claim(run.ref, "dave")
+    message = test_engine.claim(run.ref, "bob")
+    assert "pings are paused" in message
+    (gate,) = test_engine.open_gates(run.id)
+    assert (gate.esc_state, gate.claimed_by) == ("claimed", "bob")
+    assert tick(test_engine, clock, 59) == 0  # the 30m deadline and its reminder do nothing
+    assert events(test_engine, "reminder") == [] and events(test_engine, "escalated") == []
+    assert tick(test_engine, clock, 1) == 1  # claim timeout: on to the next level
+    escalated = events(test_engine, "escalated")
+    assert escalated[0]["level"] == 2
+    assert "Bob Ortiz claimed it but did not decide within 1h" in escalated[0]["why"]
+    # the gate stayed open throughout; a decision still works
+    assert test_engine.decide(run.ref, "dave", "approve").outcome == "approve"
+
+
+def test_snooze_delays_the_current_level(test_engine: Engine, clock: FakeClock) -> None:
+    run = test_engine.start_run("escalating", {}, "alice")
+    with pytest.raises(BatonError, match="snooze for one of: 15m, 1h"):
+        test_engine.snooze(run.ref, "bob", "3d")
+    test_engine.snooze(run.ref, "bob", "1h")
+    assert tick(test_engine, clock, 59) == 0
+    assert tick(test_engine, clock, 1) == 1  # snooze over: level 1 pinged again, new 30m wait
+    (gate,) = test_engine.open_gates(run.id)
+    assert gate.esc_level == 0 and gate.next_deadline == clock.now() + 30 * M
+    assert events(test_engine, "reminder")[-1]["why"] == "snooze ended"
+    assert tick(test_engine, clock, 30) == 2  # reminder at +20m, escalation at +30m
+    assert test_engine.open_gates(run.id)[0].esc_level == 1
+
+
+def test_a_stale_or_duplicate_timer_does_nothing(test_engine: Engine, clock: FakeClock) -> None:
+    run = test_engine.start_run("escalating", {}, "alice")
+    with test_engine.db.read() as s:
+        old = s.exec(select(Timer).where(Timer.kind == "escalate")).one()
+    test_engine.claim(run.ref, "bob")  # replaces the gate's timers
+    clock.advance(timedelta(minutes=45))
+    before = test_engine.open_gates(run.id)[0]
+    assert test_engine.fire_timer(old.id) is False  # type: ignore[arg-type]
+    after = test_engine.open_gates(run.id)[0]
+    assert (after.esc_level, after.esc_state, after.version) == (before.esc_level, "claimed", before.version)
+    with test_engine.db.read() as s:
+        claim_id = s.exec(select(Timer.id).where(Timer.kind == "claim_expired")).one()
+    assert test_engine.fire_timer(claim_id) is False  # woken early: not due yet, stays pending
+    clock.advance(timedelta(minutes=15))
+    (claim_timer,) = test_engine.due_timers()
+    assert claim_timer == claim_id
+    assert test_engine.fire_timer(claim_timer) is True
+    assert test_engine.fire_timer(claim_timer) is False  # delivered twice: once only
+    assert len(events(test_engine, "escalated")) == 1
+
+
+def test_reassign_lets_someone_else_decide(test_engine: Engine) -> None:
+    run = test_engine.start_run("two-approvals", {"amount": "10"}, "alice")
+    with pytest.raises(BatonError, match="Alice Ng started R-1 and cannot approve it"):
+        test_engine.reassign(run.ref, "bob", "alice")
+    with pytest.raises(BatonError, match=r"only an approver .* or an admin can reassign"):
+        test_engine.reassign(run.ref, "henry", "henry")
+    assert test_engine.reassign(run.ref, "bob", "henry") == "Henry Wu can now decide R-1"
+    test_engine.decide(run.ref, "henry", "approve")
+    assert test_engine.decide(run.ref, "dave", "approve").outcome == "approve"
+    (entry,) = traced(test_engine, run.ref, "reassigned")
+    assert (entry.actor, entry.data["to"]) == ("bob", "henry")
+
+
+def test_a_restart_re_arms_timers_and_the_chain_continues(
+        make_engine: Callable[..., Engine], clock: FakeClock) -> None:
+    first = make_engine(TEST_FLOWS)
+    run = first.start_run("escalating", {}, "alice")
+    tick(first, clock, 30)
+    assert first.open_gates(run.id)[0].esc_level == 1
+    first.shutdown()
+    first.db.dispose()
+
+    second = make_engine(TEST_FLOWS)  # a new process, as far as the database can tell
+    service = TimerService(second, horizon=timedelta(hours=2))
+    try:
+        service.start(paused=True)  # look at what it armed, then let the test's clock drive
+        jobs = {job.id for job in service.scheduler.get_jobs()}
+        (pending,) = second.pending_timers()
+        assert f"timer-{pending[0]}" in jobs
+        assert tick(second, clock, 60) == 1
+        assert second.open_gates(run.id)[0].esc_level == 2  # level 3, where the chain left off
+    finally:
+        service.shutdown()
+
+
+def test_the_scheduler_fires_a_due_timer_by_itself(make_engine: Callable[..., Engine]) -> None:
+    """APScheduler wakes the engine: a timer already due is fired without anyone asking."""
+    from orchestrator.clock import SystemClock
+
+    engine = make_engine(TEST_FLOWS, clock=SystemClock())
+    fired = threading.Event()
+    service = TimerService(engine)
+    original = engine.fire_timer
+
+    def observed(timer_id: int) -> bool:
+        result = original(timer_id)
+        fired.set()
+        return result
+
+    engine.fire_timer = observed  # type: ignore[method-assign]
+    try:
+        service.start()
+        run = engine.start_run("external-signals", {}, "alice")
+        with engine.db.write() as s:  # make the settle window end now
+            timer = s.exec(select(Timer)).one()
+            timer.due_at = engine.clock.now()
+            s.add(timer)
+        service.arm(timer.id, timer.due_at)  # type: ignore[arg-type]
+        assert fired.wait(10)
+        assert engine.get_run(run.ref).status == "succeeded"
+    finally:
+        service.shutdown()
