@@ -9,6 +9,7 @@ what the ASGI scope carries, so the app can find and abort its own connection.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from typing import Any
 
@@ -21,6 +22,11 @@ _transports: dict[tuple[Any, Any], asyncio.Transport] = {}
 class DroppableH11Protocol(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # asyncio skips this for sockets from a pre-bound listener (proto 0); without it a
+            # keep-alive client waits out the 40 ms delayed ACK on every response.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with _lock:
             _transports[(self.server, self.client)] = transport
 
