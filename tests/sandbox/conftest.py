@@ -3,8 +3,11 @@ real slack_sdk WebClient pointed at it, and a way to serve a real slack_bolt App
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from collections.abc import Callable, Iterator
+from urllib.parse import parse_qsl
 
 import pytest
 from slack_bolt import App
@@ -12,7 +15,7 @@ from slack_bolt.adapter.starlette import SlackRequestHandler
 from slack_sdk import WebClient
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.sandbox import Driver, EmulatorServer, LoopbackServer, Workspace, workspace_from_org
@@ -25,6 +28,15 @@ os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
 ALICE, BOB, CAROL = "U0ALICE01", "U0BOB0001", "U0CAROL01"
 PAYMENTS = "C0PAYMENTS1"
+
+
+def eventually(check: Callable[[], object], timeout: float = 2.0) -> None:
+    """Wait for something outside the workspace (which has `wait_for`) to become true."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout}s")
+        time.sleep(0.005)
 
 
 class Clock:
@@ -116,6 +128,53 @@ def serve_bolt(bolt_endpoint: tuple[BoltEndpoint, str]) -> Iterator[Callable[[Ap
 
     yield serve
     endpoint.handler = None
+
+
+class RecordingBot:
+    """A bare HTTP endpoint standing in for an app: records what Slack sent, answers as scripted."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.answers: list[Response] = []
+        self.asgi = Starlette(routes=[Route("/slack/events", self.events, methods=["POST"])])
+
+    async def events(self, request: Request) -> Response:
+        self.received.append((dict(request.headers), await request.body()))
+        return self.answers.pop(0) if self.answers else Response(status_code=200)
+
+    def answer_json(self, body: dict) -> None:
+        self.answers.append(JSONResponse(body))
+
+    def payload(self, index: int = -1) -> dict:
+        """An interaction's decoded `payload` field, or an event's JSON body."""
+        headers, body = self.received[index]
+        if headers.get("content-type", "").startswith("application/json"):
+            return json.loads(body)
+        fields = dict(parse_qsl(body.decode()))
+        return json.loads(fields["payload"]) if "payload" in fields else fields
+
+
+@pytest.fixture(scope="session")
+def recording_endpoint() -> Iterator[tuple[RecordingBot, str]]:
+    bot = RecordingBot()
+    with LoopbackServer(bot.asgi) as server:
+        yield bot, f"{server.url}/slack/events"
+
+
+@pytest.fixture
+def recording_bot(recording_endpoint: tuple[RecordingBot, str],
+                  slack: EmulatorServer) -> Iterator[RecordingBot]:
+    bot, _ = recording_endpoint
+    bot.received.clear()
+    bot.answers.clear()
+    yield bot
+
+
+@pytest.fixture
+def raw_driver(recording_endpoint: tuple[RecordingBot, str], slack: EmulatorServer) -> Iterator[Driver]:
+    """The driver pointed at the recording bot."""
+    with slack.driver(recording_endpoint[1]) as driver:
+        yield driver
 
 
 @pytest.fixture
