@@ -55,7 +55,10 @@ class FaultPlan:
     def next(self, method: str = ANY, *, times: int = 1, status: int | None = None,
              retry_after: int | None = None, delay: float = 0.0, drop: bool = False,
              error: str | None = None) -> Fault:
-        """Mistreat the next `times` requests to `method` (or to anything, with `"*"`)."""
+        """Mistreat the next `times` requests to `method` (or to anything, with `"*"`).
+
+        A 429 without `retry_after` advertises 1 second, since Slack always sends Retry-After.
+        """
         if status == 429 and retry_after is None:
             retry_after = 1
         fault = Fault(status=status, retry_after=retry_after, delay=delay, drop=drop, error=error)
