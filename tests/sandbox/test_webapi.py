@@ -127,6 +127,7 @@ def test_files_upload_v2_shares_the_file_in_a_thread(slack: EmulatorServer, clie
     assert client.files_info(file=file_id)["file"]["name"] == "R-1.json"
 
 
+@pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing:UserWarning")
 @pytest.mark.parametrize(("kwargs", "error"), [
     ({"channel": "C0UNKNOWN", "text": "x"}, "channel_not_found"),
     ({"channel": "", "text": "x"}, "channel_not_found"),
