@@ -388,6 +388,60 @@ def _verify(eng: Engine, target: str | None, all_runs: bool) -> None:
     typer.echo(f"{current.ref}: {current.trace_seq} entries, chain intact")
 
 
+def slack_transport(config: Settings, http: bool) -> tuple[str | None, str]:
+    """Which transport the settings allow: ("socket" | "http" | None, an explanation)."""
+    if not config.slack_bot_token:
+        missing = "SLACK_BOT_TOKEN (xoxb-...)"
+        extra = (" and SLACK_APP_TOKEN (xapp-..., Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode)"
+                 if not (config.slack_app_token or config.slack_signing_secret) else "")
+        return None, (f"no Slack credentials: {missing}{extra} not set. To try Baton without a "
+                      "Slack workspace, run `baton dev` (a local Slack sandbox in your browser).")
+    if http or not config.slack_app_token:
+        if not config.slack_signing_secret:
+            return None, ("HTTP mode needs SLACK_SIGNING_SECRET (Slack app > Basic Information) to "
+                          "verify requests; or set SLACK_APP_TOKEN to use Socket Mode")
+        return "http", "HTTP mode: Slack sends requests to POST /slack/events, verified with " \
+                       "SLACK_SIGNING_SECRET"
+    return "socket", "Socket Mode (SLACK_APP_TOKEN is set): no public URL needed"
+
+
+@app.command()
+def serve(
+    http: Annotated[bool, typer.Option("--http", help="HTTP mode instead of Socket Mode")] = False,
+    port: Annotated[int, typer.Option(help="HTTP port")] = 3000,
+    host: Annotated[str, typer.Option(help="HTTP interface")] = "0.0.0.0",
+) -> None:
+    """Run Baton for Slack: Socket Mode when SLACK_APP_TOKEN is set, else HTTP mode."""
+    config = settings()
+    transport, why = slack_transport(config, http)
+    if transport is None:
+        fail(why)
+    configure_logging(config.log_format, config.log_level)
+    from bot.service import BatonService
+
+    service = BatonService(config)
+    typer.echo(f"baton serve: {why}")
+    service.start()
+    try:
+        if transport == "socket":
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+            from slack_sdk import WebClient
+
+            handler = SocketModeHandler(service.app, config.slack_app_token,
+                                        web_client=WebClient(base_url=service.client.base_url))
+            handler.start()
+        else:
+            import uvicorn
+
+            from bot.http import http_app
+
+            typer.echo(f"listening on http://{host}:{port}/slack/events (health: /healthz)")
+            uvicorn.run(http_app(service.app, service.engine.db), host=host, port=port,
+                        log_level="warning")
+    finally:
+        service.stop()
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending schema migrations."""

@@ -20,7 +20,6 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,6 +48,7 @@ from orchestrator.loader import FlowCatalog, definition, program_from_definition
 from orchestrator.program import Node, Program
 from orchestrator.runtime import Finish, Goto, Hold, Transition, Tx, Wait, Work
 from orchestrator.spec import ExternalAgent
+from orchestrator.workers import TrackingExecutor
 from storage import trace
 from storage.engine import Database, after_commit
 from storage.models import Event, FlowVersion, Gate, Run, StepExecution, Timer
@@ -99,7 +99,7 @@ class Engine:
         self._active_lock = threading.Lock()
         self._programs: dict[int, Program] = {}
         self._versions: dict[str, int] = {}
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="baton-run") if background else None
+        self._pool = TrackingExecutor(workers, thread_name_prefix="baton-run") if background else None
         self.timer_hook: Callable[[int, datetime], None] | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -118,6 +118,11 @@ class Engine:
     def arm_timer(self, timer_id: int | None, due: datetime) -> None:
         if self.timer_hook is not None and timer_id is not None:
             self.timer_hook(timer_id, due)
+
+    @property
+    def busy(self) -> bool:
+        """Runs are being advanced in the background right now."""
+        return self._pool is not None and self._pool.busy
 
     def shutdown(self) -> None:
         if self._pool is not None:
@@ -404,6 +409,13 @@ class Engine:
         if gate_key is not None:
             wanted = [g for g in gates if g.key == gate_key or str(g.id) == str(gate_key)]
             if not wanted:
+                closed = [g for g in s.exec(select(Gate).where(Gate.run_id == run.id)
+                                            .order_by(col(Gate.id).desc()))
+                          if g.key == gate_key or str(g.id) == str(gate_key)]
+                if closed:
+                    state = (f"already decided ({closed[0].outcome})" if closed[0].status == "decided"
+                             else "closed: the run ended")
+                    raise Refusal(f"gate '{closed[0].key}' of {run.ref} is {state}")
                 open_keys = ", ".join(g.key for g in gates) or "none"
                 raise Refusal(f"{run.ref} has no open gate {gate_key!r}; open gates: {open_keys}")
             gates = wanted

@@ -264,3 +264,51 @@ class SystemState(SQLModel, table=True):
     halt_reason: str | None = None
     trace_seq: int = 0
     trace_head: str = ""
+
+
+class SlackOutbox(SQLModel, table=True):
+    """A Web API call the bot owes Slack. Written in the same transaction as the change it
+    reports, sent after commit, retried until Slack takes it; in order per lane (a run's
+    thread, a person's home tab)."""
+
+    __tablename__ = "slack_outbox"
+    __table_args__ = (sa.Index("ix_slack_outbox_pending", "status", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int | None = Field(default=None, foreign_key="run.id")
+    lane: str
+    method: str
+    payload: dict = _json(default_factory=dict)
+    ref: str | None = None  # remember the sent message's channel and ts under this key
+    thread_ref: str | None = None  # post as a reply to the message stored under this key
+    target_ref: str | None = None  # chat.update / chat.delete the message under this key
+    supersede: str | None = None  # a newer row with the same key replaces this one unsent
+    status: str = "pending"  # pending | sending | sent | failed | superseded
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    created_at: datetime
+    sent_at: datetime | None = None
+
+
+class SlackRef(SQLModel, table=True):
+    """Where a message the bot sent lives, so later messages can thread under it or
+    update it."""
+
+    __tablename__ = "slack_ref"
+
+    key: str = Field(primary_key=True)
+    run_id: int | None = Field(default=None, foreign_key="run.id", index=True)
+    channel: str
+    ts: str
+    created_at: datetime
+
+
+class SlackDelivery(SQLModel, table=True):
+    """Slack deliveries already handled (Events API event ids, Socket Mode envelope ids),
+    so a redelivery is processed once."""
+
+    __tablename__ = "slack_delivery"
+
+    id: str = Field(primary_key=True)
+    received_at: datetime = Field(index=True)

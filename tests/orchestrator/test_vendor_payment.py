@@ -85,7 +85,7 @@ def test_requester_cannot_approve_their_own_payment(engine: Engine) -> None:
     run = engine.start_run("vendor-payment", {"vendor": "ACME", "amount": "20000"}, "bob")
     report = engine.decide(run.ref, "bob", "approve")
     assert report.status == "refused" and "four-eyes" in report.message
-    assert engine.decide(run.ref, "carol", "approve").outcome == "approve"
+    assert engine.decide(run.ref, "carol", "approve", reason="Checked").outcome == "approve"
     assert engine.get_run(run.ref).status == "succeeded"
 
 
@@ -107,8 +107,8 @@ def test_double_click_counts_once(engine: Engine) -> None:
     (gate,) = engine.open_gates(run.id)
     assert gate.visit == 2
     assert engine.get_run(run.ref).context["comments"][0]["text"] == "Attach the PO"
-    assert engine.decide(run.ref, "carol", "approve").status == "recorded"
-    again = engine.decide(run.ref, "carol", "approve")
+    assert engine.decide(run.ref, "carol", "approve", reason="PO attached").status == "recorded"
+    again = engine.decide(run.ref, "carol", "approve", reason="PO attached")
     assert again.status == "refused" and "already finished" in again.message
 
 
@@ -130,9 +130,9 @@ def test_edit_and_approve_pays_the_approved_amount(engine: Engine, ledger: Calla
 
 def test_edits_are_checked(engine: Engine) -> None:
     run = engine.start_run("vendor-payment", {"vendor": "ACME", "amount": "20000"}, "alice")
-    bad = engine.decide(run.ref, "bob", "approve", edits={"vendor": "Other"})
+    bad = engine.decide(run.ref, "bob", "approve", edits={"vendor": "Other"}, reason="r")
     assert bad.status == "refused" and "'vendor' cannot be edited" in bad.message
-    bad = engine.decide(run.ref, "bob", "approve", edits={"amount": "lots"})
+    bad = engine.decide(run.ref, "bob", "approve", edits={"amount": "lots"}, reason="r")
     assert bad.status == "refused" and "expected a number" in bad.message
     assert engine.get_run(run.ref).status == "waiting"
 

@@ -58,7 +58,7 @@ def test_migrated_schema_matches_the_models(tmp_path: Path) -> None:
 
 def test_changing_one_stored_entry_breaks_the_chain_at_that_entry(engine: Engine) -> None:
     run = engine.start_run("vendor-payment", {"vendor": "ACME", "amount": "20000"}, "alice")
-    engine.decide(run.ref, "bob", "approve")
+    engine.decide(run.ref, "bob", "approve", reason="Checked")
     assert verify_run(engine.db, engine.get_run(run.ref)) is None
     with engine.db.write() as s:
         entry = s.exec(select(TraceEntry).where(TraceEntry.chain == run.ref,

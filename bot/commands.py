@@ -1,0 +1,235 @@
+"""`/baton` sub-commands, the same whether typed as a slash command, in a DM to the bot,
+or after an @-mention. Each returns what to say at once and, for `run`, the work to do
+after Slack has been answered."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import col, select
+
+from bot.arguments import ArgumentError, parse, split_words, unslack
+from bot.blocks import Block, context, esc, fallback, fit, header, mrkdwn, plain, section
+from bot.render.common import STATUS_ICON, mentions, when
+from gates.durations import format_duration
+from orchestrator.engine import FINISHED, Engine
+from orchestrator.errors import BatonError
+from orchestrator.inputs import parse_inputs, usage
+from orchestrator.timeline import describe
+from storage.models import Gate, Run
+from storage.trace import chain_entries
+
+HELP = [
+    ("run FLOW key=value …", "start a run; its updates go into the thread under its card"),
+    ("status [R-42]", "one run, or your open runs and what waits for you"),
+    ("trace R-42", "why a run was decided the way it was"),
+    ("stop R-42 [reason]", "stop a run (its requester or an admin)"),
+    ("flows", "the flows you can run, with their inputs"),
+    ("halt [reason] · resume", "emergency stop of all runs and actions (admins)"),
+    ("help", "this list"),
+]
+
+
+@dataclass
+class Invocation:
+    user: str  # the principal
+    slack_user: str
+    channel: str | None
+    source: str  # command | dm | mention
+    thread_ts: str | None = None
+    now: datetime | None = None
+
+
+@dataclass
+class Reply:
+    text: str
+    blocks: list[Block] = field(default_factory=list)
+    in_channel: bool = False
+
+    def payload(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"text": fallback(self.text)}
+        if self.blocks:
+            body["blocks"] = fit(self.blocks, "")
+        return body
+
+
+def error_reply(message: str, hint: str | None = None) -> Reply:
+    blocks: list[Block] = [section(mrkdwn(":warning: *That did not work*")),
+                           section(plain(message, 2900))]
+    if hint:
+        blocks.append(context(mrkdwn(hint)))
+    return Reply(f"Error: {esc(message)}", blocks)
+
+
+def help_reply(prefix: str = "/baton") -> Reply:
+    lines = "\n".join(f"`{prefix} {esc(cmd)}` {esc(what)}" for cmd, what in HELP)
+    return Reply("Baton commands", [section(mrkdwn(f"*Baton commands*\n{lines}"))])
+
+
+FollowUp = Callable[[], Reply | None]
+
+
+class Commands:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.org = engine.org
+
+    def handle(self, text: str, who: Invocation) -> tuple[Reply, FollowUp | None]:
+        prefix = "/baton" if who.source == "command" else ""
+        try:
+            words = split_words(unslack(text or ""))
+        except ArgumentError as exc:
+            hint = f"Quote values with spaces: `{prefix} run FLOW note=\"two words\"`"
+            return error_reply(str(exc), hint), None
+        if not words:
+            return help_reply(prefix.strip() or "/baton"), None
+        verb, rest = words[0].lower(), words[1:]
+        handler = getattr(self, f"cmd_{verb}", None)
+        if handler is None:
+            reply = help_reply("/baton")
+            return Reply(f"Unknown command {esc(verb)}", [
+                section(mrkdwn(f":thinking_face: `{esc(verb)}` is not a Baton command.")),
+                *reply.blocks]), None
+        try:
+            return handler(rest, who)
+        except (BatonError, ArgumentError) as exc:
+            return error_reply(str(exc), _hint(verb)), None
+
+    # -- run ---------------------------------------------------------------------------------
+    def cmd_run(self, words: list[str], who: Invocation) -> tuple[Reply, FollowUp | None]:
+        if not words:
+            flows, _ = self.engine.flows.load_all()
+            raise BatonError("say which flow to run; flows: " + (", ".join(sorted(flows)) or "none"))
+        program = self.engine.flows.get(words[0])
+        parsed = parse(words[1:])
+        if parsed.words:
+            raise BatonError(f"{parsed.words[0]!r} is not key=value\nusage: {usage(program.flow)}")
+        parse_inputs(program.flow, parsed.assignments)  # refuse bad input before answering
+        origin = {"kind": "slack", "channel": who.channel, "user": who.slack_user,
+                  "source": who.source}
+        if who.thread_ts:
+            origin["thread_ts"] = who.thread_ts
+
+        def start() -> Reply | None:
+            try:
+                self.engine.start_run(program.name, parsed.assignments, who.user, origin=origin)
+            except BatonError as exc:
+                return error_reply(str(exc))
+            return None
+
+        title = program.flow.title or program.name
+        return Reply(f"Starting {esc(title)}…", [context(mrkdwn(
+            f":hourglass_flowing_sand: Starting *{esc(title)}*; the run card appears in this "
+            "conversation."))]), start
+
+    # -- status ------------------------------------------------------------------------------
+    def cmd_status(self, words: list[str], who: Invocation) -> tuple[Reply, None]:
+        if words:
+            return self._run_status(words[0], who), None
+        with self.engine.db.read() as s:
+            mine = list(s.exec(select(Run).where(Run.requester == who.user,
+                                                 col(Run.status).not_in(tuple(FINISHED)))
+                               .order_by(col(Run.id).desc()).limit(20)))
+            gates = [g for g in s.exec(select(Gate).where(Gate.status == "open")
+                                       .order_by(col(Gate.id))) if who.user in g.approvers]
+        now = who.now or self.engine.clock.now()
+        blocks: list[Block] = [header(f"Waiting for you ({len(gates)})")]
+        for gate in gates[:20]:
+            blocks.append(section(mrkdwn(self._gate_line(gate, now))))
+        if not gates:
+            blocks.append(section(mrkdwn("Nothing waits for your decision.")))
+        blocks.append(header(f"Your open runs ({len(mine)})"))
+        for run in mine:
+            blocks.append(section(mrkdwn(f"{STATUS_ICON.get(run.status, '')} *{run.ref}* "
+                                         f"`{esc(run.flow_name)}` · {esc(run.status)} · "
+                                         f"started {when(run.created_at)}")))
+        if not mine:
+            blocks.append(section(mrkdwn("You have no open runs.")))
+        return Reply(f"{len(gates)} waiting for you, {len(mine)} open runs", blocks), None
+
+    def _gate_line(self, gate: Gate, now: datetime) -> str:
+        age = format_duration(now - gate.opened_at)
+        level = ""
+        if gate.chain:
+            level = f" · escalation level {gate.esc_level + 1} of {len(gate.chain['levels'])}"
+        due = f" · next step {when(gate.next_deadline)}" if gate.next_deadline else ""
+        return (f"*R-{gate.run_id}* `{esc(gate.key)}` {esc(gate.title)}\n"
+                f"waiting {age}{level}{due}")
+
+    def _run_status(self, ref: str, who: Invocation) -> Reply:
+        run = self.engine.get_run(ref)
+        now = who.now or self.engine.clock.now()
+        blocks: list[Block] = [
+            header(f"{run.ref} · {run.flow_name}"),
+            section(mrkdwn(f"{STATUS_ICON.get(run.status, '')} *{esc(run.status)}* · requested by "
+                           f"{mentions(self.org, [run.requester])} · {when(run.created_at)}")),
+        ]
+        if run.reason:
+            blocks.append(context(plain(run.reason, 2000)))
+        assert run.id is not None
+        for gate in self.engine.open_gates(run.id):
+            blocks.append(section(mrkdwn(self._gate_line(gate, now) + "\ncan decide: "
+                                         + mentions(self.org, gate.approvers))))
+        return Reply(f"{run.ref} {esc(run.status)}", blocks)
+
+    # -- trace -------------------------------------------------------------------------------
+    def cmd_trace(self, words: list[str], who: Invocation) -> tuple[Reply, None]:
+        if not words:
+            raise BatonError("say which run: trace R-42")
+        run = self.engine.get_run(words[0])
+        with self.engine.db.read() as s:
+            entries = chain_entries(s, run.ref)
+        lines = [f"{e.created_at:%H:%M:%S} {describe(e, self.org)}" for e in entries]
+        blocks: list[Block] = [header(f"Trace of {run.ref} · {run.flow_name}"),
+                               context(mrkdwn(f"{STATUS_ICON.get(run.status, '')} {esc(run.status)}"))]
+        chunk: list[str] = []
+        for line in lines:
+            if sum(len(x) + 1 for x in chunk) + len(line) > 2800:
+                blocks.append(section(plain("\n".join(chunk), 3000)))
+                chunk = []
+            chunk.append(line)
+        if chunk:
+            blocks.append(section(plain("\n".join(chunk), 3000)))
+        return Reply(f"Trace of {run.ref}", blocks), None
+
+    # -- stop / halt / resume ----------------------------------------------------------------
+    def cmd_stop(self, words: list[str], who: Invocation) -> tuple[Reply, None]:
+        if not words:
+            raise BatonError("say which run: stop R-42 [reason]")
+        run = self.engine.stop(words[0], who.user, " ".join(words[1:]) or None)
+        return Reply(f"{run.ref} stopped", [section(mrkdwn(f":octagonal_sign: {run.ref} stopped."))]), None
+
+    def cmd_halt(self, words: list[str], who: Invocation) -> tuple[Reply, None]:
+        self.engine.halt(who.user, " ".join(words) or None)
+        return Reply("Baton halted", [section(mrkdwn(
+            ":octagonal_sign: Halted: no new runs and no actions until `/baton resume`."))]), None
+
+    def cmd_resume(self, words: list[str], who: Invocation) -> tuple[Reply, None]:
+        held = self.engine.resume(who.user)
+        more = f" Continuing {', '.join(held)}." if held else ""
+        return Reply("Baton resumed", [section(mrkdwn(f":arrow_forward: Resumed.{esc(more)}"))]), None
+
+    # -- flows / help ------------------------------------------------------------------------
+    def cmd_flows(self, words: list[str], who: Invocation) -> tuple[Reply, None]:
+        flows, errors = self.engine.flows.load_all()
+        blocks: list[Block] = [header("Flows")]
+        for name, program in sorted(flows.items()):
+            blocks.append(section(mrkdwn(f"*{esc(program.flow.title or name)}* `{esc(name)}`\n"
+                                         f"`/baton {esc(usage(program.flow))}`")))
+        if errors:
+            blocks.append(context(mrkdwn(f":warning: {len(errors)} flow file(s) have errors; "
+                                         "`baton flows validate` shows them")))
+        return Reply(f"{len(flows)} flows", blocks), None
+
+    def cmd_help(self, words: list[str], who: Invocation) -> tuple[Reply, None]:
+        return help_reply(), None
+
+
+def _hint(verb: str) -> str | None:
+    for command, _what in HELP:
+        if command.split()[0] == verb:
+            return f"Usage: `/baton {esc(command)}`"
+    return None

@@ -1,0 +1,252 @@
+"""The Slack side of the notifier port: domain events become Slack messages.
+
+`SlackSink.handle` runs inside the dispatcher's transaction that marks the event
+delivered, so every message an event implies is queued in the outbox exactly once. Every
+later event of a run goes into the thread under its run card; people whose turn it is are
+mentioned there and get the gate by DM when a decision escalates to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from bot.blocks import esc
+from bot.outbox import enqueue
+from bot.render import gates as gate_render
+from bot.render import runs as run_render
+from bot.render.common import mention, target
+from bot.render.home import home_view
+from bot.views import gate_view, open_gate_views
+from gates.org import Org
+from orchestrator.events import DomainEvent
+from storage.engine import after_commit
+from storage.models import FlowVersion, Gate, Run, SlackOutbox
+
+
+def card_ref(run_id: int) -> str:
+    return f"R-{run_id}:card"
+
+
+def gate_ref(run_id: int, gate_id: int) -> str:
+    return f"R-{run_id}:gate:{gate_id}"
+
+
+class SlackSink:
+    def __init__(self, org: Org, *, on_queued: Callable[[], None] | None = None) -> None:
+        self.org = org
+        self.on_queued = on_queued
+
+    # -- helpers --------------------------------------------------------------------------------
+    def channel_for(self, run: Run) -> str | None:
+        origin = run.origin or {}
+        if origin.get("kind") == "slack" and origin.get("channel"):
+            return str(origin["channel"])
+        default = self.org.data.default_channel
+        return self.org.channel_id(default) if default else None
+
+    def _post(self, s: Session, run: Run, payload: dict[str, Any], at: Any, *,
+              ref: str | None = None, threaded: bool = True, channel: str | None = None) -> None:
+        channel = channel or self.channel_for(run)
+        if channel is None:
+            return
+        assert run.id is not None
+        enqueue(s, lane=f"run:{run.id}", method="chat.postMessage", run_id=run.id, at=at,
+                payload={"channel": channel, **payload, "unfurl_links": False},
+                ref=ref, thread_ref=card_ref(run.id) if threaded else None)
+
+    def _update(self, s: Session, run: Run, ref: str, payload: dict[str, Any], at: Any) -> None:
+        enqueue(s, lane=f"run:{run.id}", method="chat.update", run_id=run.id, at=at,
+                payload=payload, target_ref=ref)
+
+    def _dm(self, s: Session, run: Run, principal: str, payload: dict[str, Any], at: Any,
+            ref: str | None = None) -> None:
+        slack_id = self.org.slack_id(principal)
+        if slack_id is None:
+            return
+        enqueue(s, lane=f"run:{run.id}", method="chat.postMessage", run_id=run.id, at=at,
+                payload={"channel": slack_id, **payload}, ref=ref)
+
+    def refresh_home(self, s: Session, principal: str, at: Any) -> None:
+        slack_id = self.org.slack_id(principal)
+        if slack_id is None:
+            return
+        runs = list(s.exec(select(Run).where(Run.requester == principal)
+                           .order_by(col(Run.id).desc()).limit(20)))
+        view = home_view(self.org, principal, open_gate_views(s, principal), runs)
+        enqueue(s, lane=f"home:{slack_id}", method="views.publish", at=at,
+                payload={"user_id": slack_id, "view": view}, supersede=f"home:{slack_id}")
+
+    def _gate_and_copies(self, s: Session, run: Run, gate: Gate, at: Any) -> None:
+        """Re-render a gate message and its DM copies after its state changed."""
+        assert run.id is not None and gate.id is not None
+        view = gate_view(s, gate, run)
+        self._update(s, run, gate_ref(run.id, gate.id), gate_render.gate_message(self.org, view), at)
+        prefix = gate_ref(run.id, gate.id) + ":dm:"
+        copies = s.exec(select(SlackOutbox.ref).where(col(SlackOutbox.ref).startswith(prefix),
+                                                      SlackOutbox.method == "chat.postMessage"))
+        for ref in sorted({r for r in copies if r}):
+            self._update(s, run, ref, gate_render.gate_message(self.org, view, dm=True), at)
+
+    # -- events -----------------------------------------------------------------------------------
+    def handle(self, session: Session, event: DomainEvent) -> None:
+        handler = getattr(self, f"on_{event.kind}", None)
+        if handler is None:
+            return
+        run = session.get(Run, event.run_id) if event.run_id else None
+        handler(session, run, event.payload, event.at)
+        if self.on_queued is not None:
+            after_commit(session, self.on_queued)
+
+    def on_run_started(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+        assert run.id is not None
+        self._post(s, run, self._card(s, run, "running"), at, ref=card_ref(run.id), threaded=False)
+
+    def _open(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+        gate = s.get(Gate, p["gate_id"])
+        if gate is None or run.id is None:
+            return
+        view = gate_view(s, gate, run)
+        ref = gate_ref(run.id, gate.id or 0)
+        message = gate_render.gate_message(self.org, view)
+        pinged = " ".join(target(self.org, spec) for spec in p.get("notify", []))
+        if pinged:
+            message = {**message, "text": f"{pinged}: {message['text']}"}
+        if self.channel_for(run) is not None:
+            self._post(s, run, message, at, ref=ref)
+        else:  # nowhere to post: the people who can decide get it directly
+            for principal in gate.approvers:
+                slack_id = self.org.slack_id(principal)
+                self._dm(s, run, principal, gate_render.gate_message(self.org, view, dm=True), at,
+                         ref=f"{ref}:dm:{slack_id}")
+        self._update(s, run, card_ref(run.id), self._card(s, run, "waiting"), at)
+        for principal in gate.approvers:
+            self.refresh_home(s, principal, at)
+
+    on_gate_opened = _open
+    on_conflict_opened = _open
+
+    def _card(self, s: Session, run: Run, status: str, reason: str | None = None) -> dict[str, Any]:
+        version = s.get(FlowVersion, run.flow_version_id)
+        title = str(version.definition.get("title", "")) if version else ""
+        return run_render.run_card(self.org, ref=run.ref, flow=run.flow_name, title=title,
+                                   requester=run.requester, inputs=run.inputs, status=status,
+                                   reason=reason)
+
+    def on_vote_recorded(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+        gate = s.get(Gate, p["gate_id"])
+        if gate is None:
+            return
+        view = gate_view(s, gate, run)
+        self._post(s, run, gate_render.vote_note(self.org, view, p["by"], p["option"]), at)
+        self._gate_and_copies(s, run, gate, at)
+
+    def on_gate_decided(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+        gate = s.get(Gate, p["gate_id"])
+        if gate is None:
+            return
+        self._gate_and_copies(s, run, gate, at)
+        for principal in gate.approvers:
+            self.refresh_home(s, principal, at)
+
+    def on_escalated(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+        gate = s.get(Gate, p["gate_id"])
+        if gate is None or run.id is None:
+            return
+        notify = p.get("notify", [])
+        pinged = " ".join(target(self.org, spec) for spec in notify) or "nobody"
+        note = gate_render.escalation_note(self.org, run.ref, gate.key, level=p.get("level"),
+                                           notify=pinged, why=p.get("why", ""),
+                                           deadline=p.get("deadline"), final=p.get("final"))
+        self._post(s, run, note, at)
+        self._gate_and_copies(s, run, gate, at)
+        if p.get("final"):
+            return
+        view = gate_view(s, gate, run)
+        people: set[str] = set()
+        for spec in notify:
+            if spec.startswith("channel:"):
+                channel = self.org.channel_id(spec.partition(":")[2])
+                if channel and channel != self.channel_for(run):
+                    text = (f":rotating_light: {esc(run.ref)} needs a decision: {esc(gate.title)} "
+                            f"(escalated to this channel; decide in the run's thread)")
+                    self._post(s, run, {"text": text}, at, threaded=False, channel=channel)
+            else:
+                people |= self.org.resolve(spec)
+        for principal in sorted(people & set(gate.approvers)):
+            slack_id = self.org.slack_id(principal)
+            self._dm(s, run, principal, gate_render.gate_message(self.org, view, dm=True), at,
+                     ref=f"{gate_ref(run.id, gate.id or 0)}:dm:{slack_id}")
+            self.refresh_home(s, principal, at)
+
+    def on_reminder(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+        gate = s.get(Gate, p["gate_id"])
+        if gate is None:
+            return
+        pinged = " ".join(target(self.org, spec) for spec in p.get("notify", [])) or "nobody"
+        self._post(s, run, gate_render.reminder_note(self.org, run.ref, gate.key, pinged,
+                                                     p.get("deadline"), p.get("why")), at)
+        self._gate_and_copies(s, run, gate, at)
+
+    def on_claimed(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+        self._escalation_state(s, run, p, at, f":raising_hand: {mention(self.org, p['by'])} is on it "
+                                              f"(pings paused until {p['until'][11:16]} UTC)")
+
+    def on_snoozed(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+        self._escalation_state(s, run, p, at, f":zzz: {mention(self.org, p['by'])} snoozed "
+                                              f"`{esc(p['gate'])}` until {p['until'][11:16]} UTC")
+
+    def on_reassigned(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+        self._escalation_state(s, run, p, at, f":arrow_right: {mention(self.org, p['by'])} asked "
+                                              f"{mention(self.org, p['to'])} to decide")
+        gate = s.get(Gate, p["gate_id"])
+        if gate is not None and run.id is not None:
+            view = gate_view(s, gate, run)
+            slack_id = self.org.slack_id(p["to"])
+            self._dm(s, run, p["to"], gate_render.gate_message(self.org, view, dm=True), at,
+                     ref=f"{gate_ref(run.id, gate.id or 0)}:dm:{slack_id}")
+            self.refresh_home(s, p["to"], at)
+
+    def _escalation_state(self, s: Session, run: Run, p: dict[str, Any], at: Any, text: str) -> None:
+        self._post(s, run, run_render.note(text), at)
+        gate = s.get(Gate, p["gate_id"])
+        if gate is not None:
+            self._gate_and_copies(s, run, gate, at)
+
+    def on_boundary_violated(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+        self._post(s, run, run_render.note(
+            f":no_entry: Boundary `{esc(p['boundary'])}` violated → {esc(p['on_violation'])}",
+            p.get("message")), at)
+
+    def on_run_held(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+        assert run.id is not None
+        self._post(s, run, run_render.run_note(run.ref, "held", p["why"]), at)
+        self._update(s, run, card_ref(run.id), self._card(s, run, "held", p["why"]), at)
+
+    def _finished(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+        assert run.id is not None
+        extra = f"{p.get('steps', 0)} steps · {p.get('duration_s', 0):g}s · `/baton trace {run.ref}`"
+        self._post(s, run, run_render.run_note(run.ref, p["status"], p.get("why", ""), extra=extra), at)
+        self._update(s, run, card_ref(run.id), self._card(s, run, p["status"], p.get("why")), at)
+        self.refresh_home(s, run.requester, at)
+
+    on_run_finished = _finished
+    on_run_failed = _finished
+    on_run_stopped = _finished
+
+    def _system(self, s: Session, p: dict[str, Any], at: Any, text: str) -> None:
+        default = self.org.data.default_channel
+        channel = self.org.channel_id(default) if default else None
+        if channel is None:
+            return
+        enqueue(s, lane="system", method="chat.postMessage", at=at,
+                payload={"channel": channel, **run_render.note(text, p.get("reason"))})
+
+    def on_halted(self, s: Session, run: Run | None, p: dict[str, Any], at: Any) -> None:
+        self._system(s, p, at, f":octagonal_sign: *Baton halted* by {mention(self.org, p['by'])}: no new "
+                               "runs and no actions until an admin resumes")
+
+    def on_resumed(self, s: Session, run: Run | None, p: dict[str, Any], at: Any) -> None:
+        self._system(s, p, at, f":arrow_forward: *Baton resumed* by {mention(self.org, p['by'])}")

@@ -1,0 +1,318 @@
+"""Everything the bot tells Slack goes through this outbox.
+
+Rows are written inside the transaction that made the change they report, and sent after
+commit by `OutboxSender`, never inside a transaction. Delivery keeps order per lane (a
+run's thread): a row waits while an earlier row of its lane is unsent. Slack's 429 is
+retried after its `Retry-After`; 5xx, timeouts and dropped connections with exponential
+backoff; a restart picks up where delivery stopped.
+
+A row is marked `sending` before its HTTP call. If the process dies during the call, the
+row is *in doubt* on restart: for a message, the sender looks in the channel or thread
+for the `metadata` it attached (`baton_outbox` with the row id) and only posts again if
+the message is not there, so a crash does not post twice.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlmodel import Session, col, select, update
+
+from storage.engine import Database
+from storage.models import SlackOutbox, SlackRef
+
+log = structlog.get_logger("baton.outbox")
+
+METADATA_TYPE = "baton_outbox"
+# Errors another attempt cannot fix: the row is marked failed and its lane moves on.
+PERMANENT = frozenset({
+    "channel_not_found", "not_in_channel", "is_archived", "msg_too_long", "invalid_blocks",
+    "invalid_arguments", "user_not_found", "users_not_found", "cant_update_message",
+    "message_not_found", "no_text", "too_many_attachments", "not_authed", "invalid_auth",
+    "account_inactive", "token_revoked", "missing_scope", "restricted_action",
+    "cannot_dm_bot", "user_disabled", "invalid_blocks_format", "expired_url", "edit_window_closed",
+})
+
+
+def enqueue(session: Session, *, lane: str, method: str, payload: dict[str, Any],
+            at: datetime, run_id: int | None = None, ref: str | None = None,
+            thread_ref: str | None = None, target_ref: str | None = None,
+            supersede: str | None = None) -> SlackOutbox:
+    """Queue one Web API call in the caller's transaction."""
+    row = SlackOutbox(run_id=run_id, lane=lane, method=method, payload=payload, ref=ref,
+                      thread_ref=thread_ref, target_ref=target_ref, supersede=supersede,
+                      created_at=at)
+    session.add(row)
+    return row
+
+
+@dataclass
+class Outcome:
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+
+
+class RetryLater(Exception):
+    def __init__(self, delay: float, reason: str) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+class OutboxSender:
+    """Delivers queued calls. `wake()` after a commit makes it look at once; it also polls,
+    so rows written by other processes are sent too."""
+
+    def __init__(self, db: Database, client: WebClient, clock: Any, *,
+                 http_post: Callable[[str, dict[str, Any]], None] | None = None,
+                 poll: float = 1.0, max_backoff: float = 300.0, batch: int = 100) -> None:
+        self.db = db
+        self.client = client
+        self.clock = clock
+        self.http_post = http_post
+        self.poll = poll
+        self.max_backoff = max_backoff
+        self.batch = batch
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._rng = random.Random()
+        self._lock = threading.Lock()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="baton-outbox")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.deliver()
+            except Exception:
+                log.exception("outbox_loop_failed")
+            self._wake.wait(self.poll)
+            self._wake.clear()
+
+    # -- delivery -----------------------------------------------------------------------------
+    def deliver(self) -> Outcome:
+        """Send what is due, in order per lane. Safe to call from several threads."""
+        with self._lock:
+            return self._deliver()
+
+    def _deliver(self) -> Outcome:
+        outcome = Outcome()
+        now = self.clock.now()
+        with self.db.read() as s:
+            rows = list(s.exec(select(SlackOutbox)
+                               .where(col(SlackOutbox.status).in_(("pending", "sending")))
+                               .order_by(col(SlackOutbox.id)).limit(self.batch)))
+        blocked: set[str] = set()
+        for row in rows:
+            if row.lane in blocked:
+                continue
+            if row.next_attempt_at is not None and row.next_attempt_at > now:
+                blocked.add(row.lane)
+                outcome.deferred += 1
+                continue
+            if row.supersede and self._superseded(row):
+                continue
+            result = self._send_one(row)
+            if result == "sent":
+                outcome.sent += 1
+            elif result == "failed":
+                outcome.failed += 1
+            else:
+                blocked.add(row.lane)
+                outcome.deferred += 1
+        return outcome
+
+    def _superseded(self, row: SlackOutbox) -> bool:
+        with self.db.write() as s:
+            newer = s.exec(select(SlackOutbox.id).where(
+                SlackOutbox.supersede == row.supersede, col(SlackOutbox.id) > row.id,
+                col(SlackOutbox.status).in_(("pending", "sending")))).first()
+            if newer is None:
+                return False
+            s.exec(update(SlackOutbox).where(col(SlackOutbox.id) == row.id)
+                   .values(status="superseded", sent_at=self.clock.now()))
+        return True
+
+    def _send_one(self, row: SlackOutbox) -> str:
+        in_doubt = row.status == "sending"
+        with self.db.write() as s:
+            fresh = s.get(SlackOutbox, row.id)
+            if fresh is None or fresh.status not in ("pending", "sending"):
+                return "sent"
+            fresh.status = "sending"
+            fresh.attempts += 1
+            s.add(fresh)
+            refs = self._refs(s, fresh)
+        if refs is None:
+            return self._defer(row, 1.0, "waiting for the message it refers to")
+        if row.target_ref is not None and "target" not in refs:
+            return self._fail(row, "the message to update was never sent")
+        try:
+            if in_doubt and row.method == "chat.postMessage":
+                found = self._find_sent(row, refs)
+                if found is not None:
+                    self._mark_sent(row, found)
+                    return "sent"
+            response = self._call(row, refs)
+        except RetryLater as exc:
+            return self._defer(row, exc.delay, str(exc))
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "")) if exc.response is not None else ""
+            status = exc.response.status_code if exc.response is not None else 0
+            if status == 429:
+                retry_after = float(exc.response.headers.get("Retry-After", 1) or 1)
+                return self._defer(row, retry_after, "rate limited (429)", exact=True)
+            if status >= 500 or error in ("fatal_error", "internal_error", "service_unavailable",
+                                          "request_timeout", "ratelimited"):
+                return self._defer(row, self._backoff(row), f"Slack {status} {error}")
+            if error in PERMANENT or status in (400, 403, 404):
+                return self._fail(row, f"{error or status}")
+            return self._defer(row, self._backoff(row), f"Slack error {error or status}")
+        except Exception as exc:  # timeouts, refused or dropped connections
+            return self._defer(row, self._backoff(row), f"{type(exc).__name__}: {exc}")
+        self._mark_sent(row, response)
+        return "sent"
+
+    def _refs(self, s: Session, row: SlackOutbox) -> dict[str, SlackRef] | None:
+        """The sent messages `row` refers to; None while one of them is still unsent. A
+        thread parent that could not be sent leaves the reply at the top level; a message
+        to update that was never sent is left out (the row then has nothing to do)."""
+        refs: dict[str, SlackRef] = {}
+        for name, key in (("thread", row.thread_ref), ("target", row.target_ref)):
+            if key is None:
+                continue
+            found = s.get(SlackRef, key)
+            if found is not None:
+                refs[name] = found
+                continue
+            unsent = s.exec(select(SlackOutbox.id).where(
+                SlackOutbox.ref == key,
+                col(SlackOutbox.status).in_(("pending", "sending")))).first()
+            if unsent is not None:
+                return None
+        return refs
+
+    def _payload(self, row: SlackOutbox, refs: dict[str, SlackRef]) -> dict[str, Any]:
+        payload = dict(row.payload)
+        if "thread" in refs:
+            payload.setdefault("channel", refs["thread"].channel)
+            if refs["thread"].channel == payload.get("channel"):
+                payload["thread_ts"] = refs["thread"].ts
+        if "target" in refs:
+            payload["channel"] = refs["target"].channel
+            payload["ts"] = refs["target"].ts
+        if row.method == "chat.postMessage":
+            payload["metadata"] = {"event_type": METADATA_TYPE,
+                                   "event_payload": {"outbox_id": row.id}}
+        return payload
+
+    def _call(self, row: SlackOutbox, refs: dict[str, SlackRef]) -> dict[str, Any]:
+        payload = self._payload(row, refs)
+        if row.method == "response_url":
+            if self.http_post is None:
+                raise RuntimeError("no HTTP client for response_url")
+            url = payload.pop("url")
+            self.http_post(url, payload)
+            return {}
+        response = self.client.api_call(row.method, json=payload)
+        return dict(response.data) if isinstance(response.data, dict) else {}
+
+    def _find_sent(self, row: SlackOutbox, refs: dict[str, SlackRef]) -> dict[str, Any] | None:
+        """Look for a message this row already posted before a crash."""
+        payload = self._payload(row, refs)
+        channel = payload.get("channel")
+        if not channel:
+            return None
+        try:
+            if payload.get("thread_ts"):
+                found = self.client.conversations_replies(channel=channel, ts=payload["thread_ts"],
+                                                          include_all_metadata=True, limit=200)
+            else:
+                found = self.client.conversations_history(channel=channel,
+                                                          include_all_metadata=True, limit=100)
+        except SlackApiError:
+            return None
+        for message in found.get("messages", []):
+            meta = message.get("metadata") or {}
+            if (meta.get("event_type") == METADATA_TYPE
+                    and (meta.get("event_payload") or {}).get("outbox_id") == row.id):
+                return {"channel": channel, "ts": message["ts"]}
+        return None
+
+    def _mark_sent(self, row: SlackOutbox, response: dict[str, Any]) -> None:
+        with self.db.write() as s:
+            fresh = s.get(SlackOutbox, row.id)
+            if fresh is None:
+                return
+            fresh.status = "sent"
+            fresh.sent_at = self.clock.now()
+            fresh.last_error = None
+            s.add(fresh)
+            if row.ref and response.get("ts") and response.get("channel"):
+                existing = s.get(SlackRef, row.ref)
+                if existing is None:
+                    s.add(SlackRef(key=row.ref, run_id=row.run_id, channel=response["channel"],
+                                   ts=response["ts"], created_at=self.clock.now()))
+
+    def _backoff(self, row: SlackOutbox) -> float:
+        base = min(self.max_backoff, 0.5 * 2 ** max(0, row.attempts))
+        return base / 2 + self._rng.uniform(0, base / 2)
+
+    def _defer(self, row: SlackOutbox, delay: float, reason: str, *, exact: bool = False) -> str:
+        with self.db.write() as s:
+            fresh = s.get(SlackOutbox, row.id)
+            if fresh is None:
+                return "deferred"
+            fresh.status = "pending"
+            fresh.next_attempt_at = self.clock.now() + timedelta(seconds=delay)
+            fresh.last_error = reason[:500]
+            s.add(fresh)
+        log.info("slack_call_deferred", method=row.method, lane=row.lane, delay_s=round(delay, 3),
+                 why=reason)
+        return "deferred"
+
+    def _fail(self, row: SlackOutbox, reason: str) -> str:
+        with self.db.write() as s:
+            fresh = s.get(SlackOutbox, row.id)
+            if fresh is not None:
+                fresh.status = "failed"
+                fresh.last_error = reason[:500]
+                fresh.sent_at = self.clock.now()
+                s.add(fresh)
+        log.warning("slack_call_failed", method=row.method, lane=row.lane, error=reason)
+        return "failed"
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Deliver until nothing is pending (for tests and shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.deliver()
+            with self.db.read() as s:
+                pending = s.exec(select(SlackOutbox.id).where(
+                    col(SlackOutbox.status).in_(("pending", "sending")))).first()
+            if pending is None:
+                return True
+            time.sleep(0.02)
+        return False

@@ -1,0 +1,1 @@
+"""Pure Block Kit renderers: domain state in, Slack JSON out. No I/O, easy to snapshot."""

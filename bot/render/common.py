@@ -1,0 +1,104 @@
+"""Pieces several renderers share: people, times, signals, inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from bot.blocks import Block, context, esc, mrkdwn, plain, section
+from gates.org import Org
+
+VERDICT_ICON = {"ok": ":large_green_circle:", "warn": ":large_yellow_circle:",
+                "block": ":red_circle:", None: ":white_circle:", "": ":white_circle:"}
+STATUS_ICON = {"running": ":arrows_counterclockwise:", "waiting": ":hourglass_flowing_sand:",
+               "held": ":double_vertical_bar:", "succeeded": ":white_check_mark:",
+               "rejected": ":x:", "stopped": ":octagonal_sign:", "failed": ":warning:"}
+
+
+def mention(org: Org, principal: str) -> str:
+    """`<@U123>` for someone Slack knows; their escaped name otherwise."""
+    slack_id = org.slack_id(principal)
+    return f"<@{slack_id}>" if slack_id else esc(org.display(principal))
+
+
+def mentions(org: Org, principals: Iterable[str]) -> str:
+    return ", ".join(mention(org, p) for p in principals) or "nobody"
+
+
+def target(org: Org, spec: str) -> str:
+    """A notify target (role, user, group, channel) as Slack shows it, pinging it."""
+    kind, sep, name = spec.partition(":")
+    if not sep:
+        return mention(org, org.principal(spec)) if _known(org, spec) else esc(spec)
+    if kind == "role":
+        return mentions(org, sorted(org.resolve(spec)))
+    if kind == "user":
+        return mention(org, org.principal(name)) if _known(org, name) else esc(name)
+    if kind == "group":
+        group = org.data.groups.get(name)
+        return f"<!subteam^{group.slack_id}>" if group and group.slack_id else esc(f"@{name}")
+    if kind == "channel":
+        channel = org.channel_id(name)
+        return f"<#{channel}>" if channel else esc(f"#{name}")
+    return esc(spec)
+
+
+def _known(org: Org, who: str) -> bool:
+    try:
+        org.principal(who)
+        return True
+    except ValueError:
+        return False
+
+
+def when(at: datetime | str | None) -> str:
+    if at is None:
+        return "-"
+    if isinstance(at, str):
+        at = datetime.fromisoformat(at)
+    return f"{at:%Y-%m-%d %H:%M} UTC"
+
+
+def slack_date(at: datetime | str) -> str:
+    """A date Slack shows in each reader's own time zone."""
+    if isinstance(at, str):
+        at = datetime.fromisoformat(at)
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{when(at)}>"
+
+
+def input_fields(inputs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [plain(f"{name}: {_value(value)}", 2000) for name, value in list(inputs.items())[:10]]
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return f"{value:,.0f}"
+    if isinstance(value, float):
+        return f"{value:,}"
+    return str(value)
+
+
+def signal_line(signal: Mapping[str, Any]) -> Block:
+    verdict = signal.get("verdict")
+    label = "failed" if signal.get("failed") else (verdict or "-")
+    severity = (f"/{signal['severity']}" if verdict and verdict != "ok" and signal.get("severity")
+                else "")
+    head = f"{VERDICT_ICON.get(None if signal.get('failed') else verdict, ':white_circle:')} " \
+           f"*{esc(signal['agent'])}* {esc(label)}{esc(severity)}"
+    elements = [mrkdwn(head)]
+    if signal.get("summary"):
+        elements.append(plain(signal["summary"], 300, "(see the trace)"))
+    return context(*elements)
+
+
+def boundary_line(boundaries: list[Mapping[str, Any]]) -> Block | None:
+    if not boundaries:
+        return None
+    parts = [f"{':white_check_mark:' if b['passed'] else ':no_entry:'} {b['boundary']}"
+             for b in boundaries]
+    return context(mrkdwn("*Boundaries* " + esc("  ".join(parts))))
+
+
+def people_section(label: str, text: str) -> Block:
+    return section(mrkdwn(f"*{label}* {text}"))

@@ -1,0 +1,36 @@
+"""The App Home tab: what waits for you, and the runs you started."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.blocks import Block, actions, button, context, divider, esc, header, mrkdwn, plain, section
+from bot.render.common import STATUS_ICON, mention, when
+from bot.render.gates import GateView
+from gates.org import Org
+from storage.models import Run
+
+MAX_HOME_BLOCKS = 100
+
+
+def home_view(org: Org, user: str, pending: list[GateView], runs: list[Run]) -> dict[str, Any]:
+    blocks: list[Block] = [header(f"Waiting for you ({len(pending)})")]
+    if not pending:
+        blocks.append(section(mrkdwn("Nothing needs your decision. :sunny:")))
+    for gate in pending[:15]:
+        due = f" · next step {when(gate.deadline)}" if gate.deadline else ""
+        blocks.append(section(mrkdwn(f"*{esc(gate.run)}* · {esc(gate.title)}\n"
+                                     f"requested by {mention(org, gate.requester)}{due}")))
+        buttons = [button(o["label"], f"gate.decide.{o['id']}", {"g": gate.id, "o": o["id"]},
+                          style=o.get("style")) for o in gate.options]
+        blocks.append(actions(buttons, block_id=f"home-gate-{gate.id}-v{gate.version}"))
+    if len(pending) > 15:
+        blocks.append(context(plain(f"{len(pending) - 15} more: /baton status")))
+    blocks.extend([divider(), header("Runs you started")])
+    if not runs:
+        blocks.append(section(mrkdwn("None yet. Start one with `/baton run FLOW key=value …`")))
+    for run in runs[:20]:
+        icon = STATUS_ICON.get(run.status, "")
+        blocks.append(section(mrkdwn(f"{icon} *{run.ref}* `{esc(run.flow_name)}` · {esc(run.status)}"
+                                     f" · {when(run.created_at)}")))
+    return {"type": "home", "blocks": blocks[:MAX_HOME_BLOCKS]}

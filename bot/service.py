@@ -1,0 +1,121 @@
+"""Baton as a long-running Slack service: the engine, its timers, the event pump that
+turns domain events into Slack messages, the outbox sender, and the bolt app."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import structlog
+from slack_sdk import WebClient
+
+from bot.app import BotIdentity, SlackBot, build_app
+from bot.directory import SlackDirectory
+from bot.notifier import SlackSink
+from bot.outbox import OutboxSender
+from orchestrator.bootstrap import open_engine
+from orchestrator.clock import Clock, SystemClock
+from orchestrator.events import Dispatcher, DomainEvent
+from orchestrator.settings import Settings
+from orchestrator.timers import TimerService
+from orchestrator.workers import TrackingExecutor
+
+log = structlog.get_logger("baton.service")
+
+
+class EventPump:
+    """Runs the dispatcher in its own thread; the engine wakes it after each commit (as an
+    observer), and it polls for events other processes wrote."""
+
+    def __init__(self, dispatcher: Dispatcher, poll: float = 1.0) -> None:
+        self.dispatcher = dispatcher
+        self.poll = poll
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def notify(self, event: DomainEvent) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    while self.dispatcher.deliver_pending():
+                        pass
+                except Exception:
+                    log.exception("event_pump_failed")
+                self._wake.wait(self.poll)
+                self._wake.clear()
+
+        self._thread = threading.Thread(target=loop, daemon=True, name="baton-events")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+def _post_json(url: str, payload: dict[str, Any]) -> None:
+    with httpx.Client(timeout=10, trust_env=False) as http:
+        http.post(url, json=payload).raise_for_status()
+
+
+class BatonService:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None,
+                 poll: float = 1.0, lease_ttl: timedelta | None = None) -> None:
+        if not settings.slack_bot_token:
+            raise ValueError("SLACK_BOT_TOKEN is not set")
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.engine = open_engine(settings, clock=self.clock, background=True, lease_ttl=lease_ttl)
+        api = settings.slack_api_url or WebClient.BASE_URL
+        token = settings.slack_bot_token
+        self.client = WebClient(token=token, base_url=api, timeout=10)
+        # The outbox does its own retrying (and checks before re-posting): no SDK retries.
+        self.outbox = OutboxSender(self.engine.db, WebClient(token=token, base_url=api, timeout=10,
+                                                             retry_handlers=[]),
+                                   self.clock, http_post=_post_json, poll=poll)
+        self.sink = SlackSink(self.engine.org, on_queued=self.outbox.wake)
+        self.pump = EventPump(Dispatcher(self.engine.db, self.sink, self.clock), poll=poll)
+        self.engine.observers.append(self.pump)
+        self.timers = TimerService(self.engine)
+        self.identity = BotIdentity(token)
+        self.directory = SlackDirectory(self.engine.org, self.client)
+        self.bot = SlackBot(self.engine, self.sink, self.identity, self.outbox.wake)
+        # Listener work continues after the acknowledgement; this pool can say when it is done.
+        self.listeners = TrackingExecutor(16, thread_name_prefix="baton-slack")
+        self.app = build_app(self.bot, self.client, settings.slack_signing_secret, self.listeners)
+        self._learning: threading.Thread | None = None
+
+    def start(self) -> None:
+        def learn() -> None:
+            delay = 1.0
+            while not self.identity.learn(self.client):
+                threading.Event().wait(delay)
+                delay = min(delay * 2, 60)
+
+        self._learning = threading.Thread(target=learn, daemon=True, name="baton-auth")
+        self._learning.start()
+        self.directory.start()
+        self.outbox.start()
+        self.pump.start()
+        self.timers.start()
+        self.engine.recover()
+
+    @property
+    def busy(self) -> bool:
+        return self.listeners.busy or self.engine.busy
+
+    def stop(self) -> None:
+        self.listeners.shutdown(wait=True)
+        self.timers.shutdown()
+        self.pump.stop()
+        self.outbox.stop()
+        self.directory.stop()
+        self.engine.shutdown()
+        self.engine.db.dispose()

@@ -1,0 +1,47 @@
+"""Reading what the Slack renderers show, from the database."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from bot.render.gates import GateView
+from gates.escalation import Chain
+from storage.models import Decision, Gate, Run, TraceEntry
+
+
+def gate_view(session: Session, gate: Gate, run: Run | None = None) -> GateView:
+    run = run or session.get(Run, gate.run_id)
+    assert run is not None
+    decisions = list(session.exec(select(Decision).where(Decision.gate_id == gate.id)
+                                  .order_by(col(Decision.id))))
+    counted = [d for d in decisions if d.counted]
+    chain = Chain.from_dict(gate.chain) if gate.chain else None
+    view = GateView(
+        id=gate.id or 0, key=gate.key, kind=gate.kind, run=run.ref, requester=run.requester,
+        title=gate.title, question=gate.question, options=list(gate.options),
+        approvers=list(gate.approvers), quorum=gate.quorum, status=gate.status,
+        shown=dict(gate.shown), editable=list(gate.editable),
+        approvals=[d.decider for d in counted if d.effect == "approve"],
+        decisions=[{"by": d.decider, "option": d.option, "effect": d.effect, "reason": d.reason,
+                    "edits": d.edits, "at": d.created_at} for d in counted],
+        deadline=gate.next_deadline, level=gate.esc_level,
+        levels=len(chain.levels) if chain else 0, chain=chain.name if chain else None,
+        esc_state=gate.esc_state, claimed_by=gate.claimed_by,
+        snooze=[s.total_seconds() for s in chain.snooze] if chain else [],
+        version=gate.version, decided_at=gate.decided_at, outcome_option=gate.outcome,
+    )
+    if gate.status == "decided":
+        closed = session.exec(select(TraceEntry).where(
+            TraceEntry.run_id == run.id, TraceEntry.kind == "gate_decided")
+            .order_by(col(TraceEntry.seq).desc())).all()
+        entry = next((e for e in closed if e.data.get("gate_id") == gate.id), None)
+        if entry is not None:
+            view.outcome_effect = entry.data.get("outcome")
+            view.decided_by = list(entry.data.get("decided_by", []))
+            view.why = entry.data.get("why", "")
+    return view
+
+
+def open_gate_views(session: Session, user: str) -> list[GateView]:
+    gates = session.exec(select(Gate).where(Gate.status == "open").order_by(col(Gate.id)))
+    return [gate_view(session, g) for g in gates if user in g.approvers]
