@@ -6,10 +6,11 @@ run's thread): a row waits while an earlier row of its lane is unsent. Slack's 4
 retried after its `Retry-After`; 5xx, timeouts and dropped connections with exponential
 backoff; a restart picks up where delivery stopped.
 
-A row is marked `sending` before its HTTP call. If the process dies during the call, the
-row is *in doubt* on restart: for a message, the sender looks in the channel or thread
-for the `metadata` it attached (`baton_outbox` with the row id) and only posts again if
-the message is not there, so a crash does not post twice.
+A row is marked `sending` before its HTTP call. If the process dies during the call, or
+the call times out or loses its connection, Slack may or may not have taken it: the row
+is *in doubt* (`sending` after a restart, `unsure` after a transport error). Before posting
+such a message again, the sender looks in the channel or thread for the `metadata` it
+attached (`baton_outbox` with the row id), so neither a crash nor a timeout posts twice.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from storage.models import SlackOutbox, SlackRef
 log = structlog.get_logger("baton.outbox")
 
 METADATA_TYPE = "baton_outbox"
+OPEN = ("pending", "sending", "unsure")
 # Errors another attempt cannot fix: the row is marked failed and its lane moves on.
 PERMANENT = frozenset({
     "channel_not_found", "not_in_channel", "is_archived", "msg_too_long", "invalid_blocks",
@@ -122,7 +124,7 @@ class OutboxSender:
         now = self.clock.now()
         with self.db.read() as s:
             rows = list(s.exec(select(SlackOutbox)
-                               .where(col(SlackOutbox.status).in_(("pending", "sending")))
+                               .where(col(SlackOutbox.status).in_(OPEN))
                                .order_by(col(SlackOutbox.id)).limit(self.batch)))
         blocked: set[str] = set()
         for row in rows:
@@ -148,7 +150,7 @@ class OutboxSender:
         with self.db.write() as s:
             newer = s.exec(select(SlackOutbox.id).where(
                 SlackOutbox.supersede == row.supersede, col(SlackOutbox.id) > row.id,
-                col(SlackOutbox.status).in_(("pending", "sending")))).first()
+                col(SlackOutbox.status).in_(OPEN))).first()
             if newer is None:
                 return False
             s.exec(update(SlackOutbox).where(col(SlackOutbox.id) == row.id)
@@ -156,10 +158,10 @@ class OutboxSender:
         return True
 
     def _send_one(self, row: SlackOutbox) -> str:
-        in_doubt = row.status == "sending"
+        in_doubt = row.status in ("sending", "unsure")
         with self.db.write() as s:
             fresh = s.get(SlackOutbox, row.id)
-            if fresh is None or fresh.status not in ("pending", "sending"):
+            if fresh is None or fresh.status not in OPEN:
                 return "sent"
             fresh.status = "sending"
             fresh.attempts += 1
@@ -190,8 +192,9 @@ class OutboxSender:
             if error in PERMANENT or status in (400, 403, 404):
                 return self._fail(row, f"{error or status}")
             return self._defer(row, self._backoff(row), f"Slack error {error or status}")
-        except Exception as exc:  # timeouts, refused or dropped connections
-            return self._defer(row, self._backoff(row), f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # timeouts, refused or dropped connections: maybe sent
+            return self._defer(row, self._backoff(row), f"{type(exc).__name__}: {exc}",
+                               unsure=True)
         self._mark_sent(row, response)
         return "sent"
 
@@ -209,7 +212,7 @@ class OutboxSender:
                 continue
             unsent = s.exec(select(SlackOutbox.id).where(
                 SlackOutbox.ref == key,
-                col(SlackOutbox.status).in_(("pending", "sending")))).first()
+                col(SlackOutbox.status).in_(OPEN))).first()
             if unsent is not None:
                 return None
         return refs
@@ -280,12 +283,14 @@ class OutboxSender:
         base = min(self.max_backoff, 0.5 * 2 ** max(0, row.attempts))
         return base / 2 + self._rng.uniform(0, base / 2)
 
-    def _defer(self, row: SlackOutbox, delay: float, reason: str, *, exact: bool = False) -> str:
+    def _defer(self, row: SlackOutbox, delay: float, reason: str, *, exact: bool = False,
+               unsure: bool = False) -> str:
         with self.db.write() as s:
             fresh = s.get(SlackOutbox, row.id)
             if fresh is None:
                 return "deferred"
-            fresh.status = "pending"
+            # once unsure, a row stays unsure until it is found or sent
+            fresh.status = "unsure" if unsure or row.status == "unsure" else "pending"
             fresh.next_attempt_at = self.clock.now() + timedelta(seconds=delay)
             fresh.last_error = reason[:500]
             s.add(fresh)
@@ -311,7 +316,7 @@ class OutboxSender:
             self.deliver()
             with self.db.read() as s:
                 pending = s.exec(select(SlackOutbox.id).where(
-                    col(SlackOutbox.status).in_(("pending", "sending")))).first()
+                    col(SlackOutbox.status).in_(OPEN))).first()
             if pending is None:
                 return True
             time.sleep(0.02)

@@ -67,7 +67,8 @@ def _post_json(url: str, payload: dict[str, Any]) -> None:
 
 class BatonService:
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
-                 poll: float = 1.0, lease_ttl: timedelta | None = None) -> None:
+                 poll: float = 1.0, lease_ttl: timedelta | None = None,
+                 slack_timeout: float = 10.0) -> None:
         if not settings.slack_bot_token:
             raise ValueError("SLACK_BOT_TOKEN is not set")
         self.settings = settings
@@ -77,7 +78,8 @@ class BatonService:
         token = settings.slack_bot_token
         self.client = WebClient(token=token, base_url=api, timeout=10)
         # The outbox does its own retrying (and checks before re-posting): no SDK retries.
-        self.outbox = OutboxSender(self.engine.db, WebClient(token=token, base_url=api, timeout=10,
+        self.outbox = OutboxSender(self.engine.db, WebClient(token=token, base_url=api,
+                                                             timeout=slack_timeout,
                                                              retry_handlers=[]),
                                    self.clock, http_post=_post_json, poll=poll)
         self.sink = SlackSink(self.engine.org, on_queued=self.outbox.wake)

@@ -168,7 +168,7 @@ class GateStep(StepBase):
     quorum: int = Field(default=1, ge=1)
     forbid_requester: bool = False
     reject_ends: bool = True
-    options: list[str | OptionSpec] = ["approve", "reject"]
+    options: list[str | OptionSpec] = Field(default=["approve", "reject"], min_length=1, max_length=10)
     reason_required: NameList | bool = Field(default_factory=list)
     editable: NameList = Field(default_factory=list)
     back_to: str | None = Field(default=None, description="where request_changes sends the run")

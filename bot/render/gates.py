@@ -36,6 +36,8 @@ from bot.render.common import (
 from gates.durations import format_duration
 from gates.org import Org
 
+# Every part of a gate message is bounded so that the buttons always fit in Slack's 50.
+MAX_SIGNALS = 12
 OUTCOME_WORDS = {"approve": (":white_check_mark:", "Approved"), "reject": (":x:", "Rejected"),
                  "request_changes": (":leftwards_arrow_with_hook:", "Sent back for changes"),
                  "retry": (":repeat:", "Retry requested"), "cancelled": (":octagonal_sign:", "Closed")}
@@ -145,7 +147,11 @@ def gate_message(org: Org, gate: GateView, *, dm: bool = False) -> dict[str, Any
     if conflict is not None:
         blocks.append(conflict)
     else:
-        blocks.extend(signal_line(s) for s in gate.shown.get("signals", [])[:12])
+        signals = gate.shown.get("signals", [])
+        blocks.extend(signal_line(s) for s in signals[:MAX_SIGNALS])
+        if len(signals) > MAX_SIGNALS:
+            blocks.append(context(mrkdwn(f"{len(signals) - MAX_SIGNALS} more signals: "
+                                         f"`/baton trace {esc(gate.run)}`")))
     checked = boundary_line(gate.shown.get("boundaries", []))
     if checked is not None:
         blocks.append(checked)

@@ -93,7 +93,8 @@ def make_baton(emulator: EmulatorServer, tmp_path: Path, ledger: Callable
                ) -> Iterator[Callable[..., Baton]]:
     started: list[tuple[BatonService, LoopbackServer, Driver]] = []
 
-    def build(flows: Path = EXAMPLE_FLOWS, clock: Clock | None = None) -> Baton:
+    def build(flows: Path = EXAMPLE_FLOWS, clock: Clock | None = None,
+              slack_timeout: float = 10.0) -> Baton:
         workspace = workspace_from_org(ORG)
         emulator.reset(workspace)
         settings = make_settings(
@@ -101,7 +102,8 @@ def make_baton(emulator: EmulatorServer, tmp_path: Path, ledger: Callable
             SLACK_BOT_TOKEN=workspace.app.bot_token,
             SLACK_SIGNING_SECRET=workspace.app.signing_secret,
             SLACK_API_URL=emulator.api_url)
-        service = BatonService(settings, clock=clock or SystemClock(), poll=0.05)
+        service = BatonService(settings, clock=clock or SystemClock(), poll=0.05,
+                               slack_timeout=slack_timeout)
         service.start()
         server = LoopbackServer(http_app(service.app, service.engine.db)).start()
         driver = emulator.driver(f"{server.url}/slack/events")

@@ -88,3 +88,24 @@ def test_idempotent_action_in_flight_is_run_again(baton_tests: Baton, wait_for) 
     attempts = [e["attempt"] for e in baton_tests.entries()]
     keys = {e["key"] for e in baton_tests.entries()}
     assert attempts == [1, 2] and keys == {"R-1:pay"}  # same idempotency key both times
+
+
+def test_serve_says_which_transport_or_what_is_missing(cli: InProcess) -> None:
+    none = cli("serve")
+    assert none.returncode == 2
+    assert "SLACK_BOT_TOKEN" in none.stderr and "baton dev" in none.stderr
+    http_no_secret = cli("serve", "--http", SLACK_BOT_TOKEN="xoxb-1")
+    assert http_no_secret.returncode == 2 and "SLACK_SIGNING_SECRET" in http_no_secret.stderr
+
+
+def test_transport_choice() -> None:
+    from bot.cli import slack_transport
+    from orchestrator.settings import Settings
+
+    def pick(http: bool = False, **env: str) -> str | None:
+        return slack_transport(Settings(_env_file=None, **env), http)[0]  # type: ignore[call-arg]
+
+    assert pick(SLACK_BOT_TOKEN="b", SLACK_APP_TOKEN="a") == "socket"
+    assert pick(SLACK_BOT_TOKEN="b", SLACK_SIGNING_SECRET="s") == "http"
+    assert pick(True, SLACK_BOT_TOKEN="b", SLACK_APP_TOKEN="a", SLACK_SIGNING_SECRET="s") == "http"
+    assert pick(SLACK_APP_TOKEN="a") is None

@@ -1,0 +1,143 @@
+"""Conflict and escalation messages, DMs, hostile text, the App Home, edit-and-approve."""
+
+import json
+from datetime import timedelta
+
+from orchestrator.clock import FakeClock
+from tests.bot.conftest import ALICE, BOB, CAROL, DAVE, FRANK, PAYMENTS, Baton
+from tests.conftest import TEST_FLOWS
+
+
+def blocks_of(message) -> str:  # type: ignore[no-untyped-def]
+    return json.dumps(message.blocks, ensure_ascii=False)
+
+
+def test_conflict_shows_signals_side_by_side_with_follow_buttons(make_baton) -> None:  # type: ignore[no-untyped-def]
+    baton: Baton = make_baton(TEST_FLOWS)
+    baton.driver.slash_command("run conflicts policy=ask", user=ALICE, channel=PAYMENTS)
+    baton.settle()
+    gate = baton.gate_message()
+    shown = blocks_of(gate)
+    assert "Agents disagree" in shown
+    assert "research: ok" in shown and "risk: warn/medium" in shown and "compliance: block/high" in shown
+    actions = [e["action_id"] for b in gate.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert actions == ["gate.decide.follow_compliance", "gate.decide.follow_risk",
+                       "gate.decide.follow_research"]
+    assert "<@U0FRANK01>" in shown  # the deciders are pinged
+    baton.driver.click(user=FRANK, action_id="gate.decide.follow_risk", channel=PAYMENTS, ts=gate.ts)
+    baton.driver.submit_view(user=FRANK, values={"reason": "Domestic vendor: the rule does not apply"})
+    baton.settle()
+    decided = blocks_of(baton.slack.workspace.message(PAYMENTS, gate.ts))
+    assert "Follow risk (warn)" in decided and "Domestic vendor" in decided
+    assert baton.engine.get_run("R-1").status == "succeeded"
+
+
+def test_escalation_pings_the_next_level_by_dm_after_the_wait(make_baton) -> None:  # type: ignore[no-untyped-def]
+    clock = FakeClock()
+    baton: Baton = make_baton(TEST_FLOWS, clock=clock)
+    baton.driver.slash_command("run escalating", user=ALICE, channel=PAYMENTS)
+    baton.settle()
+    assert baton.dms(DAVE) == []
+    clock.advance(timedelta(minutes=20))
+    baton.engine.fire_due_timers()  # the reminder
+    baton.settle()
+    card = baton.run_card()
+    reminder = baton.thread(card)[-1]
+    assert "Reminder" in reminder.text and "<@U0BOB0001>" in reminder.text
+
+    clock.advance(timedelta(minutes=10))
+    baton.engine.fire_due_timers()  # 30 minutes: level 2
+    baton.settle()
+    note = baton.thread(card)[-1]
+    assert "escalated to level 2" in note.text and "<@U0DAVE001>" in note.text
+    (dm,) = baton.dms(DAVE)
+    shown = blocks_of(dm)
+    assert "gate.decide.approve" in shown and "gate.claim" in shown and "gate.snooze" in shown
+    gate = baton.gate_message()
+    assert "escalation level 2 of 3" in blocks_of(baton.slack.workspace.message(PAYMENTS, gate.ts))
+
+    # Dave claims from his DM: pings pause, and the thread says so
+    baton.driver.click(user=DAVE, action_id="gate.claim", channel=dm.channel, ts=dm.ts)
+    baton.settle()
+    assert "is on it" in baton.thread(card)[-1].text
+    # and decides from the DM
+    baton.driver.click(user=DAVE, action_id="gate.decide.approve", channel=dm.channel, ts=dm.ts)
+    baton.settle()
+    assert baton.engine.get_run("R-1").status == "succeeded"
+    updated_dm = baton.slack.workspace.message(dm.channel, dm.ts)
+    assert "*Approved* by <@U0DAVE001>" in blocks_of(updated_dm)
+
+
+def test_agent_and_input_text_is_shown_literally(make_baton) -> None:  # type: ignore[no-untyped-def]
+    baton: Baton = make_baton(TEST_FLOWS)
+    baton.driver.slash_command('run hostile note="<!here> &amp; <@U0BOB0001> <https://x.io|y>"',
+                               user=ALICE, channel=PAYMENTS)
+    baton.settle()
+    gate = baton.gate_message()
+    everything = [gate, baton.run_card(), *baton.thread(baton.run_card())]
+    for message in everything:
+        assert "<!channel>" not in message.text and "<!here>" not in message.text
+        for block in message.blocks:
+            for text in _texts(block):
+                if text["type"] == "mrkdwn":
+                    assert "<!" not in text["text"] and "<http" not in text["text"]
+                    assert "evil" not in text["text"]
+    shown = blocks_of(gate)
+    assert "&lt;!channel&gt; look at this &lt;@U0ERIN001&gt; &lt;http://evil.example|click&gt;" in shown
+    assert "\u202e" not in shown  # no right-to-left override
+    card = blocks_of(baton.run_card())
+    # what was typed arrives as text (Slack's entities decoded, the mention as @U...), escaped
+    assert "note: &lt;!here&gt; &amp; @U0BOB0001 &lt;https://x.io|y&gt;" in card
+
+
+def _texts(block: dict) -> list[dict]:
+    found = []
+    if isinstance(block, dict):
+        if block.get("type") in ("mrkdwn", "plain_text") and "text" in block:
+            found.append(block)
+        for value in block.values():
+            if isinstance(value, dict | list):
+                found.extend(_texts(value) if isinstance(value, dict) else
+                             [t for item in value for t in _texts(item)])
+    return found
+
+
+def test_edit_and_approve_through_the_modal(baton: Baton, ledger) -> None:  # type: ignore[no-untyped-def]
+    baton.driver.slash_command("run vendor-payment vendor=ACME amount=20000", user=ALICE, channel=PAYMENTS)
+    baton.settle()
+    gate = baton.gate_message()
+    baton.driver.click(user=CAROL, action_id="gate.edit", channel=PAYMENTS, ts=gate.ts)
+    modal = baton.slack.workspace.modal_stack(CAROL)[-1]
+    assert modal.callback_id == "gate.edit"
+    bad = baton.driver.submit_view(user=CAROL, values={"edit:amount": "lots", "reason": "x"})
+    assert "expected a number" in json.dumps(bad.json())  # shown in the modal, nothing recorded
+    baton.driver.submit_view(user=CAROL, values={"edit:amount": "9000",
+                                                 "reason": "Only the first milestone is due"})
+    baton.settle()
+    assert [e["amount"] for e in ledger()] == [9000.0]
+    decided = blocks_of(baton.slack.workspace.message(PAYMENTS, gate.ts))
+    assert "edited:" in decided and "amount → 9000" in decided
+
+
+def test_app_home_lists_pending_approvals_and_my_runs(baton: Baton) -> None:
+    baton.driver.slash_command("run vendor-payment vendor=ACME amount=20000", user=ALICE, channel=PAYMENTS)
+    baton.settle()
+    baton.driver.open_home(user=BOB)
+    baton.settle()
+    home = blocks_of(baton.slack.workspace.home(BOB))
+    assert "Waiting for you (1)" in home and "R-1" in home and "gate.decide.approve" in home
+    baton.driver.open_home(user=ALICE)
+    baton.settle()
+    mine = blocks_of(baton.slack.workspace.home(ALICE))
+    assert "Waiting for you (0)" in mine and "*R-1* `vendor-payment` · waiting" in mine
+
+
+def test_commands_work_in_a_dm_and_after_a_mention(baton: Baton) -> None:
+    baton.driver.direct_message("flows", user=ALICE)
+    baton.driver.mention("<@U0BATON00> run vendor-payment vendor=ACME amount=5000",
+                         user=ALICE, channel=PAYMENTS)
+    baton.settle()
+    dm = baton.dms(ALICE)
+    assert any("vendor-payment" in blocks_of(m) for m in dm)
+    assert baton.engine.get_run("R-1").status == "succeeded"
+    assert baton.run_card().text.startswith("R-1")
