@@ -415,7 +415,11 @@ def serve(
     config = settings()
     transport, why = slack_transport(config, http)
     if transport is None:
-        fail(why)
+        if config.slack_bot_token or config.slack_app_token or config.slack_signing_secret:
+            fail(why)  # half-configured: say what is missing rather than guess
+        typer.echo(f"baton serve: {why}\nStarting `baton dev` instead.", err=True)
+        dev(port=port)
+        return
     configure_logging(config.log_format, config.log_level)
     from bot.service import BatonService
 
@@ -440,6 +444,14 @@ def serve(
                         log_level="warning")
     finally:
         service.stop()
+
+
+@app.command()
+def dev(port: Annotated[int, typer.Option(help="port of the sandbox page")] = 3000) -> None:
+    """Run Baton against a local Slack sandbox in your browser (no Slack workspace needed)."""
+    from bot.dev import run_dev
+
+    raise typer.Exit(run_dev(settings(), port=port))
 
 
 @db_app.command("upgrade")
