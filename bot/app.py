@@ -76,7 +76,7 @@ class SlackBot:
         self.sink = sink
         self.identity = identity
         self.wake_outbox = wake_outbox
-        self.commands = Commands(engine)
+        self.commands = Commands(engine, upload=self.upload)
 
     # -- replies ------------------------------------------------------------------------------
     def _queue(self, lane: str, method: str, payload: dict[str, Any]) -> None:
@@ -102,6 +102,13 @@ class SlackBot:
         if thread_ts:
             body["thread_ts"] = thread_ts
         self._queue(f"chat:{channel}", "chat.postMessage", {"channel": channel, **body})
+
+    def upload(self, channel: str, files: list[dict[str, Any]], comment: str,
+               thread_ts: str | None) -> None:
+        payload: dict[str, Any] = {"channel": channel, "files": files, "initial_comment": comment}
+        if thread_ts:
+            payload["thread_ts"] = thread_ts
+        self._queue(f"files:{channel}", "files.upload_v2", payload)
 
     def principal(self, slack_user: str) -> str:
         return self.org.principal_for_slack(slack_user)

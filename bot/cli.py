@@ -17,6 +17,8 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from gates.durations import parse_duration
+from orchestrator import report
 from orchestrator.bootstrap import open_engine
 from orchestrator.console import ConsoleNotifier
 from orchestrator.engine import FINISHED, Engine, parse_ref
@@ -25,8 +27,11 @@ from orchestrator.export import export_run, verify_all, verify_run
 from orchestrator.inputs import parse_assignments
 from orchestrator.loader import FlowCatalog, load_flow, load_org
 from orchestrator.logs import configure_logging
+from orchestrator.queries import find_runs
 from orchestrator.settings import Settings
-from orchestrator.timeline import describe, lines
+from orchestrator.stats import compute as compute_stats
+from orchestrator.summary import TraceSummary, summarize
+from orchestrator.timeline import describe
 from storage.engine import Database
 from storage.migrate import upgrade
 from storage.trace import chain_entries
@@ -341,15 +346,24 @@ def status(
 
 @app.command("trace")
 def trace_cmd(
-    ref: Annotated[str, typer.Argument(help="a run id, or `verify`")],
+    ref: Annotated[str | None, typer.Argument(help="a run id, or `verify`; none lists runs")] = None,
     target: Annotated[str | None, typer.Argument(help="with verify: a run id")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="the full trace as JSON")] = False,
     all_runs: Annotated[bool, typer.Option("--all", help="with verify: every run")] = False,
+    flow: Annotated[str | None, typer.Option(help="list: runs of this flow")] = None,
+    since: Annotated[str | None, typer.Option(help="list: started within, e.g. 7d")] = None,
+    decided_by: Annotated[str | None, typer.Option(help="list: runs this person decided")] = None,
+    as_user: Annotated[str | None, typer.Option("--as", help="list: runs this person started")] = None,
+    plain_text: Annotated[bool, typer.Option("--plain", help="no colours or boxes")] = False,
 ) -> None:
-    """A run's decision trace; `baton trace verify [R-42 | --all]` checks the hash chains."""
+    """Why a run was decided the way it was. `baton trace verify [R-42 | --all]` checks the
+    hash chains; with no run id, lists runs (filters: --flow, --since, --decided-by, --as)."""
     eng = engine(echo=False)
     if ref == "verify":
         _verify(eng, target, all_runs)
+        return
+    if ref is None:
+        _list_runs(eng, flow, since, decided_by, as_user)
         return
     try:
         current = eng.get_run(ref)
@@ -360,10 +374,73 @@ def trace_cmd(
         return
     with eng.db.read() as s:
         entries = chain_entries(s, current.ref)
-    typer.echo(f"{current.ref} {current.flow_name} - {current.status}"
-               + (f": {current.reason}" if current.reason else ""))
-    for line in lines(entries, eng.org):
-        typer.echo(line)
+    summary = summarize(current, entries, eng.org)
+    if sys.stdout.isatty() and not plain_text:
+        _rich_summary(summary, eng)
+    else:
+        typer.echo(report.plain(summary, eng.org), nl=False)
+
+
+def _rich_summary(summary: TraceSummary, eng: Engine) -> None:
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.text import Text
+
+    console = Console()
+    colours = {"succeeded": "green", "rejected": "red", "failed": "red", "stopped": "yellow"}
+    for i, section in enumerate(report.sections(summary, eng.org)):
+        body = Text("\n".join(section.lines))  # Text: agent output is never read as markup
+        style = colours.get(summary.status, "cyan") if i == 0 else "dim"
+        console.print(Panel(body, title=Text(section.title), title_align="left", border_style=style))
+
+
+def _list_runs(eng: Engine, flow: str | None, since: str | None, decided_by: str | None,
+               as_user: str | None) -> None:
+    try:
+        start = eng.clock.now() - parse_duration(since) if since else None
+    except ValueError as exc:
+        fail(f"--since: {exc}")
+    runs = find_runs(eng.db, flow=flow, since=start,
+                     decided_by=who(eng, decided_by) if decided_by else None,
+                     requester=who(eng, as_user) if as_user else None)
+    if not runs:
+        typer.echo("no runs match")
+    for item in runs:
+        typer.echo(f"{item.ref:8} {item.flow_name:20} {item.status:9} "
+                   f"{item.created_at:%Y-%m-%d %H:%M} {eng.org.display(item.requester)}"
+                   + (f" - {item.reason}" if item.reason else ""))
+
+
+@app.command()
+def stats(
+    flow: Annotated[str | None, typer.Argument(help="only this flow")] = None,
+    since: Annotated[str, typer.Option(help="window, e.g. 7d, 30d")] = "7d",
+    chart: Annotated[Path | None, typer.Option(help="also write a PNG chart to this file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the figures as JSON")] = False,
+) -> None:
+    """KPIs: runs, approval and rejection rates, human intervention, escalations, time to
+    decision (median, p90), agent errors and retries, tokens and cost."""
+    eng = engine(echo=False)
+    try:
+        window = parse_duration(since)
+    except ValueError as exc:
+        fail(f"--since: {exc}")
+    if flow is not None:
+        try:
+            eng.flows.get(flow)
+        except BatonError as exc:
+            fail(str(exc))
+    figures = compute_stats(eng.db, now=eng.clock.now(), since=window, flow=flow)
+    if as_json:
+        typer.echo(json.dumps(figures.as_dict(), indent=2))
+    else:
+        for line in report.stats_lines(figures, eng.org):
+            typer.echo(line)
+    if chart is not None:
+        from orchestrator.charts import stats_chart
+
+        chart.write_bytes(stats_chart(figures))
+        typer.echo(f"chart written to {chart}")
 
 
 def _verify(eng: Engine, target: str | None, all_runs: bool) -> None:

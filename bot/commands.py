@@ -4,6 +4,8 @@ after Slack has been answered."""
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,18 +16,25 @@ from sqlmodel import col, select
 from bot.arguments import ArgumentError, parse, split_words, unslack
 from bot.blocks import Block, context, esc, fallback, fit, header, mrkdwn, plain, section
 from bot.render.common import STATUS_ICON, mentions, when
-from gates.durations import format_duration
+from bot.render.trace import runs_list, stats_message, trace_message
+from gates.durations import format_duration, parse_duration
+from orchestrator import report
 from orchestrator.engine import FINISHED, Engine
 from orchestrator.errors import BatonError
+from orchestrator.export import export_run
 from orchestrator.inputs import parse_inputs, usage
-from orchestrator.timeline import describe
+from orchestrator.queries import find_runs
+from orchestrator.stats import compute as compute_stats
+from orchestrator.summary import summarize
 from storage.models import Gate, Run
 from storage.trace import chain_entries
 
 HELP = [
     ("run FLOW key=value …", "start a run; its updates go into the thread under its card"),
     ("status [R-42]", "one run, or your open runs and what waits for you"),
-    ("trace R-42", "why a run was decided the way it was"),
+    ("trace R-42 [full]", "why a run was decided the way it was; full attaches the whole trace"),
+    ("trace [--flow F] [--since 7d] [--decided-by @p]", "find runs"),
+    ("stats [FLOW] [--since 7d]", "approval rates, escalations, time to decision, agent costs"),
     ("stop R-42 [reason]", "stop a run (its requester or an admin)"),
     ("flows", "the flows you can run, with their inputs"),
     ("halt [reason] · resume", "emergency stop of all runs and actions (admins)"),
@@ -72,10 +81,14 @@ def help_reply(prefix: str = "/baton") -> Reply:
 FollowUp = Callable[[], Reply | None]
 
 
+Upload = Callable[[str, list[dict[str, Any]], str, str | None], None]
+
+
 class Commands:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, upload: Upload | None = None) -> None:
         self.engine = engine
         self.org = engine.org
+        self.upload = upload  # queue files for Slack: (channel, files, comment, thread_ts)
 
     def handle(self, text: str, who: Invocation) -> tuple[Reply, FollowUp | None]:
         prefix = "/baton" if who.source == "command" else ""
@@ -175,25 +188,75 @@ class Commands:
                                          + mentions(self.org, gate.approvers))))
         return Reply(f"{run.ref} {esc(run.status)}", blocks)
 
-    # -- trace -------------------------------------------------------------------------------
-    def cmd_trace(self, words: list[str], who: Invocation) -> tuple[Reply, None]:
-        if not words:
-            raise BatonError("say which run: trace R-42")
-        run = self.engine.get_run(words[0])
+    # -- trace ---------------------------------------------------------------------------
+    def cmd_trace(self, words: list[str], who: Invocation) -> tuple[Reply, FollowUp | None]:
+        parsed = parse(words, options=("flow", "since", "decided-by"))
+        refs = [w for w in parsed.words if w.lower() != "full"]
+        if not refs:
+            return self._find(parsed.options, who), None
+        run = self.engine.get_run(refs[0])
         with self.engine.db.read() as s:
             entries = chain_entries(s, run.ref)
-        lines = [f"{e.created_at:%H:%M:%S} {describe(e, self.org)}" for e in entries]
-        blocks: list[Block] = [header(f"Trace of {run.ref} · {run.flow_name}"),
-                               context(mrkdwn(f"{STATUS_ICON.get(run.status, '')} {esc(run.status)}"))]
-        chunk: list[str] = []
-        for line in lines:
-            if sum(len(x) + 1 for x in chunk) + len(line) > 2800:
-                blocks.append(section(plain("\n".join(chunk), 3000)))
-                chunk = []
-            chunk.append(line)
-        if chunk:
-            blocks.append(section(plain("\n".join(chunk), 3000)))
-        return Reply(f"Trace of {run.ref}", blocks), None
+        summary = summarize(run, entries, self.org)
+        message = trace_message(run.ref, report.sections(summary, self.org), status=run.status)
+        reply = Reply(message["text"], message["blocks"])
+        if "full" not in [w.lower() for w in parsed.words]:
+            return reply, None
+        export = json.dumps(export_run(self.engine.db, run), indent=2, ensure_ascii=False)
+        files = [{"filename": f"{run.ref}-trace.json", "title": f"{run.ref} trace (JSON)",
+                  "content": export},
+                 {"filename": f"{run.ref}-trace.md", "title": f"{run.ref} trace",
+                  "content": report.markdown(summary, self.org)}]
+
+        def upload() -> Reply | None:
+            self._upload(who, files, f"Full trace of {run.ref}")
+            return None
+
+        return reply, upload
+
+    def _find(self, options: dict[str, str], who: Invocation) -> Reply:
+        now = who.now or self.engine.clock.now()
+        since = now - parse_duration(options["since"]) if "since" in options else None
+        decided_by = None
+        if "decided-by" in options:
+            decided_by = self.org.principal(options["decided-by"].removeprefix("@"))
+        flow = options.get("flow")
+        if flow is not None:
+            self.engine.flows.get(flow)  # an unknown flow is an error, not an empty list
+        mine = not options
+        runs = find_runs(self.engine.db, requester=who.user if mine else None, flow=flow,
+                         since=since, decided_by=decided_by)
+        title = "Your recent runs" if mine else "Runs matching " + " ".join(
+            f"--{k} {v}" for k, v in options.items())
+        message = runs_list(self.org, runs, title)
+        return Reply(message["text"], message["blocks"])
+
+    def _upload(self, who: Invocation, files: list[dict[str, Any]], comment: str) -> None:
+        if who.channel is None or self.upload is None:
+            return
+        self.upload(who.channel, files, comment, who.thread_ts)
+
+    # -- stats -------------------------------------------------------------------------------
+    def cmd_stats(self, words: list[str], who: Invocation) -> tuple[Reply, FollowUp | None]:
+        parsed = parse(words, options=("since",))
+        flow = parsed.words[0] if parsed.words else None
+        if flow is not None:
+            self.engine.flows.get(flow)
+        since = parse_duration(parsed.options.get("since", "7d"))
+        figures = compute_stats(self.engine.db, now=who.now or self.engine.clock.now(),
+                                since=since, flow=flow)
+        message = stats_message(report.stats_lines(figures, self.org), flow)
+
+        def chart() -> Reply | None:
+            from orchestrator.charts import stats_chart
+
+            png = stats_chart(figures)
+            self._upload(who, [{"filename": "baton-stats.png", "title": "Decisions per day and "
+                                "time to a decision", "content_b64": base64.b64encode(png).decode()}],
+                         "Baton stats" + (f" · {flow}" if flow else ""))
+            return None
+
+        return Reply(message["text"], message["blocks"]), chart
 
     # -- stop / halt / resume ----------------------------------------------------------------
     def cmd_stop(self, words: list[str], who: Invocation) -> tuple[Reply, None]:

@@ -15,6 +15,7 @@ attached (`baton_outbox` with the row id), so neither a crash nor a timeout post
 
 from __future__ import annotations
 
+import base64
 import random
 import threading
 import time
@@ -233,6 +234,14 @@ class OutboxSender:
 
     def _call(self, row: SlackOutbox, refs: dict[str, SlackRef]) -> dict[str, Any]:
         payload = self._payload(row, refs)
+        if row.method == "files.upload_v2":
+            files = [{"filename": f["filename"], "title": f.get("title", f["filename"]),
+                      "content": base64.b64decode(f["content_b64"]) if "content_b64" in f
+                      else f["content"]} for f in payload["files"]]
+            self.client.files_upload_v2(file_uploads=files, channel=payload["channel"],
+                                        initial_comment=payload.get("initial_comment"),
+                                        thread_ts=payload.get("thread_ts"))
+            return {}
         if row.method == "response_url":
             if self.http_post is None:
                 raise RuntimeError("no HTTP client for response_url")

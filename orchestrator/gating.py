@@ -337,6 +337,8 @@ def close_gate(tx: Tx, gate: Gate, effect: str, option: str, explanation: str, *
     cancel_timers(tx, gate)
     gate.status = "decided"
     gate.outcome = option
+    gate.effect = effect
+    gate.closed_by = "person" if deciders else "baton"
     gate.decided_at = tx.now
     gate.esc_state = "done"
     gate.next_deadline = None

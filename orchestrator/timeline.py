@@ -76,7 +76,7 @@ def describe(entry: TraceEntry, org: Org) -> str:
         return f"approvals by {', '.join(d['dismissed'])} dismissed: {d['why']}"
     if k == "gate_decided":
         by = ", ".join(org.display(p) for p in d.get("decided_by", [])) or "Baton"
-        text = f"gate '{d['gate']}' {d['outcome']} ({d['option']}) by {by}: {d['why']}"
+        text = f"gate '{d['gate']}' decided: {d['outcome']} ({d['option']}) by {by}: {d['why']}"
         for name, change in d.get("approved_inputs", {}).items():
             text += f"; {name} requested {change['requested']}, approved {change['approved']}"
         if d.get("winner"):

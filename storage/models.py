@@ -129,6 +129,8 @@ class Gate(SQLModel, table=True):
     kind: str  # approval | conflict | boundary | action | agent
     status: str  # open | decided | cancelled
     outcome: str | None = None  # the winning option id
+    effect: str | None = None  # what the outcome did: approve | reject | request_changes | retry
+    closed_by: str | None = None  # "person" or "baton" (an escalation that failed closed)
     title: str = ""
     question: str = ""
     approvers: list = _json(default_factory=list)  # resolved principals allowed to decide

@@ -106,3 +106,36 @@ def test_transport_choice() -> None:
     assert pick(SLACK_BOT_TOKEN="b", SLACK_SIGNING_SECRET="s") == "http"
     assert pick(True, SLACK_BOT_TOKEN="b", SLACK_APP_TOKEN="a", SLACK_SIGNING_SECRET="s") == "http"
     assert pick(SLACK_APP_TOKEN="a") is None
+
+
+def test_trace_stats_and_verify_from_the_command_line(cli: InProcess, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import sqlite3
+
+    cli("run", "vendor-payment", "vendor=ACME", "amount=20000", "--as", "alice")
+    cli("decide", "R-1", "approve", "--as", "bob", "--reason", "PO matches")
+    summary = cli("trace", "R-1")  # piped: plain text
+    assert summary.returncode == 0
+    assert "R-1 · vendor-payment · succeeded" in summary.stdout
+    assert 'Bob Ortiz chose approve: "PO matches"' in summary.stdout
+    exported = json.loads(cli("trace", "R-1", "--json").stdout)
+    assert exported["schema_version"] == 1 and exported["verification"]["ok"] is True
+    listing = cli("trace", "--decided-by", "bob", "--since", "1d")
+    assert "R-1" in listing.stdout and "vendor-payment" in listing.stdout
+    assert "no runs match" in cli("trace", "--flow", "release-review").stdout
+
+    figures = json.loads(cli("stats", "--json").stdout)
+    assert figures["runs"] == 1 and figures["approval_rate"] == 1.0
+    chart = tmp_path / "chart.png"
+    assert cli("stats", "vendor-payment", "--chart", str(chart)).returncode == 0
+    assert chart.read_bytes().startswith(b"\x89PNG")
+    assert cli("stats", "nope").returncode == 2
+
+    assert cli("trace", "verify", "--all").returncode == 0
+    with sqlite3.connect(tmp_path / "baton.db") as db:  # someone edits the record by hand
+        db.execute("UPDATE trace_entry SET data = replace(data, 'PO matches', 'no PO') "
+                   "WHERE kind = 'decision'")
+    broken = cli("trace", "verify", "R-1")
+    assert broken.returncode == 1
+    assert "BROKEN R-1 entry #" in broken.stdout and "content does not match its hash" in broken.stdout
+    assert cli("trace", "verify", "--all").returncode == 1

@@ -1,0 +1,59 @@
+"""`/baton trace` and `/baton stats` in Slack."""
+
+import json
+
+from tests.bot.conftest import ALICE, BOB, PAYMENTS, Baton
+
+
+def approved_run(baton: Baton) -> None:
+    baton.driver.slash_command("run vendor-payment vendor=ACME amount=20000", user=ALICE, channel=PAYMENTS)
+    baton.settle()
+    gate = baton.gate_message()
+    baton.driver.click(user=BOB, action_id="gate.decide.approve", channel=PAYMENTS, ts=gate.ts)
+    baton.driver.submit_view(user=BOB, values={"reason": "Invoice matches PO 4471"})
+    baton.settle()
+
+
+def test_trace_replies_with_the_summary(baton: Baton) -> None:
+    approved_run(baton)
+    reply = baton.driver.slash_command("trace R-1", user=ALICE, channel=PAYMENTS)
+    body = json.dumps(reply.json(), ensure_ascii=False)
+    assert reply.json()["response_type"] == "ephemeral"
+    assert "R-1 · vendor-payment · succeeded" in body
+    assert "Bob Ortiz chose approve: \\\"Invoice matches PO 4471\\\"" in body
+    assert "amount-limit: passed" in body and "research: ok" in body
+
+
+def test_trace_full_uploads_json_and_markdown(baton: Baton) -> None:
+    approved_run(baton)
+    baton.driver.slash_command("trace R-1 full", user=ALICE, channel=PAYMENTS)
+    baton.settle()
+    files = baton.slack.workspace.files()
+    names = sorted(f.name for f in files)
+    assert names == ["R-1-trace.json", "R-1-trace.md"]
+    exported = json.loads(next(f for f in files if f.name.endswith(".json")).content)
+    assert exported["run"]["id"] == "R-1" and exported["verification"]["ok"]
+
+
+def test_trace_lists_and_filters_runs(baton: Baton) -> None:
+    approved_run(baton)
+    mine = json.dumps(baton.driver.slash_command("trace", user=ALICE, channel=PAYMENTS).json())
+    assert "Your recent runs" in mine and "*R-1*" in mine
+    decided = json.dumps(baton.driver.slash_command(
+        "trace --flow vendor-payment --since 7d --decided-by <@U0BOB0001>", user=ALICE,
+        channel=PAYMENTS).json())
+    assert "*R-1*" in decided
+    nobody = json.dumps(baton.driver.slash_command("trace --decided-by @carol", user=ALICE,
+                                                   channel=PAYMENTS).json())
+    assert "No runs match" in nobody
+
+
+def test_stats_reply_and_chart(baton: Baton) -> None:
+    approved_run(baton)
+    reply = baton.driver.slash_command("stats vendor-payment --since 7d", user=ALICE, channel=PAYMENTS)
+    body = json.dumps(reply.json(), ensure_ascii=False)
+    assert "Baton stats · vendor-payment" in body and "Runs: 1 (succeeded 1)" in body
+    assert "100% approved" in body
+    baton.settle()
+    (chart,) = baton.slack.workspace.files()
+    assert chart.name == "baton-stats.png" and chart.content[:4] == b"\x89PNG"
