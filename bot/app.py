@@ -8,6 +8,7 @@ Replies that need the Web API go through the outbox, so they survive Slack being
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -329,6 +330,24 @@ class SlackBot:
                      reason or None, edits, meta)
 
 
+def request_context(listener: Callable[..., Any]) -> Callable[..., Any]:
+    """Bind who and which Slack request to every log line a listener writes (bolt runs
+    listeners in worker threads, where the request's context would otherwise be lost)."""
+
+    @functools.wraps(listener)
+    def run(**kwargs: Any) -> Any:
+        body = kwargs.get("body") or {}
+        event = kwargs.get("event") or body.get("event") or {}
+        user = (body.get("user") or {}).get("id") if isinstance(body.get("user"), dict) else None
+        ids = {"slack_user": user or body.get("user_id") or event.get("user"),
+               "slack_request": body.get("trigger_id") or body.get("event_id") or event.get("ts"),
+               "slack_kind": body.get("type") or body.get("command") or event.get("type")}
+        with structlog.contextvars.bound_contextvars(**{k: v for k, v in ids.items() if v}):
+            return listener(**kwargs)
+
+    return run
+
+
 def build_app(bot: SlackBot, client: WebClient, signing_secret: str | None,
               listeners: Executor | None = None) -> App:
     """The bolt App. In Socket Mode there is no signing secret (the socket is the proof)."""
@@ -344,15 +363,15 @@ def build_app(bot: SlackBot, client: WebClient, signing_secret: str | None,
             return BoltResponse(status=200, body="")  # a redelivery: already handled
         return next()
 
-    app.command("/baton")(bot.on_command)
-    app.event("app_mention")(bot.on_mention)
-    app.event("message")(bot.on_message)
-    app.event("app_home_opened")(bot.on_home_opened)
-    app.action(re.compile(r"^gate\.decide\."))(bot.on_decide)
-    app.action("gate.edit")(bot.on_edit)
-    app.action("gate.claim")(bot.on_claim)
-    app.action("gate.snooze")(bot.on_snooze)
-    app.view("gate.reason")(bot.on_reason)
-    app.view("gate.edit")(bot.on_edit_submit)
+    app.command("/baton")(request_context(bot.on_command))
+    app.event("app_mention")(request_context(bot.on_mention))
+    app.event("message")(request_context(bot.on_message))
+    app.event("app_home_opened")(request_context(bot.on_home_opened))
+    app.action(re.compile(r"^gate\.decide\."))(request_context(bot.on_decide))
+    app.action("gate.edit")(request_context(bot.on_edit))
+    app.action("gate.claim")(request_context(bot.on_claim))
+    app.action("gate.snooze")(request_context(bot.on_snooze))
+    app.view("gate.reason")(request_context(bot.on_reason))
+    app.view("gate.edit")(request_context(bot.on_edit_submit))
     return app
 

@@ -517,7 +517,7 @@ def serve(
             from bot.http import http_app
 
             typer.echo(f"listening on http://{host}:{port}/slack/events (health: /healthz)")
-            uvicorn.run(http_app(service.app, service.engine.db), host=host, port=port,
+            uvicorn.run(http_app(service.app, service.engine.db, clock=service.clock), host=host, port=port,
                         log_level="warning")
     finally:
         service.stop()

@@ -1,12 +1,13 @@
 """HTTP mode: `POST /slack/events` for commands, interactivity and events (signature
-checked by bolt), `GET /healthz`. Bolt's dispatch runs in a worker thread, so one slow
-request never holds up another's acknowledgement."""
+checked by bolt), `GET /healthz`, `GET /metrics` (Prometheus). Bolt's dispatch runs in a
+worker thread, so one slow request never holds up another's acknowledgement."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import sqlalchemy as sa
+from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt import App, BoltRequest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -14,13 +15,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.metrics import BatonCollector, metrics_text
+from orchestrator.clock import SystemClock
 from storage.engine import Database
 
 MAX_BODY = 1_000_000  # Slack's payloads are far smaller; refuse anything bigger unread
 SLACK_TYPES = ("application/x-www-form-urlencoded", "application/json")
 
 
-def http_app(app: App, db: Database, extra_routes: list[Route] | None = None) -> Starlette:
+def http_app(app: App, db: Database, extra_routes: list[Route] | None = None,
+             clock: Any = None) -> Starlette:
+    collector = BatonCollector(db, clock or SystemClock())
+
     async def slack_events(request: Request) -> Response:
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
@@ -53,6 +59,11 @@ def http_app(app: App, db: Database, extra_routes: list[Route] | None = None) ->
             status = {"ok": False, "database": str(exc)}
         return JSONResponse(status, status_code=200 if status["ok"] else 503)
 
+    async def metrics(request: Request) -> Response:
+        body = await run_in_threadpool(metrics_text, collector)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
     routes = [Route("/slack/events", slack_events, methods=["POST"]),
-              Route("/healthz", healthz, methods=["GET"]), *(extra_routes or [])]
+              Route("/healthz", healthz, methods=["GET"]),
+              Route("/metrics", metrics, methods=["GET"]), *(extra_routes or [])]
     return Starlette(routes=routes)

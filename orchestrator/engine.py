@@ -471,7 +471,7 @@ class Engine:
             report, transition = gating.record_decision(tx, found, user, option, reason, edits)
             resume = self._resume_after(tx, transition)
         log.info("decision", run=report.run, gate=report.gate, by=user, option=option,
-                 status=report.status)
+                 status=report.status, why=None if report.ok else report.message)
         if resume:
             self._schedule(parse_ref(report.run))
         return report

@@ -105,7 +105,7 @@ def make_baton(emulator: EmulatorServer, tmp_path: Path, ledger: Callable
         service = BatonService(settings, clock=clock or SystemClock(), poll=0.05,
                                slack_timeout=slack_timeout)
         service.start()
-        server = LoopbackServer(http_app(service.app, service.engine.db)).start()
+        server = LoopbackServer(http_app(service.app, service.engine.db, clock=service.clock)).start()
         driver = emulator.driver(f"{server.url}/slack/events")
         started.append((service, server, driver))
         return Baton(service, emulator, driver, server.url)

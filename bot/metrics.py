@@ -1,0 +1,100 @@
+"""`GET /metrics`: the same KPIs as `baton stats`, in Prometheus' text format.
+
+Figures are computed by the database on each scrape (over the last 7 days, like the
+default `baton stats`), cached for a few seconds so several scrapers cost one query set.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from sqlmodel import col, select
+
+from orchestrator.stats import Stats, compute
+from storage.engine import Database
+from storage.models import Event, Gate, SlackOutbox
+
+WINDOW = timedelta(days=7)
+
+
+class BatonCollector:
+    def __init__(self, db: Database, clock: Any, cache_s: float = 10.0) -> None:
+        self.db = db
+        self.clock = clock
+        self.cache_s = cache_s
+        self._cached: tuple[float, Stats, dict[str, int]] | None = None
+        self._lock = threading.Lock()
+
+    def _figures(self) -> tuple[Stats, dict[str, int]]:
+        with self._lock:
+            if self._cached and time.monotonic() - self._cached[0] < self.cache_s:
+                return self._cached[1], self._cached[2]
+            stats = compute(self.db, now=self.clock.now(), since=WINDOW)
+            with self.db.read() as s:
+                backlog = {
+                    "gates_open": s.exec(select(sa.func.count()).select_from(Gate)
+                                         .where(col(Gate.status) == "open")).one(),
+                    "events_undelivered": s.exec(select(sa.func.count()).select_from(Event)
+                                                 .where(col(Event.delivered_at).is_(None))).one(),
+                    "slack_outbox_pending": s.exec(
+                        select(sa.func.count()).select_from(SlackOutbox)
+                        .where(col(SlackOutbox.status).in_(("pending", "sending", "unsure")))).one(),
+                }
+            self._cached = (time.monotonic(), stats, backlog)
+            return stats, backlog
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats, backlog = self._figures()
+        window = {"window": "7d"}
+
+        def gauge(name: str, doc: str, value: float | None, labels: dict[str, str] | None = None
+                  ) -> GaugeMetricFamily:
+            labels = {**window, **(labels or {})}
+            family = GaugeMetricFamily(name, doc, labels=list(labels))
+            family.add_metric(list(labels.values()), float("nan") if value is None else value)
+            return family
+
+        runs = GaugeMetricFamily("baton_runs", "Runs started in the window, by status",
+                                 labels=["window", "status"])
+        for status, count in stats.by_status.items():
+            runs.add_metric(["7d", status], count)
+        yield runs
+        decided = GaugeMetricFamily("baton_gates_decided", "Gates decided in the window, by effect",
+                                    labels=["window", "effect"])
+        for effect, count in stats.decided.items():
+            decided.add_metric(["7d", effect], count)
+        yield decided
+        yield gauge("baton_human_intervention_ratio", "Share of runs that needed a person",
+                    stats.intervention_rate)
+        yield gauge("baton_approval_ratio", "Share of decided gates approved", stats.rate("approve"))
+        yield gauge("baton_rejection_ratio", "Share of decided gates rejected", stats.rate("reject"))
+        yield gauge("baton_escalation_ratio", "Share of gates that escalated", stats.escalation_rate)
+        ttd = GaugeMetricFamily("baton_time_to_decision_seconds",
+                                "Time from a gate opening to a person's decision",
+                                labels=["window", "quantile"])
+        for quantile, value in (("0.5", stats.median_decision_s), ("0.9", stats.p90_decision_s)):
+            ttd.add_metric(["7d", quantile], float("nan") if value is None else value)
+        yield ttd
+        yield gauge("baton_agent_error_ratio", "Share of agent calls that failed",
+                    stats.agent_error_rate)
+        yield gauge("baton_agent_retry_ratio", "Share of agent calls that needed a retry",
+                    stats.agent_retry_rate)
+        yield gauge("baton_agent_tokens", "Tokens used by agents", stats.tokens)
+        yield gauge("baton_agent_cost_dollars", "Estimated agent cost", stats.cost)
+        for name, value in backlog.items():
+            family = GaugeMetricFamily(f"baton_{name}", name.replace("_", " ").capitalize())
+            family.add_metric([], value)
+            yield family
+
+
+def metrics_text(collector: BatonCollector) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)  # type: ignore[arg-type]
+    return generate_latest(registry)
