@@ -37,7 +37,8 @@ def test_summary_of_an_edited_approval_states_every_fact(engine: Engine, clock: 
     assert "Changed by approvers: amount 20000 -> 9000" in text
     # signals with verdict, severity and a one-line rationale
     assert "risk: ok (100%) - Amount within the usual range" in text
-    assert "compliance: ok (95%) - No sanctions match. Why: 'ACME' does not match any sanctions-list entry" in text
+    assert ("compliance: ok (95%) - No sanctions match. "
+            "Why: 'ACME' does not match any sanctions-list entry") in text
     # conflicts: policy and outcome
     assert "signals: signals agree (research ok, risk ok, compliance ok); policy ask not needed" in text
     # boundaries with results
