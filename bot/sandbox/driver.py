@@ -324,15 +324,18 @@ class Driver:
             event["thread_ts"] = posted.thread_ts
         return self.send_event(event, signing=signing)
 
-    def direct_message(self, text: str, *, user: str, signing: Signing | None = None) -> Delivery:
-        """Post a message in the user's DM with the bot."""
+    def direct_message(self, text: str, *, user: str, thread_ts: str | None = None,
+                       signing: Signing | None = None) -> Delivery:
+        """Post a message in the user's DM with the bot (in a thread there, with `thread_ts`)."""
         ws = self.workspace
         person = self._user(user)
         dm = ws.open_dm(person.id)
-        posted = ws.post_message(dm.id, text=text, author=person.id)
+        posted = ws.post_message(dm.id, text=text, author=person.id, thread_ts=thread_ts)
         event = {"type": "message", "user": person.id, "text": text, "ts": posted.ts, "channel": dm.id,
                  "event_ts": posted.ts, "channel_type": "im", "client_msg_id": ws.new_id("M"),
                  "team": ws.team.id}
+        if posted.thread_ts:
+            event["thread_ts"] = posted.thread_ts
         return self.send_event(event, signing=signing)
 
     def open_home(self, *, user: str, signing: Signing | None = None) -> Delivery:

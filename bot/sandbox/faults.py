@@ -41,6 +41,18 @@ class Fault:
     def fails(self) -> bool:
         return self.drop or self.status is not None or self.error is not None
 
+    def describe(self) -> str:
+        """What the fault does, in a few words (for the sandbox's call log)."""
+        parts = [f"delay {self.delay:g}s"] if self.delay else []
+        if self.drop:
+            parts.append("connection dropped")
+        if self.status is not None:
+            retry = f" (Retry-After: {self.retry_after})" if self.retry_after is not None else ""
+            parts.append(f"HTTP {self.status}{retry}")
+        if self.error:
+            parts.append(self.error)
+        return ", ".join(parts)
+
     def body(self) -> dict[str, object]:
         code = self.error or ERROR_FOR_STATUS.get(self.status or 0, "fatal_error")
         return {"ok": False, "error": code}

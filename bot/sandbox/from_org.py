@@ -17,7 +17,8 @@ def seed_from_org(workspace: Workspace, org: Org) -> None:
     """
     for key, user in org.data.users.items():
         if workspace.find_user(key) is None:
-            workspace.add_user(key, id=user.slack_id, real_name=user.name or key, email=user.email)
+            workspace.add_user(key, id=user.slack_id, real_name=user.name or key, email=user.email,
+                               title=role_title(org, key))
     for key, group in org.data.groups.items():
         members = []
         for member in group.members:
@@ -36,6 +37,16 @@ def seed_from_org(workspace: Workspace, org: Org) -> None:
     for name in (default, "general"):
         if name and org.channel_id(name) is None and workspace.find_channel(name) is None:
             workspace.add_channel(name)
+
+
+def role_title(org: Org, key: str) -> str:
+    """A person's roles (and adminship), as the sandbox shows them next to their name."""
+    try:
+        roles = org.roles_of(key)
+        admin = org.is_admin(key)
+    except SpecError:
+        return ""
+    return ", ".join([*roles, *(["admin"] if admin else [])])
 
 
 def workspace_from_org(org: Org, *, team: Team | None = None, app: SlackApp | None = None,

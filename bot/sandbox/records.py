@@ -43,6 +43,8 @@ class User:
     is_bot: bool = False
     bot_id: str | None = None
     email: str | None = None
+    # Slack's profile title; the sandbox puts a person's roles from the org file there.
+    title: str = ""
 
     def to_api(self, team: Team) -> JSON:
         profile: JSON = {
@@ -51,6 +53,7 @@ class User:
             "real_name_normalized": self.real_name or self.name,
             "display_name_normalized": self.name,
             "team": team.id,
+            "title": self.title,
         }
         if self.email:
             profile["email"] = self.email

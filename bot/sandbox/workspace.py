@@ -127,9 +127,10 @@ class Workspace(Surfaces):
 
     # -- people and places ------------------------------------------------------------
     def add_user(self, name: str, *, id: str | None = None, real_name: str = "", email: str | None = None,
-                 is_bot: bool = False) -> User:
+                 is_bot: bool = False, title: str = "") -> User:
         with self._mutation() as changes:
-            user = User(id=id or self.new_id("U"), name=name, real_name=real_name, email=email, is_bot=is_bot)
+            user = User(id=id or self.new_id("U"), name=name, real_name=real_name, email=email, is_bot=is_bot,
+                        title=title)
             self._users[user.id] = user
             changes.append(("user", user.id))
         return user
