@@ -11,6 +11,7 @@ import contextlib
 import email.parser
 import email.policy
 import json
+import threading
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -24,6 +25,7 @@ from bot.sandbox.calls import Call, CallLog
 from bot.sandbox.errors import ApiError
 from bot.sandbox.faults import Fault, FaultPlan
 from bot.sandbox.transport import drop_connection
+from bot.sandbox.ui.routes import SandboxPage, SentLog
 from bot.sandbox.workspace import Workspace
 
 # Arguments that carry JSON in a form body; the call log keeps them decoded for tests.
@@ -31,7 +33,8 @@ _JSON_ARGS = ("blocks", "attachments", "metadata", "view", "files")
 
 
 class Emulator:
-    """The fake Slack: a workspace, the log of calls made to it, and a plan of faults."""
+    """The fake Slack: a workspace, the log of calls made to it, and a plan of faults; and
+    the sandbox page, where people act on the workspace as they would in Slack."""
 
     def __init__(self, workspace: Workspace | None = None) -> None:
         self.workspace = workspace or Workspace()
@@ -39,11 +42,19 @@ class Emulator:
         self.faults = FaultPlan()
         # Where the emulator is reachable; set by the server once it has bound its port.
         self.base_url = ""
+        # The bot's request URL (`.../slack/events`): where the page sends what people do.
+        self.request_url: str | None = None
+        # Bumped by `reset`, so an open page knows the whole workspace was replaced.
+        self.generation = 1
+        # Set when the server stops, so long-lived streams to open pages end at once.
+        self.closing = threading.Event()
+        self.page = SandboxPage(self)
         self.asgi = Starlette(routes=[
             Route("/", self._index, methods=["GET"]),
             Route("/api/{method}", self._api, methods=["GET", "POST"]),
             Route("/upload/v1/{file_id}", self._upload, methods=["POST"]),
             Route("/response/{token:path}", self._response_url, methods=["POST"]),
+            *self.page.routes(),
         ])
 
     def reset(self, workspace: Workspace | None = None) -> Workspace:
@@ -51,7 +62,13 @@ class Emulator:
         self.workspace = workspace or Workspace()
         self.calls = CallLog()
         self.faults.clear()
+        self.page.sent = SentLog()
+        self.generation += 1
         return self.workspace
+
+    def connect(self, request_url: str | None) -> None:
+        """Send what people do on the page to the bot at `request_url` (None: to nobody)."""
+        self.request_url = request_url
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.asgi(scope, receive, send)
@@ -61,6 +78,8 @@ class Emulator:
 
     # -- endpoints --------------------------------------------------------------------
     async def _index(self, request: Request) -> Response:
+        if "text/html" in request.headers.get("accept", ""):
+            return await self.page.index(request)  # a browser: the sandbox page
         ws = self.workspace
         return JSONResponse({"ok": True, "emulator": "baton slack sandbox", "team_id": ws.team.id,
                              "api_url": f"{self._base(request)}/api/", "version": ws.version})

@@ -146,6 +146,15 @@ class EmulatorServer:
     def calls_to(self, method: str, *, ok: bool | None = None) -> list[Call]:
         return self.calls.calls_to(method, ok=ok)
 
+    @property
+    def page_url(self) -> str:
+        """The sandbox page, for a browser."""
+        return f"{self.url}/"
+
+    def connect(self, request_url: str | None) -> None:
+        """Let the sandbox page act towards the bot at `request_url` (its `/slack/events`)."""
+        self.emulator.connect(request_url)
+
     def driver(self, request_url: str, *, timeout: float = 10.0) -> Driver:
         """Slack's side of the conversation with the bot served at `request_url`."""
         return Driver(self.workspace, request_url, emulator_url=self.url, timeout=timeout)
@@ -155,12 +164,15 @@ class EmulatorServer:
         return self.emulator.reset(workspace)
 
     def start(self) -> EmulatorServer:
+        self.emulator.closing.clear()
         self._server.start()
         self.emulator.base_url = self._server.url
         return self
 
     def stop(self) -> None:
+        self.emulator.closing.set()  # open pages' event streams end now, not at a timeout
         self._server.stop()
+        self.emulator.page.close()
 
     def __enter__(self) -> EmulatorServer:
         return self.start()
