@@ -1,0 +1,263 @@
+"""`baton dev`: the whole product against a local Slack sandbox, no Slack workspace needed.
+
+One process runs, on loopback only: the sandbox (the Slack emulator and its page) on the
+port asked for, and the real bot in HTTP mode on a free port, its `SLACK_API_URL` pointed
+at the sandbox and its requests signed with a secret made up for this run. People come
+from the org file, flows from `BATON_FLOWS`, runs are kept in `DATABASE_URL`. SIGINT or
+SIGTERM stops everything, and nothing is left listening.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import secrets
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import TextIO
+
+import yaml
+from sqlalchemy.engine import make_url
+
+from bot.http import http_app
+from bot.sandbox import EmulatorServer, LoopbackServer, SlackApp, Workspace, workspace_from_org
+from bot.service import BatonService
+from gates.org import Org
+from orchestrator.clock import Clock
+from orchestrator.errors import FlowError
+from orchestrator.loader import load_org
+from orchestrator.logs import configure_logging
+from orchestrator.settings import Settings
+
+EXIT_USAGE = 2
+
+
+class _BoltTokenNotice(logging.Filter):
+    """bolt says, once per start, that the bot token is unused because an authorizer is set
+    (as Baton's app does on purpose); a newcomer's first terminal should not show it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`installation_store` or `authorize` has been used" not in record.getMessage()
+
+
+class PortInUse(RuntimeError):
+    def __init__(self, port: int) -> None:
+        super().__init__(f"port {port} is in use: is another `baton dev` running? Use --port")
+        self.port = port
+
+
+def sandbox_app() -> SlackApp:
+    """The Slack app as the sandbox knows it, with a bot token and signing secret made up now."""
+    return SlackApp(bot_token=f"xoxb-sandbox-{secrets.token_hex(12)}",
+                    signing_secret=secrets.token_hex(32))
+
+
+class DevSandbox:
+    """The sandbox and the real Baton service, wired together on loopback.
+
+    The sandbox starts first, so a port that is taken is reported before anything else
+    happens (the database is not even opened).
+    """
+
+    def __init__(self, settings: Settings, workspace: Workspace, *, port: int = 0, poll: float = 1.0,
+                 clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.workspace = workspace
+        self.port = port
+        self.poll = poll
+        self.clock = clock
+        self.slack: EmulatorServer | None = None
+        self.service: BatonService | None = None
+        self.bot: LoopbackServer | None = None
+
+    @property
+    def url(self) -> str:
+        """The sandbox page."""
+        assert self.slack is not None, "the sandbox is not running"
+        return self.slack.page_url
+
+    @property
+    def request_url(self) -> str:
+        assert self.bot is not None, "the bot is not running"
+        return f"{self.bot.url}/slack/events"
+
+    @property
+    def bot_settings(self) -> Settings:
+        assert self.slack is not None, "the sandbox is not running"
+        app = self.workspace.app
+        return self.settings.model_copy(update={
+            "slack_bot_token": app.bot_token, "slack_signing_secret": app.signing_secret,
+            "slack_api_url": self.slack.api_url, "slack_app_token": None})
+
+    def start(self) -> DevSandbox:
+        slack = EmulatorServer(self.workspace, port=self.port)
+        try:
+            slack.start()
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise PortInUse(self.port) from None
+            raise
+        self.slack = slack
+        try:
+            self.service = BatonService(self.bot_settings, clock=self.clock, poll=self.poll)
+            self.service.start()
+            self.bot = LoopbackServer(http_app(self.service.app, self.service.engine.db)).start()
+        except BaseException:
+            self.stop()
+            raise
+        slack.connect(self.request_url)
+        return self
+
+    def stop(self) -> None:
+        """Stop taking requests, let the bot finish what it is sending, then stop the sandbox."""
+        if self.slack is not None:
+            self.slack.connect(None)
+            self.slack.emulator.closing.set()
+        if self.bot is not None:
+            self.bot.stop()
+            self.bot = None
+        if self.service is not None:
+            self.service.stop()
+            self.service = None
+        if self.slack is not None:
+            self.slack.stop()
+            self.slack = None
+
+    def __enter__(self) -> DevSandbox:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.stop()
+
+
+def sandbox_org(org: Org, workspace: Workspace, folder: Path) -> Path | None:
+    """An org file the bot can map every sandbox user back to: the given one with the Slack
+    ids the sandbox made up for people who have none. None when nobody lacks one."""
+    missing = [key for key, user in org.data.users.items() if not user.slack_id]
+    if not missing:
+        return None
+    data = org.data.model_dump(mode="json", exclude_none=True)
+    for key in missing:
+        found = workspace.find_user(key)
+        if found is not None:
+            data["users"][key]["slack_id"] = found.id
+    path = folder / "org.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def describe_database(url: str) -> str:
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return url
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        return f"{shown} ({Path(parsed.database).resolve()})"
+    return shown
+
+
+def _banner(dev: DevSandbox, settings: Settings, org_source: str, out: TextIO) -> None:
+    assert dev.service is not None
+    flows, errors = dev.service.engine.flows.load_all()
+    people = [u.name for u in dev.workspace.users() if not u.is_bot]
+    flow_line = ", ".join(sorted(flows)) or f"none found in {settings.flows}/ (set BATON_FLOWS)"
+    lines = [
+        "Baton sandbox: Baton against a local Slack in your browser (nothing leaves this machine).",
+        "",
+        f"  Open      {dev.url}",
+        "",
+        f"  flows     {settings.flows}/: {flow_line}",
+        f"  people    {org_source}: {', '.join(people)} (switch with \u201cYou are\u201d)",
+        f"  database  {describe_database(settings.database_url)}",
+        f"  bot       {dev.request_url} (HTTP mode, requests signed with a secret made up for this run)",
+        f"  calls     {dev.url}_calls (every Web API call the bot makes)",
+    ]
+    if errors:
+        lines.append(f"  warning   {len(errors)} flow file(s) have errors: `baton flows validate` shows them")
+    if settings.slack_bot_token or settings.slack_app_token:
+        lines.append("  note      your SLACK_* settings are not used: the sandbox is its own Slack")
+    lines += ["", "Try it: as alice, type  /baton run vendor-payment vendor=ACME amount=20000",
+              "then switch to bob and approve it in the thread. Ctrl-C stops everything.", ""]
+    out.write("\n".join(lines) + "\n")
+    out.flush()
+
+
+def run_dev(settings: Settings, *, port: int = 3000, stop: threading.Event | None = None,
+            out: TextIO | None = None) -> int:
+    """Serve the sandbox on 127.0.0.1:`port` with the real bot behind it, until SIGINT or
+    SIGTERM (or `stop`, for a caller that is not the main thread). Returns the exit code."""
+    out = out or sys.stdout
+    err = sys.stderr
+    configure_logging(settings.log_format, settings.log_level)
+    logging.getLogger("slack_bolt.App").addFilter(_BoltTokenNotice())
+    try:
+        org = load_org(settings.org_path)
+    except FlowError as error:
+        err.write(f"error: {error}\n")
+        return EXIT_USAGE
+    app = sandbox_app()
+    workspace = workspace_from_org(org, app=app)
+    org_source = str(settings.org_path)
+    if not org.data.users:
+        workspace.add_user("you", real_name="You (no org file)")
+        org_source = f"no org file at {settings.org_path}, so only `you`"
+    with _stopping(stop) as stopped, tempfile.TemporaryDirectory(prefix="baton-dev-") as scratch:
+        derived = sandbox_org(org, workspace, Path(scratch))
+        if derived is not None:
+            settings = settings.model_copy(update={"org": derived})
+        dev = DevSandbox(settings, workspace, port=port)
+        try:
+            dev.start()
+        except PortInUse as error:
+            err.write(f"error: {error}\n")
+            return EXIT_USAGE
+        except PermissionError:
+            err.write(f"error: not allowed to listen on port {port}: use --port with a number above 1023\n")
+            return EXIT_USAGE
+        except FlowError as error:
+            err.write(f"error: {error}\n")
+            return EXIT_USAGE
+        try:
+            _banner(dev, settings, org_source, out)
+            while not stopped.wait(0.5):
+                pass
+            out.write("Stopping the bot and the sandbox…\n")
+            out.flush()
+        finally:
+            dev.stop()
+    out.write("Stopped.\n")
+    out.flush()
+    return 0
+
+
+@contextlib.contextmanager
+def _stopping(stop: threading.Event | None) -> Iterator[threading.Event]:
+    """An event set by SIGINT or SIGTERM (in the main thread), or the caller's `stop`.
+
+    The handlers are in place before anything starts, so a signal during start-up also
+    ends in a clean stop rather than a half-started process.
+    """
+    event = stop or threading.Event()
+    if stop is not None or threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        event.set()
+        # A second Ctrl-C while stopping interrupts at once.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield event
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
