@@ -7,6 +7,7 @@ which the engine runs outside any transaction and hands back to `finish` in a ne
 
 from __future__ import annotations
 
+import contextvars
 import json
 import time
 from collections.abc import Callable
@@ -87,7 +88,9 @@ def run_agents(engine: Any, program: Any, now: Any, jobs: list[tuple[str, AgentC
         elif slow:
             workers = min(len(slow), limit or engine.agent_concurrency)
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="baton-agents") as pool:
-                futures = {i: pool.submit(one, *jobs[i]) for i in slow}
+                # Each call keeps the step's log context (run, flow, step).
+                futures = {i: pool.submit(contextvars.copy_context().run, one, *jobs[i])
+                           for i in slow}
                 for index, future in futures.items():
                     results[index] = future.result()
         return [r for r in results if r is not None]
