@@ -18,6 +18,8 @@ from gates.conditions import Condition, ConditionError, check_against, compile_c
 from gates.options import BUILTIN_OPTIONS
 from gates.org import Org, OrgFile, SpecError
 from orchestrator import spec as S
+from orchestrator.agents.answers import agent_uses
+from orchestrator.agents.prompts import template_problems
 from orchestrator.callables import CallableError, CallableLoader
 from orchestrator.context import sample_contexts
 from orchestrator.errors import FlowError, NotFound, Problem
@@ -38,7 +40,7 @@ def _vocabulary(*models: type[BaseModel]) -> set[str]:
 
 _ALL_KEYS = _vocabulary(
     S.InputSpec, S.RetrySpec, S.Subtask, S.Rule, S.RulesAgent, S.PythonAgent, S.ExternalAgent,
-    S.ParallelStep,
+    S.LlmAgent, S.LlmDefaults, S.ParallelStep,
     S.OptionSpec, S.GateStep, S.ConflictStep, S.BoundaryStep, S.ActionStep, S.AgentStep,
     S.RouteStep, S.PlanStep, S.Step, S.LevelSpec, S.EscalationSpec, S.LimitsSpec, S.Flow,
 ) | {"kind"}
@@ -240,8 +242,13 @@ class _Checker:
                     self.condition(path + ("rules", i, "when"), rule.when)
             elif isinstance(agent, S.ExternalAgent):
                 self.people(path + ("submitters",), agent.submitters)
+            elif isinstance(agent, S.LlmAgent):
+                if agent.input is not None:
+                    for problem in template_problems(agent.input, flow.inputs, signal_names):
+                        self.add(path + ("input",), problem)
             else:
                 self.call(path + ("call",), agent.call)
+        self.llm_roles()
         for name, chain in flow.escalations.items():
             for i, level in enumerate(chain.levels):
                 self.people(("escalations", name, "levels", i, "notify"), level.notify,
@@ -253,6 +260,19 @@ class _Checker:
             self.chain(("limits", "escalation"), flow.limits.escalation, "on_violation: escalate")
         for path, step in self.walk():
             getattr(self, f"step_{step.kind}")(path, step.body)
+
+    def llm_roles(self) -> None:
+        """An llm agent is asked for one kind of answer (a signal, a branch, subtasks): the
+        same agent cannot be a router in one step and a planner or signal agent in another."""
+        first: dict[str, tuple[tuple, str]] = {}
+        for path, name, role in agent_uses(self.flow):
+            if not isinstance(self.flow.agents.get(name), S.LlmAgent):
+                continue
+            seen = first.setdefault(name, (path, role.kind))
+            if seen[1] != role.kind:
+                self.add(path, f"llm agent {name!r} answers as a {seen[1]} at "
+                               f"{format_path(seen[0])}, so it cannot be a {role.kind} here; "
+                               "declare a second agent with its own instructions")
 
     def input(self, path: tuple, spec: S.InputSpec) -> None:
         from orchestrator.inputs import coerce  # local: inputs imports spec too

@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     python_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["examples"], alias="BATON_PYTHON_MODULES")
     agent_concurrency: int = Field(8, ge=1, alias="BATON_AGENT_CONCURRENCY")
+    # llm agents: the model where a flow names none, and the price table (docs/llm.md).
+    # The server and key are the openai client's own OPENAI_BASE_URL and OPENAI_API_KEY.
+    llm_model: str = Field("gpt-4o-mini", min_length=1, alias="BATON_LLM_MODEL")
+    llm_prices: Path | None = Field(None, alias="BATON_LLM_PRICES")
     log_format: Literal["auto", "json", "console"] = Field("auto", alias="BATON_LOG_FORMAT")
     log_level: str = Field("info", alias="BATON_LOG_LEVEL")
 

@@ -135,7 +135,75 @@ class ExternalAgent(AgentBase):
     submitters: NameList = Field(min_length=1, description="who may submit this signal")
 
 
-AgentSpec = Annotated[RulesAgent | PythonAgent | ExternalAgent, Field(discriminator="kind")]
+API_KEY_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ResponseFormat = Literal["auto", "json_schema", "json_object"]
+
+
+def _check_base_url(value: str | None) -> str | None:
+    if value is not None and not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError(f"base_url must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
+def _check_key_env(value: str | None) -> str | None:
+    if value is not None and not API_KEY_ENV.match(value):
+        raise ValueError(f"api_key_env names an environment variable (such as OLLAMA_API_KEY), "
+                         f"got {value!r}; never put the key itself in a flow file")
+    return value
+
+
+class LlmDefaults(Strict):
+    """The flow's `llm:` section: what its llm agents share unless they say otherwise."""
+
+    model: str | None = Field(default=None, min_length=1)
+    base_url: str | None = Field(default=None, description="an OpenAI-compatible server, "
+                                                           "such as http://localhost:11434/v1")
+    api_key_env: str | None = Field(default=None, description="the variable holding the key")
+    response_format: ResponseFormat = "auto"
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return _check_base_url(value)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _key_env(cls, value: str | None) -> str | None:
+        return _check_key_env(value)
+
+
+class LlmAgent(AgentBase):
+    """An OpenAI-compatible chat model asked for a structured signal (or, as a router, a
+    branch and why; as a planner, subtasks). Inputs and other agents' output reach it as
+    delimited data, never as instructions."""
+
+    kind: Literal["llm"]
+    model: str | None = Field(default=None, min_length=1)
+    instructions: str = Field(min_length=1, max_length=20000)
+    input: str | None = Field(default=None, max_length=20000,
+                              description="the task text; ${inputs.x}, ${signals.a.summary}, "
+                                          "${comments}, ${subtask} insert data as JSON")
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_output_tokens: int = Field(default=1000, ge=16, le=200000)
+    base_url: str | None = None
+    api_key_env: str | None = None
+    response_format: ResponseFormat | None = None
+    # Model servers fail transiently (429, 5xx, timeouts): three tries unless told otherwise.
+    retry: RetrySpec = RetrySpec(attempts=3, backoff=timedelta(seconds=1))
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return _check_base_url(value)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _key_env(cls, value: str | None) -> str | None:
+        return _check_key_env(value)
+
+
+AgentSpec = Annotated[RulesAgent | PythonAgent | ExternalAgent | LlmAgent,
+                      Field(discriminator="kind")]
 
 
 # -- steps ----------------------------------------------------------------------------
@@ -330,6 +398,7 @@ class Flow(Strict):
     blocks: dict[str, list[Step]] = {}
     escalations: dict[str, EscalationSpec] = {}
     limits: LimitsSpec = LimitsSpec()
+    llm: LlmDefaults = LlmDefaults()
 
     @field_validator("name")
     @classmethod
