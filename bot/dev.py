@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 
 from bot.http import http_app
 from bot.sandbox import EmulatorServer, LoopbackServer, SlackApp, Workspace, workspace_from_org
+from bot.sandbox.snapshot import SnapshotFile
 from bot.service import BatonService
 from gates.org import Org
 from orchestrator.clock import Clock
@@ -66,12 +67,15 @@ class DevSandbox:
     """
 
     def __init__(self, settings: Settings, workspace: Workspace, *, port: int = 0, poll: float = 1.0,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, keep: Path | None = None) -> None:
         self.settings = settings
         self.workspace = workspace
         self.port = port
         self.poll = poll
         self.clock = clock
+        # Where the workspace is kept between runs (None: it lives as long as the process).
+        self.keep = SnapshotFile(keep, workspace) if keep is not None else None
+        self.restored = 0
         self.slack: EmulatorServer | None = None
         self.service: BatonService | None = None
         self.bot: LoopbackServer | None = None
@@ -105,6 +109,9 @@ class DevSandbox:
             raise
         self.slack = slack
         try:
+            if self.keep is not None:
+                self.restored = self.keep.load()
+                self.keep.start()
             self.service = BatonService(self.bot_settings, clock=self.clock, poll=self.poll)
             self.service.start()
             self.bot = LoopbackServer(http_app(self.service.app, self.service.engine.db)).start()
@@ -125,6 +132,8 @@ class DevSandbox:
         if self.service is not None:
             self.service.stop()
             self.service = None
+        if self.keep is not None:
+            self.keep.stop()
         if self.slack is not None:
             self.slack.stop()
             self.slack = None
@@ -153,6 +162,20 @@ def sandbox_org(org: Org, workspace: Workspace, folder: Path) -> Path | None:
     return path
 
 
+def snapshot_path(database_url: str, folder: Path | None = None) -> tuple[Path, bool]:
+    """Where `baton dev` keeps the sandbox's messages, and whether what is there belongs to
+    this database: beside a SQLite file (and only while that file exists), else in `folder`."""
+    try:
+        parsed = make_url(database_url)
+    except Exception:
+        parsed = None
+    if parsed is not None and parsed.get_backend_name() == "sqlite" and parsed.database \
+            and parsed.database != ":memory:":
+        database = Path(parsed.database)
+        return database.with_name(f"{database.stem}.sandbox.json"), database.exists()
+    return (folder or Path.cwd()) / "baton-sandbox.json", True
+
+
 def describe_database(url: str) -> str:
     try:
         parsed = make_url(url)
@@ -177,6 +200,8 @@ def _banner(dev: DevSandbox, settings: Settings, org_source: str, out: TextIO) -
         f"  flows     {settings.flows}/: {flow_line}",
         f"  people    {org_source}: {', '.join(people)} (switch with \u201cYou are\u201d)",
         f"  database  {describe_database(settings.database_url)}",
+        f"  slack     {dev.keep.path if dev.keep else '(in memory)'}: channels and messages, kept across "
+        f"restarts{f' ({dev.restored} messages restored)' if dev.restored else ''}",
         f"  bot       {dev.request_url} (HTTP mode, requests signed with a secret made up for this run)",
         f"  calls     {dev.url}_calls (every Web API call the bot makes)",
     ]
@@ -213,7 +238,10 @@ def run_dev(settings: Settings, *, port: int = 3000, stop: threading.Event | Non
         derived = sandbox_org(org, workspace, Path(scratch))
         if derived is not None:
             settings = settings.model_copy(update={"org": derived})
-        dev = DevSandbox(settings, workspace, port=port)
+        keep, belongs = snapshot_path(settings.database_url)
+        if not belongs:
+            keep.unlink(missing_ok=True)  # a new database: the old sandbox's messages would mislead
+        dev = DevSandbox(settings, workspace, port=port, keep=keep)
         try:
             dev.start()
         except PortInUse as error:

@@ -30,14 +30,16 @@ from bot.sandbox.records import (
     User,
     UserGroup,
 )
+from bot.sandbox.snapshot import Snapshots
 from bot.sandbox.surfaces import Surfaces
 
 Clock = Callable[[], float]
 T = TypeVar("T")
 
 
-class Workspace(Surfaces):
-    """Everything a fake Slack workspace holds; views, triggers and response URLs come from Surfaces."""
+class Workspace(Surfaces, Snapshots):
+    """Everything a fake Slack workspace holds; views, triggers and response URLs come from
+    Surfaces, saving and restoring it from Snapshots."""
 
     def __init__(self, team: Team | None = None, app: SlackApp | None = None, *,
                  clock: Clock = time.time) -> None:

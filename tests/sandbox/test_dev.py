@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.dev import DevSandbox, PortInUse, describe_database, run_dev, sandbox_app, sandbox_org
+from bot.dev import DevSandbox, PortInUse, describe_database, run_dev, sandbox_app, sandbox_org, snapshot_path
 from bot.sandbox import workspace_from_org
+from bot.sandbox.snapshot import SnapshotFile
 from gates.org import Org
 from orchestrator.loader import load_org
 from tests.conftest import EXAMPLE_FLOWS, make_settings
@@ -81,3 +82,38 @@ def test_run_dev_serves_until_told_to_stop_and_leaves_nothing_listening(tmp_path
     for port in (page.group(1), bot.group(1)):
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", int(port)), timeout=1).close()
+
+
+def test_the_workspace_is_kept_across_restarts_where_it_still_fits(org: Org, tmp_path: Path) -> None:
+    first = workspace_from_org(org)
+    card = first.post_message("C0PAYMENTS1", text="R-1 card", blocks=[{"type": "divider"}])
+    first.post_message("C0PAYMENTS1", text="in the thread", thread_ts=card.ts)
+    first.update_message("C0PAYMENTS1", card.ts, text="R-1 card, edited")
+    dm = first.open_dm("U0BOB0001")
+    first.post_message(dm.id, text="escalated to you")
+    first.publish_home("U0BOB0001", {"type": "home", "blocks": [{"type": "divider"}]})
+    stranger = first.add_user("stranger")
+    first.post_message(first.open_dm(stranger.id).id, text="for someone the org no longer has")
+    first.post_ephemeral("C0PAYMENTS1", "U0BOB0001", text="never kept")
+    kept = SnapshotFile(tmp_path / "baton.sandbox.json", first)
+    kept.save()
+
+    second = workspace_from_org(org)
+    assert SnapshotFile(tmp_path / "baton.sandbox.json", second).load() == 3
+    (restored_card,) = second.messages("C0PAYMENTS1", include_replies=False)
+    assert restored_card.text == "R-1 card, edited" and restored_card.blocks == ({"type": "divider"},)
+    assert [m.text for m in second.replies("C0PAYMENTS1", card.ts)] == ["R-1 card, edited", "in the thread"]
+    assert second.dm_of("U0BOB0001") == dm and second.messages(dm.id)[0].text == "escalated to you"
+    assert second.home("U0BOB0001") is not None and second.ephemerals() == []
+    assert second.find_user("stranger") is None and len(second.channels()) == len(first.channels()) - 1
+    # new ids and timestamps never collide with restored ones
+    assert second.open_dm("U0CAROL01").id not in {c.id for c in first.channels()}
+    assert float(second.post_message("C0PAYMENTS1", text="next").ts) > float(card.ts)
+
+
+def test_the_sandbox_file_belongs_to_its_sqlite_database(tmp_path: Path) -> None:
+    database = tmp_path / "runs.db"
+    assert snapshot_path(f"sqlite:///{database}") == (tmp_path / "runs.sandbox.json", False)
+    database.touch()
+    assert snapshot_path(f"sqlite:///{database}") == (tmp_path / "runs.sandbox.json", True)
+    assert snapshot_path("postgresql://db/baton", tmp_path) == (tmp_path / "baton-sandbox.json", True)
