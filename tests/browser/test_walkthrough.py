@@ -38,15 +38,17 @@ def test_run_approve_with_a_reason_and_trace(slack: Callable[..., Slack], ledger
     gate.locator("button", has_text="Approve").first.click()
     expect(s.modal).to_contain_text("Approve R-1")
     reason = s.modal.locator("textarea")
+    reason.fill("Invoice matches PO 4471")
+    s.shot("reason", docs="sandbox-3-reason.png")
     # blank reasons: the page refuses an empty required input as Slack's client does, and
     # the bot refuses whitespace with response_action "errors", shown under the input
+    reason.fill("")
     s.modal.locator("[data-submit]").click()
     expect(s.modal).to_contain_text("Please complete this required field.")
     reason.fill("   ")
     s.modal.locator("[data-submit]").click()
     expect(s.modal.locator(".error.from-app")).to_contain_text("Please say why")
     reason.fill("Invoice matches PO 4471")
-    s.shot("reason", docs="sandbox-3-reason.png")
     s.modal.locator("[data-submit]").click()
     expect(s.modal).to_have_count(0)
 
@@ -59,12 +61,14 @@ def test_run_approve_with_a_reason_and_trace(slack: Callable[..., Slack], ledger
     s.shot("approved", docs="sandbox-4-approved.png")
     assert len(ledger()) == 1
 
+    s.page.locator("#thread-close").click()
     s.type("/baton trace R-1")
     trace = s.messages.locator(".msg.ephemeral").last
     expect(trace).to_contain_text("Only visible to you")
     expect(trace).to_contain_text("R-1")
     expect(trace).to_contain_text("Bob Ortiz")
     expect(trace).to_contain_text("Invoice matches PO 4471")
+    trace.evaluate("message => message.scrollIntoView({block: 'start'})")  # its summary first
     s.shot("trace", docs="sandbox-5-trace.png")
 
     # Alice was never shown Bob's trace
