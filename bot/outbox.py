@@ -29,12 +29,14 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlmodel import Session, col, select, update
 
+from orchestrator.owners import Owners
 from storage.engine import Database
 from storage.models import SlackOutbox, SlackRef
 
 log = structlog.get_logger("baton.outbox")
 
 METADATA_TYPE = "baton_outbox"
+CLAIM = timedelta(seconds=60)  # longer than any Web API call's timeout
 OPEN = ("pending", "sending", "unsure")
 # Errors another attempt cannot fix: the row is marked failed and its lane moves on.
 PERMANENT = frozenset({
@@ -90,6 +92,8 @@ class OutboxSender:
         self._thread: threading.Thread | None = None
         self._rng = random.Random()
         self._lock = threading.Lock()
+        self.owners = Owners()
+        self.owner = self.owners.take()  # replicas tell their claims apart by this
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -142,7 +146,7 @@ class OutboxSender:
                 outcome.sent += 1
             elif result == "failed":
                 outcome.failed += 1
-            else:
+            elif result != "done":  # deferred, or another sender has it: the lane waits
                 blocked.add(row.lane)
                 outcome.deferred += 1
         return outcome
@@ -158,13 +162,32 @@ class OutboxSender:
                    .values(status="superseded", sent_at=self.clock.now()))
         return True
 
+    def _claimed_elsewhere(self, row: SlackOutbox, now: datetime) -> bool:
+        """Another live sender is making this call right now."""
+        if row.status != "sending" or not row.claimed_by or row.claimed_by == self.owner:
+            return False
+        if row.claim_until is not None and row.claim_until <= now:
+            return False
+        return not self.owners.dead(row.claimed_by)
+
     def _send_one(self, row: SlackOutbox) -> str:
-        in_doubt = row.status in ("sending", "unsure")
+        """sent | failed | deferred | busy (another sender has it) | done (already sent)"""
+        now = self.clock.now()
         with self.db.write() as s:
-            fresh = s.get(SlackOutbox, row.id)
-            if fresh is None or fresh.status not in OPEN:
-                return "sent"
+            query = select(SlackOutbox).where(SlackOutbox.id == row.id)
+            if self.db.is_postgresql:
+                query = query.with_for_update(skip_locked=True)
+            fresh = s.exec(query).first()
+            if fresh is None:
+                return "busy"
+            if fresh.status not in OPEN:
+                return "done"
+            if self._claimed_elsewhere(fresh, now):
+                return "busy"
+            in_doubt = fresh.status in ("sending", "unsure")
             fresh.status = "sending"
+            fresh.claimed_by = self.owner
+            fresh.claim_until = now + CLAIM
             fresh.attempts += 1
             s.add(fresh)
             refs = self._refs(s, fresh)

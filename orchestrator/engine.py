@@ -13,11 +13,8 @@ taken over.
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import secrets
-import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -45,6 +42,7 @@ from orchestrator.events import DomainEvent, Notifier, emit
 from orchestrator.gating import DecisionReport
 from orchestrator.inputs import parse_inputs
 from orchestrator.loader import FlowCatalog, definition, program_from_definition
+from orchestrator.owners import Owners
 from orchestrator.program import Node, Program
 from orchestrator.runtime import Finish, Goto, Hold, Transition, Tx, Wait, Work
 from orchestrator.spec import ExternalAgent
@@ -69,16 +67,6 @@ def parse_ref(ref: str | int) -> int:
     return int(match.group(1))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class Engine:
     def __init__(self, db: Database, flows: FlowCatalog, org: Org, callables: CallableLoader,
                  clock: Clock | None = None, *, observers: Sequence[Notifier] = (),
@@ -93,10 +81,7 @@ class Engine:
         self.agent_concurrency = agent_concurrency
         self.lease_ttl = lease_ttl
         self.rng = random.Random()
-        self.host = socket.gethostname()
-        self.pid = os.getpid()
-        self._active: set[str] = set()
-        self._active_lock = threading.Lock()
+        self.owners = Owners()
         self._programs: dict[int, Program] = {}
         self._versions: dict[str, int] = {}
         self._pool = TrackingExecutor(workers, thread_name_prefix="baton-run") if background else None
@@ -221,33 +206,12 @@ class Engine:
         return run
 
     # -- running ----------------------------------------------------------------------------
-    def _owner(self) -> str:
-        owner = f"{self.host}:{self.pid}:{secrets.token_hex(4)}"
-        with self._active_lock:
-            self._active.add(owner)
-        return owner
-
-    def _release_owner(self, owner: str) -> None:
-        with self._active_lock:
-            self._active.discard(owner)
-
-    def _owner_dead(self, owner: str) -> bool:
-        host, _, rest = owner.partition(":")
-        pid_text, _, _token = rest.partition(":")
-        if host != self.host or not pid_text.isdigit():
-            return False
-        pid = int(pid_text)
-        if pid == self.pid:
-            with self._active_lock:
-                return owner not in self._active
-        return not _pid_alive(pid)
-
     def _lease_free(self, run: Run, owner: str, now: datetime) -> bool:
         if not run.lease_owner or run.lease_owner == owner:
             return True
         if run.lease_until is not None and run.lease_until <= now:
             return True
-        return self._owner_dead(run.lease_owner)
+        return self.owners.dead(run.lease_owner)
 
     @contextmanager
     def _heartbeat(self, run_id: int, owner: str) -> Iterator[None]:
@@ -271,13 +235,13 @@ class Engine:
 
     def advance(self, run_id: int) -> None:
         """Execute steps until the run waits, finishes, or belongs to another worker."""
-        owner = self._owner()
+        owner = self.owners.take()
         try:
             with structlog.contextvars.bound_contextvars(run=f"R-{run_id}"):
                 while self._step(run_id, owner):
                     pass
         finally:
-            self._release_owner(owner)
+            self.owners.release(owner)
 
     def _step(self, run_id: int, owner: str) -> bool:
         """One step. Returns True when the run should go on to its next step."""

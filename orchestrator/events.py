@@ -111,29 +111,35 @@ class Dispatcher:
             if row.next_attempt_at is not None and row.next_attempt_at > now:
                 blocked.add(key)
                 continue
-            if self._deliver(row.id):
+            result = self._deliver(row.id)
+            if result == "delivered":
                 delivered += 1
-            else:
+            elif result != "done":
+                # failed, or another worker holds it right now: later events of this run
+                # wait, so they can never overtake it
                 blocked.add(key)
         return delivered
 
-    def _deliver(self, event_id: int | None) -> bool:
+    def _deliver(self, event_id: int | None) -> str:
+        """delivered | done (someone else delivered it) | busy (someone else has it) | failed"""
         try:
             with self.db.write() as s:
                 query = select(Event).where(Event.id == event_id)
                 if self.db.is_postgresql:
                     query = query.with_for_update(skip_locked=True)
                 row = s.exec(query).first()
-                if row is None or row.delivered_at is not None:
-                    return True  # another worker has it
+                if row is None:
+                    return "busy"
+                if row.delivered_at is not None:
+                    return "done"
                 self.sink.handle(s, DomainEvent.from_row(row))
                 row.delivered_at = self.clock.now()
                 row.attempts += 1
                 s.add(row)
-            return True
+            return "delivered"
         except Exception as exc:
             self._failed(event_id, exc)
-            return False
+            return "failed"
 
     def _failed(self, event_id: int | None, exc: Exception) -> None:
         with self.db.write() as s:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from orchestrator.bootstrap import open_engine
 from orchestrator.clock import FakeClock
@@ -25,9 +27,10 @@ for _var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_prox
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
 
-def make_settings(db_path: Path, flows: Path = EXAMPLE_FLOWS, **extra: object) -> Settings:
+def make_settings(database: Path | str, flows: Path = EXAMPLE_FLOWS, **extra: object) -> Settings:
+    """Settings for a test: `database` is a SQLite file path or a database URL."""
     values: dict[str, object] = {
-        "DATABASE_URL": f"sqlite:///{db_path}",
+        "DATABASE_URL": database if isinstance(database, str) else f"sqlite:///{database}",
         "BATON_FLOWS": flows,
         "BATON_ORG": EXAMPLE_FLOWS / "org.yaml",
         "BATON_PYTHON_MODULES": ["examples", "testagents"],
@@ -66,17 +69,61 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "baton.db"
+# The suite runs on SQLite by default. With DATABASE_URL pointing at a PostgreSQL server
+# (CI's second pass), every test gets a database of its own there, cloned from a template
+# that was migrated once.
+SERVER_URL = os.environ.get("DATABASE_URL", "")
+ON_POSTGRES = SERVER_URL.startswith("postgresql")
+TEMPLATE = "baton_test_template"
+
+
+def _admin() -> sa.engine.Engine:
+    return sa.create_engine(SERVER_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+
+
+def _url_of(database: str) -> str:
+    return sa.engine.make_url(SERVER_URL).set(database=database).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str | None]:
+    if not ON_POSTGRES:
+        yield None
+        return
+    from storage.engine import Database
+    from storage.migrate import upgrade
+
+    with _admin().connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
+        conn.exec_driver_sql(f'CREATE DATABASE "{TEMPLATE}"')
+    db = Database(_url_of(TEMPLATE))
+    upgrade(db)
+    db.dispose()
+    yield TEMPLATE
+    with _admin().connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
 
 
 @pytest.fixture
-def make_engine(db_path: Path, clock: FakeClock, ledger: Callable) -> Iterator[Callable[..., Engine]]:
+def database_url(tmp_path: Path, postgres_template: str | None) -> Iterator[str]:
+    """A fresh, empty Baton database for one test."""
+    if postgres_template is None:
+        yield f"sqlite:///{tmp_path / 'baton.db'}"
+        return
+    name = f"baton_t{uuid.uuid4().hex[:12]}"
+    with _admin().connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"')
+    yield _url_of(name)
+    with _admin().connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def make_engine(database_url: str, clock: FakeClock, ledger: Callable) -> Iterator[Callable[..., Engine]]:
     engines: list[Engine] = []
 
     def build(flows: Path = EXAMPLE_FLOWS, **kw: object) -> Engine:
-        settings = make_settings(db_path, flows)
+        settings = make_settings(database_url, flows)
         engine = open_engine(settings, clock=kw.pop("clock", clock), **kw)  # type: ignore[arg-type]
         engines.append(engine)
         return engine

@@ -65,6 +65,14 @@ class Baton:
             time.sleep(0.02)
         raise AssertionError("Baton did not settle")
 
+    def modal(self, user: str) -> Any:
+        """The modal `user` has open, once the bot has opened it (after acknowledging)."""
+        return self.slack.workspace.wait_for(lambda ws: ws.modal_stack(user), timeout=5)[-1]
+
+    def submit(self, user: str, values: dict[str, Any]) -> Any:
+        self.modal(user)
+        return self.driver.submit_view(user=user, values=values)
+
     def channel(self, channel: str = PAYMENTS) -> list[Message]:
         return self.slack.workspace.messages(channel, include_replies=False)
 
@@ -72,13 +80,20 @@ class Baton:
         return self.slack.workspace.replies(parent.channel, parent.ts)[1:]
 
     def run_card(self, ref: str = "R-1", channel: str = PAYMENTS) -> Message:
-        return next(m for m in self.channel(channel) if m.text.startswith(ref))
+        """The run's card, once it is in the channel (messages arrive asynchronously)."""
+        return self.slack.workspace.wait_for(lambda ws: next(
+            (m for m in ws.messages(channel, include_replies=False) if m.text.startswith(ref)),
+            None), timeout=5)
 
     def gate_message(self, ref: str = "R-1", channel: str = PAYMENTS) -> Message:
+        """The gate request in the run card's thread (and nowhere else)."""
         card = self.run_card(ref, channel)
-        return next(m for m in self.thread(card)
-                    if any(b.get("type") == "actions" for b in m.blocks)
-                    or any("gate `" in json.dumps(b) for b in m.blocks))
+
+        def find(ws: Any) -> Message | None:
+            return next((m for m in ws.replies(card.channel, card.ts)[1:]
+                         if any("gate `" in json.dumps(b) for b in m.blocks)), None)
+
+        return self.slack.workspace.wait_for(find, timeout=5)
 
     def dms(self, user: str) -> list[Message]:
         channel = self.slack.workspace.dm_of(user)
@@ -89,7 +104,7 @@ class Baton:
 
 
 @pytest.fixture
-def make_baton(emulator: EmulatorServer, tmp_path: Path, ledger: Callable
+def make_baton(emulator: EmulatorServer, database_url: str, ledger: Callable
                ) -> Iterator[Callable[..., Baton]]:
     started: list[tuple[BatonService, LoopbackServer, Driver]] = []
 
@@ -98,7 +113,7 @@ def make_baton(emulator: EmulatorServer, tmp_path: Path, ledger: Callable
         workspace = workspace_from_org(ORG)
         emulator.reset(workspace)
         settings = make_settings(
-            tmp_path / "baton.db", flows,
+            database_url, flows,
             SLACK_BOT_TOKEN=workspace.app.bot_token,
             SLACK_SIGNING_SECRET=workspace.app.signing_secret,
             SLACK_API_URL=emulator.api_url)

@@ -35,9 +35,9 @@ def test_slash_command_to_approval_in_the_thread(baton: Baton, ledger: Callable)
 
     click = baton.driver.click(user=BOB, action_id="gate.decide.approve", channel=PAYMENTS, ts=gate.ts)
     assert click.status == 200 and click.elapsed < 1.0
-    modal = baton.slack.workspace.modal_stack(BOB)[-1]
+    modal = baton.modal(BOB)
     assert modal.callback_id == "gate.reason"
-    submitted = baton.driver.submit_view(user=BOB, values={"reason": "Invoice matches PO 4471"})
+    submitted = baton.submit(BOB, {"reason": "Invoice matches PO 4471"})
     assert submitted.status == 200
     baton.settle()
 
@@ -72,7 +72,7 @@ def test_the_same_click_twice_or_redelivered_records_one_decision(baton: Baton) 
     gate = baton.gate_message()
     # request_changes needs a reason: the modal, submitted twice (a double click on Submit)
     baton.driver.click(user=BOB, action_id="gate.decide.reject", channel=PAYMENTS, ts=gate.ts)
-    first = baton.driver.submit_view(user=BOB, values={"reason": "Duplicate invoice"})
+    first = baton.submit(BOB, {"reason": "Duplicate invoice"})
     assert first.status == 200
     again = baton.driver.replay(first)
     retried = baton.driver.redeliver(first, retry_num=1)

@@ -25,7 +25,7 @@ def test_conflict_shows_signals_side_by_side_with_follow_buttons(make_baton) -> 
                        "gate.decide.follow_research"]
     assert "<@U0FRANK01>" in shown  # the deciders are pinged
     baton.driver.click(user=FRANK, action_id="gate.decide.follow_risk", channel=PAYMENTS, ts=gate.ts)
-    baton.driver.submit_view(user=FRANK, values={"reason": "Domestic vendor: the rule does not apply"})
+    baton.submit(FRANK, {"reason": "Domestic vendor: the rule does not apply"})
     baton.settle()
     decided = blocks_of(baton.slack.workspace.message(PAYMENTS, gate.ts))
     assert "Follow risk (warn)" in decided and "Domestic vendor" in decided
@@ -107,11 +107,11 @@ def test_edit_and_approve_through_the_modal(baton: Baton, ledger) -> None:  # ty
     baton.settle()
     gate = baton.gate_message()
     baton.driver.click(user=CAROL, action_id="gate.edit", channel=PAYMENTS, ts=gate.ts)
-    modal = baton.slack.workspace.modal_stack(CAROL)[-1]
+    modal = baton.modal(CAROL)
     assert modal.callback_id == "gate.edit"
-    bad = baton.driver.submit_view(user=CAROL, values={"edit:amount": "lots", "reason": "x"})
+    bad = baton.submit(CAROL, {"edit:amount": "lots", "reason": "x"})
     assert "expected a number" in json.dumps(bad.json())  # shown in the modal, nothing recorded
-    baton.driver.submit_view(user=CAROL, values={"edit:amount": "9000",
+    baton.submit(CAROL, {"edit:amount": "9000",
                                                  "reason": "Only the first milestone is due"})
     baton.settle()
     assert [e["amount"] for e in ledger()] == [9000.0]

@@ -33,7 +33,7 @@ def test_log_lines_carry_run_gate_and_slack_request(baton: Baton) -> None:
     gate = baton.gate_message()
     with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
         baton.driver.click(user=BOB, action_id="gate.decide.reject", channel=PAYMENTS, ts=gate.ts)
-        baton.driver.submit_view(user=BOB, values={"reason": "duplicate"})
+        baton.submit(BOB, {"reason": "duplicate"})
         baton.settle()
     decision = next(e for e in logs if e["event"] == "decision")
     assert (decision["run"], decision["gate"], decision["by"]) == ("R-1", "approve", "bob")

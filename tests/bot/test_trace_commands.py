@@ -10,7 +10,7 @@ def approved_run(baton: Baton) -> None:
     baton.settle()
     gate = baton.gate_message()
     baton.driver.click(user=BOB, action_id="gate.decide.approve", channel=PAYMENTS, ts=gate.ts)
-    baton.driver.submit_view(user=BOB, values={"reason": "Invoice matches PO 4471"})
+    baton.submit(BOB, {"reason": "Invoice matches PO 4471"})
     baton.settle()
 
 

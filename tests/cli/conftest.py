@@ -15,11 +15,12 @@ from tests.conftest import EXAMPLE_FLOWS, TEST_FLOWS
 
 
 class Baton:
-    def __init__(self, tmp_path: Path, flows: Path) -> None:
+    def __init__(self, tmp_path: Path, flows: Path, database_url: str) -> None:
         self.ledger = tmp_path / "ledger.jsonl"
+        self.database_url = database_url
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("BATON_", "DATABASE_"))},
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'baton.db'}",
+            "DATABASE_URL": database_url,
             "BATON_FLOWS": str(flows),
             "BATON_ORG": str(EXAMPLE_FLOWS / "org.yaml"),
             "BATON_PYTHON_MODULES": "examples,testagents",
@@ -46,13 +47,13 @@ class Baton:
 
 
 @pytest.fixture
-def baton(tmp_path: Path) -> Baton:
-    return Baton(tmp_path, EXAMPLE_FLOWS)
+def baton(tmp_path: Path, database_url: str) -> Baton:
+    return Baton(tmp_path, EXAMPLE_FLOWS, database_url)
 
 
 @pytest.fixture
-def baton_tests(tmp_path: Path) -> Baton:
-    return Baton(tmp_path, TEST_FLOWS)
+def baton_tests(tmp_path: Path, database_url: str) -> Baton:
+    return Baton(tmp_path, TEST_FLOWS, database_url)
 
 
 @pytest.fixture
@@ -84,5 +85,5 @@ class InProcess(Baton):
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> InProcess:
-    return InProcess(tmp_path, EXAMPLE_FLOWS)
+def cli(tmp_path: Path, database_url: str) -> InProcess:
+    return InProcess(tmp_path, EXAMPLE_FLOWS, database_url)

@@ -110,7 +110,8 @@ def test_transport_choice() -> None:
 
 def test_trace_stats_and_verify_from_the_command_line(cli: InProcess, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import json
-    import sqlite3
+
+    from storage.engine import Database
 
     cli("run", "vendor-payment", "vendor=ACME", "amount=20000", "--as", "alice")
     cli("decide", "R-1", "approve", "--as", "bob", "--reason", "PO matches")
@@ -132,9 +133,13 @@ def test_trace_stats_and_verify_from_the_command_line(cli: InProcess, tmp_path) 
     assert cli("stats", "nope").returncode == 2
 
     assert cli("trace", "verify", "--all").returncode == 0
-    with sqlite3.connect(tmp_path / "baton.db") as db:  # someone edits the record by hand
-        db.execute("UPDATE trace_entry SET data = replace(data, 'PO matches', 'no PO') "
-                   "WHERE kind = 'decision'")
+    db = Database(cli.database_url)
+    with db.write() as s:  # someone edits the record by hand
+        s.connection().exec_driver_sql(
+            "UPDATE trace_entry SET data = CAST(replace(CAST(data AS TEXT), 'PO matches', 'no PO') "
+            "AS JSON) WHERE kind = 'decision'" if db.is_postgresql else
+            "UPDATE trace_entry SET data = replace(data, 'PO matches', 'no PO') WHERE kind = 'decision'")
+    db.dispose()
     broken = cli("trace", "verify", "R-1")
     assert broken.returncode == 1
     assert "BROKEN R-1 entry #" in broken.stdout and "content does not match its hash" in broken.stdout

@@ -14,7 +14,7 @@ from storage.models import Decision, TraceEntry
 _engine: Engine | None = None
 
 
-def _decide_in_child(db_path: str, ledger: str, user: str, option: str) -> str:
+def _decide_in_child(database_url: str, ledger: str, user: str, option: str) -> str:
     """Runs in a spawned process: its own engine, its own connections."""
     import os
 
@@ -24,13 +24,13 @@ def _decide_in_child(db_path: str, ledger: str, user: str, option: str) -> str:
     global _engine
     os.environ["BATON_EXAMPLE_LEDGER"] = ledger
     if _engine is None:
-        _engine = open_engine(make_settings(Path(db_path)))
+        _engine = open_engine(make_settings(database_url))
     reason = "looks fine" if option == "approve" else "not this one"
     return _engine.decide("R-1", user, option, reason=reason).status
 
 
 def test_fifty_concurrent_decisions_record_exactly_one(
-        engine: Engine, db_path: Path, tmp_path: Path, ledger: Callable) -> None:
+        engine: Engine, database_url: str, tmp_path: Path, ledger: Callable) -> None:
     run = engine.start_run("vendor-payment", {"vendor": "ACME", "amount": "20000"}, "alice")
     assert engine.get_run(run.ref).status == "waiting"
     people = ["bob", "carol"]
@@ -42,7 +42,7 @@ def test_fifty_concurrent_decisions_record_exactly_one(
         futures = [threads.submit(engine.decide, run.ref, user, option,
                                   reason="looks fine" if option == "approve" else "not this one")
                    for user, option in jobs[:25]]
-        futures += [processes.submit(_decide_in_child, str(db_path), str(tmp_path / "ledger.jsonl"),
+        futures += [processes.submit(_decide_in_child, database_url, str(tmp_path / "ledger.jsonl"),
                                      user, option) for user, option in jobs[25:]]
         results = [f.result() for f in futures]
     statuses = [r if isinstance(r, str) else r.status for r in results]
