@@ -123,6 +123,10 @@ def test_edit_and_approve_from_the_modal_after_the_app_home(slack: Callable[...,
     gate.locator("button", has_text="Edit & approve").click()
     amount = s.modal.locator("input[type=number]")
     expect(amount).to_have_value("20000")
+    s.be(BOB)  # a modal is its person's own
+    expect(s.modal).to_have_count(0)
+    s.be(CAROL)
+    expect(amount).to_have_value("20000")
     amount.fill("9000")
     s.modal.locator("textarea").fill("Only the first milestone is due")
     s.shot("edit")

@@ -135,7 +135,7 @@ function apply(snapshot) {
 
   const root = $("#modal-root");
   if (snapshot.modal === null) {
-    if (state.modalKey !== null) { root.innerHTML = ""; root._html = ""; }
+    if (root._html) { root.innerHTML = ""; root._html = ""; }  // closed, or another person's
     state.modalKey = null;
   } else if (snapshot.modal.key !== state.modalKey) {
     state.modalKey = snapshot.modal.key;
@@ -284,6 +284,7 @@ document.addEventListener("click", (event) => {
 document.addEventListener("change", (event) => {
   if (event.target.id === "as") {
     move({as: event.target.value, modalKey: null});
+    $("#confirm-root").replaceChildren();
     if (state.place === "home") go("home"); else refresh();
     return;
   }
