@@ -25,7 +25,8 @@ from bot.sandbox.calls import Call, CallLog
 from bot.sandbox.errors import ApiError
 from bot.sandbox.faults import Fault, FaultPlan
 from bot.sandbox.transport import drop_connection
-from bot.sandbox.ui.routes import SandboxPage, SentLog
+from bot.sandbox.ui.calllog import SentLog
+from bot.sandbox.ui.routes import SandboxPage
 from bot.sandbox.workspace import Workspace
 
 # Arguments that carry JSON in a form body; the call log keeps them decoded for tests.

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.sandbox.calls import Call
 from bot.sandbox.records import Channel, Ephemeral, Message, View
 from bot.sandbox.ui.blocks import Surface, blocks_html, text_html
 from bot.sandbox.ui.mrkdwn import Names, esc, mrkdwn_html
@@ -232,42 +231,3 @@ def place_title(ws: Workspace, place: str, channel: Channel | None) -> str:
     if place in (HOME, DM):
         return esc(ws.app.bot_name)
     return f"# {esc(channel.name)}" if channel else ""
-
-
-def calls_html(calls: Sequence[Call], start: int = 0) -> str:
-    """Rows of the Web API call log, numbered from `start` + 1."""
-    rows = []
-    for number, call in enumerate(calls, start + 1):
-        rows.append(call_html(number, call))
-    return "".join(rows)
-
-
-def call_html(number: int, call: Call) -> str:
-    error = call.error
-    outcome = "ok" if call.ok else (error or ("no answer" if call.status == 0 else f"HTTP {call.status}"))
-    fault = f' <span class="fault">fault: {esc(call.fault.describe())}</span>' if call.fault else ""
-    response = call.response if call.response is not None else "(no answer: the connection was dropped)"
-    summary = _call_summary(call)
-    at = datetime.fromtimestamp(call.at).strftime("%H:%M:%S.%f")[:-3]
-    return (f'<details class="call {"ok" if call.ok else "failed"}" data-method="{esc(call.method)}">'
-            f'<summary><span class="n">#{number}</span> <time>{at}</time> '
-            f'<span class="method">{esc(call.method)}</span> <span class="outcome">{esc(outcome)}</span>'
-            f'{fault} <span class="gist">{esc(summary)}</span></summary>'
-            f'<div class="cols"><div><h4>arguments</h4><pre>{esc(_json(call.args))}</pre></div>'
-            f'<div><h4>response</h4><pre>{esc(_json(response))}</pre></div></div></details>')
-
-
-def _call_summary(call: Call) -> str:
-    args = call.args
-    parts = [f"{key}={args[key]}" for key in ("channel", "user", "user_id", "ts", "thread_ts", "view_id")
-             if isinstance(args.get(key), str)]
-    text = args.get("text")
-    if isinstance(text, str) and text:
-        parts.append(repr(text[:80] + ("…" if len(text) > 80 else "")))
-    return " ".join(parts)
-
-
-def _json(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)

@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import json
 import re
 import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -34,7 +31,8 @@ from starlette.routing import Route
 from bot.sandbox.driver import Delivery, Driver
 from bot.sandbox.errors import ApiError, SandboxError
 from bot.sandbox.records import Channel, User
-from bot.sandbox.ui import pages
+from bot.sandbox.ui import calllog, pages
+from bot.sandbox.ui.calllog import SentLog
 from bot.sandbox.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -48,45 +46,6 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
 HTML_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
                 "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 _TYPED_MENTION = re.compile(r"(?<![\w<@#&])([@#])([A-Za-z0-9][A-Za-z0-9._-]*)")
-
-
-@dataclass(frozen=True)
-class Sent:
-    """One request the sandbox sent to the bot on someone's behalf, for the call log page."""
-
-    at: float
-    what: str
-    status: int
-    elapsed: float
-    payload: Any
-    answer: Any
-
-
-class SentLog:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._items: list[Sent] = []
-
-    def add(self, what: str, delivery: Delivery) -> None:
-        body = delivery.request.body.decode(errors="replace")
-        try:
-            if body.startswith("payload="):
-                from urllib.parse import parse_qs
-                payload: Any = json.loads(parse_qs(body)["payload"][0])
-            elif body.startswith("{"):
-                payload = json.loads(body)
-            else:
-                from urllib.parse import parse_qsl
-                payload = dict(parse_qsl(body))
-        except (ValueError, KeyError):
-            payload = body
-        with self._lock:
-            self._items.append(Sent(time.time(), what, delivery.status, delivery.elapsed, payload,
-                                    delivery.json() if delivery.json() is not None else delivery.body))
-
-    def items(self) -> list[Sent]:
-        with self._lock:
-            return list(self._items)
 
 
 class Refused(Exception):
@@ -274,8 +233,8 @@ class SandboxPage:
             raise Refused("since must be a number") from None
         calls = list(self.emulator.calls)
         sent = self.sent.items()
-        rows = [(c.at, pages.call_html(n, c)) for n, c in enumerate(calls[since:], since + 1)]
-        rows += [(s.at, _sent_html(n, s)) for n, s in enumerate(sent[sent_since:], sent_since + 1)]
+        rows = [(c.at, calllog.call_html(n, c)) for n, c in enumerate(calls[since:], since + 1)]
+        rows += [(s.at, calllog.sent_html(n, s)) for n, s in enumerate(sent[sent_since:], sent_since + 1)]
         rows.sort(key=lambda row: row[0])
         return JSONResponse({"calls": len(calls), "sent": len(sent), "html": "".join(h for _, h in rows),
                              "bot": self.emulator.request_url})
@@ -460,19 +419,3 @@ def _text(value: Any) -> str | None:
 
 def _page(name: str) -> Response:
     return HTMLResponse((STATIC / name).read_text(encoding="utf-8"), headers=HTML_HEADERS)
-
-
-def _sent_html(number: int, sent: Sent) -> str:
-    at = time.strftime("%H:%M:%S", time.localtime(sent.at)) + f".{int(sent.at * 1000) % 1000:03d}"
-    ok = sent.status == 200
-    esc = html.escape
-    answer = sent.answer if sent.answer not in (None, "") else "(empty: acknowledged)"
-    return (f'<details class="call sent {"ok" if ok else "failed"}" data-method="to the bot">'
-            f'<summary><span class="n">\u2192 bot</span> <time>{at}</time> '
-            f'<span class="method">{esc(sent.what)}</span> <span class="outcome">HTTP {sent.status} in '
-            f"{sent.elapsed * 1000:.0f} ms</span></summary>"
-            f'<div class="cols"><div><h4>payload (signed, as Slack sends it)</h4>'
-            f"<pre>{esc(json.dumps(sent.payload, indent=2, ensure_ascii=False, default=str))}</pre></div>"
-            f"<div><h4>the bot's answer</h4>"
-            f"<pre>{esc(answer if isinstance(answer, str) else json.dumps(answer, indent=2))}</pre></div>"
-            f"</div></details>")
