@@ -78,10 +78,11 @@ def help_reply(prefix: str = "/baton") -> Reply:
     return Reply("Baton commands", [section(mrkdwn(f"*Baton commands*\n{lines}"))])
 
 
-FollowUp = Callable[[], Reply | None]
+# Work done after Slack has its answer, given the request's key (so doing it twice is safe).
+FollowUp = Callable[[str], Reply | None]
 
 
-Upload = Callable[[str, list[dict[str, Any]], str, str | None], None]
+Upload = Callable[..., None]  # (channel, files, comment, thread_ts, once=key)
 
 
 class Commands:
@@ -126,9 +127,10 @@ class Commands:
         if who.thread_ts:
             origin["thread_ts"] = who.thread_ts
 
-        def start() -> Reply | None:
+        def start(key: str) -> Reply | None:
             try:
-                self.engine.start_run(program.name, parsed.assignments, who.user, origin=origin)
+                self.engine.start_run(program.name, parsed.assignments, who.user, origin=origin,
+                                      request_key=key)
             except BatonError as exc:
                 return error_reply(str(exc))
             return None
@@ -208,8 +210,8 @@ class Commands:
                  {"filename": f"{run.ref}-trace.md", "title": f"{run.ref} trace",
                   "content": report.markdown(summary, self.org)}]
 
-        def upload() -> Reply | None:
-            self._upload(who, files, f"Full trace of {run.ref}")
+        def upload(key: str) -> Reply | None:
+            self._upload(who, files, f"Full trace of {run.ref}", once=f"{key}:files")
             return None
 
         return reply, upload
@@ -231,10 +233,10 @@ class Commands:
         message = runs_list(self.org, runs, title)
         return Reply(message["text"], message["blocks"])
 
-    def _upload(self, who: Invocation, files: list[dict[str, Any]], comment: str) -> None:
+    def _upload(self, who: Invocation, files: list[dict[str, Any]], comment: str, once: str) -> None:
         if who.channel is None or self.upload is None:
             return
-        self.upload(who.channel, files, comment, who.thread_ts)
+        self.upload(who.channel, files, comment, who.thread_ts, once=once)
 
     # -- stats -------------------------------------------------------------------------------
     def cmd_stats(self, words: list[str], who: Invocation) -> tuple[Reply, FollowUp | None]:
@@ -247,13 +249,13 @@ class Commands:
                                 since=since, flow=flow)
         message = stats_message(report.stats_lines(figures, self.org), flow)
 
-        def chart() -> Reply | None:
+        def chart(key: str) -> Reply | None:
             from orchestrator.charts import stats_chart
 
             png = stats_chart(figures)
             self._upload(who, [{"filename": "baton-stats.png", "title": "Decisions per day and "
                                 "time to a decision", "content_b64": base64.b64encode(png).decode()}],
-                         "Baton stats" + (f" · {flow}" if flow else ""))
+                         "Baton stats" + (f" · {flow}" if flow else ""), once=f"{key}:chart")
             return None
 
         return Reply(message["text"], message["blocks"]), chart

@@ -85,10 +85,12 @@ class BatonService:
         self.sink = SlackSink(self.engine.org, on_queued=self.outbox.wake)
         self.pump = EventPump(Dispatcher(self.engine.db, self.sink, self.clock), poll=poll)
         self.engine.observers.append(self.pump)
-        self.timers = TimerService(self.engine)
         self.identity = BotIdentity(token)
         self.directory = SlackDirectory(self.engine.org, self.client)
         self.bot = SlackBot(self.engine, self.sink, self.identity, self.outbox.wake)
+        self.timers = TimerService(self.engine,
+                                   sweep_every=timedelta(seconds=settings.timer_sweep_s),
+                                   also=[self.bot.finish_abandoned])
         # Listener work continues after the acknowledgement; this pool can say when it is done.
         self.listeners = TrackingExecutor(16, thread_name_prefix="baton-slack")
         self.app = build_app(self.bot, self.client, settings.slack_signing_secret, self.listeners)
@@ -108,6 +110,7 @@ class BatonService:
         self.pump.start()
         self.timers.start()
         self.engine.recover()
+        self.bot.finish_abandoned()
 
     @property
     def busy(self) -> bool:

@@ -169,8 +169,15 @@ class Engine:
 
     # -- starting ---------------------------------------------------------------------------
     def start_run(self, flow_name: str, inputs: Mapping[str, Any], requester: str,
-                  origin: Mapping[str, Any] | None = None) -> Run:
-        """Validate and start a run; in the CLI it is advanced before this returns."""
+                  origin: Mapping[str, Any] | None = None, request_key: str | None = None) -> Run:
+        """Validate and start a run; in the CLI it is advanced before this returns.
+
+        With a `request_key` (the Slack request that asked for it) a run starts once, however
+        often the request is processed (a retry, a replica finishing a dead one's work)."""
+        if request_key is not None:
+            existing = self._run_for_request(request_key)
+            if existing is not None:
+                return existing
         program = self.flows.get(flow_name)
         flow = program.flow
         if flow.requesters and requester not in self.org.resolve_many(flow.requesters):
@@ -178,6 +185,7 @@ class Engine:
                              + ", ".join(flow.requesters))
         values = parse_inputs(flow, inputs)
         now = self.clock.now()
+        origin = dict(origin or {})
         with self.db.write() as s:
             state = system_state(s)
             if state.halted:
@@ -188,22 +196,36 @@ class Engine:
             version_id = self._flow_version(s, program, now)
             run = Run(flow_name=flow.name, flow_version_id=version_id, status="running",
                       requester=requester, inputs=values, requested_inputs=dict(values),
-                      cursor=program.start, origin=dict(origin or {}), created_at=now,
-                      updated_at=now)
-            s.add(run)
-            s.flush()
-            tx = Tx(s, run, program, self, now)
-            tx.trace("run_started", {"flow": flow.name, "version": str(flow.version),
-                                     "digest": program.digest, "requester": requester,
-                                     "inputs": values, "origin": dict(origin or {})},
-                     actor=requester)
-            tx.emit("run_started", {"flow": flow.name, "title": flow.title,
-                                    "requester": requester, "inputs": values,
-                                    "origin": dict(origin or {})})
+                      cursor=program.start, origin=origin, created_at=now, updated_at=now,
+                      request_key=request_key)
+            try:
+                with s.begin_nested():
+                    s.add(run)
+                    s.flush()
+            except IntegrityError:  # the same request was started elsewhere a moment ago
+                s.expunge(run)
+                run = None  # type: ignore[assignment]
+            if run is not None:
+                tx = Tx(s, run, program, self, now)
+                tx.trace("run_started", {"flow": flow.name, "version": str(flow.version),
+                                         "digest": program.digest, "requester": requester,
+                                         "inputs": values, "origin": origin}, actor=requester)
+                tx.emit("run_started", {"flow": flow.name, "title": flow.title,
+                                        "requester": requester, "inputs": values,
+                                        "origin": origin})
+        if run is None:
+            assert request_key is not None
+            found = self._run_for_request(request_key)
+            assert found is not None
+            return found
         assert run.id is not None
         log.info("run_started", run=run.ref, flow=flow.name, requester=requester)
         self._schedule(run.id)
         return run
+
+    def _run_for_request(self, request_key: str) -> Run | None:
+        with self.db.read() as s:
+            return s.exec(select(Run).where(Run.request_key == request_key)).first()
 
     # -- running ----------------------------------------------------------------------------
     def _lease_free(self, run: Run, owner: str, now: datetime) -> bool:
@@ -542,18 +564,24 @@ class Engine:
 
     def resume(self, user: str) -> list[str]:
         self._set_halt(user, False, None)
-        with self.db.write() as s:
-            held = list(s.exec(select(Run).where(Run.status == "held")))
-            for run in held:
+        with self.db.read() as s:
+            held_ids = list(s.exec(select(Run.id).where(Run.status == "held")))
+        resumed: list[Run] = []
+        for run_id in held_ids:
+            with self.db.write() as s:
+                run = lock(s, Run, run_id)
+                if run is None or run.status != "held":
+                    continue  # another replica resumed it first
                 run.status = "running"
                 s.add(run)
                 trace.append(s, run, kind="run_resumed", actor=user,
                              data={"why": f"resumed by {self.org.display(user)}"},
                              at=self.clock.now())
-        for run in held:
+                resumed.append(run)
+        for run in resumed:
             assert run.id is not None
             self._schedule(run.id)
-        return [r.ref for r in held]
+        return [r.ref for r in resumed]
 
     def _set_halt(self, user: str, halted: bool, reason: str | None) -> None:
         word = "halt" if halted else "resume"

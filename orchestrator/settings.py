@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     llm_prices: Path | None = Field(None, alias="BATON_LLM_PRICES")
     log_format: Literal["auto", "json", "console"] = Field("auto", alias="BATON_LOG_FORMAT")
     log_level: str = Field("info", alias="BATON_LOG_LEVEL")
+    timer_sweep_s: float = Field(15.0, gt=0, alias="BATON_TIMER_SWEEP",
+                                 description="how often each replica looks for due timers, "
+                                             "interrupted runs and timers other processes wrote")
 
     slack_bot_token: str | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_app_token: str | None = Field(None, alias="SLACK_APP_TOKEN")

@@ -10,6 +10,7 @@ Firing is idempotent: a timer that is no longer current does nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -24,8 +25,10 @@ log = structlog.get_logger("baton.timers")
 class TimerService:
     def __init__(self, engine: Engine, *, horizon: timedelta = timedelta(minutes=10),
                  sweep_every: timedelta = timedelta(seconds=15),
-                 scheduler: BaseScheduler | None = None) -> None:
+                 scheduler: BaseScheduler | None = None,
+                 also: list[Callable[[], object]] | None = None) -> None:
         self.engine = engine
+        self.also = list(also or [])  # more recovery to do on each sweep (the Slack inbox)
         self.horizon = horizon
         self.sweep_every = sweep_every
         self.scheduler = scheduler or BackgroundScheduler(
@@ -66,6 +69,8 @@ class TimerService:
             self.engine.fire_due_timers()
             self.rebuild()
             self.engine.recover()
+            for more in self.also:
+                more()
         except Exception:
             log.exception("sweep_failed")
 

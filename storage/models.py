@@ -38,6 +38,7 @@ class Run(SQLModel, table=True):
         sa.Index("ix_run_flow_created", "flow_name", "created_at"),
         sa.Index("ix_run_requester_created", "requester", "created_at"),
         sa.Index("ix_run_status", "status"),
+        sa.UniqueConstraint("request_key", name="uq_run_request_key"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -53,6 +54,7 @@ class Run(SQLModel, table=True):
     tokens_used: int = 0
     context: dict = _json(default_factory=dict)  # comments, route picks, plan results
     origin: dict = _json(default_factory=dict)  # where it was started (cli, slack, ...)
+    request_key: str | None = None  # the Slack request that started it (unique: starts once)
     outcome: str | None = None
     reason: str | None = None
     error: str | None = None
@@ -308,11 +310,23 @@ class SlackRef(SQLModel, table=True):
     created_at: datetime
 
 
-class SlackDelivery(SQLModel, table=True):
-    """Slack deliveries already handled (Events API event ids, Socket Mode envelope ids),
-    so a redelivery is processed once."""
+class SlackInbox(SQLModel, table=True):
+    """A request from Slack that changes something (a decision, a run to start), stored
+    before it is acknowledged: if the process dies after answering Slack, another process
+    (or this one, restarted) finishes it. Keyed by Slack's trigger or event id, so a request
+    delivered twice is handled once."""
 
-    __tablename__ = "slack_delivery"
+    __tablename__ = "slack_inbox"
+    __table_args__ = (sa.Index("ix_slack_inbox_status", "status", "id"),)
 
-    id: str = Field(primary_key=True)
-    received_at: datetime = Field(index=True)
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)
+    kind: str  # command | action | view | event
+    payload: dict = _json(default_factory=dict)
+    status: str = "pending"  # pending | done | failed
+    claimed_by: str | None = None
+    claim_until: datetime | None = None
+    attempts: int = 0
+    error: str | None = None
+    received_at: datetime
+    processed_at: datetime | None = None

@@ -102,13 +102,18 @@ class Driver:
     def post(self, body: bytes, content_type: str, *, signing: Signing | None = None,
              headers: Mapping[str, str] | None = None) -> Delivery:
         """POST `body` to the bot, signed as Slack signs it."""
+        return self.send(self.sign(body, content_type, signing=signing, headers=headers))
+
+    def sign(self, body: bytes, content_type: str, *, signing: Signing | None = None,
+             headers: Mapping[str, str] | None = None) -> SlackRequest:
+        """The request Slack would send for `body`, signed, not sent yet."""
         signing = signing or Signing()
         timestamp = signing.timestamp if signing.timestamp is not None else int(self.now())
         secret = signing.secret if signing.secret is not None else self.workspace.app.signing_secret
         sent = {"Content-Type": content_type, "User-Agent": USER_AGENT,
                 "X-Slack-Request-Timestamp": str(timestamp),
                 "X-Slack-Signature": signature(secret, timestamp, body), **(headers or {})}
-        return self.send(SlackRequest(url=self.request_url, body=body, headers=sent))
+        return SlackRequest(url=self.request_url, body=body, headers=sent)
 
     def send(self, request: SlackRequest) -> Delivery:
         """Send `request` exactly as it is (same bytes, same headers, same signature)."""
@@ -191,6 +196,15 @@ class Driver:
         return self._act(user=user, action_id=action_id, channel=channel, ts=ts, view_id=view_id,
                          block_id=block_id, value=value, chosen=None, signing=signing)
 
+    def prepare_click(self, *, user: str, action_id: str, channel: str, ts: str,
+                      value: str | None = None, block_id: str | None = None) -> SlackRequest:
+        """A click built and signed against the message as it is now, sent later with
+        `send()`: many people clicking the same button before any answer arrives."""
+        payload = self._act_payload(user=user, action_id=action_id, channel=channel, ts=ts,
+                                    view_id=None, block_id=block_id, value=value, chosen=None)
+        return self.sign(urlencode({"payload": json.dumps(payload)}).encode(),
+                         "application/x-www-form-urlencoded")
+
     def choose(self, chosen: Any, *, user: str, action_id: str, channel: str | None = None,
                ts: str | None = None, view_id: str | None = None, block_id: str | None = None,
                signing: Signing | None = None) -> Delivery:
@@ -201,6 +215,12 @@ class Driver:
 
     def _act(self, *, user: str, action_id: str, channel: str | None, ts: str | None, view_id: str | None,
              block_id: str | None, value: str | None, chosen: Any, signing: Signing | None) -> Delivery:
+        payload = self._act_payload(user=user, action_id=action_id, channel=channel, ts=ts,
+                                    view_id=view_id, block_id=block_id, value=value, chosen=chosen)
+        return self._interaction(payload, signing)
+
+    def _act_payload(self, *, user: str, action_id: str, channel: str | None, ts: str | None,
+                     view_id: str | None, block_id: str | None, value: str | None, chosen: Any) -> JSON:
         ws = self.workspace
         person = self._user(user)
         view: View | None = None
@@ -240,7 +260,7 @@ class Driver:
                 response_url=self._response_url(token), state={"values": {}},
                 container={"type": "message", "message_ts": ts, "channel_id": place.id,
                            "is_ephemeral": is_ephemeral})
-        return self._interaction(payload, signing)
+        return payload
 
     # -- modals ---------------------------------------------------------------------------
     def _view(self, view_id: str) -> View:

@@ -1,0 +1,98 @@
+"""`/baton` as a slash command, in a DM to the bot, after an @-mention; and the App Home."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from bot.commands import Commands, Invocation
+from bot.inbox import Inbox
+from bot.notifier import SlackSink
+from bot.replies import Replies
+from orchestrator.engine import Engine
+
+
+class Conversations:
+    def __init__(self, engine: Engine, replies: Replies, inbox: Inbox, sink: SlackSink,
+                 bot_user: Callable[[], str | None]) -> None:
+        self.engine = engine
+        self.replies = replies
+        self.inbox = inbox
+        self.sink = sink
+        self.bot_user = bot_user
+        self.commands = Commands(engine, upload=replies.upload)
+
+    def _who(self, user: str, channel: str | None, source: str,
+             thread_ts: str | None = None) -> Invocation:
+        return Invocation(user=self.engine.org.principal_for_slack(user), slack_user=user,
+                          channel=channel, source=source, thread_ts=thread_ts,
+                          now=self.engine.clock.now())
+
+    # -- slash command ------------------------------------------------------------------------
+    def on_command(self, ack: Callable[..., None], body: dict[str, Any]) -> None:
+        who = self._who(body["user_id"], body.get("channel_id"), "command")
+        reply, follow = self.commands.handle(body.get("text", ""), who)
+        if follow is None:  # answered in full (or refused) right here
+            ack(response_type="in_channel" if reply.in_channel else "ephemeral", **reply.payload())
+            return
+        key = f"command:{body.get('trigger_id') or body.get('response_url')}"
+        row = self.inbox.accept(key, "command", body)
+        ack(response_type="ephemeral", **reply.payload())
+        if row is not None:
+            self.finish_command(row, key, body)
+
+    def finish_command(self, row: int, key: str, body: dict[str, Any]) -> None:
+        who = self._who(body["user_id"], body.get("channel_id"), "command")
+        _, follow = self.commands.handle(body.get("text", ""), who)
+        problem = follow(key) if follow is not None else None
+        if problem is not None:
+            self.replies.tell(body.get("response_url"), problem, channel=who.channel,
+                              user=who.slack_user, once=f"{key}:problem")
+        self.inbox.finish(row)
+
+    # -- DMs and mentions -----------------------------------------------------------------------
+    def on_mention(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        self._accept_event(body)
+
+    def on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        if event.get("channel_type") != "im" or event.get("bot_id") or event.get("subtype"):
+            return
+        if self.bot_user() and event.get("user") == self.bot_user():
+            return
+        self._accept_event(body)
+
+    def _accept_event(self, body: dict[str, Any]) -> None:
+        key = f"event:{body.get('event_id')}"
+        row = self.inbox.accept(key, "event", body)
+        if row is not None:  # None: Slack delivered it again (a retry); handled already
+            self.finish_event(row, key, body)
+
+    def finish_event(self, row: int, key: str, body: dict[str, Any]) -> None:
+        event = body.get("event") or {}
+        text = event.get("text", "")
+        thread_ts = event.get("thread_ts")
+        if event.get("type") == "app_mention":
+            bot = self.bot_user()
+            pattern = rf"<@{re.escape(bot)}(\|[^>]*)?>" if bot else r"^\s*<@[A-Z0-9]+(\|[^>]*)?>"
+            text = re.sub(pattern, " ", text)
+            thread_ts = thread_ts or event.get("ts")
+            source = "mention"
+        else:
+            source = "dm"
+        who = self._who(event["user"], event.get("channel"), source, thread_ts)
+        reply, follow = self.commands.handle(text, who)
+        self.replies.say(event["channel"], reply, thread_ts, once=f"{key}:reply")
+        problem = follow(key) if follow is not None else None
+        if problem is not None:
+            self.replies.say(event["channel"], problem, thread_ts, once=f"{key}:problem")
+        self.inbox.finish(row)
+
+    # -- App Home -----------------------------------------------------------------------------
+    def on_home_opened(self, event: dict[str, Any]) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        with self.engine.db.write() as s:
+            self.sink.refresh_home(s, self.engine.org.principal_for_slack(event["user"]),
+                                   self.engine.clock.now())
+        self.replies.wake()

@@ -1,0 +1,239 @@
+"""Buttons and modals on gate messages: decide, edit-and-approve, claim, snooze.
+
+A click that needs a reason opens the reason modal straight away (Slack's trigger lasts
+three seconds); anything that changes state is stored in the inbox, acknowledged, then
+done. The gate policy decides who may decide; the bot only reports what it said.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk import WebClient
+
+from bot.blocks import esc
+from bot.commands import Reply, error_reply
+from bot.inbox import Inbox
+from bot.render.modals import REASON_ACTION, REASON_BLOCK, edit_modal, reason_modal
+from bot.replies import Replies
+from bot.views import gate_view
+from orchestrator.engine import Engine
+from orchestrator.errors import BatonError
+from orchestrator.inputs import coerce
+from storage.models import Gate, Run
+
+
+def _note(icon: str, text: str) -> Reply:
+    line = f"{icon} {esc(text)}"
+    return Reply(line, [{"type": "section", "text": {"type": "mrkdwn", "text": line[:3000]}}])
+
+
+def _origin(body: dict[str, Any]) -> dict[str, Any]:
+    """Where to answer the person: the conversation and the response URL of the click."""
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    return {k: v for k, v in {"c": channel, "r": body.get("response_url")}.items() if v}
+
+
+def _gate_id(value: str | None) -> int | None:
+    try:
+        return int(json.loads(value or "{}")["g"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+class GateActions:
+    def __init__(self, engine: Engine, replies: Replies, inbox: Inbox) -> None:
+        self.engine = engine
+        self.replies = replies
+        self.inbox = inbox
+
+    def _principal(self, slack_user: str) -> str:
+        return self.engine.org.principal_for_slack(slack_user)
+
+    def _gate(self, gate_id: int | None) -> tuple[Gate, Run] | None:
+        if gate_id is None:
+            return None
+        with self.engine.db.read() as s:
+            gate = s.get(Gate, gate_id)
+            run = s.get(Run, gate.run_id) if gate else None
+        return (gate, run) if gate and run else None
+
+    def _store(self, ack: Callable[..., None], body: dict[str, Any], kind: str) -> tuple[int, str] | None:
+        """Accept the request into the inbox, then acknowledge it."""
+        key = f"{kind}:{body.get('trigger_id') or body.get('view', {}).get('id')}"
+        row = self.inbox.accept(key, kind, body)
+        ack()
+        return (row, key) if row is not None else None
+
+    # -- clicks -------------------------------------------------------------------------------
+    def on_decide(self, ack: Callable[..., None], body: dict[str, Any], action: dict[str, Any],
+                  client: WebClient) -> None:
+        try:
+            value = json.loads(action.get("value") or "{}")
+            gate_id, option_id = int(value["g"]), str(value["o"])
+        except (ValueError, KeyError, TypeError):
+            ack()
+            self.replies.tell(_origin(body).get("r"), error_reply("this button is not one of Baton's"),
+                              channel=_origin(body).get("c"), user=body["user"]["id"])
+            return
+        found = self._gate(gate_id)
+        if found is not None:
+            gate, run = found
+            option = next((o for o in gate.options if o["id"] == option_id), None)
+            if (gate.status == "open" and option is not None and option.get("reason_required")
+                    and self._principal(body["user"]["id"]) in gate.approvers):
+                ack()
+                with self.engine.db.read() as s:
+                    view = gate_view(s, gate, run)
+                client.views_open(trigger_id=body["trigger_id"],
+                                  view=reason_modal(view, option, _origin(body)))
+                return
+        stored = self._store(ack, body, "action")
+        if stored is not None:
+            self.finish(*stored, body)
+
+    def on_edit(self, ack: Callable[..., None], body: dict[str, Any], action: dict[str, Any],
+                client: WebClient) -> None:
+        found = self._gate(_gate_id(action.get("value")))
+        user = body["user"]["id"]
+        if found is not None and found[0].status == "open" and self._principal(user) in found[0].approvers:
+            ack()
+            gate, run = found
+            program = self.engine.program_for(run)
+            types = {name: spec.type for name, spec in program.flow.inputs.items()}
+            approve = next((o for o in gate.options if o["effect"] == "approve"), {})
+            with self.engine.db.read() as s:
+                view = gate_view(s, gate, run)
+            client.views_open(trigger_id=body["trigger_id"], view=edit_modal(
+                view, {**run.inputs, **gate.proposal}, types, _origin(body),
+                bool(approve.get("reason_required"))))
+            return
+        stored = self._store(ack, body, "action")  # not theirs to edit: the policy says why
+        if stored is not None:
+            self.finish(*stored, body)
+
+    def on_escalation_control(self, ack: Callable[..., None], body: dict[str, Any]) -> None:
+        stored = self._store(ack, body, "action")
+        if stored is not None:
+            self.finish(*stored, body)
+
+    # -- modals -------------------------------------------------------------------------------
+    def on_reason(self, ack: Callable[..., None], body: dict[str, Any], view: dict[str, Any]) -> None:
+        meta = json.loads(view.get("private_metadata") or "{}")
+        reason = _reason(view)
+        found = self._gate(int(meta.get("g", 0)))
+        option = next((o for o in found[0].options if o["id"] == meta.get("o")), None) if found else None
+        if option is not None and option.get("reason_required") and not reason.strip():
+            ack(response_action="errors",
+                errors={REASON_BLOCK: "Please say why: people read this in the trace later."})
+            return
+        stored = self._store(ack, body, "view")
+        if stored is not None:
+            self.finish(*stored, body)
+
+    def on_edit_submit(self, ack: Callable[..., None], body: dict[str, Any],
+                       view: dict[str, Any]) -> None:
+        meta = json.loads(view.get("private_metadata") or "{}")
+        found = self._gate(int(meta.get("g", 0)))
+        if found is not None:
+            errors = self._edit_errors(found[0], found[1], view)
+            if errors:
+                ack(response_action="errors", errors=errors)
+                return
+        stored = self._store(ack, body, "view")
+        if stored is not None:
+            self.finish(*stored, body)
+
+    def _edits(self, gate: Gate, run: Run, view: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        flow = self.engine.program_for(run).flow
+        values = view.get("state", {}).get("values", {})
+        edits: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for name in gate.editable:
+            raw = ((values.get(f"edit:{name}") or {}).get("value") or {}).get("value")
+            try:
+                edits[name] = coerce(flow.inputs[name], raw if raw is not None else "", name)
+            except ValueError as exc:
+                errors[f"edit:{name}"] = str(exc)[:150]
+        return edits, errors
+
+    def _edit_errors(self, gate: Gate, run: Run, view: dict[str, Any]) -> dict[str, str]:
+        _, errors = self._edits(gate, run, view)
+        approve = next((o for o in gate.options if o["effect"] == "approve"), None)
+        if approve is not None and approve.get("reason_required") and not _reason(view).strip():
+            errors[REASON_BLOCK] = "Please say why."
+        return errors
+
+    # -- the work, after the acknowledgement ----------------------------------------------------
+    def finish(self, row: int, key: str, body: dict[str, Any]) -> None:
+        """Do what a stored click or submission asked; safe to run again for the same key."""
+        user = body["user"]["id"]
+        if body.get("type") == "view_submission":
+            view = body["view"]
+            origin = json.loads(view.get("private_metadata") or "{}")
+            found = self._gate(int(origin.get("g", 0)))
+            if found is not None:
+                gate, run = found
+                if view.get("callback_id") == "gate.edit":
+                    edits, _ = self._edits(gate, run, view)
+                    approve = next((o["id"] for o in gate.options if o["effect"] == "approve"), "approve")
+                    self._decide(key, run, gate, user, approve, _reason(view) or None, edits, origin)
+                else:
+                    self._decide(key, run, gate, user, str(origin.get("o")), _reason(view), None, origin)
+        else:
+            action = (body.get("actions") or [{}])[0]
+            origin = _origin(body)
+            action_id = action.get("action_id", "")
+            if action_id == "gate.snooze":
+                choice = (action.get("selected_option") or {}).get("value", "")
+                gate_id, _, seconds = choice.partition(":")
+                self._control(key, body, int(gate_id) if gate_id.isdigit() else None,
+                              lambda ref, who, gate: self.engine.snooze(ref, who, f"{seconds}s", gate))
+            elif action_id == "gate.claim":
+                self._control(key, body, _gate_id(action.get("value")),
+                              lambda ref, who, gate: self.engine.claim(ref, who, gate))
+            else:
+                found = self._gate(_gate_id(action.get("value")))
+                if found is not None:
+                    gate, run = found
+                    option = action_id.removeprefix("gate.decide.")
+                    if action_id == "gate.edit":
+                        option = next((o["id"] for o in gate.options if o["effect"] == "approve"),
+                                      "approve")
+                    self._decide(key, run, gate, user, option, None, None, origin)
+                else:
+                    self.replies.tell(origin.get("r"), error_reply("that gate no longer exists"),
+                                      channel=origin.get("c"), user=user, once=f"{key}:told")
+        self.inbox.finish(row)
+
+    def _decide(self, key: str, run: Run, gate: Gate, user: str, option: str, reason: str | None,
+                edits: dict[str, Any] | None, origin: dict[str, Any]) -> None:
+        report = self.engine.decide(run.ref, self._principal(user), option, reason=reason,
+                                    edits=edits, gate=str(gate.id))
+        if report.status == "recorded" and report.outcome is not None:
+            return  # the gate message itself now shows who decided, for everyone
+        icon = {"refused": ":no_entry_sign:", "duplicate": ":information_source:",
+                "escalated": ":rotating_light:"}.get(report.status, ":white_check_mark:")
+        self.replies.tell(origin.get("r"), _note(icon, report.message), channel=origin.get("c"),
+                          user=user, once=f"{key}:told")
+
+    def _control(self, key: str, body: dict[str, Any], gate_id: int | None,
+                 run_it: Callable[[str, str, str], str]) -> None:
+        user = body["user"]["id"]
+        origin = _origin(body)
+        found = self._gate(gate_id)
+        if found is None:
+            return
+        gate, run = found
+        try:
+            reply = _note(":ok_hand:", run_it(run.ref, self._principal(user), str(gate.id)))
+        except BatonError as exc:
+            reply = error_reply(str(exc))
+        self.replies.tell(origin.get("r"), reply, channel=origin.get("c"), user=user, once=f"{key}:told")
+
+
+def _reason(view: dict[str, Any]) -> str:
+    values = view.get("state", {}).get("values", {})
+    return ((values.get(REASON_BLOCK) or {}).get(REASON_ACTION) or {}).get("value") or ""

@@ -1,0 +1,57 @@
+"""Saying things in Slack from a listener: every reply goes through the outbox, so it is
+delivered even when Slack is down. A reply tied to a request carries that request's key
+(`once`), so processing a request twice never says it twice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlmodel import select
+
+from bot.commands import Reply
+from bot.outbox import enqueue
+from storage.engine import Database
+from storage.models import SlackOutbox
+
+
+class Replies:
+    def __init__(self, db: Database, clock: Any, wake: Callable[[], None]) -> None:
+        self.db = db
+        self.clock = clock
+        self.wake = wake
+
+    def queue(self, lane: str, method: str, payload: dict[str, Any], *, once: str | None = None) -> None:
+        with self.db.write() as s:
+            if once is not None and s.exec(select(SlackOutbox.id).where(SlackOutbox.ref == once)).first():
+                return
+            enqueue(s, lane=lane, method=method, payload=payload, at=self.clock.now(), ref=once)
+        self.wake()
+
+    def tell(self, response_url: str | None, reply: Reply, *, channel: str | None = None,
+             user: str | None = None, once: str | None = None) -> None:
+        """An ephemeral message to one person, by response_url, else postEphemeral, else DM."""
+        body = reply.payload()
+        if response_url:
+            self.queue(f"eph:{user}", "response_url",
+                       {"url": response_url, "response_type": "ephemeral",
+                        "replace_original": False, **body}, once=once)
+        elif channel and user:
+            self.queue(f"eph:{user}", "chat.postEphemeral", {"channel": channel, "user": user, **body},
+                       once=once)
+        elif user:
+            self.queue(f"dm:{user}", "chat.postMessage", {"channel": user, **body}, once=once)
+
+    def say(self, channel: str, reply: Reply, thread_ts: str | None = None, *,
+            once: str | None = None) -> None:
+        body = reply.payload()
+        if thread_ts:
+            body["thread_ts"] = thread_ts
+        self.queue(f"chat:{channel}", "chat.postMessage", {"channel": channel, **body}, once=once)
+
+    def upload(self, channel: str, files: list[dict[str, Any]], comment: str,
+               thread_ts: str | None, *, once: str | None = None) -> None:
+        payload: dict[str, Any] = {"channel": channel, "files": files, "initial_comment": comment}
+        if thread_ts:
+            payload["thread_ts"] = thread_ts
+        self.queue(f"files:{channel}", "files.upload_v2", payload, once=once)

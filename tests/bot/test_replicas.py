@@ -1,0 +1,186 @@
+"""Two `baton serve --http` replicas on one database (PostgreSQL in CI's second pass),
+driven by signed requests spread across both, with one replica killed mid-way."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import col, select
+
+from bot.sandbox import Driver, EmulatorServer, workspace_from_org
+from storage.engine import Database
+from storage.models import Decision, Event, Run, SlackOutbox, TraceEntry
+from tests.bot.conftest import BOB, CAROL, DAVE, ORG, PAYMENTS
+from tests.conftest import EXAMPLE_FLOWS, TEST_FLOWS
+
+PEOPLE = [BOB, CAROL, DAVE, "U0ERIN001", "U0FRANK01", "U0ALICE01", "U0GRACE01", "U0HENRY01"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Replica:
+    def __init__(self, env: dict[str, str], cwd: Path, name: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(cwd / f"{name}.log", "w")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from bot.cli import main; main()", "serve", "--http",
+             "--host", "127.0.0.1", "--port", str(self.port)],
+            env=env, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1, trust_env=False).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None:
+                raise AssertionError(f"replica exited: {Path(self.log.name).read_text()}")
+            time.sleep(0.1)
+        raise AssertionError("replica did not start")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def cluster(emulator: EmulatorServer, database_url: str, tmp_path: Path
+            ) -> Iterator[tuple[list[Replica], list[Driver], Database]]:
+    workspace = workspace_from_org(ORG)
+    emulator.reset(workspace)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("BATON_", "DATABASE_", "SLACK_"))},
+        "DATABASE_URL": database_url, "BATON_FLOWS": str(TEST_FLOWS),
+        "BATON_ORG": str(EXAMPLE_FLOWS / "org.yaml"), "BATON_PYTHON_MODULES": "testagents",
+        "BATON_EXAMPLE_LEDGER": str(tmp_path / "ledger.jsonl"), "BATON_TIMER_SWEEP": "0.5",
+        "SLACK_BOT_TOKEN": workspace.app.bot_token,
+        "SLACK_SIGNING_SECRET": workspace.app.signing_secret, "SLACK_API_URL": emulator.api_url,
+        "BATON_LOG_LEVEL": "warning",
+    }
+    db = Database(database_url)
+    from storage.migrate import ensure_schema
+
+    ensure_schema(db)  # both replicas start on a migrated database
+    replicas = [Replica(env, tmp_path, "a"), Replica(env, tmp_path, "b")]
+    try:
+        for replica in replicas:
+            replica.wait_ready()
+        drivers = [emulator.driver(f"{r.url}/slack/events") for r in replicas]
+        yield replicas, drivers, db
+    finally:
+        for replica in replicas:
+            replica.stop()
+        db.dispose()
+
+
+def eventually(check, timeout: float = 60.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("not true in time")
+        time.sleep(0.1)
+
+
+def test_hundred_concurrent_clicks_across_two_replicas_give_one_outcome(
+        cluster, emulator: EmulatorServer) -> None:  # type: ignore[no-untyped-def]
+    _, drivers, db = cluster
+    drivers[0].slash_command("run replicas", user=BOB, channel=PAYMENTS)
+    ws = emulator.workspace
+    gate = eventually(lambda: next((m for m in ws.messages(PAYMENTS) if "Pay it?" in str(m.blocks)
+                                    and m.thread_ts), None))
+
+    # 100 clicks by 8 people on both buttons, all made before any answer arrives, sent at
+    # once and alternately to the two replicas
+    clicks = [drivers[i % 2].prepare_click(user=PEOPLE[i % len(PEOPLE)], channel=PAYMENTS,
+                                           ts=gate.ts, action_id="gate.decide."
+                                           + ("approve" if i % 3 else "reject"))
+              for i in range(100)]
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(lambda i: drivers[i % 2].send(clicks[i]).status, range(100)))
+    assert statuses == [200] * 100
+    eventually(lambda: _finished(db, 1))
+    with db.read() as s:
+        decisions = s.exec(select(Decision)).all()
+        closed = s.exec(select(TraceEntry).where(TraceEntry.kind == "gate_decided")).all()
+        run = s.exec(select(Run)).one()
+    assert len(decisions) == 1 and len(closed) == 1
+    assert decisions[0].decider in ("bob", "carol")
+    assert run.status == ("succeeded" if decisions[0].effect == "approve" else "rejected")
+    # the gate message shows the one outcome; people who were refused were told why
+    final = eventually(lambda: "Closed" not in str(ws.message(PAYMENTS, gate.ts).blocks)
+                       and "by <@" in str(ws.message(PAYMENTS, gate.ts).blocks)
+                       and ws.message(PAYMENTS, gate.ts))
+    assert "actions" not in str([b["type"] for b in final.blocks])
+    eventually(lambda: len(ws.ephemerals(DAVE)) >= 1)
+    assert all("not an approver" in e.text or "already" in e.text for e in ws.ephemerals(DAVE))
+
+
+def test_fifty_gates_escalate_once_each_and_a_killed_replica_loses_nothing(
+        cluster, emulator: EmulatorServer) -> None:  # type: ignore[no-untyped-def]
+    replicas, drivers, db = cluster
+    ws = emulator.workspace
+    for i in range(50):
+        drivers[i % 2].slash_command("run replicas", user=BOB if i % 2 else CAROL, channel=PAYMENTS)
+    time.sleep(0.5)
+    replicas[0].kill()  # mid-way: it was still posting cards and opening gates
+    eventually(lambda: _count(db, TraceEntry, TraceEntry.kind == "gate_opened") == 50, 60)
+    eventually(lambda: _count(db, TraceEntry, TraceEntry.kind == "escalated") == 50, 60)
+    time.sleep(2)  # any second firing would show up now
+    with db.read() as s:
+        escalated = [e.run_id for e in s.exec(select(TraceEntry).where(TraceEntry.kind == "escalated"))]
+    assert len(escalated) == 50 and len(set(escalated)) == 50  # exactly once each
+
+    # every event becomes Slack messages, and every message reaches Slack exactly once, all by
+    # the surviving replica for what the dead one left half done
+    def delivered() -> bool:
+        with db.read() as s:
+            open_rows = s.exec(select(SlackOutbox.id).where(
+                col(SlackOutbox.status).in_(("pending", "sending", "unsure")))).first()
+            events = s.exec(select(Event.id).where(col(Event.delivered_at).is_(None))).first()
+        return open_rows is None and events is None
+    eventually(delivered, 60)
+    cards = [m for m in ws.messages(PAYMENTS, include_replies=False) if m.text.startswith("R-")]
+    assert sorted(m.text.split()[0] for m in cards) == sorted(f"R-{i}" for i in range(1, 51))
+    dave_dm = ws.dm_of(DAVE)
+    assert dave_dm is not None
+    pings = [m for m in ws.messages(dave_dm.id) if "Pay it?" in str(m.blocks)]
+    assert len(pings) == 50  # the level-2 DM to the finance lead, once per gate
+
+
+def _count(db: Database, model, *where) -> int:  # type: ignore[no-untyped-def]
+    with db.read() as s:
+        return len(s.exec(select(model).where(*where)).all())
+
+
+def _finished(db: Database, n: int) -> bool:
+    with db.read() as s:
+        return len(s.exec(select(Run).where(col(Run.status).in_(("succeeded", "rejected")))).all()) == n
