@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+from orchestrator.agents import LlmDefaults
 from orchestrator.callables import CallableLoader
 from orchestrator.clock import Clock
 from orchestrator.engine import Engine
@@ -32,4 +33,5 @@ def open_engine(settings: Settings, *, clock: Clock | None = None,
     extra = {"lease_ttl": lease_ttl} if lease_ttl is not None else {}
     return Engine(db or open_database(settings), catalog, org, callables, clock,
                   observers=observers, background=background,
-                  agent_concurrency=settings.agent_concurrency, **extra)
+                  agent_concurrency=settings.agent_concurrency,
+                  llm=LlmDefaults(settings.llm_model, settings.llm_prices), **extra)

@@ -29,6 +29,7 @@ from gates.durations import parse_duration
 from gates.options import Refusal
 from gates.org import Org
 from orchestrator import gating, steps
+from orchestrator.agents import LlmDefaults
 from orchestrator.agents.base import (
     AgentFailure,
     AgentResult,
@@ -71,7 +72,8 @@ class Engine:
     def __init__(self, db: Database, flows: FlowCatalog, org: Org, callables: CallableLoader,
                  clock: Clock | None = None, *, observers: Sequence[Notifier] = (),
                  background: bool = False, workers: int = 8, agent_concurrency: int = 8,
-                 lease_ttl: timedelta = timedelta(seconds=60)) -> None:
+                 lease_ttl: timedelta = timedelta(seconds=60),
+                 llm: LlmDefaults | None = None) -> None:
         self.db = db
         self.flows = flows
         self.org = org
@@ -86,6 +88,7 @@ class Engine:
         self._versions: dict[str, int] = {}
         self._pool = TrackingExecutor(workers, thread_name_prefix="baton-run") if background else None
         self.timer_hook: Callable[[int, datetime], None] | None = None
+        self.llm = llm or LlmDefaults()
 
     # -- plumbing ---------------------------------------------------------------------------
     def publish(self, rows: list[Event]) -> None:

@@ -28,6 +28,13 @@ def _value(value: Any) -> str:
     return str(value)
 
 
+def money(amount: float) -> str:
+    """Costs of single calls are often fractions of a cent: keep them visible."""
+    if amount == 0:
+        return "$0"
+    return f"${amount:.6f}" if amount < 0.01 else f"${amount:.4f}"
+
+
 def _people(org: Org, principals: list[str]) -> str:
     return ", ".join(org.display(p) for p in principals) or "nobody"
 
@@ -173,9 +180,9 @@ def agents(s: TraceSummary) -> Section:
         model = f" [{', '.join(sorted(u.models))}]" if u.models else ""
         lines.append(f"{u.agent}: {u.calls} call(s), {u.attempts} attempt(s), "
                      f"{u.tokens_in}+{u.tokens_out} tokens, {u.latency_ms:.0f} ms, "
-                     f"${u.cost:.4f}{model}")
+                     f"{money(u.cost)}{model}")
     if s.usage:
-        lines.append(f"total: {s.tokens} tokens, ${s.cost:.4f}")
+        lines.append(f"total: {s.tokens} tokens, {money(s.cost)}")
     return Section("Agents: tokens, latency, cost", lines or ["no agent ran"])
 
 
@@ -259,7 +266,7 @@ def stats_lines(stats: Any, org: Org) -> list[str]:
     lines.append(f"Time to decision: median {_duration(stats.median_decision_s)}, p90 "
                  f"{_duration(stats.p90_decision_s)} ({len(stats.decision_seconds)} decided by people)")
     lines.append(f"Agents: {stats.agent_calls} call(s), {_pct(stats.agent_error_rate)} failed, "
-                 f"{_pct(stats.agent_retry_rate)} retried · {stats.tokens:,} tokens · ${stats.cost:.4f}")
+                 f"{_pct(stats.agent_retry_rate)} retried · {stats.tokens:,} tokens · {money(stats.cost)}")
     if stats.pending_by_approver:
         lines.append("Most pending: " + ", ".join(f"{org.display(p)} {n}"
                                                   for p, n in stats.pending_by_approver))

@@ -70,7 +70,7 @@ def run_agents(engine: Any, program: Any, now: Any, jobs: list[tuple[str, AgentC
     def one(name: str, ctx: AgentContext) -> AgentResult:
         spec = program.flow.agents[name]
         try:
-            agent = build_agent(program, name, engine.callables)
+            agent = build_agent(program, name, engine.callables, engine.llm)
         except (CallableError, ValueError) as exc:
             return _failed_result(now, name, spec.kind, str(exc), ctx.subtask)
         return run_agent(agent, ctx, timeout=spec.timeout, retry=spec.retry, clock=engine.clock)
@@ -114,8 +114,9 @@ def store_result(tx: Tx, node: Node | str, result: AgentResult, *, agent_label: 
         output["subtask"] = jsonable(result.subtask)
     if extra:
         output.update(extra)
-    tokens_in = out.tokens_in if out else 0
-    tokens_out = out.tokens_out if out else 0
+    tokens_in = (out.tokens_in if out else 0) + int(result.spent["tokens_in"])
+    tokens_out = (out.tokens_out if out else 0) + int(result.spent["tokens_out"])
+    cost = (out.cost if out else 0.0) + float(result.spent["cost"])
     signal = Signal(
         run_id=tx.run.id, node=node_key, agent=agent_label or result.agent,
         agent_kind=result.kind, status=result.status,
@@ -124,7 +125,7 @@ def store_result(tx: Tx, node: Node | str, result: AgentResult, *, agent_label: 
         rationale=out.rationale if out else "", evidence=list(out.evidence) if out else [],
         output=output, error=result.error, attempts=len(result.attempts),
         tokens_in=tokens_in, tokens_out=tokens_out, latency_ms=round(result.latency_ms, 3),
-        cost=out.cost if out else 0.0, model=out.model if out else None,
+        cost=cost, model=out.model if out else None,
         started_at=result.started_at, created_at=tx.now,
     )
     tx.add_signal(signal)
@@ -588,6 +589,9 @@ def finish_route(tx: Tx, node: Node, result: AgentResult, rounds: int) -> Transi
     tx.trace("route", {"route": node.label, "router": spec.agent, "branch": branch,
                        "why": _clip(result.output.why or result.output.rationale, 1000),
                        "round": rounds}, node=node.key)
+    over = check_token_budget(tx, node)
+    if over is not None:
+        return over
     if branch == "done":
         return Goto(node.next)
     return Goto(node.branches[branch])

@@ -32,8 +32,10 @@ def describe(entry: TraceEntry, org: Org) -> str:
         if d.get("attempts", 1) > 1:
             text += f" [{d['attempts']} attempts]"
         if d.get("tokens_in") or d.get("tokens_out"):
+            cost = d.get("cost", 0) or 0
+            price = "$0" if not cost else f"${cost:.6f}" if cost < 0.01 else f"${cost:.4f}"
             text += (f" [{d.get('tokens_in', 0)}+{d.get('tokens_out', 0)} tokens, "
-                     f"${d.get('cost', 0):.4f}, {d.get('latency_ms', 0):.0f} ms]")
+                     f"{price}, {d.get('latency_ms', 0):.0f} ms]")
         return text
     if k == "agent_failed":
         return f"agent {d['agent']} FAILED after {d.get('attempts', 1)} attempt(s): {d.get('error')}"

@@ -40,6 +40,14 @@ def make_settings(database: Path | str, flows: Path = EXAMPLE_FLOWS, **extra: ob
 
 
 @pytest.fixture(autouse=True)
+def _default_logging() -> None:
+    """Each test starts with structlog's defaults, whatever an earlier test configured."""
+    import structlog
+
+    structlog.reset_defaults()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_test_agents() -> None:
     """tests/flows/testagents.py keeps counters per run id; runs restart at R-1 per test."""
     import sys

@@ -3,6 +3,9 @@ OpenAI-compatible chat model, orchestrator/agents/llm.py)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 from orchestrator.agents.base import (
     Agent,
     AgentContext,
@@ -30,25 +33,31 @@ __all__ = [
 ]
 
 
-def build_agent(program: Program, name: str, callables: CallableLoader) -> Agent:
+@dataclass(frozen=True)
+class LlmDefaults:
+    """What the configuration says about llm agents: BATON_LLM_MODEL and BATON_LLM_PRICES."""
+
+    model: str = "gpt-4o-mini"
+    prices: Path | None = None
+
+
+def build_agent(program: Program, name: str, callables: CallableLoader,
+                llm: LlmDefaults | None = None) -> Agent:
     spec = program.flow.agents[name]
     if isinstance(spec, RulesAgent):
         return RulesAgentRunner(name, spec, program.agent_conditions[name])
     if isinstance(spec, PythonAgent):
         return PythonAgentRunner(name, spec, callables.load(spec.call))
     if isinstance(spec, LlmAgent):
-        return _llm_agent(program, name, spec)
+        return _llm_agent(program, name, spec, llm or LlmDefaults())
     raise ValueError(f"agent {name!r}: unsupported kind {spec.kind!r}")
 
 
-def _llm_agent(program: Program, name: str, spec: LlmAgent) -> Agent:
+def _llm_agent(program: Program, name: str, spec: LlmAgent, llm: LlmDefaults) -> Agent:
     # Imported here: the openai package takes a while to import, and only llm flows need it.
     from orchestrator.agents.answers import role_of
     from orchestrator.agents.llm import LlmAgentRunner
     from orchestrator.agents.prices import load_prices
-    from orchestrator.settings import Settings
 
-    settings = Settings()
     return LlmAgentRunner(name, spec, program.flow.name, program.flow.llm,
-                          role_of(program.flow, name), settings.llm_model,
-                          load_prices(settings.llm_prices))
+                          role_of(program.flow, name), llm.model, load_prices(llm.prices))

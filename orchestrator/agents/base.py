@@ -114,6 +114,10 @@ class AgentResult:
     error: str | None = None
     raw: str | None = None
     subtask: dict[str, Any] | None = None
+    # tokens and cost of attempts that failed (a model that answered, but invalidly): they are
+    # spent all the same, and count toward the run's budget and the agent's cost
+    spent: dict[str, float] = field(default_factory=lambda: {"tokens_in": 0, "tokens_out": 0,
+                                                             "cost": 0.0})
 
     @property
     def latency_ms(self) -> float:
@@ -162,6 +166,12 @@ def run_agent(agent: Agent, ctx: AgentContext, *, timeout: timedelta, retry: Ret
     started = clock.now()
     last_error: str | None = None
     raw: str | None = None
+    spent = {"tokens_in": 0, "tokens_out": 0, "cost": 0.0}
+
+    def count(exc: BaseException) -> None:
+        for key in spent:
+            spent[key] += (getattr(exc, "usage", None) or {}).get(key, 0) or 0
+
     for number in range(1, retry.attempts + 1):
         ctx.attempt = number
         ctx.last_error = last_error
@@ -172,12 +182,14 @@ def run_agent(agent: Agent, ctx: AgentContext, *, timeout: timedelta, retry: Ret
             output = validate_output(agent.name, output)
             attempts.append(Attempt(number, at, (time.perf_counter() - t0) * 1000))
             return AgentResult(agent.name, agent.kind, "ok", output, started, attempts,
-                               subtask=ctx.subtask)
+                               subtask=ctx.subtask, spent=spent)
         except PermanentAgentFailure as exc:
+            count(exc)
             attempts.append(Attempt(number, at, (time.perf_counter() - t0) * 1000, str(exc)))
             return AgentResult(agent.name, agent.kind, "failed", None, started, attempts,
-                               error=str(exc), raw=exc.raw or raw, subtask=ctx.subtask)
+                               error=str(exc), raw=exc.raw or raw, subtask=ctx.subtask, spent=spent)
         except Exception as exc:  # an agent's own bug counts as a failed attempt
+            count(exc)
             message = str(exc) if isinstance(exc, AgentFailure) else f"{type(exc).__name__}: {exc}"
             raw = getattr(exc, "raw", None) or raw
             attempt = Attempt(number, at, (time.perf_counter() - t0) * 1000, message)
@@ -189,4 +201,4 @@ def run_agent(agent: Agent, ctx: AgentContext, *, timeout: timedelta, retry: Ret
                 clock.sleep(delay)
     return AgentResult(agent.name, agent.kind, "failed", None, started, attempts,
                        error=f"failed after {len(attempts)} attempt(s): {last_error}", raw=raw,
-                       subtask=ctx.subtask)
+                       subtask=ctx.subtask, spent=spent)

@@ -197,17 +197,17 @@ class LlmAgentRunner:
         messages = self.prompt.messages(ctx, self.schema if call.mode == "json_object" else None)
         reply, messages = self._ask(client, messages, call, logger)
         try:
-            output = self._parse(reply)
+            output = self._parse(reply, call.usage)
         except InvalidAnswer as first:
             logger.warning("llm_answer_invalid", error=str(first), second_chance=True)
             reply, _ = self._ask(client, correction(messages, reply.text, str(first)), call, logger)
             try:
-                output = self._parse(reply)
+                output = self._parse(reply, call.usage)
             except InvalidAnswer as second:
                 logger.warning("llm_answer_invalid", error=str(second), second_chance=False)
                 raise PermanentAgentFailure(
                     f"invalid answer twice: {first}; after the correction: {second}",
-                    raw=reply.text, usage=call.usage.as_dict()) from None
+                    raw=reply.text, usage=self._spent(call.usage)) from None
         return self._account(output, call.usage, logger)
 
     # -- pieces ------------------------------------------------------------------------------
@@ -313,17 +313,23 @@ class LlmAgentRunner:
                  404: f" (check the model name {self.where.model!r} and the base URL)"}
         return PermanentAgentFailure(where + hints.get(status, ""))
 
-    def _parse(self, reply: Reply) -> AgentOutput:
+    def _parse(self, reply: Reply, usage: Usage) -> AgentOutput:
         if reply.refusal:
             raise PermanentAgentFailure(f"the model refused to answer: {reply.refusal[:500]}",
-                                        raw=reply.refusal)
+                                        raw=reply.refusal, usage=self._spent(usage))
         if reply.finish_reason == "content_filter":
             raise PermanentAgentFailure("the server's content filter stopped the answer",
-                                        raw=reply.text)
+                                        raw=reply.text, usage=self._spent(usage))
         if reply.finish_reason == "length":
             raise InvalidAnswer(f"the answer was cut off at max_output_tokens "
                                 f"({self.spec.max_output_tokens}); answer with a shorter JSON object")
         return parse_answer(reply.text, self.role)
+
+    def _spent(self, usage: Usage) -> dict[str, Any]:
+        """What a failed answer cost: it counts toward the run's budget all the same."""
+        estimate = self.prices.estimate(usage.tokens_in, usage.tokens_out, self.where.model,
+                                        usage.model)
+        return {**usage.as_dict(), "cost": estimate.cost}
 
     def _account(self, output: AgentOutput, usage: Usage, logger: Any) -> AgentOutput:
         estimate = self.prices.estimate(usage.tokens_in, usage.tokens_out, self.where.model,

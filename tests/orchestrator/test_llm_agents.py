@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 from orchestrator.clock import FakeClock
 from orchestrator.engine import Engine
 from storage.models import Signal, TraceEntry
+from tests.conftest import TEST_FLOWS
 from tests.fakes import FakeOpenAI, Reply, agent, point_baton_at, signal
 
 
@@ -26,6 +27,12 @@ def llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as server:
         point_baton_at(monkeypatch, server)
         yield server
+
+
+@pytest.fixture
+def test_engine(llm: FakeOpenAI, make_engine: Callable[..., Engine]) -> Engine:
+    """The engine, started after the fake server's settings (prices, model) are set."""
+    return make_engine(TEST_FLOWS)
 
 
 @pytest.fixture
@@ -207,6 +214,9 @@ def test_malformed_twice_fails_the_agent_with_the_raw_text(test_engine: Engine, 
     assert failed["attempts"] == 1  # not retried again by the retry policy: it was told twice
     assert len(llm.requests) == 2
     assert [d["agent"] for d in trace(test_engine, run.ref, "signal")] == ["pick"]  # no guess
+    # the two answers were paid for all the same: they count toward the cost and the budget
+    assert (failed["tokens_in"], failed["tokens_out"]) == (240, 80) and failed["cost"] > 0
+    assert final.tokens_used == 240 + 80
 
 
 def test_an_answer_outside_the_schema_and_a_truncated_one_get_a_second_chance(
@@ -262,12 +272,13 @@ def test_log_lines_carry_run_step_and_agent(test_engine: Engine, llm: FakeOpenAI
     assert all(e["tokens_in"] == 120 and e["tokens_out"] == 40 and e["latency_ms"] > 0 for e in calls)
 
 
-def test_an_unpriced_model_costs_zero_with_a_note(test_engine: Engine, llm: FakeOpenAI,
+def test_an_unpriced_model_costs_zero_with_a_note(make_engine: Callable[..., Engine], llm: FakeOpenAI,
                                                   monkeypatch: pytest.MonkeyPatch,
                                                   tmp_path: Path, info_logs: None) -> None:
     broken = tmp_path / "prices.yaml"
     broken.write_text("models: {test-small: {input: cheap}}")
     monkeypatch.setenv("BATON_LLM_PRICES", str(broken))
+    test_engine = make_engine(TEST_FLOWS)  # configuration is read when the engine starts
     llm.script(Reply(signal()))
     with capture_logs() as logs:
         run = test_engine.start_run("llm-parallel", {"vendor": "ACME", "amount": 1}, "alice")
