@@ -79,7 +79,8 @@ class OutboxSender:
 
     def __init__(self, db: Database, client: WebClient, clock: Any, *,
                  http_post: Callable[[str, dict[str, Any]], None] | None = None,
-                 poll: float = 1.0, max_backoff: float = 300.0, batch: int = 100) -> None:
+                 poll: float = 1.0, max_backoff: float = 300.0, batch: int = 100,
+                 doubt_wait: float | None = None) -> None:
         self.db = db
         self.client = client
         self.clock = clock
@@ -87,6 +88,10 @@ class OutboxSender:
         self.poll = poll
         self.max_backoff = max_backoff
         self.batch = batch
+        # A call that timed out may still be running at Slack: look for its message only once
+        # Slack has surely finished with it, or the look may come too early and post twice.
+        self.doubt_wait = doubt_wait if doubt_wait is not None else max(
+            5.0, 3 * float(getattr(client, "timeout", 10) or 10))
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -322,7 +327,10 @@ class OutboxSender:
             if fresh is None:
                 return "deferred"
             # once unsure, a row stays unsure until it is found or sent
-            fresh.status = "unsure" if unsure or row.status == "unsure" else "pending"
+            unsure = unsure or row.status == "unsure"
+            if unsure:
+                delay = max(delay, self.doubt_wait)
+            fresh.status = "unsure" if unsure else "pending"
             fresh.next_attempt_at = self.clock.now() + timedelta(seconds=delay)
             fresh.last_error = reason[:500]
             s.add(fresh)

@@ -109,7 +109,7 @@ def make_baton(emulator: EmulatorServer, database_url: str, ledger: Callable
     started: list[tuple[BatonService, LoopbackServer, Driver]] = []
 
     def build(flows: Path = EXAMPLE_FLOWS, clock: Clock | None = None,
-              slack_timeout: float = 10.0) -> Baton:
+              slack_timeout: float = 2.0) -> Baton:
         workspace = workspace_from_org(ORG)
         emulator.reset(workspace)
         settings = make_settings(
