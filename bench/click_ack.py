@@ -1,0 +1,315 @@
+"""Click to ack: `baton serve --http` on loopback against the Slack emulator, 50 people
+clicking gate buttons at once.
+
+Three processes share the 2 cores: the server (the real `baton serve --http`, with its
+engine, timers, event pump, outbox and bolt app under uvicorn), this one (the Slack Web
+API emulator the server posts to and updates, plus the preparation), and the clickers
+(bench/clickers.py). The gates are prepared first and every Slack message they imply is
+delivered before the clicking starts; then the time to each HTTP 200 is measured.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import psutil
+
+from bench import clickers
+from bench.common import FLOWS, REQUESTER, Row, env, fresh, in_child, percentile, quiet_logs, settings
+from bot.sandbox import Driver, EmulatorServer, workspace_from_org
+from orchestrator.bootstrap import open_engine
+from orchestrator.loader import load_org
+
+TEAMS = 10
+PER_TEAM = 5
+CLICKERS = TEAMS * PER_TEAM
+
+
+def click_flows(workdir: Path) -> Path:
+    """bench-click once per team (bench-click-01 decided by role:team01, ...)."""
+    target = workdir / "click-flows"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    template = (FLOWS / "bench-click.yaml").read_text()
+    for team in range(1, TEAMS + 1):
+        text = template.replace("name: bench-click", f"name: bench-click-{team:02d}")
+        text = text.replace("role:team01", f"role:team{team:02d}")
+        (target / f"bench-click-{team:02d}.yaml").write_text(text)
+    for name in ("org.yaml", "bench_actions.py"):
+        shutil.copy(FLOWS / name, target / name)
+    return target
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _baton_command() -> list[str]:
+    script = Path(sys.executable).with_name("baton")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from bot.cli import main; sys.argv[0] = 'baton'; main()"]
+
+
+class Server:
+    """`baton serve --http` in a child process."""
+
+    def __init__(self, workdir: Path, db: Path, flows: Path, slack: EmulatorServer) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        app = slack.workspace.app
+        variables = env(db, BATON_FLOWS=str(flows), BATON_ORG=str(flows / "org.yaml"),
+                        SLACK_BOT_TOKEN=app.bot_token, SLACK_SIGNING_SECRET=app.signing_secret,
+                        SLACK_API_URL=slack.api_url, BATON_LOG_LEVEL="info")  # serve's default level
+        self.log = (workdir / "baton-serve.log").open("w")
+        self.process = subprocess.Popen(
+            [*_baton_command(), "serve", "--http", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=variables, cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT)
+        self.ps = psutil.Process(self.process.pid)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        with httpx.Client(trust_env=False, timeout=2) as http:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"baton serve exited with {self.process.returncode}; "
+                                       f"see {self.log.name}")
+                try:
+                    if http.get(f"{self.url}/healthz").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+        raise RuntimeError("baton serve did not answer /healthz")
+
+    def figures(self) -> dict[str, float]:
+        cpu = self.ps.cpu_times()
+        return {"rss_mb": self.ps.memory_info().rss / 2**20, "threads": self.ps.num_threads(),
+                "cpu_s": cpu.user + cpu.system}
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.log.close()
+
+
+def _backlog(db: Path) -> tuple[int, int]:
+    """Events not yet turned into Slack calls, and Slack calls not yet made."""
+    with sqlite3.connect(db, timeout=30) as conn:
+        events = conn.execute("SELECT count(*) FROM event WHERE delivered_at IS NULL").fetchone()[0]
+        calls = conn.execute("SELECT count(*) FROM slack_outbox WHERE status IN "
+                             "('pending', 'sending', 'unsure')").fetchone()[0]
+    return events, calls
+
+
+def wait_delivered(db: Path, timeout: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if _backlog(db) == (0, 0):
+            return time.monotonic() - started
+        time.sleep(0.25)
+    raise RuntimeError(f"Slack deliveries did not catch up within {timeout:.0f}s: "
+                       f"{_backlog(db)} (events, calls) left")
+
+
+def prepare(db: Path, flows: Path, per_team: int) -> list[tuple[int, int, int]]:
+    """Start runs that wait at their gate, `per_team` for each team: (team, run id, gate id)."""
+    engine = open_engine(settings(db, BATON_FLOWS=flows, BATON_ORG=flows / "org.yaml"))
+    made: list[tuple[int, int]] = []
+    try:
+        for i in range(per_team):
+            for team in range(1, TEAMS + 1):
+                run = engine.start_run(f"bench-click-{team:02d}",
+                                       {"vendor": f"Vendor {i}", "amount": 1000 + i}, REQUESTER)
+                assert run.id is not None
+                made.append((team, run.id))
+    finally:
+        engine.shutdown()
+        engine.db.dispose()
+    with sqlite3.connect(db) as conn:
+        gates = dict(conn.execute("SELECT run_id, id FROM gate WHERE status = 'open'").fetchall())
+    return [(team, run_id, gates[run_id]) for team, run_id in made]
+
+
+class _Capture(Driver):
+    """The sandbox's driver, building the exact signed-request body Slack would send, but
+    not sending it: the clickers do, from their own process."""
+
+    def _interaction(self, payload: Any, signing: Any) -> Any:  # type: ignore[override]
+        return payload
+
+
+def bodies(slack: EmulatorServer, db: Path, gates: list[tuple[int, int, int]]) -> list[list[bytes]]:
+    """One list of `block_actions` bodies per clicker; each gate is clicked by one person,
+    of the team that may decide it, on the gate message in the run's thread."""
+    org = load_org(FLOWS / "org.yaml")
+    driver = _Capture(slack.workspace, "http://unused", emulator_url=slack.url)
+    with sqlite3.connect(db) as conn:
+        where = dict(((key, (channel, ts)) for key, channel, ts in
+                      conn.execute("SELECT key, channel, ts FROM slack_ref")))
+    mine: list[list[bytes]] = [[] for _ in range(CLICKERS)]
+    seen: dict[int, int] = {}
+    for team, run_id, gate_id in gates:
+        k = seen.get(team, 0)
+        seen[team] = k + 1
+        clicker = (team - 1) * PER_TEAM + k % PER_TEAM
+        user = org.slack_id(f"approver{clicker + 1:02d}")
+        assert user is not None
+        channel, ts = where[f"R-{run_id}:gate:{gate_id}"]
+        payload = driver.click(user=user, action_id="gate.decide.approve", channel=channel, ts=ts)
+        mine[clicker].append(urlencode({"payload": json.dumps(payload)}).encode())
+    return mine
+
+
+def _decided(db: Path, gate_ids: list[int]) -> tuple[int, str | None]:
+    with sqlite3.connect(db, timeout=30) as conn:
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS clicked (id INTEGER PRIMARY KEY)")
+        conn.execute("DELETE FROM clicked")
+        conn.executemany("INSERT INTO clicked VALUES (?)", [(g,) for g in gate_ids])
+        count, last = conn.execute("SELECT count(*), max(decided_at) FROM gate WHERE status = 'decided' "
+                                   "AND id IN (SELECT id FROM clicked)").fetchone()
+    return count, last
+
+
+def _window(db: Path, server: Server, url: str, secret: str, mine: list[list[bytes]],
+            duration: float, gates_of: dict[bytes, int]) -> dict[str, Any]:
+    """Click for `duration` seconds; then wait until every acknowledged click is a recorded
+    decision and Slack has been told."""
+    before = server.figures()
+    result = in_child(clickers.click, url, secret, mine, duration)
+    after = server.figures()
+    clicks = [c for per in result["clicks"] for c in per]
+    ok = [c for c in clicks if c[2] == 200]
+    sent = [gates_of[body] for bodies_, done in zip(mine, result["clicks"], strict=True)
+            for body in bodies_[:len(done)]]
+    waited = time.perf_counter()
+    decided, last = _decided(db, sent)
+    while decided < len(ok) and time.perf_counter() - waited < 120:
+        time.sleep(0.1)
+        decided, last = _decided(db, sent)
+    decide_lag = time.perf_counter() - waited
+    slack_lag = wait_delivered(db, timeout=900)
+    start = datetime.fromtimestamp(result["wall_started"], UTC).replace(tzinfo=None)
+    last_at = datetime.fromisoformat(last) if last else start
+    statuses: dict[str, int] = {}
+    for c in clicks:
+        statuses[str(c[2])] = statuses.get(str(c[2]), 0) + 1
+    return {"clicks": len(clicks), "ok": len(ok), "statuses": statuses, "sent": len(sent),
+            "latencies_ms": [c[1] * 1000 for c in ok], "decided": decided,
+            "decisions_s": max(1e-9, (last_at - start).total_seconds()),
+            "ran_out": sum(1 for per, bodies_ in zip(result["clicks"], mine, strict=True)
+                           if len(per) == len(bodies_) and bodies_),
+            "decide_lag_s": decide_lag, "slack_lag_s": slack_lag, "duration": duration,
+            "server_before": before, "server_after": after}
+
+
+def run(workdir: Path, duration: float, per_team: int, log: Callable[[str], None] = print
+        ) -> dict[str, Any]:
+    quiet_logs()
+    db = fresh(workdir / "baton-click.db")
+    flows = click_flows(workdir)
+    org = load_org(flows / "org.yaml")
+    slack = EmulatorServer(workspace_from_org(org)).start()
+    server = Server(workdir, db, flows, slack)
+    url, secret = f"{server.url}/slack/events", slack.workspace.app.signing_secret
+    try:
+        server.wait_ready()
+        log(f"  preparing {per_team * TEAMS:,} waiting gates ({TEAMS} teams of {PER_TEAM}) and "
+            "their Slack messages")
+        t0 = time.perf_counter()
+        gates = prepare(db, flows, per_team)
+        started_s = time.perf_counter() - t0
+        delivered_s = wait_delivered(db, timeout=max(900.0, 1.0 * len(gates)))
+        mine = bodies(slack, db, gates)
+        gates_of = {body: gate for body, gate in zip(
+            [b for per in mine for b in per], _gate_ids(mine), strict=True)}
+        refused_before = _refusals(db)
+        log(f"  cold server: {CLICKERS} clicks at once")
+        cold = _window(db, server, url, secret, [per[:1] for per in mine], 60.0, gates_of)
+        log(f"  {CLICKERS} clickers for {duration:g}s")
+        steady = _window(db, server, url, secret, [per[1:] for per in mine], duration, gates_of)
+        refusals = _refusals(db) - refused_before
+    finally:
+        server.stop()
+        slack.stop()
+    return {"clickers": CLICKERS, "gates": len(gates), "start_runs_s": started_s,
+            "deliver_s": delivered_s, "refusals": refusals, "cold": cold, "steady": steady}
+
+
+def _gate_ids(mine: list[list[bytes]]) -> list[int]:
+    from urllib.parse import parse_qsl
+
+    ids = []
+    for per in mine:
+        for body in per:
+            payload = json.loads(dict(parse_qsl(body.decode()))["payload"])
+            ids.append(int(json.loads(payload["actions"][0]["value"])["g"]))
+    return ids
+
+
+def _refusals(db: Path) -> int:
+    with sqlite3.connect(db, timeout=30) as conn:
+        return conn.execute("SELECT count(*) FROM trace_entry WHERE kind IN "
+                            "('decision_refused', 'refused')").fetchone()[0]
+
+
+def _errors(window: dict[str, Any]) -> int:
+    return (window["clicks"] - window["ok"]) + max(0, window["ok"] - window["decided"])
+
+
+def rows(result: dict[str, Any]) -> list[Row]:
+    section = "click to ack"
+    steady, cold = result["steady"], result["cold"]
+    lat = steady["latencies_ms"] or [float("nan")]
+    p99 = percentile(lat, 99)
+    errors = _errors(steady) + result["refusals"]
+    before, after = steady["server_before"], steady["server_after"]
+    cpu = (after["cpu_s"] - before["cpu_s"]) / steady["duration"]
+    cold_lat = cold["latencies_ms"] or [float("nan")]
+    out = [
+        Row(section, f"clicks by {result['clickers']} concurrent clickers in {steady['duration']:g}s "
+            f"({result['gates']:,} gates waiting at the start)", f"{steady['clicks']:,}"),
+        Row(section, "time to HTTP 200: p50 / p95",
+            f"{percentile(lat, 50):.1f} / {percentile(lat, 95):.1f} ms"),
+        Row(section, "time to HTTP 200: p99", f"{p99:.1f} ms", "< 100 ms", p99 < 100),
+        Row(section, "decisions per second (acked, then recorded)",
+            f"{steady['decided'] / steady['decisions_s']:.1f}"),
+        Row(section, "errors (non-200, refused, or acked but never decided)", str(errors), "0",
+            errors == 0),
+        Row(section, "HTTP statuses", ", ".join(f"{k}: {v}" for k, v in sorted(steady["statuses"].items()))),
+        Row(section, "after the last click: decisions recorded / Slack caught up",
+            f"{steady['decide_lag_s']:.1f} s / {steady['slack_lag_s']:.1f} s"),
+        Row(section, "server during the clicks: CPU / RSS / threads",
+            f"{cpu:.0%} of a core / {before['rss_mb']:.0f} -> {after['rss_mb']:.0f} MB / "
+            f"{before['threads']} -> {after['threads']}"),
+        Row(section, f"cold server, {cold['clicks']} clicks at once: p50 / p99, errors",
+            f"{percentile(cold_lat, 50):.0f} / {percentile(cold_lat, 99):.0f} ms, {_errors(cold)} "
+            f"({', '.join(f'{k}: {v}' for k, v in sorted(cold['statuses'].items()))}); all decided "
+            f"after {cold['decide_lag_s']:.1f} s", "0 errors", _errors(cold) == 0),
+        Row(section, "preparing the gates: runs started / Slack messages delivered",
+            f"{result['start_runs_s']:.0f} s / {result['deliver_s']:.0f} s"),
+    ]
+    if steady["ran_out"]:
+        out.append(Row(section, "clickers that ran out of gates before the end",
+                       str(steady["ran_out"]), "0", False))
+    return out

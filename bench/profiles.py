@@ -1,0 +1,114 @@
+"""Where the time of a run goes: pyinstrument profiles of Baton's suspend and resume paths,
+and of LangGraph's for comparison, plus the SQL statements one Baton run executes.
+
+    python bench/profiles.py [--runs 300] [--out DIR]
+
+Writes one text profile per path (and an HTML one, for a browser) to DIR and prints the
+top of each, then the statements of one suspend and one resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: the repository, not bench/, on the path
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+
+def _profile(name: str, fn: Callable[[], None], out: Path, interval: float) -> str:
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=interval)
+    profiler.start()
+    fn()
+    profiler.stop()
+    text = profiler.output_text(unicode=False, color=False, show_all=False)
+    (out / f"{name}.txt").write_text(text)
+    (out / f"{name}.html").write_text(profiler.output_html())
+    return text
+
+
+def statements(workdir: Path) -> dict[str, list[str]]:
+    """The SQL one Baton suspend and one resume execute (first line of each statement)."""
+    from sqlalchemy import event
+
+    from bench.baton_side import BatonSide
+    from bench.common import fresh
+
+    side = BatonSide(fresh(workdir / "statements.db"))
+    for _ in range(3):
+        side.resume(side.suspend())
+    seen: list[str] = []
+
+    @event.listens_for(side.engine.db.engine, "before_cursor_execute")
+    def _log(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+        seen.append(" ".join(statement.split())[:100])
+
+    run_id = side.suspend()
+    suspend = list(seen)
+    seen.clear()
+    side.resume(run_id)
+    resume = list(seen)
+    side.close()
+    return {"suspend": suspend, "resume": resume}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--interval", type=float, default=0.0005, help="sampling interval, seconds")
+    args = parser.parse_args(argv)
+
+    from bench.baton_side import BatonSide
+    from bench.common import INPUTS, REVIEWER, fresh, quiet_logs
+    from bench.langgraph_side import LangGraphSide
+
+    quiet_logs()
+    out = args.out or Path(tempfile.mkdtemp(prefix="baton-profiles-"))
+    out.mkdir(parents=True, exist_ok=True)
+    baton = BatonSide(fresh(out / "baton.db"))
+    graph = LangGraphSide(fresh(out / "langgraph.db"))
+    for i in range(20):
+        baton.resume(baton.suspend())
+        graph.suspend(f"warm-{i}", INPUTS)
+        graph.resume(f"warm-{i}", REVIEWER, "approve")
+    ids: list[int] = []
+    threads = [f"t-{i}" for i in range(args.runs)]
+    def baton_suspend() -> None:
+        ids.extend(baton.suspend() for _ in range(args.runs))
+
+    def baton_resume() -> None:
+        for run_id in ids:
+            baton.resume(run_id)
+
+    def graph_suspend() -> None:
+        for thread in threads:
+            graph.suspend(thread, INPUTS)
+
+    def graph_resume() -> None:
+        for thread in threads:
+            graph.resume(thread, REVIEWER, "approve")
+
+    texts = {name: _profile(name, fn, out, args.interval) for name, fn in (
+        ("baton-suspend", baton_suspend), ("baton-resume", baton_resume),
+        ("langgraph-suspend", graph_suspend), ("langgraph-resume", graph_resume))}
+    baton.close()
+    graph.close()
+    for name, text in texts.items():
+        print(f"==== {name} ({args.runs} runs) ====")
+        print("\n".join(text.splitlines()[:60]))
+    for phase, found in statements(out).items():
+        print(f"==== SQL of one Baton {phase}: {len(found)} statements ====")
+        print("\n".join(f"  {s}" for s in found))
+    print(f"profiles written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

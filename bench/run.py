@@ -1,0 +1,151 @@
+"""Baton's benchmarks: `python bench/run.py` (full sizes) or `python bench/run.py --quick`.
+
+Prints what it does, then one table, then the comparison with LangGraph as its last line:
+
+    ratio vs langgraph: suspend <X>x resume <Y>x
+
+(LangGraph's median time per run divided by Baton's, measured in this same process run.)
+docs/benchmarks.md says what each figure means and what dominated the cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make `bench` importable
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # the repository, not bench/
+
+
+@dataclass(frozen=True)
+class Sizes:
+    runs: int  # suspend/resume, per side
+    durabilities: tuple[str, ...]  # LangGraph durability modes; the first is the equivalent one
+    modes_runs: int  # inline vs background engine
+    waiting: int
+    click_seconds: float
+    click_per_team: int  # gates prepared per team of five
+    year_runs: int  # trace at size
+    trace_samples: int
+
+
+FULL = Sizes(10_000, ("sync", "async"), 1_000, 10_000, 20.0, 60, 100_000, 200)
+QUICK = Sizes(1_000, ("sync",), 0, 200, 5.0, 6, 10_000, 50)
+SECTIONS = ("suspend", "modes", "waiting", "click", "trace")
+
+
+def machine() -> dict[str, Any]:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import psutil
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
+            "os": platform.platform(), "load_avg": os.getloadavg(),
+            "packages": {p: version(p) for p in ("langgraph", "langgraph-checkpoint-sqlite", "sqlalchemy",
+                                                  "sqlmodel", "slack-bolt", "uvicorn")}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="reduced sizes (about a minute)")
+    parser.add_argument("--only", action="append", choices=SECTIONS,
+                        help="run only this benchmark (repeatable); the ratio line needs `suspend`")
+    parser.add_argument("--runs", type=int, help="suspend/resume: runs per side")
+    parser.add_argument("--waiting", type=int, help="waiting at scale: runs waiting at once")
+    parser.add_argument("--click-seconds", type=float, help="click to ack: how long 50 people click")
+    parser.add_argument("--click-gates", type=int, help="click to ack: gates prepared per team (10 teams)")
+    parser.add_argument("--year-runs", type=int, help="trace at size: runs in the generated database")
+    parser.add_argument("--workdir", type=Path, help="where the databases go (default: a temporary folder)")
+    parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    args = parser.parse_args(argv)
+
+    from bench import click_ack, suspend_resume, trace_size, waiting
+    from bench.common import Row, quiet_logs, table
+
+    base = QUICK if args.quick else FULL
+    sizes = Sizes(args.runs or base.runs, base.durabilities, base.modes_runs, args.waiting or base.waiting,
+                  args.click_seconds or base.click_seconds, args.click_gates or base.click_per_team,
+                  args.year_runs or base.year_runs, base.trace_samples)
+    sections = args.only or list(SECTIONS)
+    quiet_logs()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="baton-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    about = machine()
+    print(f"Baton benchmarks ({'quick' if args.quick else 'full'}) in {workdir}")
+    print(f"machine: {about['cpu']}, {about['cores']} cores, {about['ram_gb']} GB; Python {about['python']}, "
+          f"SQLite {about['sqlite']}; load average {about['load_avg'][0]:.2f}")
+    started = time.perf_counter()
+    rows: list[Row] = []
+    figures: dict[str, Any] = {"machine": about, "sizes": sizes.__dict__}
+    ratios: tuple[float, float] | None = None
+    durability: dict[str, str] = {}
+
+    def step(name: str) -> None:
+        print(f"[{time.perf_counter() - started:6.0f}s] {name}", flush=True)
+
+    if "suspend" in sections:
+        step(f"suspend and resume: Baton and LangGraph, {sizes.runs:,} runs each")
+        result = suspend_resume.run(workdir, sizes.runs, sizes.durabilities)
+        rows += suspend_resume.rows(result)
+        ratios = result.ratios
+        durability = result.durability
+        figures["suspend_resume"] = {s.name: {k: v.__dict__ for k, v in s.timings().items()}
+                                     | {"bytes_per_run": s.bytes_per_run} for s in result.sides}
+    if "modes" in sections and sizes.modes_runs:
+        step(f"engine modes: inline and background, {sizes.modes_runs:,} runs each")
+        modes = suspend_resume.background(workdir, sizes.modes_runs)
+        rows += suspend_resume.background_rows(modes)
+        figures["modes"] = modes.__dict__
+    if "waiting" in sections:
+        step(f"waiting at scale: {sizes.waiting:,} runs")
+        found = waiting.run(workdir, sizes.waiting)
+        rows += waiting.rows(found)
+        figures["waiting"] = found
+    if "click" in sections:
+        step(f"click to ack: {click_ack.CLICKERS} clickers, {sizes.click_seconds:g}s")
+        clicked = click_ack.run(workdir, sizes.click_seconds, sizes.click_per_team)
+        rows += click_ack.rows(clicked)
+        figures["click"] = clicked
+    if "trace" in sections:
+        step(f"trace at size: {sizes.year_runs:,} runs")
+        traced = trace_size.run(workdir, sizes.year_runs, sizes.trace_samples)
+        rows += trace_size.rows(traced)
+        figures["trace"] = {k: (v.__dict__ if hasattr(v, "__dict__") else v) for k, v in traced.items()}
+    step("done")
+    about["load_avg_end"] = os.getloadavg()
+    print()
+    print(table(rows))
+    print()
+    for side, settings_ in durability.items():
+        print(f"durability, {side}: {settings_}")
+    print(f"load average at the start / end: {about['load_avg'][0]:.2f} / {about['load_avg_end'][0]:.2f} "
+          f"(other work on the machine shows up in wall times; the cpu columns are this process's own)")
+    figures["rows"] = [r.as_dict() for r in rows]
+    figures["durability"] = durability
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
+    if ratios is not None:
+        print(f"ratio vs langgraph: suspend {ratios[0]:.2f}x resume {ratios[1]:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""A few seconds' check that the benchmark harness still runs against today's Baton:
+both sides of the comparison on a handful of runs, and a small generated year whose
+trace chains verify. It times nothing. Not collected by the test suite (testpaths is
+tests/); run it with `pytest bench/test_smoke.py`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bench import suspend_resume, trace_size
+from bench.common import table
+
+
+def test_suspend_resume_on_both_sides(tmp_path: Path) -> None:
+    result = suspend_resume.run(tmp_path, 4, log=lambda _: None, warmup=1)
+    rows = suspend_resume.rows(result)
+    assert {s.name for s in result.sides} == {"baton", "langgraph (sync)"}
+    assert all(s.bytes_per_run > 0 for s in result.sides)
+    assert "synchronous=NORMAL" in result.durability["baton"]
+    assert "synchronous=NORMAL" in result.durability["langgraph (sync)"]
+    assert re.search(r"suspend: langgraph \(sync\) / baton", table(rows))
+
+
+def test_generated_year_verifies(tmp_path: Path) -> None:
+    # trace_size.run checks that generated chains verify with `baton trace verify`'s code
+    result = trace_size.run(tmp_path, 60, samples=3, log=lambda _: None, cli=False)
+    assert result["counts"]["runs"] == 60 and result["counts"]["entries"] > 400
+    assert "trace at size" in table(trace_size.rows(result))
