@@ -167,13 +167,17 @@ def test_fifty_gates_escalate_once_each_and_a_killed_replica_loses_nothing(
                 col(SlackOutbox.status).in_(("pending", "sending", "unsure")))).first()
             events = s.exec(select(Event.id).where(col(Event.delivered_at).is_(None))).first()
         return open_rows is None and events is None
-    eventually(delivered, 60)
+    eventually(delivered, 90)
+    with db.read() as s:
+        failed = [(o.id, o.method, o.last_error, o.payload.get("channel"))
+                  for o in s.exec(select(SlackOutbox).where(SlackOutbox.status == "failed"))]
+    assert failed == []
     cards = [m for m in ws.messages(PAYMENTS, include_replies=False) if m.text.startswith("R-")]
     assert sorted(m.text.split()[0] for m in cards) == sorted(f"R-{i}" for i in range(1, 51))
     dave_dm = ws.dm_of(DAVE)
     assert dave_dm is not None
     pings = [m for m in ws.messages(dave_dm.id) if "Pay it?" in str(m.blocks)]
-    assert len(pings) == 50  # the level-2 DM to the finance lead, once per gate
+    assert len(pings) == 50, _missing_dms(db, emulator, pings)  # level 2: once per gate
 
 
 def _count(db: Database, model, *where) -> int:  # type: ignore[no-untyped-def]
@@ -184,3 +188,21 @@ def _count(db: Database, model, *where) -> int:  # type: ignore[no-untyped-def]
 def _finished(db: Database, n: int) -> bool:
     with db.read() as s:
         return len(s.exec(select(Run).where(col(Run.status).in_(("succeeded", "rejected")))).all()) == n
+
+
+def _missing_dms(db: Database, emulator: EmulatorServer, pings: list) -> str:  # type: ignore[type-arg]
+    """Which gates have no DM, and what happened to their outbox rows (for a failure message)."""
+    got = {(m.metadata or {}).get("event_payload", {}).get("outbox_id") for m in pings}
+    lines = [f"{len(pings)} DMs; other DM channels: "
+             f"{[c.id for c in emulator.workspace.channels() if c.id.startswith('D')]}"]
+    with db.read() as s:
+        rows = s.exec(select(SlackOutbox).where(SlackOutbox.method == "chat.postMessage",
+                                                col(SlackOutbox.ref).like("%:dm:U0DAVE001")))
+        for row in rows:
+            if row.id not in got:
+                calls = [(c.method, c.status, c.fault) for c in emulator.calls
+                         if (c.args.get("metadata") or {}).get("event_payload", {}).get("outbox_id")
+                         == row.id]
+                lines.append(f"row {row.id} {row.ref} {row.status} attempts={row.attempts} "
+                             f"error={row.last_error} claimed_by={row.claimed_by} calls={calls}")
+    return "\n".join(lines)
