@@ -1,10 +1,22 @@
-"""HTTP mode: `POST /slack/events` for commands, interactivity and events (signature
-checked by bolt), `GET /healthz`, `GET /metrics` (Prometheus). Bolt's dispatch runs in a
-worker thread, so one slow request never holds up another's acknowledgement."""
+"""HTTP mode: `POST /slack/events` for commands, interactivity and events, `GET /healthz`,
+`GET /metrics` (Prometheus). Bolt's dispatch runs in a worker thread, so one slow request
+never holds up another's acknowledgement.
+
+A request is checked here before bolt sees it, cheapest first: its size, its content type,
+Slack's signature over the exact bytes (HMAC with the signing secret, timestamp within five
+minutes), then whether the body is a Slack payload at all. Bolt's own body parser fails on
+malformed JSON (a 500) and drops any form that merely contains the word "payload" (a slash
+command typed with it got a 404), so bolt is handed the body parsed here, already verified.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -21,11 +33,85 @@ from storage.engine import Database
 
 MAX_BODY = 1_000_000  # Slack's payloads are far smaller; refuse anything bigger unread
 SLACK_TYPES = ("application/x-www-form-urlencoded", "application/json")
+MAX_AGE = 5 * 60  # Slack's rule: a signature older (or newer) than five minutes is a replay
+# Interactions that always say who acted.
+USER_PAYLOADS = ("block_actions", "view_submission", "view_closed", "shortcut", "message_action",
+                 "block_suggestion")
+
+
+def signed_by_slack(secret: str, headers: Any, body: bytes, now: float) -> bool:
+    """Whether `body` carries a valid, fresh Slack signature (v0, HMAC-SHA256)."""
+    timestamp = headers.get("x-slack-request-timestamp") or ""
+    signature = headers.get("x-slack-signature") or ""
+    if not secret or not (timestamp.isascii() and timestamp.isdigit()) or not signature:
+        return False
+    if abs(now - int(timestamp)) > MAX_AGE:
+        return False
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), signature.encode("latin-1", "replace"))
+
+
+def parse_slack_body(text: str, content_type: str) -> dict[str, Any] | str:
+    """The payload of a Slack request, or what is wrong with it."""
+    if content_type == "application/json":
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return "body is not valid JSON"
+        return data if isinstance(data, dict) else "body must be a JSON object"
+    fields = dict(parse_qsl(text, keep_blank_values=True))
+    if "payload" not in fields:
+        return fields if "command" in fields else \
+            "expected a slash command (command=...) or an interaction (payload=...)"
+    try:
+        payload = json.loads(fields["payload"])
+    except ValueError:
+        return "payload is not valid JSON"
+    return payload if isinstance(payload, dict) else "payload must be a JSON object"
+
+
+def _object(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def payload_problem(body: dict[str, Any]) -> str | None:
+    """What a parsed payload lacks that every Slack request of its kind has, if anything."""
+    if "command" in body and "type" not in body:  # a slash command's form fields
+        if not _text(body.get("command")) or not _text(body.get("user_id")):
+            return "a slash command needs command and user_id"
+        return None
+    kind = body.get("type")
+    if not _text(kind):
+        return "the payload has no type"
+    if kind in USER_PAYLOADS and not (_object(body.get("user")) and _text(body["user"].get("id"))):
+        return f"a {kind} payload needs user.id"
+    for name in ("view", "container", "channel", "message", "state"):
+        if body.get(name) is not None and not _object(body[name]):
+            return f"{name} must be an object"
+    if kind == "block_actions":
+        actions = body.get("actions")
+        if not isinstance(actions, list) or not actions or not all(
+                _object(a) and _text(a.get("action_id")) for a in actions):
+            return "block_actions needs actions, each with an action_id"
+    if kind in ("view_submission", "view_closed") and not _object(body.get("view")):
+        return f"a {kind} payload needs a view"
+    if kind == "event_callback":
+        event = body.get("event")
+        if not _object(event) or not _text(event.get("type")) or not _text(body.get("event_id")):
+            return "an event_callback needs event_id and an event with a type"
+    return None
 
 
 def http_app(app: App, db: Database, extra_routes: list[Route] | None = None,
-             clock: Any = None) -> Starlette:
+             clock: Any = None, signing_secret: str | None = None) -> Starlette:
     collector = BatonCollector(db, clock or SystemClock())
+    # The app's own secret unless told otherwise (bolt keeps it as `_signing_secret`).
+    secret = signing_secret if signing_secret is not None else getattr(app, "_signing_secret", "")
 
     async def slack_events(request: Request) -> Response:
         length = request.headers.get("content-length")
@@ -40,12 +126,23 @@ def http_app(app: App, db: Database, extra_routes: list[Route] | None = None,
             body += chunk
             if len(body) > MAX_BODY:
                 return JSONResponse({"error": "request body too large"}, status_code=413)
+        # Signatures are Slack's wall clock, not the engine's (which tests may fake).
+        if not signed_by_slack(secret, request.headers, body, time.time()):
+            return JSONResponse({"error": "invalid request: missing, wrong or stale Slack signature"},
+                                status_code=401)
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             return JSONResponse({"error": "body is not UTF-8"}, status_code=400)
-        bolt_request = BoltRequest(body=text, query=request.url.query,
-                                   headers=dict(request.headers))
+        parsed = parse_slack_body(text, content_type)
+        problem = parsed if isinstance(parsed, str) else payload_problem(parsed)
+        if problem is not None:
+            return JSONResponse({"error": f"not a Slack request: {problem}"}, status_code=400)
+        assert isinstance(parsed, dict)
+        # Verified above; bolt verifies only raw text bodies, and skips this one ("socket_mode"
+        # is bolt's name for a request whose body arrives parsed, from a trusted transport).
+        bolt_request = BoltRequest(body=parsed, query=request.url.query,
+                                   headers=dict(request.headers), mode="socket_mode")
         reply = await run_in_threadpool(app.dispatch, bolt_request)
         return Response(status_code=reply.status, content=reply.body,
                         headers=reply.first_headers_without_set_cookie())
