@@ -17,6 +17,7 @@ QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019", "\u201e": 
           "\u00ab": "\u00bb"}
 _MENTION = re.compile(r"<([@#!])([A-Z0-9^]+)(?:\|([^>]*))?>")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ArgumentError(ValueError):
@@ -24,7 +25,9 @@ class ArgumentError(ValueError):
 
 
 def unslack(text: str) -> str:
-    """Slack's wire format back to what was typed: mentions become @U123, #C123."""
+    """Slack's wire format back to what was typed: mentions become @U123, #C123. Invalid
+    UTF-8 (a lone surrogate from JSON's `\\udcff`) becomes U+FFFD, as a decoder shows it."""
+    text = _SURROGATE.sub("\ufffd", text)
     text = _MENTION.sub(lambda m: f"{m.group(1)}{m.group(2)}".replace("!subteam^", "@"), text)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 from typing import Any
 from urllib.parse import parse_qsl
@@ -35,6 +36,7 @@ MAX_BODY = 1_000_000  # Slack's payloads are far smaller; refuse anything bigger
 SLACK_TYPES = ("application/x-www-form-urlencoded", "application/json")
 MAX_AGE = 5 * 60  # Slack's rule: a signature older (or newer) than five minutes is a replay
 # Interactions that always say who acted.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 USER_PAYLOADS = ("block_actions", "view_submission", "view_closed", "shortcut", "message_action",
                  "block_suggestion")
 
@@ -69,6 +71,19 @@ def parse_slack_body(text: str, content_type: str) -> dict[str, Any] | str:
     except ValueError:
         return "payload is not valid JSON"
     return payload if isinstance(payload, dict) else "payload must be a JSON object"
+
+
+def well_formed(value: Any) -> Any:
+    """`value` with invalid UTF-8 replaced by U+FFFD in every string. JSON can carry it as a
+    lone surrogate escape (`"\\udcff"`), which Python decodes into text that cannot be
+    encoded again: stored in a reason or an input, it broke the trace's hash chain."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {well_formed(k): well_formed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [well_formed(v) for v in value]
+    return value
 
 
 def _object(value: Any) -> bool:
@@ -141,7 +156,7 @@ def http_app(app: App, db: Database, extra_routes: list[Route] | None = None,
         assert isinstance(parsed, dict)
         # Verified above; bolt verifies only raw text bodies, and skips this one ("socket_mode"
         # is bolt's name for a request whose body arrives parsed, from a trusted transport).
-        bolt_request = BoltRequest(body=parsed, query=request.url.query,
+        bolt_request = BoltRequest(body=well_formed(parsed), query=request.url.query,
                                    headers=dict(request.headers), mode="socket_mode")
         reply = await run_in_threadpool(app.dispatch, bolt_request)
         return Response(status_code=reply.status, content=reply.body,

@@ -62,8 +62,11 @@ def coerce(spec: InputSpec, value: Any, name: str) -> Any:
 
 
 def _clean_text(value: str) -> str:
-    """Drop control characters other than newline and tab: they break renderers and logs."""
-    return "".join(ch for ch in value if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    """Drop control characters other than newline and tab: they break renderers and logs.
+    Invalid UTF-8 (lone surrogates, as Python decodes undecodable bytes in argv or JSON's
+    `\\udcff`) becomes U+FFFD: such text cannot be encoded, so cannot be stored or traced."""
+    return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in value
+                   if ch in "\n\t" or unicodedata.category(ch) != "Cc")
 
 
 def usage(flow: Flow) -> str:
