@@ -104,8 +104,10 @@ class Commands:
         handler = getattr(self, f"cmd_{verb}", None)
         if handler is None:
             reply = help_reply("/baton")
+            # plain_text: what was typed is shown as typed (a backtick in it cannot end the
+            # code span and format the rest)
             return Reply(f"Unknown command {esc(verb)}", [
-                section(mrkdwn(f":thinking_face: `{esc(verb)}` is not a Baton command.")),
+                section(plain(f":thinking_face: `{verb}` is not a Baton command.")),
                 *reply.blocks]), None
         try:
             return handler(rest, who)
