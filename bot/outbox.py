@@ -29,6 +29,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlmodel import Session, col, select, update
 
+from orchestrator.failpoints import crash_point
 from orchestrator.owners import Owners
 from storage.engine import Database
 from storage.models import SlackOutbox, SlackRef
@@ -207,6 +208,7 @@ class OutboxSender:
                     self._mark_sent(row, found)
                     return "sent"
             response = self._call(row, refs)
+            crash_point("message.sent")
         except RetryLater as exc:
             return self._defer(row, exc.delay, str(exc))
         except SlackApiError as exc:

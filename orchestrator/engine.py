@@ -40,6 +40,7 @@ from orchestrator.callables import CallableLoader
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import BatonError, NotFound
 from orchestrator.events import DomainEvent, Notifier, emit
+from orchestrator.failpoints import crash_point
 from orchestrator.gating import DecisionReport
 from orchestrator.inputs import parse_inputs
 from orchestrator.loader import FlowCatalog, definition, program_from_definition
@@ -163,9 +164,14 @@ class Engine:
                 found = s.exec(select(FlowVersion)
                                .where(FlowVersion.digest == program.digest)).one()
         assert found.id is not None
-        self._versions[program.digest] = found.id
-        self._programs.setdefault(found.id, program)
-        return found.id
+        version_id = found.id
+
+        def remember() -> None:  # only once committed: another thread may use it at once
+            self._versions[program.digest] = version_id
+            self._programs.setdefault(version_id, program)
+
+        after_commit(s, remember)
+        return version_id
 
     def _tx(self, s: Any, run: Run) -> Tx:
         return Tx(s, run, self.program_for(run), self, self.clock.now())
@@ -205,9 +211,10 @@ class Engine:
                 with s.begin_nested():
                     s.add(run)
                     s.flush()
-            except IntegrityError:  # the same request was started elsewhere a moment ago
-                s.expunge(run)
-                run = None  # type: ignore[assignment]
+            except IntegrityError:
+                if request_key is None:
+                    raise
+                run = None  # type: ignore[assignment]  # the same request, started elsewhere
             if run is not None:
                 tx = Tx(s, run, program, self, now)
                 tx.trace("run_started", {"flow": flow.name, "version": str(flow.version),
@@ -293,9 +300,12 @@ class Engine:
                 run.visits = {**run.visits, node.key: int(run.visits.get(node.key, 0)) + 1}
                 with structlog.contextvars.bound_contextvars(flow=run.flow_name, step=node.key):
                     result = steps.begin(tx, node)
-                if not isinstance(result, Work):
-                    return self._apply(tx, node, result, started)
-                work = result
+                work = result if isinstance(result, Work) else None
+                if work is None:
+                    go_on = self._apply(tx, node, result, started)  # type: ignore[arg-type]
+            if work is None:
+                crash_point("step.committed")
+                return go_on
             with structlog.contextvars.bound_contextvars(step=node.key), \
                     self._heartbeat(run_id, owner):
                 outcome = work.fn()
@@ -306,7 +316,9 @@ class Engine:
                                 status=run.status if run else None)
                     return False
                 tx = self._tx(s, run)
-                return self._apply(tx, node, work.finish(tx, outcome), started)
+                go_on = self._apply(tx, node, work.finish(tx, outcome), started)
+            crash_point("step.committed")
+            return go_on
         except Exception as exc:
             log.exception("step_crashed", step=node.key if node else None)
             self._fail(run_id, owner, node, exc)
@@ -459,8 +471,10 @@ class Engine:
                 return DecisionReport("refused", str(exc), run.ref)
             report, transition = gating.record_decision(tx, found, user, option, reason, edits)
             resume = self._resume_after(tx, transition)
-        log.info("decision", run=report.run, gate=report.gate, by=user, option=option,
-                 status=report.status, why=None if report.ok else report.message)
+        crash_point("decision.committed")
+        with structlog.contextvars.bound_contextvars(run=report.run):
+            log.info("decision", gate=report.gate, by=user, option=option, status=report.status,
+                     why=None if report.ok else report.message)
         if resume:
             self._schedule(parse_ref(report.run))
         return report

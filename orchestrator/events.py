@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import structlog
 from sqlmodel import Session, col, select
 
+from orchestrator.failpoints import crash_point
 from storage.engine import Database, after_commit
 from storage.models import Event, Run
 
@@ -133,6 +134,7 @@ class Dispatcher:
                 if row.delivered_at is not None:
                     return "done"
                 self.sink.handle(s, DomainEvent.from_row(row))
+                crash_point("outbox.written")
                 row.delivered_at = self.clock.now()
                 row.attempts += 1
                 s.add(row)

@@ -19,6 +19,7 @@ from gates import escalation as esc
 from gates.durations import format_duration
 from gates.options import BUILTIN_OPTIONS, Option, Refusal, check_reason, find_option
 from gates.quorum import Vote, tally
+from orchestrator.failpoints import crash_point
 from orchestrator.inputs import coerce
 from orchestrator.program import Node
 from orchestrator.runtime import Finish, Goto, Transition, Tx
@@ -92,6 +93,7 @@ def open_gate(tx: Tx, node: Node, *, kind: str, key: str, title: str, question: 
     gate.approvers = sorted(approvers)
     tx.session.add(gate)
     tx.session.flush()
+    crash_point("gate.opened")
     data = {"gate": key, "gate_id": gate.id, "kind": kind, "title": title,
             "approvers": gate.approvers, "approver_spec": list(approver_specs),
             "quorum": quorum, "options": [o.id for o in options]}
@@ -260,6 +262,7 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
     decision.counted, decision.created_at = True, tx.now
     tx.session.add(decision)
     tx.session.flush()
+    crash_point("decision.recorded")
     data: dict[str, Any] = {"gate": gate.key, "gate_id": gate.id, "option": option.id,
                             "effect": option.effect, "reason": reason}
     if changes:

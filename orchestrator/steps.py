@@ -25,6 +25,7 @@ from orchestrator import gating
 from orchestrator.agents import AgentContext, AgentOutput, AgentResult, build_agent, run_agent
 from orchestrator.agents.base import Attempt, _call_with_timeout, backoff_delay
 from orchestrator.callables import CallableError
+from orchestrator.failpoints import crash_point
 from orchestrator.program import Node
 from orchestrator.runtime import Finish, Goto, Hold, Transition, Tx, Wait, Work
 from orchestrator.spec import RetrySpec
@@ -93,6 +94,7 @@ def run_agents(engine: Any, program: Any, now: Any, jobs: list[tuple[str, AgentC
                            for i in slow}
                 for index, future in futures.items():
                     results[index] = future.result()
+        crash_point("agents.done")
         return [r for r in results if r is not None]
 
     return work
@@ -129,6 +131,7 @@ def store_result(tx: Tx, node: Node | str, result: AgentResult, *, agent_label: 
         started_at=result.started_at, created_at=tx.now,
     )
     tx.add_signal(signal)
+    crash_point("signal.stored")
     tx.run.tokens_used += tokens_in + tokens_out
     data: dict[str, Any] = {"agent": signal.agent, "kind": result.kind, "status": result.status,
                             "attempts": signal.attempts, "latency_ms": signal.latency_ms}
@@ -484,10 +487,12 @@ def run_action(engine: Any, dotted: str, context: ActionContext, timeout: Any,
     started = time.perf_counter()
     error = None
     timed_out = False
+    crash_point("action.started")
     for attempt in range(1, attempts + 1):
         context.attempt = first + attempt - 1
         try:
             result = _call_with_timeout(lambda: fn(context), timeout)
+            crash_point("action.done")
             return ActionOutcome(True, jsonable(result) if result is not None else None,
                                  attempts=attempt,
                                  latency_ms=(time.perf_counter() - started) * 1000)

@@ -3,17 +3,11 @@ driven by signed requests spread across both, with one replica killed mid-way.""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlmodel import col, select
 
@@ -21,52 +15,10 @@ from bot.sandbox import Driver, EmulatorServer, workspace_from_org
 from storage.engine import Database
 from storage.models import Decision, Event, Run, SlackOutbox, TraceEntry
 from tests.bot.conftest import BOB, CAROL, DAVE, ORG, PAYMENTS
+from tests.bot.processes import Replica, eventually, serve_env
 from tests.conftest import EXAMPLE_FLOWS, TEST_FLOWS
 
 PEOPLE = [BOB, CAROL, DAVE, "U0ERIN001", "U0FRANK01", "U0ALICE01", "U0GRACE01", "U0HENRY01"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Replica:
-    def __init__(self, env: dict[str, str], cwd: Path, name: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(cwd / f"{name}.log", "w")  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", "from bot.cli import main; main()", "serve", "--http",
-             "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1, trust_env=False).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None:
-                raise AssertionError(f"replica exited: {Path(self.log.name).read_text()}")
-            time.sleep(0.1)
-        raise AssertionError("replica did not start")
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
 
 
 @pytest.fixture
@@ -74,15 +26,8 @@ def cluster(emulator: EmulatorServer, database_url: str, tmp_path: Path
             ) -> Iterator[tuple[list[Replica], list[Driver], Database]]:
     workspace = workspace_from_org(ORG)
     emulator.reset(workspace)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("BATON_", "DATABASE_", "SLACK_"))},
-        "DATABASE_URL": database_url, "BATON_FLOWS": str(TEST_FLOWS),
-        "BATON_ORG": str(EXAMPLE_FLOWS / "org.yaml"), "BATON_PYTHON_MODULES": "testagents",
-        "BATON_EXAMPLE_LEDGER": str(tmp_path / "ledger.jsonl"), "BATON_TIMER_SWEEP": "0.5",
-        "SLACK_BOT_TOKEN": workspace.app.bot_token,
-        "SLACK_SIGNING_SECRET": workspace.app.signing_secret, "SLACK_API_URL": emulator.api_url,
-        "BATON_LOG_LEVEL": "warning",
-    }
+    env = serve_env(database_url, TEST_FLOWS, EXAMPLE_FLOWS / "org.yaml", emulator.api_url,
+                    workspace, tmp_path / "ledger.jsonl")
     db = Database(database_url)
     from storage.migrate import ensure_schema
 
@@ -97,17 +42,6 @@ def cluster(emulator: EmulatorServer, database_url: str, tmp_path: Path
         for replica in replicas:
             replica.stop()
         db.dispose()
-
-
-def eventually(check, timeout: float = 60.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("not true in time")
-        time.sleep(0.1)
 
 
 def test_hundred_concurrent_clicks_across_two_replicas_give_one_outcome(

@@ -56,3 +56,23 @@ def test_fifty_concurrent_decisions_record_exactly_one(
     final = engine.get_run(run.ref)
     assert final.status == ("succeeded" if decisions[0].effect == "approve" else "rejected")
     assert len(ledger()) == (1 if decisions[0].effect == "approve" else 0)
+
+
+def test_two_hundred_runs_started_and_decided_concurrently_all_complete(
+        make_engine: Callable[..., Engine], ledger: Callable) -> None:
+    """Also the first start of a flow, racing with itself: its stored version must be
+    committed before any other start refers to it."""
+    engine = make_engine()
+    amounts = [str(20000 + i) for i in range(200)]
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        runs = list(pool.map(lambda a: engine.start_run(
+            "vendor-payment", {"vendor": "ACME", "amount": a}, "alice").ref, amounts))
+    assert len(set(runs)) == 200
+    assert all(engine.get_run(ref).status == "waiting" for ref in runs)
+    people = ["bob", "carol"]
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        reports = list(pool.map(lambda i: engine.decide(runs[i], people[i % 2], "approve",
+                                                        reason="checked"), range(200)))
+    assert all(r.outcome == "approve" for r in reports)
+    assert all(engine.get_run(ref).status == "succeeded" for ref in runs)
+    assert sorted(e["run"] for e in ledger()) == sorted(runs)  # each paid exactly once
