@@ -80,7 +80,7 @@ class OutboxSender:
 
     def __init__(self, db: Database, client: WebClient, clock: Any, *,
                  http_post: Callable[[str, dict[str, Any]], None] | None = None,
-                 poll: float = 1.0, max_backoff: float = 300.0, batch: int = 100,
+                 poll: float = 1.0, max_backoff: float = 30.0, batch: int = 100,
                  doubt_wait: float | None = None) -> None:
         self.db = db
         self.client = client
