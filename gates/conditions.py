@@ -61,6 +61,20 @@ STANDARD_FUNCTIONS = frozenset({
 })
 _COMPREHENSION = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
 
+# The CEL parser and evaluator recurse once per nested bracket and per chained operator, on
+# the calling thread's stack: 16,000 chained `+ 1` (or 100 nested parentheses on a 512 KB
+# thread stack, as macOS gives worker threads) overflow it and kill the whole process with
+# a segmentation fault. Policy conditions are short; these bounds are far above any real one
+# and far below the crash.
+MAX_LENGTH = 4000
+MAX_DEPTH = 32
+MAX_OPERATORS = 300
+_STRING = re.compile(r"[rR]?(?:'{3}[\s\S]*?'{3}"
+                     r'|"{3}[\s\S]*?"{3}'
+                     r"|'(?:\\.|[^'\\\n])*'"
+                     r'|"(?:\\.|[^"\\\n])*")')
+_OPERATOR = re.compile(r"&&|\|\||==|!=|<=|>=|[-+*/%<>!?.\[]")
+
 
 class ConditionError(ValueError):
     """A condition that does not compile, refers to unknown names, or fails to evaluate."""
@@ -76,17 +90,21 @@ class Condition:
             return self.program.execute(dict(context))
         except KeyError as exc:
             raise ConditionError(
-                f"`{self.source}` refers to {exc.args[0]!r}, which is not there "
+                f"{_quoted(self.source)} refers to {exc.args[0]!r}, which is not there "
                 "(guard optional values with has(...))"
             ) from None
         except (RuntimeError, TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
-            raise ConditionError(f"`{self.source}` failed: {_first_sentence(exc)}") from None
+            raise ConditionError(f"{_quoted(self.source)} failed: {_first_sentence(exc)}") from None
+        except BaseException as exc:
+            if not _panicked(exc):
+                raise
+            raise ConditionError(f"{_quoted(self.source)} failed: {_first_sentence(exc)}") from None
 
     def is_true(self, context: Mapping[str, Any]) -> bool:
         value = self.evaluate(context)
         if not isinstance(value, bool):
             raise ConditionError(
-                f"`{self.source}` gave {type(value).__name__} {value!r}; a condition must "
+                f"{_quoted(self.source)} gave {type(value).__name__} {value!r}; a condition must "
                 "give true or false"
             )
         return value
@@ -102,21 +120,58 @@ def _first_sentence(exc: BaseException) -> str:
     return text.split(". ")[0].rstrip(".")
 
 
+def _panicked(exc: BaseException) -> bool:
+    """A panic inside the Rust CEL library: pyo3 raises it as a BaseException."""
+    return type(exc).__name__ == "PanicException"
+
+
+def _quoted(source: str) -> str:
+    """The expression as error messages quote it (a long one shortened)."""
+    return f"`{source}`" if len(source) <= 120 else f"`{source[:100]}…` ({len(source)} characters)"
+
+
+def _too_complex(source: str) -> str | None:
+    if len(source) > MAX_LENGTH:
+        return f"is {len(source)} characters long; a condition may have at most {MAX_LENGTH}"
+    code = _STRING.sub('""', source)  # brackets and operators inside strings do not count
+    depth = deepest = 0
+    for ch in code:
+        if ch in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]}":
+            depth -= 1
+    if deepest > MAX_DEPTH:
+        return f"nests brackets {deepest} deep; a condition may nest at most {MAX_DEPTH}"
+    operators = len(_OPERATOR.findall(code))
+    if operators > MAX_OPERATORS:
+        return (f"has {operators} operators; a condition may have at most {MAX_OPERATORS} "
+                "(split it, or compute the value in an agent)")
+    return None
+
+
 def compile_condition(source: str, extra_names: tuple[str, ...] = ()) -> Condition:
     """Parse `source` and check the names it uses; raise ConditionError otherwise."""
     if not isinstance(source, str) or not source.strip():
         raise ConditionError("expected a CEL expression, got an empty value")
+    problem = _too_complex(source)
+    if problem is not None:
+        raise ConditionError(f"{_quoted(source)} {problem}")
     try:
         program = cel.compile(source)
     except ValueError as exc:
         detail = str(exc).split("ERROR: ", 1)[-1].replace("<input>:", "column ")
-        raise ConditionError(f"`{source}` is not valid CEL: {detail}") from None
+        raise ConditionError(f"{_quoted(source)} is not valid CEL: {detail[:500]}") from None
+    except BaseException as exc:
+        if not _panicked(exc):
+            raise
+        raise ConditionError(f"{_quoted(source)} is not valid CEL: {_first_sentence(exc)}") from None
     bound = set(_COMPREHENSION.findall(source))
     allowed = set(CONTEXT_NAMES) | set(extra_names) | bound
     unknown = [name for name in program.variables() if name not in allowed]
     if unknown:
         raise ConditionError(
-            f"`{source}` uses unknown name {unknown[0]!r}; conditions can use "
+            f"{_quoted(source)} uses unknown name {unknown[0]!r}; conditions can use "
             + ", ".join(CONTEXT_NAMES + tuple(extra_names))
         )
     functions = [
@@ -124,7 +179,7 @@ def compile_condition(source: str, extra_names: tuple[str, ...] = ()) -> Conditi
         if name[0].isalpha() and name not in STANDARD_FUNCTIONS
     ]
     if functions:
-        raise ConditionError(f"`{source}` calls unknown function {functions[0]!r}")
+        raise ConditionError(f"{_quoted(source)} calls unknown function {functions[0]!r}")
     return Condition(source=source, program=program)
 
 
@@ -135,5 +190,5 @@ def check_against(condition: Condition, samples: list[Mapping[str, Any]], *,
         value = condition.evaluate(sample)
         if want_bool and not isinstance(value, bool):
             raise ConditionError(
-                f"`{condition.source}` gives {type(value).__name__}, not true/false"
+                f"{_quoted(condition.source)} gives {type(value).__name__}, not true/false"
             )
