@@ -1,5 +1,11 @@
 """Reading YAML the way a validator needs it: data, the line of every value, and no
-silently dropped duplicate keys."""
+silently dropped duplicate keys.
+
+A document is refused before anything walks it when it nests too deeply (PyYAML and the
+validators recurse: a RecursionError escaped as a crash) or when its aliases expand to too
+many values: ten lines of `&a [*b, *b, ...]` anchors (a "billion laughs") expand to tens of
+millions of values, and validating them took minutes of CPU. Recursive aliases are refused
+too."""
 
 from __future__ import annotations
 
@@ -10,6 +16,12 @@ import yaml
 
 from orchestrator.errors import FlowError, Problem
 
+# Aliases may repeat a value, not multiply the document: past this many values, the
+# expanded document may be at most EXPANSION times the size of what is written.
+MAX_VALUES = 10_000
+EXPANSION = 10
+MAX_DEPTH = 50  # lists and mappings inside each other
+
 
 class _Loader(yaml.SafeLoader):
     pass
@@ -19,6 +31,12 @@ def _mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dic
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a key must be a plain value, not a {type(key).__name__}",
+                key_node.start_mark) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r} (first at line {seen[key]})",
@@ -82,9 +100,57 @@ def read_yaml(path: Path, source: str | None = None) -> YamlDoc:
     return parse_yaml(text, source)
 
 
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _shape_problem(root: yaml.Node) -> str | None:
+    """What makes the document too big or too deep to walk, counting every alias as the
+    value it stands for (without walking it more than once: that is what a bomb exploits)."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, list[yaml.Node] | None]] = [(root, None)]
+    while stack:
+        node, kids = stack.pop()
+        key = id(node)
+        if kids is not None:  # its children are done
+            on_path.discard(key)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            if depth[key] > MAX_DEPTH:
+                return f"lists and mappings are nested more than {MAX_DEPTH} deep"
+            continue
+        if key in size:
+            continue
+        kids = _children(node)
+        if not kids:
+            size[key], depth[key] = 1, 0
+            continue
+        on_path.add(key)
+        stack.append((node, kids))
+        for kid in kids:
+            if id(kid) in on_path:
+                return f"an alias refers to a value that contains it (line {kid.start_mark.line + 1})"
+            if id(kid) not in size:
+                stack.append((kid, None))
+    expanded, written = size[id(root)], len(size)
+    if expanded > MAX_VALUES and expanded > EXPANSION * written:
+        return (f"its aliases (*name) expand {written:,} values into {expanded:,}; at most "
+                f"{EXPANSION} times what is written")
+    return None
+
+
 def parse_yaml(text: str, source: str) -> YamlDoc:
     try:
         root = yaml.compose(text, Loader=_Loader)
+        problem = _shape_problem(root) if root is not None else None
+        if problem is not None:
+            raise FlowError([Problem(source, "", f"invalid YAML: {problem}")])
         data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -92,6 +158,9 @@ def parse_yaml(text: str, source: str) -> YamlDoc:
         raise FlowError([Problem(source, "", f"invalid YAML: {exc.problem or exc}", line)]) from None
     except yaml.YAMLError as exc:
         raise FlowError([Problem(source, "", f"invalid YAML: {exc}")]) from None
+    except RecursionError:
+        raise FlowError([Problem(source, "", "invalid YAML: lists and mappings are nested more "
+                                             f"than {MAX_DEPTH} deep")]) from None
     lines: dict[tuple, int] = {}
     if root is not None:
         _lines(root, (), lines)
