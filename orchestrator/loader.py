@@ -391,6 +391,8 @@ def compile_document(doc: YamlDoc, org: Org | None = None,
         flow = S.Flow.model_validate(doc.data)
     except ValidationError as exc:
         raise FlowError(validation_problems(doc, exc, _ALL_KEYS)) from None
+    except OverflowError as exc:  # a duration past timedelta's range (`timeout: 1e20d`, `.inf`)
+        raise FlowError([doc.problem((), f"a duration or number is too large: {exc}")]) from None
     checker = _Checker(doc, flow, org, callables)
     checker.run()
     try:
