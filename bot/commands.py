@@ -8,7 +8,7 @@ import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import col, select
@@ -19,8 +19,8 @@ from bot.render.common import STATUS_ICON, mentions, when
 from bot.render.trace import runs_list, stats_message, trace_message
 from gates.durations import format_duration, parse_duration
 from orchestrator import report
-from orchestrator.engine import FINISHED, Engine
-from orchestrator.errors import BatonError
+from orchestrator.engine import FINISHED, Engine, parse_ref
+from orchestrator.errors import BatonError, NotFound
 from orchestrator.export import export_run
 from orchestrator.inputs import parse_inputs, usage
 from orchestrator.queries import find_runs
@@ -76,6 +76,27 @@ def error_reply(message: str, hint: str | None = None) -> Reply:
 def help_reply(prefix: str = "/baton") -> Reply:
     lines = "\n".join(f"`{prefix} {esc(cmd)}` {esc(what)}" for cmd, what in HELP)
     return Reply("Baton commands", [section(mrkdwn(f"*Baton commands*\n{lines}"))])
+
+
+# `--since 99999d` means "since ever": beyond this, dates overflow.
+MAX_SINCE = timedelta(days=100 * 365)
+# Database ids stop here (SQLite's and PostgreSQL's BIGINT); a bigger R-number overflowed.
+MAX_RUN_ID = 2**63 - 1
+
+
+def since(value: str) -> timedelta:
+    """A `--since` duration as typed, or a refusal saying what one looks like."""
+    try:
+        return min(parse_duration(value), MAX_SINCE)
+    except (ValueError, OverflowError):
+        raise ArgumentError(f"--since {value!r}: expected a duration such as 7d, 12h or 30m") from None
+
+
+def run_ref(word: str) -> str:
+    """A run id as typed, refused here when it is not one or no run could have it."""
+    if parse_ref(word) > MAX_RUN_ID:
+        raise NotFound(f"no run {word}; `/baton status` lists your runs")
+    return word
 
 
 # Work done after Slack has its answer, given the request's key (so doing it twice is safe).
@@ -145,7 +166,7 @@ class Commands:
     # -- status ------------------------------------------------------------------------------
     def cmd_status(self, words: list[str], who: Invocation) -> tuple[Reply, None]:
         if words:
-            return self._run_status(words[0], who), None
+            return self._run_status(run_ref(words[0]), who), None
         with self.engine.db.read() as s:
             mine = list(s.exec(select(Run).where(Run.requester == who.user,
                                                  col(Run.status).not_in(tuple(FINISHED)))
@@ -198,7 +219,7 @@ class Commands:
         refs = [w for w in parsed.words if w.lower() != "full"]
         if not refs:
             return self._find(parsed.options, who), None
-        run = self.engine.get_run(refs[0])
+        run = self.engine.get_run(run_ref(refs[0]))
         with self.engine.db.read() as s:
             entries = chain_entries(s, run.ref)
         summary = summarize(run, entries, self.org)
@@ -220,7 +241,7 @@ class Commands:
 
     def _find(self, options: dict[str, str], who: Invocation) -> Reply:
         now = who.now or self.engine.clock.now()
-        since = now - parse_duration(options["since"]) if "since" in options else None
+        since_at = now - since(options["since"]) if "since" in options else None
         decided_by = None
         if "decided-by" in options:
             decided_by = self.org.principal(options["decided-by"].removeprefix("@"))
@@ -229,7 +250,7 @@ class Commands:
             self.engine.flows.get(flow)  # an unknown flow is an error, not an empty list
         mine = not options
         runs = find_runs(self.engine.db, requester=who.user if mine else None, flow=flow,
-                         since=since, decided_by=decided_by)
+                         since=since_at, decided_by=decided_by)
         title = "Your recent runs" if mine else "Runs matching " + " ".join(
             f"--{k} {v}" for k, v in options.items())
         message = runs_list(self.org, runs, title)
@@ -246,9 +267,8 @@ class Commands:
         flow = parsed.words[0] if parsed.words else None
         if flow is not None:
             self.engine.flows.get(flow)
-        since = parse_duration(parsed.options.get("since", "7d"))
         figures = compute_stats(self.engine.db, now=who.now or self.engine.clock.now(),
-                                since=since, flow=flow)
+                                since=since(parsed.options.get("since", "7d")), flow=flow)
         message = stats_message(report.stats_lines(figures, self.org), flow)
 
         def chart(key: str) -> Reply | None:
@@ -266,7 +286,7 @@ class Commands:
     def cmd_stop(self, words: list[str], who: Invocation) -> tuple[Reply, None]:
         if not words:
             raise BatonError("say which run: stop R-42 [reason]")
-        run = self.engine.stop(words[0], who.user, " ".join(words[1:]) or None)
+        run = self.engine.stop(run_ref(words[0]), who.user, " ".join(words[1:]) or None)
         return Reply(f"{run.ref} stopped", [section(mrkdwn(f":octagonal_sign: {run.ref} stopped."))]), None
 
     def cmd_halt(self, words: list[str], who: Invocation) -> tuple[Reply, None]:
