@@ -514,10 +514,8 @@ def serve(
         else:
             import uvicorn
 
-            from bot.http import http_app
-
             typer.echo(f"listening on http://{host}:{port}/slack/events (health: /healthz)")
-            uvicorn.run(http_app(service.app, service.engine.db, clock=service.clock), host=host, port=port,
+            uvicorn.run(service.http_app(), host=host, port=port,
                         log_level="warning")
     finally:
         service.stop()

@@ -25,7 +25,6 @@ from typing import TextIO
 import yaml
 from sqlalchemy.engine import make_url
 
-from bot.http import http_app
 from bot.sandbox import EmulatorServer, LoopbackServer, SlackApp, Workspace, workspace_from_org
 from bot.sandbox.snapshot import SnapshotFile
 from bot.service import BatonService
@@ -114,7 +113,7 @@ class DevSandbox:
                 self.keep.start()
             self.service = BatonService(self.bot_settings, clock=self.clock, poll=self.poll)
             self.service.start()
-            self.bot = LoopbackServer(http_app(self.service.app, self.service.engine.db)).start()
+            self.bot = LoopbackServer(self.service.http_app()).start()
         except BaseException:
             self.stop()
             raise

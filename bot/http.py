@@ -28,8 +28,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot import webhooks
 from bot.metrics import BatonCollector, metrics_text
 from orchestrator.clock import SystemClock
+from orchestrator.engine import Engine
 from storage.engine import Database
 
 MAX_BODY = 1_000_000  # Slack's payloads are far smaller; refuse anything bigger unread
@@ -113,8 +115,9 @@ def payload_problem(body: dict[str, Any]) -> str | None:
         if not isinstance(actions, list) or not actions or not all(
                 _object(a) and _text(a.get("action_id")) for a in actions):
             return "block_actions needs actions, each with an action_id"
-    if kind in ("view_submission", "view_closed") and not _object(body.get("view")):
-        return f"a {kind} payload needs a view"
+    if kind in ("view_submission", "view_closed") and not _text(_object(body.get("view"))
+                                                              and body["view"].get("type")):
+        return f"a {kind} payload needs a view with a type"
     if kind == "event_callback":
         event = body.get("event")
         if not _object(event) or not _text(event.get("type")) or not _text(body.get("event_id")):
@@ -123,8 +126,11 @@ def payload_problem(body: dict[str, Any]) -> str | None:
 
 
 def http_app(app: App, db: Database, extra_routes: list[Route] | None = None,
-             clock: Any = None, signing_secret: str | None = None) -> Starlette:
-    collector = BatonCollector(db, clock or SystemClock())
+             clock: Any = None, signing_secret: str | None = None,
+             engine: Engine | None = None) -> Starlette:
+    """The routes; with an `engine`, also `POST /hooks/FLOW` (webhook triggers)."""
+    clock = clock or SystemClock()
+    collector = BatonCollector(db, clock)
     # The app's own secret unless told otherwise (bolt keeps it as `_signing_secret`).
     secret = signing_secret if signing_secret is not None else getattr(app, "_signing_secret", "")
 
@@ -156,8 +162,13 @@ def http_app(app: App, db: Database, extra_routes: list[Route] | None = None,
         assert isinstance(parsed, dict)
         # Verified above; bolt verifies only raw text bodies, and skips this one ("socket_mode"
         # is bolt's name for a request whose body arrives parsed, from a trusted transport).
-        bolt_request = BoltRequest(body=well_formed(parsed), query=request.url.query,
-                                   headers=dict(request.headers), mode="socket_mode")
+        try:
+            bolt_request = BoltRequest(body=well_formed(parsed), query=request.url.query,
+                                       headers=dict(request.headers), mode="socket_mode")
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+            # bolt reads team, enterprise, authorizations ... assuming Slack's types
+            return JSONResponse({"error": "not a Slack request: a field has an unexpected type"},
+                                status_code=400)
         reply = await run_in_threadpool(app.dispatch, bolt_request)
         return Response(status_code=reply.status, content=reply.body,
                         headers=reply.first_headers_without_set_cookie())
@@ -175,7 +186,23 @@ def http_app(app: App, db: Database, extra_routes: list[Route] | None = None,
         body = await run_in_threadpool(metrics_text, collector)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    async def hook(request: Request) -> Response:
+        assert engine is not None
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            return JSONResponse({"error": "send application/json"}, status_code=415)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                return JSONResponse({"error": "request body too large"}, status_code=413)
+        status, reply = await run_in_threadpool(webhooks.handle, engine, request.path_params["flow"],
+                                                request.headers, body, clock.now())
+        return JSONResponse(reply, status_code=status)
+
     routes = [Route("/slack/events", slack_events, methods=["POST"]),
               Route("/healthz", healthz, methods=["GET"]),
               Route("/metrics", metrics, methods=["GET"]), *(extra_routes or [])]
+    if engine is not None:
+        routes.append(Route("/hooks/{flow}", hook, methods=["POST"]))
     return Starlette(routes=routes)

@@ -20,6 +20,7 @@ from orchestrator.clock import Clock, SystemClock
 from orchestrator.events import Dispatcher, DomainEvent
 from orchestrator.settings import Settings
 from orchestrator.timers import TimerService
+from orchestrator.triggers import Schedules
 from orchestrator.workers import TrackingExecutor
 
 log = structlog.get_logger("baton.service")
@@ -91,6 +92,8 @@ class BatonService:
         self.timers = TimerService(self.engine,
                                    sweep_every=timedelta(seconds=settings.timer_sweep_s),
                                    also=[self.bot.finish_abandoned])
+        self.schedules = Schedules(self.engine, self.timers.scheduler)
+        self.timers.also.append(self.schedules.sync)  # flow files may change while we run
         # Listener work continues after the acknowledgement; this pool can say when it is done.
         self.listeners = TrackingExecutor(16, thread_name_prefix="baton-slack")
         self.app = build_app(self.bot, self.client, settings.slack_signing_secret, self.listeners)
@@ -109,8 +112,15 @@ class BatonService:
         self.outbox.start()
         self.pump.start()
         self.timers.start()
+        self.schedules.sync()
         self.engine.recover()
         self.bot.finish_abandoned()
+
+    def http_app(self) -> Any:
+        """The HTTP mode's routes: Slack's requests, health, metrics, webhook triggers."""
+        from bot.http import http_app
+
+        return http_app(self.app, self.engine.db, clock=self.clock, engine=self.engine)
 
     @property
     def busy(self) -> bool:

@@ -43,6 +43,7 @@ _ALL_KEYS = _vocabulary(
     S.LlmAgent, S.LlmDefaults, S.ParallelStep,
     S.OptionSpec, S.GateStep, S.ConflictStep, S.BoundaryStep, S.ActionStep, S.AgentStep,
     S.RouteStep, S.PlanStep, S.Step, S.LevelSpec, S.EscalationSpec, S.LimitsSpec, S.Flow,
+    S.ScheduleTrigger, S.WebhookTrigger, S.Triggers,
 ) | {"kind"}
 
 
@@ -256,6 +257,7 @@ class _Checker:
                 if level.remind_before and level.remind_before >= level.wait:
                     self.add(("escalations", name, "levels", i, "remind_before"),
                              "remind_before must be shorter than wait")
+        self.triggers()
         if flow.limits.on_violation == "escalate":
             self.chain(("limits", "escalation"), flow.limits.escalation, "on_violation: escalate")
         for path, step in self.walk():
@@ -273,6 +275,30 @@ class _Checker:
                 self.add(path, f"llm agent {name!r} answers as a {seen[1]} at "
                                f"{format_path(seen[0])}, so it cannot be a {role.kind} here; "
                                "declare a second agent with its own instructions")
+
+    def triggers(self) -> None:
+        from orchestrator.errors import InputError
+        from orchestrator.inputs import parse_inputs
+
+        for i, schedule in enumerate(self.flow.triggers.schedule):
+            path = ("triggers", "schedule", i)
+            self.one_person(path + ("requester",), schedule.requester)
+            try:
+                parse_inputs(self.flow, schedule.inputs)
+            except InputError as exc:
+                self.add(path + ("inputs",), str(exc).splitlines()[0])
+        if self.flow.triggers.webhook is not None:
+            self.one_person(("triggers", "webhook", "requester"), self.flow.triggers.webhook.requester)
+
+    def one_person(self, path: tuple, spec: str) -> None:
+        if self.org is None:
+            return
+        try:
+            self.org.principal(spec)
+        except SpecError:
+            self.add(path, f"{spec!r}: a run is started by one person (user:NAME, NAME or a "
+                           f"Slack user id); users in {self.org.source}: "
+                           + (", ".join(sorted(self.org.data.users)) or "none"))
 
     def input(self, path: tuple, spec: S.InputSpec) -> None:
         from orchestrator.inputs import coerce  # local: inputs imports spec too

@@ -385,6 +385,58 @@ class LimitsSpec(Strict):
     escalation: str | None = None
 
 
+class ScheduleTrigger(Strict):
+    """Start a run on a schedule (crontab: minute hour day month weekday)."""
+
+    cron: str
+    timezone: str = "UTC"
+    inputs: dict[str, Any] = {}
+    requester: str = Field(description="who the scheduled runs are started as")
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a crontab schedule (minute hour day month "
+                             f"weekday, e.g. '0 9 * * MON'): {exc}") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; e.g. UTC or Europe/Paris") from None
+        return value
+
+
+class WebhookTrigger(Strict):
+    """Start a run by an authenticated `POST /hooks/FLOW` (HTTP mode)."""
+
+    secret_env: str = Field(description="the environment variable holding the shared secret")
+    requester: str = Field(description="who the runs are started as")
+
+    @field_validator("secret_env")
+    @classmethod
+    def _env(cls, value: str) -> str:
+        if not re.match(r"^[A-Z_][A-Z0-9_]*$", value):
+            raise ValueError(f"expected an environment variable name such as "
+                             f"BATON_HOOK_SECRET, got {value!r}")
+        return value
+
+
+class Triggers(Strict):
+    schedule: list[ScheduleTrigger] = []
+    webhook: WebhookTrigger | None = None
+
+
 class Flow(Strict):
     name: str
     title: str = ""
@@ -399,6 +451,7 @@ class Flow(Strict):
     escalations: dict[str, EscalationSpec] = {}
     limits: LimitsSpec = LimitsSpec()
     llm: LlmDefaults = LlmDefaults()
+    triggers: Triggers = Triggers()
 
     @field_validator("name")
     @classmethod

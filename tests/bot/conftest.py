@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from bot.http import http_app
 from bot.sandbox import Driver, EmulatorServer, LoopbackServer, workspace_from_org
 from bot.sandbox.records import Message
 from bot.service import BatonService
@@ -120,7 +119,7 @@ def make_baton(emulator: EmulatorServer, database_url: str, ledger: Callable
         service = BatonService(settings, clock=clock or SystemClock(), poll=0.05,
                                slack_timeout=slack_timeout)
         service.start()
-        server = LoopbackServer(http_app(service.app, service.engine.db, clock=service.clock)).start()
+        server = LoopbackServer(service.http_app()).start()
         driver = emulator.driver(f"{server.url}/slack/events")
         started.append((service, server, driver))
         return Baton(service, emulator, driver, server.url)
