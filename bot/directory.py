@@ -13,6 +13,7 @@ import structlog
 from slack_sdk import WebClient
 
 from gates.org import Org
+from orchestrator.workers import BackgroundLoop
 
 log = structlog.get_logger("baton.directory")
 
@@ -21,11 +22,9 @@ class SlackDirectory:
     def __init__(self, org: Org, client: WebClient, *, every: float = 300.0) -> None:
         self.org = org
         self.client = client
-        self.every = every
         self._members: dict[str, set[str]] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("baton-directory", self.refresh, every)
 
     def group_members(self, group_slack_id: str) -> set[str]:
         with self._lock:
@@ -45,16 +44,9 @@ class SlackDirectory:
 
     def start(self) -> None:
         self.org.directory = self
-
-        def loop() -> None:
-            while not self._stop.is_set():
-                self.refresh()
-                self._stop.wait(self.every)
-
-        self._thread = threading.Thread(target=loop, daemon=True, name="baton-directory")
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._loop.stop()
         if self.org.directory is self:
             self.org.directory = None

@@ -31,6 +31,7 @@ from sqlmodel import Session, col, select, update
 
 from orchestrator.failpoints import crash_point
 from orchestrator.owners import Owners
+from orchestrator.workers import BackgroundLoop
 from storage.engine import Database
 from storage.models import SlackOutbox, SlackRef
 
@@ -86,16 +87,13 @@ class OutboxSender:
         self.client = client
         self.clock = clock
         self.http_post = http_post
-        self.poll = poll
         self.max_backoff = max_backoff
         self.batch = batch
         # A call that timed out may still be running at Slack: look for its message only once
         # Slack has surely finished with it, or the look may come too early and post twice.
         self.doubt_wait = doubt_wait if doubt_wait is not None else max(
             5.0, 3 * float(getattr(client, "timeout", 10) or 10))
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("baton-outbox", self.deliver, poll)
         self._rng = random.Random()
         self._lock = threading.Lock()
         self.owners = Owners()
@@ -103,26 +101,13 @@ class OutboxSender:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="baton-outbox")
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._loop.stop()
 
     def wake(self) -> None:
-        self._wake.set()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.deliver()
-            except Exception:
-                log.exception("outbox_loop_failed")
-            self._wake.wait(self.poll)
-            self._wake.clear()
+        self._loop.wake()
 
     # -- delivery -----------------------------------------------------------------------------
     def deliver(self) -> Outcome:

@@ -21,7 +21,7 @@ from orchestrator.events import Dispatcher, DomainEvent
 from orchestrator.settings import Settings
 from orchestrator.timers import TimerService
 from orchestrator.triggers import Schedules
-from orchestrator.workers import TrackingExecutor
+from orchestrator.workers import BackgroundLoop, TrackingExecutor
 
 log = structlog.get_logger("baton.service")
 
@@ -32,33 +32,15 @@ class EventPump:
 
     def __init__(self, dispatcher: Dispatcher, poll: float = 1.0) -> None:
         self.dispatcher = dispatcher
-        self.poll = poll
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("baton-events", self._drain, poll)
+        self.start, self.stop = self._loop.start, self._loop.stop
+
+    def _drain(self) -> None:
+        while self.dispatcher.deliver_pending():
+            pass
 
     def notify(self, event: DomainEvent) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        def loop() -> None:
-            while not self._stop.is_set():
-                try:
-                    while self.dispatcher.deliver_pending():
-                        pass
-                except Exception:
-                    log.exception("event_pump_failed")
-                self._wake.wait(self.poll)
-                self._wake.clear()
-
-        self._thread = threading.Thread(target=loop, daemon=True, name="baton-events")
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._loop.wake()
 
 
 def _post_json(url: str, payload: dict[str, Any]) -> None:
