@@ -63,6 +63,11 @@ class Conversations:
         self._accept_event(body)
 
     def _accept_event(self, body: dict[str, Any]) -> None:
+        event = body.get("event")
+        if not isinstance(event, dict) or not all(isinstance(event.get(k), str) and event[k]
+                                                  for k in ("user", "channel")) \
+                or not isinstance(event.get("text", ""), str):
+            return  # not a message a person wrote: nothing to answer, nothing to store
         key = f"event:{body.get('event_id')}"
         row = self.inbox.accept(key, "event", body)
         if row is not None:  # None: Slack delivered it again (a retry); handled already
@@ -90,7 +95,7 @@ class Conversations:
 
     # -- App Home -----------------------------------------------------------------------------
     def on_home_opened(self, event: dict[str, Any]) -> None:
-        if event.get("tab", "home") != "home":
+        if event.get("tab", "home") != "home" or not isinstance(event.get("user"), str):
             return
         with self.engine.db.write() as s:
             self.sink.refresh_home(s, self.engine.org.principal_for_slack(event["user"]),

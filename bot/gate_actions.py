@@ -30,15 +30,52 @@ def _note(icon: str, text: str) -> Reply:
     return Reply(line, [{"type": "section", "text": {"type": "mrkdwn", "text": line[:3000]}}])
 
 
+# Database ids stop at 2**63 - 1; anything else in a payload is not one of Baton's gates.
+MAX_ID = 2**63 - 1
+
+
+def _dig(data: Any, *keys: str) -> Any:
+    """`data[k1][k2]...`, or None where a level is missing or not an object (payloads are
+    Slack's JSON: any field may be absent or of another type)."""
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _origin(body: dict[str, Any]) -> dict[str, Any]:
     """Where to answer the person: the conversation and the response URL of the click."""
-    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-    return {k: v for k, v in {"c": channel, "r": body.get("response_url")}.items() if v}
+    channel = _text(_dig(body, "channel", "id")) or _text(_dig(body, "container", "channel_id"))
+    return {k: v for k, v in {"c": channel, "r": _text(body.get("response_url"))}.items() if v}
 
 
-def _gate_id(value: str | None) -> int | None:
+def _metadata(view: dict[str, Any]) -> dict[str, Any]:
+    """What Baton put in a modal's private_metadata; {} when it is not Baton's JSON object."""
     try:
-        return int(json.loads(value or "{}")["g"])
+        meta = json.loads(view.get("private_metadata") or "{}")
+    except (ValueError, TypeError):
+        return {}
+    if not isinstance(meta, dict):
+        return {}
+    return {k: v for k, v in meta.items() if k not in ("c", "r") or _text(v)}
+
+
+def _id(value: Any) -> int | None:
+    try:
+        number = int(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return number if 0 < number <= MAX_ID else None
+
+
+def _gate_id(value: Any) -> int | None:
+    try:
+        return _id(json.loads(value or "{}")["g"])
     except (ValueError, KeyError, TypeError):
         return None
 
@@ -72,8 +109,10 @@ class GateActions:
                   client: WebClient) -> None:
         try:
             value = json.loads(action.get("value") or "{}")
-            gate_id, option_id = int(value["g"]), str(value["o"])
+            gate_id, option_id = _id(value["g"]), str(value["o"])
         except (ValueError, KeyError, TypeError):
+            gate_id = None
+        if gate_id is None:
             ack()
             self.replies.tell(_origin(body).get("r"), error_reply("this button is not one of Baton's"),
                               channel=_origin(body).get("c"), user=body["user"]["id"])
@@ -121,9 +160,9 @@ class GateActions:
 
     # -- modals -------------------------------------------------------------------------------
     def on_reason(self, ack: Callable[..., None], body: dict[str, Any], view: dict[str, Any]) -> None:
-        meta = json.loads(view.get("private_metadata") or "{}")
+        meta = _metadata(view)
         reason = _reason(view)
-        found = self._gate(int(meta.get("g", 0)))
+        found = self._gate(_id(meta.get("g")))
         option = next((o for o in found[0].options if o["id"] == meta.get("o")), None) if found else None
         if option is not None and option.get("reason_required") and not reason.strip():
             ack(response_action="errors",
@@ -135,8 +174,7 @@ class GateActions:
 
     def on_edit_submit(self, ack: Callable[..., None], body: dict[str, Any],
                        view: dict[str, Any]) -> None:
-        meta = json.loads(view.get("private_metadata") or "{}")
-        found = self._gate(int(meta.get("g", 0)))
+        found = self._gate(_id(_metadata(view).get("g")))
         if found is not None:
             errors = self._edit_errors(found[0], found[1], view)
             if errors:
@@ -148,11 +186,10 @@ class GateActions:
 
     def _edits(self, gate: Gate, run: Run, view: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         flow = self.engine.program_for(run).flow
-        values = view.get("state", {}).get("values", {})
         edits: dict[str, Any] = {}
         errors: dict[str, str] = {}
         for name in gate.editable:
-            raw = ((values.get(f"edit:{name}") or {}).get("value") or {}).get("value")
+            raw = _dig(view, "state", "values", f"edit:{name}", "value", "value")
             try:
                 edits[name] = coerce(flow.inputs[name], raw if raw is not None else "", name)
             except ValueError as exc:
@@ -172,8 +209,8 @@ class GateActions:
         user = body["user"]["id"]
         if body.get("type") == "view_submission":
             view = body["view"]
-            origin = json.loads(view.get("private_metadata") or "{}")
-            found = self._gate(int(origin.get("g", 0)))
+            origin = _metadata(view)
+            found = self._gate(_id(origin.get("g")))
             if found is not None:
                 gate, run = found
                 if view.get("callback_id") == "gate.edit":
@@ -187,10 +224,13 @@ class GateActions:
             origin = _origin(body)
             action_id = action.get("action_id", "")
             if action_id == "gate.snooze":
-                choice = (action.get("selected_option") or {}).get("value", "")
+                choice = _text(_dig(action, "selected_option", "value")) or ""
                 gate_id, _, seconds = choice.partition(":")
-                self._control(key, body, int(gate_id) if gate_id.isdigit() else None,
-                              lambda ref, who, gate: self.engine.snooze(ref, who, f"{seconds}s", gate))
+                # the select offers whole seconds; anything else is not one of its options
+                whole = seconds.isascii() and seconds.isdigit() and len(seconds) < 10
+                wanted = f"{seconds}s" if whole else None
+                self._control(key, body, _id(gate_id) if wanted else None,
+                              lambda ref, who, gate: self.engine.snooze(ref, who, wanted, gate))
             elif action_id == "gate.claim":
                 self._control(key, body, _gate_id(action.get("value")),
                               lambda ref, who, gate: self.engine.claim(ref, who, gate))
@@ -225,6 +265,10 @@ class GateActions:
         origin = _origin(body)
         found = self._gate(gate_id)
         if found is None:
+            problem = "that gate no longer exists" if gate_id is not None else \
+                "this control is not one of Baton's"
+            self.replies.tell(origin.get("r"), error_reply(problem), channel=origin.get("c"),
+                              user=user, once=f"{key}:told")
             return
         gate, run = found
         try:
@@ -235,5 +279,4 @@ class GateActions:
 
 
 def _reason(view: dict[str, Any]) -> str:
-    values = view.get("state", {}).get("values", {})
-    return ((values.get(REASON_BLOCK) or {}).get(REASON_ACTION) or {}).get("value") or ""
+    return _text(_dig(view, "state", "values", REASON_BLOCK, REASON_ACTION, "value")) or ""
