@@ -1,0 +1,252 @@
+"""Reliability and security tests (issue 8): forged and replayed requests, Socket Mode
+redeliveries, hostile text, fuzzed input, concurrent deciders.
+
+They reuse the end-to-end harness of tests/bot (the real BatonService over loopback HTTP
+against the Slack emulator). Each test keeps a few figures (requests sent, faults injected,
+refusals, decisions lost ...) which are written at the end of the session to
+`test-artifacts/reliability.json`, so the reliability report quotes the last run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import select
+
+from bot.http import http_app
+from bot.sandbox import EmulatorServer, LoopbackServer, workspace_from_org
+from bot.sandbox.blockkit import block_errors, view_errors
+from bot.service import BatonService
+from orchestrator.clock import Clock, SystemClock
+from orchestrator.loader import load_org
+from storage.models import Action, Decision, Event, Gate, Run, SlackInbox, SlackOutbox, TraceEntry
+from tests.bot.conftest import Baton, emulator, make_baton  # noqa: F401 (fixtures, by import)
+from tests.conftest import ON_POSTGRES, ROOT, make_settings
+
+FLOWS = Path(__file__).resolve().parent / "flows"
+ORG_FILE = FLOWS / "org.yaml"
+ORG = load_org(ORG_FILE)
+MODULES = ["reliabilityagents"]
+# Who is who in tests/reliability/flows/org.yaml: five approvers, five who may not decide.
+ALICE, BOB, CAROL, DAVE, ERIN, FRANK, GRACE, HENRY, IVAN, JUDY = (
+    "U0ALICE01", "U0BOB0001", "U0CAROL01", "U0DAVE001", "U0ERIN001", "U0FRANK01", "U0GRACE01",
+    "U0HENRY01", "U0IVAN001", "U0JUDY001")
+APPROVERS = [BOB, CAROL, DAVE, ERIN, FRANK]
+EVERYONE = [ALICE, BOB, CAROL, DAVE, ERIN, FRANK, GRACE, HENRY, IVAN, JUDY]
+PAYMENTS = "C0PAYMENTS1"
+ARTIFACT = ROOT / "test-artifacts" / "reliability.json"
+
+# Hypothesis settings for every fuzz test here: reproducible in CI (the same examples each
+# run, no example database), no per-example deadline (a request goes through the real
+# service), and each test sets its own max_examples to stay within the time budget.
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # not installed: the fuzz modules skip themselves (importorskip)
+    FUZZ: Any = None
+else:
+    FUZZ = settings(derandomize=True, database=None, print_blob=True, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                           HealthCheck.data_too_large])
+
+# The Web API methods (and response URLs) by which the bot changes what people see.
+SLACK_WRITES = ("chat.", "views.", "files.", "response_url", "upload_url", "conversations.open")
+TABLES = {"run": Run, "gate": Gate, "decision": Decision, "action": Action,
+          "trace_entry": TraceEntry, "event": Event, "slack_outbox": SlackOutbox,
+          "slack_inbox": SlackInbox}
+
+
+# -- figures for the reliability report ------------------------------------------------------
+class Figures:
+    """What one test did, for docs/reliability.md."""
+
+    def __init__(self, test: str, item: str, promise: str) -> None:
+        self.test = test
+        self.item = item
+        self.promise = promise
+        self.counts: Counter[str] = Counter(requests_sent=0, faults_injected=0, refusals=0,
+                                            decisions_lost=0)
+        self.notes: dict[str, Any] = {}
+
+    def add(self, name: str, n: int = 1) -> None:
+        self.counts[name] += n
+
+    def note(self, name: str, value: Any) -> None:
+        self.notes[name] = value
+
+
+_RECORDS: dict[str, dict[str, Any]] = {}
+_STARTED = time.monotonic()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "reliability(item, promise): the issue 8 item a test proves "
+                                       "and the promise (SPEC section 6) it stands for")
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Iterator[Figures]:
+    marker = request.node.get_closest_marker("reliability")
+    item = str(marker.kwargs.get("item", "")) if marker else ""
+    promise = str(marker.kwargs.get("promise", "")) if marker else ""
+    found = Figures(request.node.nodeid, item, promise)
+    record: dict[str, Any] = {"test": found.test, "item": found.item, "promise": found.promise,
+                              "outcome": "unknown"}
+    _RECORDS[found.test] = record
+    started = time.monotonic()
+    yield found
+    record.update(figures=dict(found.counts), notes=found.notes,
+                  duration_s=round(time.monotonic() - started, 3))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    record = _RECORDS.get(item.nodeid)
+    if record is None:
+        return
+    if report.when == "call" or (report.when == "setup" and report.failed):
+        record["outcome"] = report.outcome
+    elif report.when == "teardown" and report.failed:
+        record["outcome"] = "failed"
+
+
+def _commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=5, check=True).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not _RECORDS:
+        return
+    tests = sorted(_RECORDS.values(), key=lambda r: r["test"])
+    totals: Counter[str] = Counter()
+    for record in tests:
+        totals.update(record["figures"])
+    outcomes = Counter(r["outcome"] for r in tests)
+    document = {
+        "format": "baton-reliability/1",
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": _commit(),
+        "database": "postgresql" if ON_POSTGRES else "sqlite",
+        "python": platform.python_version(),
+        "duration_s": round(time.monotonic() - _STARTED, 1),
+        "outcomes": dict(outcomes),
+        "totals": dict(sorted(totals.items())),
+        "tests": tests,
+    }
+    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
+    tmp = ARTIFACT.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, ARTIFACT)
+
+
+# -- Baton over tests/reliability/flows -----------------------------------------------------
+@pytest.fixture
+def make_reliable(emulator: EmulatorServer, database_url: str, ledger: Callable  # noqa: F811
+                  ) -> Iterator[Callable[..., Baton]]:
+    """Like tests/bot's `make_baton`, over this folder's flows, org and agent module."""
+    started: list[tuple[BatonService, LoopbackServer, Any]] = []
+
+    def build(clock: Clock | None = None, modules: list[str] | None = None) -> Baton:
+        workspace = workspace_from_org(ORG)
+        emulator.reset(workspace)
+        settings = make_settings(
+            database_url, FLOWS, BATON_ORG=ORG_FILE,
+            BATON_PYTHON_MODULES=MODULES if modules is None else modules,
+            SLACK_BOT_TOKEN=workspace.app.bot_token,
+            SLACK_SIGNING_SECRET=workspace.app.signing_secret,
+            SLACK_API_URL=emulator.api_url)
+        service = BatonService(settings, clock=clock or SystemClock(), poll=0.05, slack_timeout=2.0)
+        service.start()
+        server = LoopbackServer(http_app(service.app, service.engine.db, clock=service.clock)).start()
+        driver = emulator.driver(f"{server.url}/slack/events")
+        started.append((service, server, driver))
+        return Baton(service, emulator, driver, server.url)
+
+    yield build
+    for service, server, driver in started:
+        driver.close()
+        server.stop()
+        service.stop()
+
+
+@pytest.fixture
+def reliable(make_reliable: Callable[..., Baton]) -> Baton:
+    return make_reliable()
+
+
+# -- what changed ------------------------------------------------------------------------
+def footprint(baton: Baton) -> dict[str, int]:
+    """Rows in every table a request could change, and the Slack calls that show something."""
+    with baton.engine.db.read() as s:
+        counts = {name: int(s.exec(select(func.count()).select_from(model)).one())
+                  for name, model in TABLES.items()}
+    counts["slack_writes"] = sum(1 for c in baton.slack.calls if c.method.startswith(SLACK_WRITES))
+    counts["ephemerals"] = len(baton.slack.workspace.ephemerals())
+    return counts
+
+
+def surface_problems(baton: Baton, *, refused: bool = True) -> list[str]:
+    """Every message, modal and home view the bot sent, checked against Slack's Block Kit
+    rules (the emulator refuses invalid ones too; this names them); with `refused`, every
+    call Slack refused too."""
+    problems: list[str] = []
+    for call in baton.slack.calls:
+        args = call.args
+        if isinstance(args.get("blocks"), list):
+            problems += [f"{call.method}: {p}" for p in block_errors(args["blocks"])]
+        if isinstance(args.get("view"), dict):
+            problems += [f"{call.method}: {p}" for p in view_errors(args["view"])]
+        if refused and call.method.startswith(SLACK_WRITES) and isinstance(call.response, dict) \
+                and call.status == 200 and not call.ok:
+            problems.append(f"{call.method} refused: {call.response}")
+    return problems
+
+
+def sent_surfaces(baton: Baton) -> list[tuple[str, Any]]:
+    """(method, what was sent) for every message or view the bot sent."""
+    found: list[tuple[str, Any]] = []
+    for call in baton.slack.calls:
+        if "blocks" in call.args or "text" in call.args:
+            found.append((call.method, {"text": call.args.get("text"),
+                                        "blocks": call.args.get("blocks")}))
+        if isinstance(call.args.get("view"), dict):
+            found.append((call.method, call.args["view"]))
+    return found
+
+
+def text_objects(node: Any) -> Iterator[dict[str, Any]]:
+    """Every Block Kit text object (plain_text or mrkdwn) inside `node`."""
+    if isinstance(node, dict):
+        if node.get("type") in ("plain_text", "mrkdwn") and isinstance(node.get("text"), str):
+            yield node
+        for value in node.values():
+            yield from text_objects(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from text_objects(item)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what or predicate}")
