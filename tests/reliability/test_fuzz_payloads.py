@@ -95,8 +95,8 @@ view_submission = st.fixed_dictionaries(
 event = st.fixed_dictionaries(
     {"type": st.sampled_from(["message", "app_mention", "app_home_opened", "reaction_added"]),
      "user": maybe(st.sampled_from(USERS)), "channel": maybe(st.sampled_from([PAYMENTS, "D0NOWHERE"])),
-     "text": maybe(st.text(max_size=40) | st.sampled_from(["help", "status", "flows",
-                                                            "run one-approval amount=5"]))},
+     "text": maybe(st.text(max_size=40) | st.sampled_from(["help", "status", "flows", "stats",
+                                                            "trace R-1", "halt"]))},
     optional={"tab": anything, "channel_type": maybe(st.sampled_from(["im", "channel"])),
               "subtype": anything,
               "bot_id": anything, "ts": anything, "thread_ts": anything})
