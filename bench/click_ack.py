@@ -36,6 +36,7 @@ from orchestrator.loader import load_org
 TEAMS = 10
 PER_TEAM = 5
 CLICKERS = TEAMS * PER_TEAM
+THINK = (1.0, 3.0)  # seconds between a clicker's answer and their next click (uniform)
 
 
 def click_flows(workdir: Path) -> Path:
@@ -192,11 +193,12 @@ def _decided(db: Path, gate_ids: list[int]) -> tuple[int, str | None]:
 
 
 def _window(db: Path, server: Server, url: str, secret: str, mine: list[list[bytes]],
-            duration: float, gates_of: dict[bytes, int]) -> dict[str, Any]:
+            duration: float, gates_of: dict[bytes, int],
+            think: tuple[float, float] = (0.0, 0.0)) -> dict[str, Any]:
     """Click for `duration` seconds; then wait until every acknowledged click is a recorded
     decision and Slack has been told."""
     before = server.figures()
-    result = in_child(clickers.click, url, secret, mine, duration)
+    result = in_child(clickers.click, url, secret, mine, duration, think)
     after = server.figures()
     clicks = [c for per in result["clicks"] for c in per]
     ok = [c for c in clicks if c[2] == 200]
@@ -219,26 +221,26 @@ def _window(db: Path, server: Server, url: str, secret: str, mine: list[list[byt
             "decisions_s": max(1e-9, (last_at - start).total_seconds()),
             "ran_out": sum(1 for per, bodies_ in zip(result["clicks"], mine, strict=True)
                            if len(per) == len(bodies_) and bodies_),
-            "decide_lag_s": decide_lag, "slack_lag_s": slack_lag, "duration": duration,
+            "decide_lag_s": decide_lag, "slack_lag_s": slack_lag, "duration": duration, "think": think,
             "server_before": before, "server_after": after}
 
 
-def run(workdir: Path, duration: float, per_team: int, log: Callable[[str], None] = print
-        ) -> dict[str, Any]:
+def run(workdir: Path, duration: float, per_team: int, log: Callable[[str], None] = print,
+        think: tuple[float, float] = THINK) -> dict[str, Any]:
     quiet_logs()
     db = fresh(workdir / "baton-click.db")
     flows = click_flows(workdir)
     org = load_org(flows / "org.yaml")
+    log(f"  preparing {per_team * TEAMS:,} waiting gates ({TEAMS} teams of {PER_TEAM}) and their "
+        "Slack messages")
+    t0 = time.perf_counter()
+    gates = prepare(db, flows, per_team)  # before the server starts: it delivers the backlog
+    started_s = time.perf_counter() - t0
     slack = EmulatorServer(workspace_from_org(org)).start()
     server = Server(workdir, db, flows, slack)
     url, secret = f"{server.url}/slack/events", slack.workspace.app.signing_secret
     try:
         server.wait_ready()
-        log(f"  preparing {per_team * TEAMS:,} waiting gates ({TEAMS} teams of {PER_TEAM}) and "
-            "their Slack messages")
-        t0 = time.perf_counter()
-        gates = prepare(db, flows, per_team)
-        started_s = time.perf_counter() - t0
         delivered_s = wait_delivered(db, timeout=max(900.0, 1.0 * len(gates)))
         mine = bodies(slack, db, gates)
         gates_of = {body: gate for body, gate in zip(
@@ -246,8 +248,8 @@ def run(workdir: Path, duration: float, per_team: int, log: Callable[[str], None
         refused_before = _refusals(db)
         log(f"  cold server: {CLICKERS} clicks at once")
         cold = _window(db, server, url, secret, [per[:1] for per in mine], 60.0, gates_of)
-        log(f"  {CLICKERS} clickers for {duration:g}s")
-        steady = _window(db, server, url, secret, [per[1:] for per in mine], duration, gates_of)
+        log(f"  {CLICKERS} clickers for {duration:g}s, each clicking again after {think[0]:g}-{think[1]:g}s")
+        steady = _window(db, server, url, secret, [per[1:] for per in mine], duration, gates_of, think)
         refusals = _refusals(db) - refused_before
     finally:
         server.stop()
@@ -287,7 +289,8 @@ def rows(result: dict[str, Any]) -> list[Row]:
     cpu = (after["cpu_s"] - before["cpu_s"]) / steady["duration"]
     cold_lat = cold["latencies_ms"] or [float("nan")]
     out = [
-        Row(section, f"clicks by {result['clickers']} concurrent clickers in {steady['duration']:g}s "
+        Row(section, f"clicks by {result['clickers']} clickers in {steady['duration']:g}s, each clicking "
+            f"again {steady['think'][0]:g}-{steady['think'][1]:g}s after an answer "
             f"({result['gates']:,} gates waiting at the start)", f"{steady['clicks']:,}"),
         Row(section, "time to HTTP 200: p50 / p95",
             f"{percentile(lat, 50):.1f} / {percentile(lat, 95):.1f} ms"),

@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +40,7 @@ class Sizes:
     trace_samples: int
 
 
-FULL = Sizes(10_000, ("sync", "async"), 1_000, 10_000, 20.0, 60, 100_000, 200)
+FULL = Sizes(10_000, ("sync", "async"), 1_000, 10_000, 20.0, 70, 100_000, 200)
 QUICK = Sizes(1_000, ("sync",), 0, 200, 5.0, 6, 10_000, 50)
 SECTIONS = ("suspend", "modes", "waiting", "click", "trace")
 
@@ -55,7 +56,19 @@ def machine() -> dict[str, Any]:
         pass
     import psutil
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+    import orchestrator
+
+    code = Path(orchestrator.__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"], check=True,
+                                capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(code), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        commit += " (with uncommitted changes)" if dirty else ""
+    except (OSError, subprocess.CalledProcessError):
+        commit = "not a git checkout"
+    return {"baton": f"{code} at {commit}", "cpu": cpu, "cores": os.cpu_count(),
+            "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
             "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
             "os": platform.platform(), "load_avg": os.getloadavg(),
             "packages": {p: version(p) for p in ("langgraph", "langgraph-checkpoint-sqlite", "sqlalchemy",
@@ -92,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Baton benchmarks ({'quick' if args.quick else 'full'}) in {workdir}")
     print(f"machine: {about['cpu']}, {about['cores']} cores, {about['ram_gb']} GB; Python {about['python']}, "
           f"SQLite {about['sqlite']}; load average {about['load_avg'][0]:.2f}")
+    print(f"baton: {about['baton']}")
     started = time.perf_counter()
     rows: list[Row] = []
     figures: dict[str, Any] = {"machine": about, "sizes": sizes.__dict__}
