@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 import time
 from typing import Any
 from urllib.parse import parse_qsl
@@ -32,13 +31,13 @@ from bot import webhooks
 from bot.metrics import BatonCollector, metrics_text
 from orchestrator.clock import SystemClock
 from orchestrator.engine import Engine
+from orchestrator.text import well_formed
 from storage.engine import Database
 
 MAX_BODY = 1_000_000  # Slack's payloads are far smaller; refuse anything bigger unread
 SLACK_TYPES = ("application/x-www-form-urlencoded", "application/json")
 MAX_AGE = 5 * 60  # Slack's rule: a signature older (or newer) than five minutes is a replay
 # Interactions that always say who acted.
-_SURROGATE = re.compile("[\ud800-\udfff]")
 USER_PAYLOADS = ("block_actions", "view_submission", "view_closed", "shortcut", "message_action",
                  "block_suggestion")
 
@@ -73,19 +72,6 @@ def parse_slack_body(text: str, content_type: str) -> dict[str, Any] | str:
     except ValueError:
         return "payload is not valid JSON"
     return payload if isinstance(payload, dict) else "payload must be a JSON object"
-
-
-def well_formed(value: Any) -> Any:
-    """`value` with invalid UTF-8 replaced by U+FFFD in every string. JSON can carry it as a
-    lone surrogate escape (`"\\udcff"`), which Python decodes into text that cannot be
-    encoded again: stored in a reason or an input, it broke the trace's hash chain."""
-    if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
-    if isinstance(value, dict):
-        return {well_formed(k): well_formed(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [well_formed(v) for v in value]
-    return value
 
 
 def _object(value: Any) -> bool:

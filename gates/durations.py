@@ -14,13 +14,20 @@ def parse_duration(text: str | int | float) -> timedelta:
     if isinstance(text, bool):
         raise ValueError(f"expected a duration like 30m or 2h, got {text!r}")
     if isinstance(text, int | float):
-        if text < 0:
-            raise ValueError(f"a duration cannot be negative: {text}")
-        return timedelta(seconds=text)
-    value = str(text).strip().lower().replace(" ", "")
-    if not value or _PART.sub("", value):
-        raise ValueError(f"expected a duration like 45s, 30m, 2h or 1d, got {text!r}")
-    return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in _PART.findall(value)))
+        seconds = float(text)
+    else:
+        value = str(text).strip().lower().replace(" ", "")
+        if not value or _PART.sub("", value):
+            raise ValueError(f"expected a duration like 45s, 30m, 2h or 1d, got {text!r}")
+        seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(value))
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        raise ValueError(f"expected a duration like 30m or 2h, got {text!r}")
+    if seconds < 0:
+        raise ValueError(f"a duration cannot be negative: {text}")
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"duration {text!r} is too long") from None
 
 
 def format_duration(delta: timedelta) -> str:

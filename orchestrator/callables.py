@@ -61,5 +61,10 @@ class CallableLoader:
             raise CallableError(f"{module_name!r} has no {attr!r}")
         if not callable(target):
             raise CallableError(f"{dotted!r} is not callable")
+        owner = getattr(target, "__module__", None)
+        if not isinstance(owner, str) or not self.is_allowed(owner):
+            # e.g. `from subprocess import run` inside an allowed module: not its own code
+            raise CallableError(f"{dotted!r} comes from module {owner!r}, which is not allowed; "
+                                "flows may only call functions defined in allowed modules")
         self._cache[dotted] = target
         return target

@@ -48,6 +48,7 @@ from orchestrator.owners import Owners
 from orchestrator.program import Node, Program
 from orchestrator.runtime import Finish, Goto, Hold, Transition, Tx, Wait, Work
 from orchestrator.spec import ExternalAgent
+from orchestrator.text import well_formed
 from orchestrator.workers import TrackingExecutor
 from storage import trace
 from storage.engine import Database, after_commit
@@ -66,7 +67,10 @@ def parse_ref(ref: str | int) -> int:
     match = _REF.match(ref)
     if not match:
         raise BatonError(f"{ref!r} is not a run id; run ids look like R-42")
-    return int(match.group(1))
+    number = int(match.group(1))
+    if number > 2**63 - 1:  # no database holds an id this large
+        raise NotFound(f"no run {ref.strip()}")
+    return number
 
 
 class Engine:
@@ -456,6 +460,7 @@ class Engine:
     def decide(self, ref: str | int, user: str, option: str, *, reason: str | None = None,
                edits: Mapping[str, Any] | None = None, gate: str | None = None) -> DecisionReport:
         """Record one person's decision. Refusals are traced and change nothing else."""
+        reason, edits = well_formed(reason), well_formed(edits)
         resume = False
         with self.db.write() as s:
             run = self._run_for_update(s, ref)
@@ -482,6 +487,7 @@ class Engine:
     def submit_signal(self, ref: str | int, agent: str, output: Mapping[str, Any], by: str) -> str:
         """Record an external agent's signal; a conflict settling for it continues once every
         signal it compares is in."""
+        output = well_formed(dict(output))
         refusal = None
         resume = False
         with self.db.write() as s:
@@ -523,6 +529,7 @@ class Engine:
         return f"{agent} signal recorded on {run.ref}"
 
     def stop(self, ref: str | int, user: str, reason: str | None = None) -> Run:
+        reason = well_formed(reason)
         refusal = None
         with self.db.write() as s:
             run = self._run_for_update(s, ref)
@@ -602,6 +609,7 @@ class Engine:
 
     def _set_halt(self, user: str, halted: bool, reason: str | None) -> None:
         word = "halt" if halted else "resume"
+        reason = well_formed(reason)
         with self.db.write() as s:
             state = system_state(s, for_update=True)
             now = self.clock.now()

@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.spec import RetrySpec, Severity, Verdict
+from orchestrator.text import well_formed
 
 
 class AgentOutput(BaseModel):
@@ -80,13 +81,13 @@ class Agent(Protocol):
 
 def validate_output(agent: str, value: Any) -> AgentOutput:
     if isinstance(value, AgentOutput):
-        return value
+        return AgentOutput.model_validate(well_formed(value.model_dump()))
     if not isinstance(value, dict):
         raise PermanentAgentFailure(
             f"agent {agent!r} returned {type(value).__name__}; expected a dict with verdict, "
             "severity, confidence, summary, rationale, evidence")
     try:
-        return AgentOutput.model_validate(value)
+        return AgentOutput.model_validate(well_formed(value))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "output"
