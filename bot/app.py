@@ -68,14 +68,15 @@ class SlackBot:
     """The Slack features, sharing one inbox (requests to finish) and one way to reply."""
 
     def __init__(self, engine: Engine, sink: SlackSink, identity: BotIdentity,
-                 wake_outbox: Callable[[], None]) -> None:
+                 wake_outbox: Callable[[], None],
+                 later: Callable[..., None] | None = None) -> None:
         self.engine = engine
         self.identity = identity
         self.replies = Replies(engine.db, engine.clock, wake_outbox)
         self.inbox = Inbox(engine.db, engine.clock)
         self.conversations = Conversations(engine, self.replies, self.inbox, sink,
-                                           lambda: identity.user_id)
-        self.gates = GateActions(engine, self.replies, self.inbox)
+                                           lambda: identity.user_id, later)
+        self.gates = GateActions(engine, self.replies, self.inbox, later)
 
     def finish_abandoned(self) -> int:
         """Finish requests a dead process acknowledged but did not complete."""

@@ -15,7 +15,10 @@ from orchestrator.engine import Engine
 
 class Conversations:
     def __init__(self, engine: Engine, replies: Replies, inbox: Inbox, sink: SlackSink,
-                 bot_user: Callable[[], str | None]) -> None:
+                 bot_user: Callable[[], str | None],
+                 later: Callable[..., None] | None = None) -> None:
+        # the work after the acknowledgement, off the listener's thread (inline if not given)
+        self.later = later or (lambda fn, *args: fn(*args))
         self.engine = engine
         self.replies = replies
         self.inbox = inbox
@@ -40,7 +43,7 @@ class Conversations:
         row = self.inbox.accept(key, "command", body)
         ack(response_type="ephemeral", **reply.payload())
         if row is not None:
-            self.finish_command(row, key, body)
+            self.later(self.finish_command, row, key, body)
 
     def finish_command(self, row: int, key: str, body: dict[str, Any]) -> None:
         who = self._who(body["user_id"], body.get("channel_id"), "command")
@@ -71,7 +74,7 @@ class Conversations:
         key = f"event:{body.get('event_id')}"
         row = self.inbox.accept(key, "event", body)
         if row is not None:  # None: Slack delivered it again (a retry); handled already
-            self.finish_event(row, key, body)
+            self.later(self.finish_event, row, key, body)
 
     def finish_event(self, row: int, key: str, body: dict[str, Any]) -> None:
         event = body.get("event") or {}

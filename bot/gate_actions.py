@@ -81,10 +81,13 @@ def _gate_id(value: Any) -> int | None:
 
 
 class GateActions:
-    def __init__(self, engine: Engine, replies: Replies, inbox: Inbox) -> None:
+    def __init__(self, engine: Engine, replies: Replies, inbox: Inbox,
+                 later: Callable[..., None] | None = None) -> None:
         self.engine = engine
         self.replies = replies
         self.inbox = inbox
+        # the work after the acknowledgement, off the listener's thread (inline if not given)
+        self.later = later or (lambda fn, *args: fn(*args))
 
     def _principal(self, slack_user: str) -> str:
         return self.engine.org.principal_for_slack(slack_user)
@@ -131,7 +134,7 @@ class GateActions:
                 return
         stored = self._store(ack, body, "action")
         if stored is not None:
-            self.finish(*stored, body)
+            self.later(self.finish, *stored, body)
 
     def on_edit(self, ack: Callable[..., None], body: dict[str, Any], action: dict[str, Any],
                 client: WebClient) -> None:
@@ -151,12 +154,12 @@ class GateActions:
             return
         stored = self._store(ack, body, "action")  # not theirs to edit: the policy says why
         if stored is not None:
-            self.finish(*stored, body)
+            self.later(self.finish, *stored, body)
 
     def on_escalation_control(self, ack: Callable[..., None], body: dict[str, Any]) -> None:
         stored = self._store(ack, body, "action")
         if stored is not None:
-            self.finish(*stored, body)
+            self.later(self.finish, *stored, body)
 
     # -- modals -------------------------------------------------------------------------------
     def on_reason(self, ack: Callable[..., None], body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -170,7 +173,7 @@ class GateActions:
             return
         stored = self._store(ack, body, "view")
         if stored is not None:
-            self.finish(*stored, body)
+            self.later(self.finish, *stored, body)
 
     def on_edit_submit(self, ack: Callable[..., None], body: dict[str, Any],
                        view: dict[str, Any]) -> None:
@@ -182,7 +185,7 @@ class GateActions:
                 return
         stored = self._store(ack, body, "view")
         if stored is not None:
-            self.finish(*stored, body)
+            self.later(self.finish, *stored, body)
 
     def _edits(self, gate: Gate, run: Run, view: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         flow = self.engine.program_for(run).flow

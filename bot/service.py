@@ -3,6 +3,7 @@ turns domain events into Slack messages, the outbox sender, and the bolt app."""
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from datetime import timedelta
 from typing import Any
@@ -70,7 +71,11 @@ class BatonService:
         self.engine.observers.append(self.pump)
         self.identity = BotIdentity(token)
         self.directory = SlackDirectory(self.engine.org, self.client)
-        self.bot = SlackBot(self.engine, self.sink, self.identity, self.outbox.wake)
+        # Listeners only store and acknowledge; what a request asks for is done on this pool, so
+        # a burst of clicks never queues acknowledgements behind decisions being recorded.
+        self.work = TrackingExecutor(8, thread_name_prefix="baton-work")
+        self.bot = SlackBot(self.engine, self.sink, self.identity, self.outbox.wake,
+                            later=self._later)
         self.timers = TimerService(self.engine,
                                    sweep_every=timedelta(seconds=settings.timer_sweep_s),
                                    also=[self.bot.finish_abandoned])
@@ -104,12 +109,22 @@ class BatonService:
 
         return http_app(self.app, self.engine.db, clock=self.clock, engine=self.engine)
 
+    def _later(self, fn: Any, *args: Any) -> None:
+        def run() -> None:
+            try:
+                fn(*args)
+            except Exception:  # the inbox keeps the request; the next sweep finishes it
+                log.exception("request_work_failed")
+
+        self.work.submit(contextvars.copy_context().run, run)  # keeps the request's log ids
+
     @property
     def busy(self) -> bool:
-        return self.listeners.busy or self.engine.busy
+        return self.listeners.busy or self.work.busy or self.engine.busy
 
     def stop(self) -> None:
         self.listeners.shutdown(wait=True)
+        self.work.shutdown(wait=True)
         self.timers.shutdown()
         self.pump.stop()
         self.outbox.stop()
