@@ -12,12 +12,15 @@ CI runs one kill per point; `BATON_CRASH_MATRIX=full` kills at every occurrence 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlmodel import col, select
 
@@ -70,6 +73,13 @@ class Scenario:
             self.restarts += 1
             self.baton = self._start({})
 
+    def after_error(self) -> None:
+        """Slack showed an error: Baton may still be on its way down, so let it finish dying
+        before deciding whether it needs a restart."""
+        with contextlib.suppress(subprocess.TimeoutExpired):  # alive: some other error
+            self.baton.process.wait(timeout=5)
+        self.survive()
+
     def until(self, check: Any, timeout: float = 30.0) -> Any:
         def alive_or_restarted() -> Any:
             self.survive()
@@ -89,20 +99,38 @@ class Scenario:
         return self.until(lambda: next((m for m in self.thread() if title in json.dumps(m.blocks)
                                         and any(b["type"] == "actions" for b in m.blocks)), None))
 
+    def decided(self, title: str) -> bool:
+        """The request shows a decision (its buttons are gone)."""
+        return any(title in json.dumps(m.blocks) and not any(b["type"] == "actions" for b in m.blocks)
+                   for m in self.thread())
+
     def decide(self, user: str, title: str, action_id: str, reason: str) -> None:
-        """Click, give the reason in the modal, submit; again if Baton died on the way."""
+        """Click, give the reason in the modal, submit; if Slack showed an error (Baton died
+        before answering), look at the thread first, as a person would: decide again only
+        if the request still asks."""
         for _ in range(3):
-            gate = self.gate_message(title)
-            self.driver.click(user=user, action_id=action_id, channel=PAYMENTS, ts=gate.ts)
+            shown = self.until(lambda: self.decided(title) or self.gate_message(title))
+            if shown is True:
+                return
+            gate = shown
+            try:
+                self.driver.click(user=user, action_id=action_id, channel=PAYMENTS, ts=gate.ts)
+            except httpx.TransportError:
+                self.after_error()
+                continue
             try:
                 self.ws.wait_for(lambda ws: ws.modal_stack(user), timeout=5)
             except Exception:
                 self.survive()
                 continue
-            response = self.driver.submit_view(user=user, values={"reason": reason})
+            try:
+                response = self.driver.submit_view(user=user, values={"reason": reason})
+            except httpx.TransportError:  # killed before the answer left: Slack shows an error
+                self.after_error()
+                continue
             if response.status == 200:
                 return
-            self.survive()
+            self.after_error()
         raise AssertionError("could not decide")
 
     def settled(self) -> bool:
