@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import func
 from sqlmodel import select
 
@@ -50,14 +51,9 @@ ARTIFACT = ROOT / "test-artifacts" / "reliability.json"
 # Hypothesis settings for every fuzz test here: reproducible in CI (the same examples each
 # run, no example database), no per-example deadline (a request goes through the real
 # service), and each test sets its own max_examples to stay within the time budget.
-try:
-    from hypothesis import HealthCheck, settings
-except ImportError:  # not installed: the fuzz modules skip themselves (importorskip)
-    FUZZ: Any = None
-else:
-    FUZZ = settings(derandomize=True, database=None, print_blob=True, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                           HealthCheck.data_too_large])
+FUZZ = settings(derandomize=True, database=None, print_blob=True, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                       HealthCheck.data_too_large])
 
 # The Web API methods (and response URLs) by which the bot changes what people see.
 SLACK_WRITES = ("chat.", "views.", "files.", "response_url", "upload_url", "conversations.open")

@@ -10,8 +10,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
-pytest.importorskip("hypothesis", reason="the fuzz tests need hypothesis (the test extra)")
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func

@@ -13,8 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-
-pytest.importorskip("hypothesis", reason="the fuzz tests need hypothesis (the test extra)")
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 

@@ -11,8 +11,6 @@ from typing import Any
 
 import pytest
 import yaml
-
-pytest.importorskip("hypothesis", reason="the fuzz tests need hypothesis (the test extra)")
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 

@@ -13,8 +13,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-
-pytest.importorskip("hypothesis", reason="the fuzz tests need hypothesis (the test extra)")
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
