@@ -505,10 +505,11 @@ def serve(
     service.start()
     try:
         if transport == "socket":
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
             from slack_sdk import WebClient
 
-            handler = SocketModeHandler(service.app, config.slack_app_token,
+            from bot.socket_mode import BatonSocketModeHandler
+
+            handler = BatonSocketModeHandler(service.app, config.slack_app_token,
                                         web_client=WebClient(base_url=service.client.base_url))
             handler.start()
         else:

@@ -20,12 +20,12 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
-from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from sqlmodel import select
 
 from bot.sandbox import payloads
+from bot.socket_mode import BatonSocketModeHandler as SocketModeHandler
 from storage.models import Decision, Run, SlackInbox
 from tests.bot.conftest import Baton
 from tests.reliability.conftest import ALICE, BOB, PAYMENTS, Figures, surface_problems
@@ -158,4 +158,26 @@ def test_a_redelivered_click_records_one_decision(
     decided = json.dumps(baton.slack.workspace.message(PAYMENTS, gate.ts).blocks)
     assert "*Approved* by <@U0BOB0001>" in decided
     figures.add("decisions_recorded")
+    assert surface_problems(baton) == []
+
+
+def test_an_envelope_with_invalid_utf8_is_handled_like_any_other(
+        socket_mode: tuple[Baton, SocketModeHandler, Socket], figures: Figures) -> None:
+    """JSON may carry lone surrogates; the payload is made storable before bolt sees it, as on
+    the HTTP endpoint (PostgreSQL's jsonb would refuse `\\udcff` and the DM would be lost)."""
+    baton, handler, socket = socket_mode
+    ws = baton.slack.workspace
+    dm = ws.open_dm(ALICE)
+    posted = ws.post_message(dm.id, text="run one-approval amount=100", author=ALICE)
+    text = posted.text + " \udcff"
+    event = {"type": "message", "user": ALICE, "text": text, "ts": posted.ts,
+             "channel": dm.id, "event_ts": posted.ts, "channel_type": "im", "team": ws.team.id}
+    body = payloads.event_callback(ws, event, event_id=ws.new_id("Ev"), event_time=int(ws.clock()))
+    deliver(handler, socket, envelope("events_api", body), 1, figures)
+    baton.settle()
+    with baton.engine.db.read() as s:
+        (stored,) = s.exec(select(SlackInbox)).all()
+    assert stored.payload["event"]["text"].endswith(" \ufffd")
+    said = [m.text for m in baton.dms(ALICE) if m.user != ALICE and not m.thread_ts]
+    assert said, "the DM was not answered"
     assert surface_problems(baton) == []
