@@ -17,6 +17,8 @@ from orchestrator.clock import FakeClock
 from orchestrator.engine import Engine
 from orchestrator.settings import Settings
 
+pytest_plugins = ["tests.figures"]  # the reliability report's figures
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_FLOWS = ROOT / "flows"
 TEST_FLOWS = Path(__file__).resolve().parent / "flows"

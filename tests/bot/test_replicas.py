@@ -17,6 +17,7 @@ from storage.models import Decision, Event, Run, SlackOutbox, TraceEntry
 from tests.bot.conftest import BOB, CAROL, DAVE, ORG, PAYMENTS
 from tests.bot.processes import Replica, eventually, serve_env
 from tests.conftest import EXAMPLE_FLOWS, TEST_FLOWS
+from tests.figures import Figures
 
 PEOPLE = [BOB, CAROL, DAVE, "U0ERIN001", "U0FRANK01", "U0ALICE01", "U0GRACE01", "U0HENRY01"]
 
@@ -44,8 +45,10 @@ def cluster(emulator: EmulatorServer, database_url: str, tmp_path: Path
         db.dispose()
 
 
+@pytest.mark.reliability(item="2", promise="Concurrent deciders: 100 clicks on one gate, spread "
+                         "over two Baton processes on one database, make exactly one outcome")
 def test_hundred_concurrent_clicks_across_two_replicas_give_one_outcome(
-        cluster, emulator: EmulatorServer) -> None:  # type: ignore[no-untyped-def]
+        cluster, emulator: EmulatorServer, figures: Figures) -> None:  # type: ignore[no-untyped-def]
     _, drivers, db = cluster
     drivers[0].slash_command("run replicas", user=BOB, channel=PAYMENTS)
     ws = emulator.workspace
@@ -60,12 +63,17 @@ def test_hundred_concurrent_clicks_across_two_replicas_give_one_outcome(
               for i in range(100)]
     with ThreadPoolExecutor(max_workers=20) as pool:
         statuses = list(pool.map(lambda i: drivers[i % 2].send(clicks[i]).status, range(100)))
+    figures.add("requests_sent", 100)
+    # the same person on the same button again: a duplicate click
+    figures.add("faults_injected", 100 - len({(PEOPLE[i % len(PEOPLE)], i % 3 > 0) for i in range(100)}))
     assert statuses == [200] * 100
     eventually(lambda: _finished(db, 1))
     with db.read() as s:
         decisions = s.exec(select(Decision)).all()
         closed = s.exec(select(TraceEntry).where(TraceEntry.kind == "gate_decided")).all()
         run = s.exec(select(Run)).one()
+    figures.add("decisions_recorded", len(decisions))
+    figures.add("refusals", 100 - len(decisions))
     assert len(decisions) == 1 and len(closed) == 1
     assert decisions[0].decider in ("bob", "carol")
     assert run.status == ("succeeded" if decisions[0].effect == "approve" else "rejected")
@@ -78,14 +86,19 @@ def test_hundred_concurrent_clicks_across_two_replicas_give_one_outcome(
     assert all("not an approver" in e.text or "already" in e.text for e in ws.ephemerals(DAVE))
 
 
+@pytest.mark.reliability(item="1", promise="A Baton process killed while others run on the same "
+                         "database loses nothing: each gate escalates once and every message "
+                         "reaches Slack once, finished by the survivor")
 def test_fifty_gates_escalate_once_each_and_a_killed_replica_loses_nothing(
-        cluster, emulator: EmulatorServer) -> None:  # type: ignore[no-untyped-def]
+        cluster, emulator: EmulatorServer, figures: Figures) -> None:  # type: ignore[no-untyped-def]
     replicas, drivers, db = cluster
     ws = emulator.workspace
     for i in range(50):
         drivers[i % 2].slash_command("run replicas", user=BOB if i % 2 else CAROL, channel=PAYMENTS)
     time.sleep(0.5)
     replicas[0].kill()  # mid-way: it was still posting cards and opening gates
+    figures.add("requests_sent", 50)
+    figures.add("faults_injected")
     eventually(lambda: _count(db, TraceEntry, TraceEntry.kind == "gate_opened") == 50, 60)
     eventually(lambda: _count(db, TraceEntry, TraceEntry.kind == "escalated") == 50, 60)
     time.sleep(2)  # any second firing would show up now
@@ -112,6 +125,8 @@ def test_fifty_gates_escalate_once_each_and_a_killed_replica_loses_nothing(
     assert dave_dm is not None
     pings = [m for m in ws.messages(dave_dm.id) if "Pay it?" in str(m.blocks)]
     assert len(pings) == 50, _missing_dms(db, emulator, pings)  # level 2: once per gate
+    figures.add("escalations", len(escalated))
+    figures.add("messages_delivered", _count(db, SlackOutbox, SlackOutbox.status == "sent"))
 
 
 def _count(db: Database, model, *where) -> int:  # type: ignore[no-untyped-def]

@@ -32,6 +32,7 @@ from storage.models import Action, Decision, Event, Gate, Run, SlackInbox, Slack
 from tests.bot.conftest import ALICE, BOB, ORG, PAYMENTS
 from tests.bot.processes import Replica, eventually, serve_env
 from tests.conftest import EXAMPLE_FLOWS
+from tests.figures import Figures
 
 ERIN = "U0ERIN001"
 CI_POINTS = [
@@ -58,6 +59,7 @@ class Scenario:
                              emulator.api_url, self.ws, self.ledger)
         self.db = Database(database_url)
         self.restarts = 0
+        self.sent = 0  # requests people sent to Baton through Slack
         self.baton = self._start({"BATON_CRASH_AT": crash_at})
 
     def _start(self, extra: dict[str, str]) -> Replica:
@@ -113,6 +115,7 @@ class Scenario:
             if shown is True:
                 return
             gate = shown
+            self.sent += 1
             try:
                 self.driver.click(user=user, action_id=action_id, channel=PAYMENTS, ts=gate.ts)
             except httpx.TransportError:
@@ -123,6 +126,7 @@ class Scenario:
             except Exception:
                 self.survive()
                 continue
+            self.sent += 1
             try:
                 response = self.driver.submit_view(user=user, values={"reason": reason})
             except httpx.TransportError:  # killed before the answer left: Slack shows an error
@@ -172,8 +176,12 @@ def scenario_for(emulator: EmulatorServer, database_url: str, tmp_path: Path
         scenario.close()
 
 
+@pytest.mark.reliability(item="1", promise="A crash at any step loses nothing: no decision lost, "
+                         "no action run twice, every gate still decidable with its timers, every "
+                         "message delivered once")
 @pytest.mark.parametrize(("point", "nth"), POINTS, ids=[f"{p}:{n}" for p, n in POINTS])
-def test_a_crash_at_any_point_loses_nothing(scenario_for: Any, point: str, nth: int) -> None:
+def test_a_crash_at_any_point_loses_nothing(scenario_for: Any, point: str, nth: int,
+                                            figures: Figures) -> None:
     s: Scenario = scenario_for(f"{point}:{nth}")
     reply = s.driver.slash_command("run vendor-payment vendor=ACME amount=20000", user=ALICE,
                                    channel=PAYMENTS)
@@ -202,6 +210,12 @@ def test_a_crash_at_any_point_loses_nothing(scenario_for: Any, point: str, nth: 
         run = session.exec(select(Run)).one()
         decisions = session.exec(select(Decision).where(Decision.decider == "bob")).all()
         actions = session.exec(select(Action)).all()
+    figures.add("faults_injected", s.restarts)  # each restart followed a SIGKILL
+    figures.add("requests_sent", 1 + s.sent)  # the slash command, clicks and modal submissions
+    figures.add("slack_calls", len(s.emulator.calls))
+    figures.add("decisions_recorded", len(decisions))
+    figures.add("decisions_lost", 0 if decisions else 1)
+    figures.note("crash_at", f"{point}:{nth}")
     assert run.status == "succeeded", run.reason
     assert [(d.option, d.reason) for d in decisions] == [("approve", "Invoice matches PO 4471")]
     assert len(s.payments()) == 1 and len(actions) == 1  # paid exactly once

@@ -6,10 +6,12 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from sqlmodel import select
 
 from orchestrator.engine import Engine
 from storage.models import Decision, TraceEntry
+from tests.figures import Figures
 
 _engine: Engine | None = None
 
@@ -58,8 +60,10 @@ def test_fifty_concurrent_decisions_record_exactly_one(
     assert len(ledger()) == (1 if decisions[0].effect == "approve" else 0)
 
 
+@pytest.mark.reliability(item="2", promise="Many runs at once: 200 runs started concurrently and "
+                         "decided concurrently all complete, each action run once")
 def test_two_hundred_runs_started_and_decided_concurrently_all_complete(
-        make_engine: Callable[..., Engine], ledger: Callable) -> None:
+        make_engine: Callable[..., Engine], ledger: Callable, figures: Figures) -> None:
     """Also the first start of a flow, racing with itself: its stored version must be
     committed before any other start refers to it."""
     engine = make_engine()
@@ -73,6 +77,9 @@ def test_two_hundred_runs_started_and_decided_concurrently_all_complete(
     with ThreadPoolExecutor(max_workers=32) as pool:
         reports = list(pool.map(lambda i: engine.decide(runs[i], people[i % 2], "approve",
                                                         reason="checked"), range(200)))
+    figures.add("requests_sent", 400)  # 200 starts, 200 decisions
+    figures.add("decisions_recorded", sum(r.status == "recorded" for r in reports))
+    figures.add("decisions_lost", 200 - sum(r.status == "recorded" for r in reports))
     assert all(r.outcome == "approve" for r in reports)
     assert all(engine.get_run(ref).status == "succeeded" for ref in runs)
     assert sorted(e["run"] for e in ledger()) == sorted(runs)  # each paid exactly once

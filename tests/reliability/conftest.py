@@ -3,20 +3,14 @@ redeliveries, hostile text, fuzzed input, concurrent deciders.
 
 They reuse the end-to-end harness of tests/bot (the real BatonService over loopback HTTP
 against the Slack emulator). Each test keeps a few figures (requests sent, faults injected,
-refusals, decisions lost ...) which are written at the end of the session to
-`test-artifacts/reliability.json`, so the reliability report quotes the last run.
+refusals, decisions lost ...) through the `figures` fixture of tests/figures.py, so the
+reliability report quotes the last run.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import subprocess
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +27,7 @@ from orchestrator.clock import Clock, SystemClock
 from orchestrator.loader import load_org
 from storage.models import Action, Decision, Event, Gate, Run, SlackInbox, SlackOutbox, TraceEntry
 from tests.bot.conftest import Baton, emulator, make_baton  # noqa: F401 (fixtures, by import)
-from tests.conftest import ON_POSTGRES, ROOT, make_settings
+from tests.conftest import make_settings
 
 FLOWS = Path(__file__).resolve().parent / "flows"
 ORG_FILE = FLOWS / "org.yaml"
@@ -46,7 +40,6 @@ ALICE, BOB, CAROL, DAVE, ERIN, FRANK, GRACE, HENRY, IVAN, JUDY = (
 APPROVERS = [BOB, CAROL, DAVE, ERIN, FRANK]
 EVERYONE = [ALICE, BOB, CAROL, DAVE, ERIN, FRANK, GRACE, HENRY, IVAN, JUDY]
 PAYMENTS = "C0PAYMENTS1"
-ARTIFACT = ROOT / "test-artifacts" / "reliability.json"
 
 # Hypothesis settings for every fuzz test here: reproducible in CI (the same examples each
 # run, no example database), no per-example deadline (a request goes through the real
@@ -62,93 +55,6 @@ TABLES = {"run": Run, "gate": Gate, "decision": Decision, "action": Action,
           "slack_inbox": SlackInbox}
 
 
-# -- figures for the reliability report ------------------------------------------------------
-class Figures:
-    """What one test did, for docs/reliability.md."""
-
-    def __init__(self, test: str, item: str, promise: str) -> None:
-        self.test = test
-        self.item = item
-        self.promise = promise
-        self.counts: Counter[str] = Counter(requests_sent=0, faults_injected=0, refusals=0,
-                                            decisions_lost=0)
-        self.notes: dict[str, Any] = {}
-
-    def add(self, name: str, n: int = 1) -> None:
-        self.counts[name] += n
-
-    def note(self, name: str, value: Any) -> None:
-        self.notes[name] = value
-
-
-_RECORDS: dict[str, dict[str, Any]] = {}
-_STARTED = time.monotonic()
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "reliability(item, promise): the issue 8 item a test proves "
-                                       "and the promise (SPEC section 6) it stands for")
-
-
-@pytest.fixture
-def figures(request: pytest.FixtureRequest) -> Iterator[Figures]:
-    marker = request.node.get_closest_marker("reliability")
-    item = str(marker.kwargs.get("item", "")) if marker else ""
-    promise = str(marker.kwargs.get("promise", "")) if marker else ""
-    found = Figures(request.node.nodeid, item, promise)
-    record: dict[str, Any] = {"test": found.test, "item": found.item, "promise": found.promise,
-                              "outcome": "unknown"}
-    _RECORDS[found.test] = record
-    started = time.monotonic()
-    yield found
-    record.update(figures=dict(found.counts), notes=found.notes,
-                  duration_s=round(time.monotonic() - started, 3))
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
-    record = _RECORDS.get(item.nodeid)
-    if record is None:
-        return
-    if report.when == "call" or (report.when == "setup" and report.failed):
-        record["outcome"] = report.outcome
-    elif report.when == "teardown" and report.failed:
-        record["outcome"] = "failed"
-
-
-def _commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, timeout=5, check=True).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if not _RECORDS:
-        return
-    tests = sorted(_RECORDS.values(), key=lambda r: r["test"])
-    totals: Counter[str] = Counter()
-    for record in tests:
-        totals.update(record["figures"])
-    outcomes = Counter(r["outcome"] for r in tests)
-    document = {
-        "format": "baton-reliability/1",
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": _commit(),
-        "database": "postgresql" if ON_POSTGRES else "sqlite",
-        "python": platform.python_version(),
-        "duration_s": round(time.monotonic() - _STARTED, 1),
-        "outcomes": dict(outcomes),
-        "totals": dict(sorted(totals.items())),
-        "tests": tests,
-    }
-    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = ARTIFACT.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, ARTIFACT)
 
 
 # -- Baton over tests/reliability/flows -----------------------------------------------------

@@ -23,7 +23,8 @@ from orchestrator.loader import compile_document
 from orchestrator.yamlfile import parse_yaml
 from storage.models import TraceEntry
 from tests.conftest import make_settings
-from tests.reliability.conftest import FLOWS, MODULES, ORG, ORG_FILE, Figures
+from tests.figures import Figures
+from tests.reliability.conftest import FLOWS, MODULES, ORG, ORG_FILE
 
 pytestmark = pytest.mark.reliability(
     item="5", promise="Flow files cannot import or run code except the dotted-path callables they "

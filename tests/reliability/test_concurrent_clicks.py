@@ -20,12 +20,12 @@ from bot.sandbox import Delivery, SlackRequest
 from gates.quorum import Vote, tally
 from storage.models import Decision, Gate, TraceEntry
 from tests.bot.conftest import Baton
+from tests.figures import Figures
 from tests.reliability.conftest import (
     APPROVERS,
     EVERYONE,
     ORG,
     PAYMENTS,
-    Figures,
     surface_problems,
 )
 

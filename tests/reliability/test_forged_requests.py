@@ -18,13 +18,13 @@ from sqlmodel import select
 from bot.sandbox import Signing, SlackRequest, payloads
 from storage.models import Decision, Run, SlackInbox, TraceEntry
 from tests.bot.conftest import Baton
+from tests.figures import Figures
 from tests.reliability.conftest import (
     ALICE,
     BOB,
     CAROL,
     GRACE,
     PAYMENTS,
-    Figures,
     footprint,
     surface_problems,
 )

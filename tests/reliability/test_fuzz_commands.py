@@ -23,6 +23,7 @@ from orchestrator.engine import Engine
 from storage.models import TraceEntry
 from tests.bot.conftest import Baton
 from tests.conftest import make_settings
+from tests.figures import Figures
 from tests.reliability.conftest import (
     ALICE,
     FLOWS,
@@ -31,7 +32,6 @@ from tests.reliability.conftest import (
     ORG_FILE,
     PAYMENTS,
     TABLES,
-    Figures,
     footprint,
 )
 

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from gates.conditions import ConditionError, check_against, compile_condition
 from tests.conftest import ROOT
-from tests.reliability.conftest import FUZZ, Figures
+from tests.figures import Figures
+from tests.reliability.conftest import FUZZ
 
 pytestmark = pytest.mark.reliability(
     item="6", promise="Bad input (invalid flow files) gets a clear error naming the problem")

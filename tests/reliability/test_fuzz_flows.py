@@ -20,7 +20,8 @@ from orchestrator.errors import BatonError, FlowError
 from orchestrator.loader import _ALL_KEYS, compile_document, load_flow
 from orchestrator.yamlfile import parse_yaml
 from tests.conftest import EXAMPLE_FLOWS, TEST_FLOWS
-from tests.reliability.conftest import FLOWS, FUZZ, MODULES, ORG, Figures
+from tests.figures import Figures
+from tests.reliability.conftest import FLOWS, FUZZ, MODULES, ORG
 
 pytestmark = pytest.mark.reliability(
     item="6", promise="Bad input (invalid flow files) gets a clear error naming the problem")

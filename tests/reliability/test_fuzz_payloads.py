@@ -19,13 +19,13 @@ from sqlmodel import select
 
 from storage.models import Decision, Gate, Run, SlackInbox
 from tests.bot.conftest import Baton
+from tests.figures import Figures
 from tests.reliability.conftest import (
     ALICE,
     BOB,
     FUZZ,
     GRACE,
     PAYMENTS,
-    Figures,
     footprint,
     surface_problems,
 )

@@ -19,13 +19,13 @@ from bot.sandbox.blockkit import block_errors
 from bot.sandbox.driver import Delivery
 from orchestrator.clock import FakeClock
 from tests.bot.conftest import Baton
+from tests.figures import Figures
 from tests.reliability.conftest import (
     ALICE,
     BOB,
     DAVE,
     GRACE,
     PAYMENTS,
-    Figures,
     sent_surfaces,
     surface_problems,
     text_objects,

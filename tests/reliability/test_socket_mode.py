@@ -28,7 +28,8 @@ from bot.sandbox import payloads
 from bot.socket_mode import BatonSocketModeHandler as SocketModeHandler
 from storage.models import Decision, Run, SlackInbox
 from tests.bot.conftest import Baton
-from tests.reliability.conftest import ALICE, BOB, PAYMENTS, Figures, surface_problems
+from tests.figures import Figures
+from tests.reliability.conftest import ALICE, BOB, PAYMENTS, surface_problems
 
 pytestmark = pytest.mark.reliability(
     item="4", promise="Socket Mode envelopes redelivered are processed once: one run, one "
