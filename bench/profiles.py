@@ -15,8 +15,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: the repository, not bench/, on the path
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+if __package__ in (None, ""):
+    # Run as a script: take bench/ itself off the path (its modules would shadow others) and
+    # put the repository after PYTHONPATH, which may point at another copy of Baton to measure.
+    del sys.path[0]
+    sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 
 def _profile(name: str, fn: Callable[[], None], out: Path, interval: float) -> str:

@@ -24,8 +24,11 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a script: make `bench` importable
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # the repository, not bench/
+if __package__ in (None, ""):
+    # Run as a script: take bench/ itself off the path (its modules would shadow others) and
+    # put the repository after PYTHONPATH, which may point at another copy of Baton to measure.
+    del sys.path[0]
+    sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 
 @dataclass(frozen=True)
