@@ -12,12 +12,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from orchestrator.text import well_formed
+
 # straight, curly (as Slack's editor substitutes them), low-9 and guillemet quotes
 QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019", "\u201e": "\u201c",
           "\u00ab": "\u00bb"}
 _MENTION = re.compile(r"<([@#!])([A-Z0-9^]+)(?:\|([^>]*))?>")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ArgumentError(ValueError):
@@ -27,7 +28,7 @@ class ArgumentError(ValueError):
 def unslack(text: str) -> str:
     """Slack's wire format back to what was typed: mentions become @U123, #C123. Invalid
     UTF-8 (a lone surrogate from JSON's `\\udcff`) becomes U+FFFD, as a decoder shows it."""
-    text = _SURROGATE.sub("\ufffd", text)
+    text = well_formed(text)
     text = _MENTION.sub(lambda m: f"{m.group(1)}{m.group(2)}".replace("!subteam^", "@"), text)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from orchestrator.errors import InputError
 from orchestrator.spec import Flow, InputSpec
+from orchestrator.text import well_formed
 
 _TRUE = {"true", "yes", "y", "1", "on"}
 _FALSE = {"false", "no", "n", "0", "off"}
@@ -65,8 +66,7 @@ def _clean_text(value: str) -> str:
     """Drop control characters other than newline and tab: they break renderers and logs.
     Invalid UTF-8 (lone surrogates, as Python decodes undecodable bytes in argv or JSON's
     `\\udcff`) becomes U+FFFD: such text cannot be encoded, so cannot be stored or traced."""
-    return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in value
-                   if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    return well_formed("".join(ch for ch in value if ch in "\n\t" or unicodedata.category(ch) != "Cc"))
 
 
 def usage(flow: Flow) -> str:

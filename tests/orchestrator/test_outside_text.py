@@ -34,12 +34,13 @@ def test_a_run_id_larger_than_any_database_holds_is_simply_not_found() -> None:
 def test_lone_surrogates_become_the_replacement_character_everywhere() -> None:
     assert well_formed({"a\udcff": ["x\ud800", ("y",), 3]}) == {"a\ufffd": ["x\ufffd", ["y"], 3]}
     assert well_formed("fine ✓") == "fine ✓" and well_formed(None) is None
+    assert well_formed("nul\x00") == "nul\ufffd"  # PostgreSQL refuses NUL in text and jsonb
 
 
-def test_a_reason_with_invalid_utf8_is_recorded_readably_and_the_trace_stays_whole(
+def test_a_reason_with_invalid_utf8_or_nul_is_recorded_readably_and_the_trace_stays_whole(
         engine: Engine) -> None:
     run = engine.start_run("vendor-payment", {"vendor": "ACME", "amount": "20000"}, "alice")
-    engine.decide(run.ref, "bob", "approve", reason="ok \udcff\udcfe")
+    engine.decide(run.ref, "bob", "approve", reason="ok \udcff\x00")
     final = engine.get_run(run.ref)
     assert final.status == "succeeded"
     with engine.db.read() as s:
