@@ -108,11 +108,15 @@ def make_baton(emulator: EmulatorServer, database_url: str, ledger: Callable
     started: list[tuple[BatonService, LoopbackServer, Driver]] = []
 
     def build(flows: Path = EXAMPLE_FLOWS, clock: Clock | None = None,
-              slack_timeout: float = 2.0) -> Baton:
-        workspace = workspace_from_org(ORG)
+              slack_timeout: float = 2.0, org: Path | None = None, **extra: object) -> Baton:
+        """Baton over `flows`; `org` (default: the examples' org file) also makes the Slack
+        workspace's people and channels; `extra` are more settings."""
+        workspace = workspace_from_org(ORG if org is None else load_org(org))
         emulator.reset(workspace)
+        if org is not None:
+            extra["BATON_ORG"] = org
         settings = make_settings(
-            database_url, flows,
+            database_url, flows, **extra,
             SLACK_BOT_TOKEN=workspace.app.bot_token,
             SLACK_SIGNING_SECRET=workspace.app.signing_secret,
             SLACK_API_URL=emulator.api_url)

@@ -19,15 +19,11 @@ from hypothesis import HealthCheck, settings
 from sqlalchemy import func
 from sqlmodel import select
 
-from bot.http import http_app
-from bot.sandbox import EmulatorServer, LoopbackServer, workspace_from_org
 from bot.sandbox.blockkit import block_errors, view_errors
-from bot.service import BatonService
-from orchestrator.clock import Clock, SystemClock
+from orchestrator.clock import Clock
 from orchestrator.loader import load_org
 from storage.models import Action, Decision, Event, Gate, Run, SlackInbox, SlackOutbox, TraceEntry
 from tests.bot.conftest import Baton, emulator, make_baton  # noqa: F401 (fixtures, by import)
-from tests.conftest import make_settings
 
 FLOWS = Path(__file__).resolve().parent / "flows"
 ORG_FILE = FLOWS / "org.yaml"
@@ -59,32 +55,13 @@ TABLES = {"run": Run, "gate": Gate, "decision": Decision, "action": Action,
 
 # -- Baton over tests/reliability/flows -----------------------------------------------------
 @pytest.fixture
-def make_reliable(emulator: EmulatorServer, database_url: str, ledger: Callable  # noqa: F811
-                  ) -> Iterator[Callable[..., Baton]]:
-    """Like tests/bot's `make_baton`, over this folder's flows, org and agent module."""
-    started: list[tuple[BatonService, LoopbackServer, Any]] = []
-
+def make_reliable(make_baton: Callable[..., Baton]) -> Callable[..., Baton]:  # noqa: F811
+    """tests/bot's `make_baton` over this folder's flows, org and agent module."""
     def build(clock: Clock | None = None, modules: list[str] | None = None) -> Baton:
-        workspace = workspace_from_org(ORG)
-        emulator.reset(workspace)
-        settings = make_settings(
-            database_url, FLOWS, BATON_ORG=ORG_FILE,
-            BATON_PYTHON_MODULES=MODULES if modules is None else modules,
-            SLACK_BOT_TOKEN=workspace.app.bot_token,
-            SLACK_SIGNING_SECRET=workspace.app.signing_secret,
-            SLACK_API_URL=emulator.api_url)
-        service = BatonService(settings, clock=clock or SystemClock(), poll=0.05, slack_timeout=2.0)
-        service.start()
-        server = LoopbackServer(http_app(service.app, service.engine.db, clock=service.clock)).start()
-        driver = emulator.driver(f"{server.url}/slack/events")
-        started.append((service, server, driver))
-        return Baton(service, emulator, driver, server.url)
+        return make_baton(FLOWS, clock=clock, org=ORG_FILE,
+                          BATON_PYTHON_MODULES=MODULES if modules is None else modules)
 
-    yield build
-    for service, server, driver in started:
-        driver.close()
-        server.stop()
-        service.stop()
+    return build
 
 
 @pytest.fixture
