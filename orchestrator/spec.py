@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -152,24 +153,18 @@ def _check_key_env(value: str | None) -> str | None:
     return value
 
 
+BaseUrl = Annotated[str | None, AfterValidator(_check_base_url)]
+KeyEnv = Annotated[str | None, AfterValidator(_check_key_env)]
+
+
 class LlmDefaults(Strict):
     """The flow's `llm:` section: what its llm agents share unless they say otherwise."""
 
     model: str | None = Field(default=None, min_length=1)
-    base_url: str | None = Field(default=None, description="an OpenAI-compatible server, "
+    base_url: BaseUrl = Field(default=None, description="an OpenAI-compatible server, "
                                                            "such as http://localhost:11434/v1")
-    api_key_env: str | None = Field(default=None, description="the variable holding the key")
+    api_key_env: KeyEnv = Field(default=None, description="the variable holding the key")
     response_format: ResponseFormat = "auto"
-
-    @field_validator("base_url")
-    @classmethod
-    def _base_url(cls, value: str | None) -> str | None:
-        return _check_base_url(value)
-
-    @field_validator("api_key_env")
-    @classmethod
-    def _key_env(cls, value: str | None) -> str | None:
-        return _check_key_env(value)
 
 
 class LlmAgent(AgentBase):
@@ -185,21 +180,11 @@ class LlmAgent(AgentBase):
                                           "${comments}, ${subtask} insert data as JSON")
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_output_tokens: int = Field(default=1000, ge=16, le=200000)
-    base_url: str | None = None
-    api_key_env: str | None = None
+    base_url: BaseUrl = None
+    api_key_env: KeyEnv = None
     response_format: ResponseFormat | None = None
     # Model servers fail transiently (429, 5xx, timeouts): three tries unless told otherwise.
     retry: RetrySpec = RetrySpec(attempts=3, backoff=timedelta(seconds=1))
-
-    @field_validator("base_url")
-    @classmethod
-    def _base_url(cls, value: str | None) -> str | None:
-        return _check_base_url(value)
-
-    @field_validator("api_key_env")
-    @classmethod
-    def _key_env(cls, value: str | None) -> str | None:
-        return _check_key_env(value)
 
 
 AgentSpec = Annotated[RulesAgent | PythonAgent | ExternalAgent | LlmAgent,
