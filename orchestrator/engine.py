@@ -93,6 +93,10 @@ class Engine:
         self._versions: dict[str, int] = {}
         self._pool = TrackingExecutor(workers, thread_name_prefix="baton-run") if background else None
         self.timer_hook: Callable[[int, datetime], None] | None = None
+        self._held: dict[str, int] = {}  # lease owner -> run id, while its slow work runs
+        self._held_lock = threading.Lock()
+        self._keeper: threading.Thread | None = None
+        self._keeper_stop = threading.Event()
         self.llm = llm or LlmDefaults()
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -120,6 +124,7 @@ class Engine:
     def shutdown(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+        self._keeper_stop.set()
 
     def _schedule(self, run_id: int) -> None:
         if self._pool is not None:
@@ -251,23 +256,35 @@ class Engine:
 
     @contextmanager
     def _heartbeat(self, run_id: int, owner: str) -> Iterator[None]:
-        """Keep the lease alive while slow work runs outside a transaction."""
-        stop = threading.Event()
-        interval = max(0.05, self.lease_ttl.total_seconds() / 3)
-
-        def beat() -> None:
-            while not stop.wait(interval):
-                with self.db.write() as s:
-                    s.exec(update(Run).where(col(Run.id) == run_id, col(Run.lease_owner) == owner)
-                           .values(lease_until=self.clock.now() + self.lease_ttl))
-
-        thread = threading.Thread(target=beat, daemon=True, name="baton-lease")
-        thread.start()
+        """Keep the lease alive while slow work runs outside a transaction. One keeper thread
+        per engine renews every lease held: a step starts no thread of its own."""
+        with self._held_lock:
+            self._held[owner] = run_id
+            if self._keeper is None:
+                self._keeper = threading.Thread(target=self._keep_leases, daemon=True,
+                                                name="baton-lease")
+                self._keeper.start()
         try:
             yield
         finally:
-            stop.set()
-            thread.join()
+            with self._held_lock:
+                self._held.pop(owner, None)
+
+    def _keep_leases(self) -> None:
+        interval = max(0.05, self.lease_ttl.total_seconds() / 3)
+        while not self._keeper_stop.wait(interval):
+            with self._held_lock:
+                held = list(self._held.items())
+            if not held:
+                continue
+            try:
+                with self.db.write() as s:
+                    until = self.clock.now() + self.lease_ttl
+                    for owner, run_id in held:
+                        s.exec(update(Run).where(col(Run.id) == run_id, col(Run.lease_owner) == owner)
+                               .values(lease_until=until))
+            except Exception:
+                log.exception("lease_renewal_failed")
 
     def advance(self, run_id: int) -> None:
         """Execute steps until the run waits, finishes, or belongs to another worker."""
