@@ -73,6 +73,10 @@ def parse_ref(ref: str | int) -> int:
     return number
 
 
+def _internal(node: Node | None, exc: Exception) -> str:
+    return f"internal error at step {node.key if node else '?'}: {type(exc).__name__}: {exc}"
+
+
 class Engine:
     def __init__(self, db: Database, flows: FlowCatalog, org: Org, callables: CallableLoader,
                  clock: Clock | None = None, *, observers: Sequence[Notifier] = (),
@@ -297,7 +301,9 @@ class Engine:
             self.owners.release(owner)
 
     def _step(self, run_id: int, owner: str) -> bool:
-        """One step. Returns True when the run should go on to its next step."""
+        """Advance the run, as many steps per transaction as settle there (gates, boundaries,
+        conflicts, rules agents); slow work (other agents, actions) runs between two
+        transactions. Returns True when the run should be looked at again."""
         node: Node | None = None
         try:
             with self.db.write() as s:
@@ -308,42 +314,77 @@ class Engine:
                 if not self._lease_free(run, owner, tx.now):
                     return False
                 run.lease_owner, run.lease_until = owner, tx.now + self.lease_ttl
-                if run.cursor is None:
-                    self._apply(tx, None, Finish("succeeded", "completed", "all steps done"), tx.now)
-                    return False
-                node = tx.node(run.cursor)
-                started = tx.now
-                guard = steps.check_limits(tx, node)
-                if guard is not None:
-                    self._apply(tx, node, guard, started)
-                    return False
-                run.steps_taken += 1
-                run.visits = {**run.visits, node.key: int(run.visits.get(node.key, 0)) + 1}
-                with structlog.contextvars.bound_contextvars(flow=run.flow_name, step=node.key):
-                    result = steps.begin(tx, node)
-                work = result if isinstance(result, Work) else None
-                if work is None:
-                    go_on = self._apply(tx, node, result, started)  # type: ignore[arg-type]
-            if work is None:
-                crash_point("step.committed")
-                return go_on
-            with structlog.contextvars.bound_contextvars(step=node.key), \
-                    self._heartbeat(run_id, owner):
-                outcome = work.fn()
-            with self.db.write() as s:
-                run = lock(s, Run, run_id)
-                if run is None or run.status != "running" or run.lease_owner != owner:
-                    log.warning("step_result_discarded", step=node.key,
-                                status=run.status if run else None)
-                    return False
-                tx = self._tx(s, run)
-                go_on = self._apply(tx, node, work.finish(tx, outcome), started)
+                node, work = self._chain(tx, first=True)
             crash_point("step.committed")
-            return go_on
+            while work is not None:
+                assert node is not None
+                started = tx.now
+                with structlog.contextvars.bound_contextvars(step=node.key), \
+                        self._heartbeat(run_id, owner):
+                    outcome = work.fn()
+                with self.db.write() as s:
+                    run = lock(s, Run, run_id)
+                    if run is None or run.status != "running" or run.lease_owner != owner:
+                        log.warning("step_result_discarded", step=node.key,
+                                    status=run.status if run else None)
+                        return False
+                    tx = self._tx(s, run)
+                    go_on = self._apply(tx, node, work.finish(tx, outcome), started)
+                    if go_on:
+                        node, work = self._chain(tx, first=False)
+                crash_point("step.committed")
+                if not go_on:
+                    return False
+            return False
         except Exception as exc:
             log.exception("step_crashed", step=node.key if node else None)
             self._fail(run_id, owner, node, exc)
             return False
+
+    def _chain(self, tx: Tx, *, first: bool) -> tuple[Node | None, Work | None]:
+        """Settle steps in `tx` until the run waits or finishes (no work), or reaches slow
+        work, returned to be done outside the transaction."""
+        run = tx.run
+        node: Node | None = None
+        while True:
+            if run.cursor is None:
+                self._apply(tx, None, Finish("succeeded", "completed", "all steps done"), tx.now)
+                return node, None
+            node = tx.node(run.cursor)
+            if first:
+                first = False
+                work, go_on = self._begin(tx, node)
+            else:
+                # A later step of the same transaction: if it crashes, what the earlier
+                # steps did still commits, and the run fails at this step.
+                try:
+                    with tx.session.begin_nested():
+                        work, go_on = self._begin(tx, node)
+                except Exception as exc:
+                    log.exception("step_crashed", step=node.key)
+                    self._finish(tx, Finish("failed", "error", _internal(node, exc)))
+                    return node, None
+            if work is not None or not go_on:
+                return node, work
+
+    def _begin(self, tx: Tx, node: Node) -> tuple[Work | None, bool]:
+        """Begin `node`: the slow work to do outside the transaction (or None), and whether
+        the run goes on."""
+        run = tx.run
+        started = tx.now
+        guard = steps.check_limits(tx, node)
+        if guard is not None:
+            self._apply(tx, node, guard, started)
+            return None, False
+        run.steps_taken += 1
+        run.visits = {**run.visits, node.key: int(run.visits.get(node.key, 0)) + 1}
+        with structlog.contextvars.bound_contextvars(flow=run.flow_name, step=node.key):
+            result = steps.begin(tx, node)
+            if isinstance(result, Work) and result.inline:
+                result = result.finish(tx, result.fn())
+        if isinstance(result, Work):
+            return result, True
+        return None, self._apply(tx, node, result, started)
 
     def _apply(self, tx: Tx, node: Node | None, transition: Transition,
                started: datetime) -> bool:
@@ -404,9 +445,7 @@ class Engine:
             if run.status == "running" and run.lease_owner not in (None, owner):
                 return
             tx = self._tx(s, run)
-            self._finish(tx, Finish("failed", "error",
-                                    f"internal error at step {node.key if node else '?'}: "
-                                    f"{type(exc).__name__}: {exc}"))
+            self._finish(tx, Finish("failed", "error", _internal(node, exc)))
 
     def recover(self) -> list[str]:
         """Continue runs a dead worker left mid-step, and runs whose decision was recorded

@@ -52,6 +52,9 @@ class Work:
 
     fn: Callable[[], Any]
     finish: Callable[[Tx, Any], Goto | Wait | Hold | Finish]
+    # Fast, deterministic and offline (rules agents only): the engine does it inside the
+    # step's transaction instead of committing, working, and opening another one.
+    inline: bool = False
 
 
 Transition = Goto | Wait | Hold | Finish
@@ -85,9 +88,9 @@ class Tx:
         return self._signals
 
     def add_signal(self, signal: Signal) -> None:
-        self.session.add(signal)
-        self.session.flush()
-        self.signals()[signal.agent] = signal
+        signals = self.signals()  # loaded before the new row is pending
+        self.session.add(signal)  # inserted at the next flush, with the step's other rows
+        signals[signal.agent] = signal
 
     def gates_view(self) -> dict[str, dict[str, Any]]:
         gates = list(self.session.exec(

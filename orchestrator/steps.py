@@ -50,8 +50,9 @@ def _clip(text: str | None, limit: int = MAX_TRACE_TEXT) -> str | None:
 
 
 # -- agents -----------------------------------------------------------------------------------
-def agent_context(tx: Tx, name: str, subtask: dict[str, Any] | None = None) -> AgentContext:
-    cel = tx.conditions()
+def agent_context(tx: Tx, name: str, subtask: dict[str, Any] | None = None,
+                  cel: dict[str, Any] | None = None) -> AgentContext:
+    cel = cel if cel is not None else tx.conditions()
     return AgentContext(run=tx.run.ref, flow=tx.run.flow_name, agent=name,
                         inputs=dict(tx.run.inputs), signals=cel["signals"],
                         comments=list(tx.run.context.get("comments", [])), conditions=cel,
@@ -195,16 +196,22 @@ def _finish_agents(node: Node) -> Callable[[Tx, Any], Transition]:
     return finish
 
 
+def _all_rules(tx: Tx, names: list[str]) -> bool:
+    return all(tx.program.flow.agents[name].kind == "rules" for name in names)
+
+
 def step_parallel(tx: Tx, node: Node) -> Work:
     names = node.spec.agents
-    jobs = [(name, agent_context(tx, name)) for name in names]
+    cel = tx.conditions()  # one CEL context for all of them: they start from the same state
+    jobs = [(name, agent_context(tx, name, cel=cel)) for name in names]
     work = run_agents(tx.engine, tx.program, tx.now, jobs, node.spec.max_concurrency)
-    return Work(work, _finish_agents(node))
+    return Work(work, _finish_agents(node), inline=_all_rules(tx, names))
 
 
 def step_agent(tx: Tx, node: Node) -> Work:
     jobs = [(node.spec.agent, agent_context(tx, node.spec.agent))]
-    return Work(run_agents(tx.engine, tx.program, tx.now, jobs, 1), _finish_agents(node))
+    return Work(run_agents(tx.engine, tx.program, tx.now, jobs, 1), _finish_agents(node),
+                inline=_all_rules(tx, [node.spec.agent]))
 
 
 # -- limits -----------------------------------------------------------------------------------
