@@ -142,12 +142,19 @@ class Engine:
         except Exception:
             log.exception("advance_failed", run=f"R-{run_id}")
 
-    def program_for(self, run: Run) -> Program:
+    def program_for(self, run: Run, session: Any = None) -> Program:
+        """The compiled flow `run` follows. Inside a transaction pass its session: taking a
+        second connection while holding the write lock can wait for a pool that every other
+        writer has emptied, each of them waiting for that lock (a 30 s stall, then
+        "database is locked")."""
         program = self._programs.get(run.flow_version_id)
         if program is not None:
             return program
-        with self.db.read() as s:
-            version = s.get(FlowVersion, run.flow_version_id)
+        if session is not None:
+            version = session.get(FlowVersion, run.flow_version_id)
+        else:
+            with self.db.read() as s:
+                version = s.get(FlowVersion, run.flow_version_id)
         assert version is not None
         try:
             current = self.flows.get(run.flow_name)
@@ -187,7 +194,7 @@ class Engine:
         return version_id
 
     def _tx(self, s: Any, run: Run) -> Tx:
-        return Tx(s, run, self.program_for(run), self, self.clock.now())
+        return Tx(s, run, self.program_for(run, s), self, self.clock.now())
 
     # -- starting ---------------------------------------------------------------------------
     def start_run(self, flow_name: str, inputs: Mapping[str, Any], requester: str,
