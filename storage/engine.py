@@ -12,6 +12,7 @@ delivering events) is registered with `after_commit` and runs after COMMIT retur
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -65,6 +66,8 @@ class Database:
         self.engine = engine or make_engine(url)
         self._write_engine = self.engine.execution_options(baton_write=True)
         self._local = threading.local()
+        self._writer: threading.RLock | contextlib.nullcontext[None] = (
+            threading.RLock() if self.is_sqlite else contextlib.nullcontext())
 
     @property
     def is_sqlite(self) -> bool:
@@ -86,7 +89,10 @@ class Database:
         Callbacks registered with `after_commit(session, fn)` run after the commit,
         outside the transaction, in registration order.
         """
-        with Session(self._write_engine, expire_on_commit=False) as session:
+        # SQLite has one writer at a time. This process's writers queue here, holding no
+        # connection, rather than each holding one while SQLite's busy handler sleeps them
+        # (up to 100 ms a time) and the pool runs dry.
+        with self._writer, Session(self._write_engine, expire_on_commit=False) as session:
             session.info["after_commit"] = []
             with session.begin():
                 yield session
