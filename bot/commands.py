@@ -17,6 +17,7 @@ from bot.arguments import ArgumentError, parse, split_words, unslack
 from bot.blocks import Block, context, esc, fallback, fit, header, mrkdwn, plain, section
 from bot.render.common import STATUS_ICON, mentions, when
 from bot.render.trace import runs_list, stats_message, trace_message
+from bot.views import pending_gate_ids
 from gates.durations import format_duration, parse_duration
 from orchestrator import report
 from orchestrator.engine import FINISHED, Engine, parse_ref
@@ -171,11 +172,12 @@ class Commands:
             mine = list(s.exec(select(Run).where(Run.requester == who.user,
                                                  col(Run.status).not_in(tuple(FINISHED)))
                                .order_by(col(Run.id).desc()).limit(20)))
-            gates = [g for g in s.exec(select(Gate).where(Gate.status == "open")
-                                       .order_by(col(Gate.id))) if who.user in g.approvers]
+            waiting = pending_gate_ids(s, who.user)
+            gates = list(s.exec(select(Gate).where(col(Gate.id).in_(waiting[:20]))
+                                .order_by(col(Gate.id)))) if waiting else []
         now = who.now or self.engine.clock.now()
-        blocks: list[Block] = [header(f"Waiting for you ({len(gates)})")]
-        for gate in gates[:20]:
+        blocks: list[Block] = [header(f"Waiting for you ({len(waiting)})")]
+        for gate in gates:
             blocks.append(section(mrkdwn(self._gate_line(gate, now))))
         if not gates:
             blocks.append(section(mrkdwn("Nothing waits for your decision.")))
@@ -186,7 +188,7 @@ class Commands:
                                          f"started {when(run.created_at)}")))
         if not mine:
             blocks.append(section(mrkdwn("You have no open runs.")))
-        return Reply(f"{len(gates)} waiting for you, {len(mine)} open runs", blocks), None
+        return Reply(f"{len(waiting)} waiting for you, {len(mine)} open runs", blocks), None
 
     def _gate_line(self, gate: Gate, now: datetime) -> str:
         age = format_duration(now - gate.opened_at)

@@ -18,8 +18,8 @@ from bot.outbox import enqueue
 from bot.render import gates as gate_render
 from bot.render import runs as run_render
 from bot.render.common import mention, target
-from bot.render.home import home_view
-from bot.views import gate_view, open_gate_views
+from bot.render.home import SHOWN_GATES, home_view
+from bot.views import gate_view, pending_gate_views
 from gates.org import Org
 from orchestrator.events import DomainEvent
 from storage.engine import after_commit
@@ -75,7 +75,8 @@ class SlackSink:
             return
         runs = list(s.exec(select(Run).where(Run.requester == principal)
                            .order_by(col(Run.id).desc()).limit(20)))
-        view = home_view(self.org, principal, open_gate_views(s, principal), runs)
+        pending, total = pending_gate_views(s, principal, SHOWN_GATES)
+        view = home_view(self.org, principal, pending, runs, total=total)
         enqueue(s, lane=f"home:{slack_id}", method="views.publish", at=at,
                 payload={"user_id": slack_id, "view": view}, supersede=f"home:{slack_id}")
 

@@ -170,11 +170,11 @@ def compute(db: Database, *, now: datetime, since: timedelta = timedelta(days=7)
         stats.tokens, stats.cost = int(agent[3]), float(agent[4])
 
         pending: Counter[str] = Counter()  # waiting now, whenever the run started
-        open_gates = select(Gate).where(col(Gate.status) == "open")
+        open_gates = select(Gate.approvers).where(col(Gate.status) == "open")  # not whole rows
         if flow is not None:
             open_gates = open_gates.join(Run, col(Gate.run_id) == col(Run.id)).where(
                 col(Run.flow_name) == flow)
-        for gate in s.exec(open_gates):
-            pending.update(gate.approvers)
+        for approvers in s.exec(open_gates):
+            pending.update(approvers)
         stats.pending_by_approver = pending.most_common(5)
     return stats

@@ -13,19 +13,26 @@ from storage.models import Run
 MAX_HOME_BLOCKS = 100
 
 
-def home_view(org: Org, user: str, pending: list[GateView], runs: list[Run]) -> dict[str, Any]:
-    blocks: list[Block] = [header(f"Waiting for you ({len(pending)})")]
+SHOWN_GATES = 15
+
+
+def home_view(org: Org, user: str, pending: list[GateView], runs: list[Run],
+              total: int | None = None) -> dict[str, Any]:
+    """`pending`: at least the first SHOWN_GATES gates waiting for `user`; `total`: how many
+    wait in all (len(pending) when not given)."""
+    total = len(pending) if total is None else total
+    blocks: list[Block] = [header(f"Waiting for you ({total})")]
     if not pending:
         blocks.append(section(mrkdwn("Nothing needs your decision. :sunny:")))
-    for gate in pending[:15]:
+    for gate in pending[:SHOWN_GATES]:
         due = f" · next step {when(gate.deadline)}" if gate.deadline else ""
         blocks.append(section(mrkdwn(f"*{esc(gate.run)}* · {esc(gate.title)}\n"
                                      f"requested by {mention(org, gate.requester)}{due}")))
         buttons = [button(o["label"], f"gate.decide.{o['id']}", {"g": gate.id, "o": o["id"]},
                           style=o.get("style")) for o in gate.options]
         blocks.append(actions(buttons, block_id=f"home-gate-{gate.id}-v{gate.version}"))
-    if len(pending) > 15:
-        blocks.append(context(plain(f"{len(pending) - 15} more: /baton status")))
+    if total > SHOWN_GATES:
+        blocks.append(context(plain(f"{total - SHOWN_GATES} more: /baton status")))
     blocks.extend([divider(), header("Runs you started")])
     if not runs:
         blocks.append(section(mrkdwn("None yet. Start one with `/baton run FLOW key=value …`")))
