@@ -34,7 +34,7 @@ class Inbox:
         """Store a request, claimed by this process. None when the key was seen before."""
         now = self.clock.now()
         try:
-            with self.db.write() as s:
+            with self.db.write(urgent=True) as s:  # Slack waits for this one: it goes first
                 if s.exec(select(SlackInbox.id).where(SlackInbox.key == key)).first() is not None:
                     return None
                 row = SlackInbox(key=key, kind=kind, payload=payload, received_at=now,

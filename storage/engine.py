@@ -58,6 +58,45 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+class WriterQueue:
+    """SQLite has one writer at a time. This process's writers wait here, holding no
+    connection, rather than each holding one while SQLite's busy handler sleeps them (up to
+    100 ms a time) and the pool runs dry; urgent writers go first. Re-entrant per thread."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._cond = threading.Condition()
+        self._owner: int | None = None
+        self._depth = 0
+        self._urgent = 0
+
+    @contextlib.contextmanager
+    def hold(self, urgent: bool = False) -> Iterator[None]:
+        if not self.enabled:
+            yield
+            return
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+            else:
+                self._urgent += urgent
+                try:
+                    while self._owner is not None or (self._urgent and not urgent):
+                        self._cond.wait()
+                finally:
+                    self._urgent -= urgent
+                self._owner, self._depth = me, 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._owner = None
+                    self._cond.notify_all()
+
+
 class Database:
     """Sessions over one engine: `read()` for queries, `write()` for changes."""
 
@@ -66,8 +105,7 @@ class Database:
         self.engine = engine or make_engine(url)
         self._write_engine = self.engine.execution_options(baton_write=True)
         self._local = threading.local()
-        self._writer: threading.RLock | contextlib.nullcontext[None] = (
-            threading.RLock() if self.is_sqlite else contextlib.nullcontext())
+        self._writer = WriterQueue(enabled=self.is_sqlite)
 
     @property
     def is_sqlite(self) -> bool:
@@ -83,16 +121,15 @@ class Database:
             yield session
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self, *, urgent: bool = False) -> Iterator[Session]:
         """One write transaction; commits on success, rolls back on error.
 
         Callbacks registered with `after_commit(session, fn)` run after the commit,
-        outside the transaction, in registration order.
+        outside the transaction, in registration order. An `urgent` write (one a Slack
+        request waits on before it can be answered) goes before this process's other
+        waiting writers.
         """
-        # SQLite has one writer at a time. This process's writers queue here, holding no
-        # connection, rather than each holding one while SQLite's busy handler sleeps them
-        # (up to 100 ms a time) and the pool runs dry.
-        with self._writer, Session(self._write_engine, expire_on_commit=False) as session:
+        with self._writer.hold(urgent), Session(self._write_engine, expire_on_commit=False) as session:
             session.info["after_commit"] = []
             with session.begin():
                 yield session
