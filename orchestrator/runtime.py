@@ -107,6 +107,10 @@ class Tx:
             view[gate.key] = ctxmod.gate_view(gate, [d.decider for d in mine], reason)
         return view
 
+    def signal_views(self) -> dict[str, dict[str, Any]]:
+        """The `signals` part of the CEL context alone: what actions are given."""
+        return {name: ctxmod.signal_view(s) for name, s in self.signals().items()}
+
     def conditions(self) -> dict[str, Any]:
         """The CEL context of gates/conditions.py."""
         return ctxmod.build(self.run, self.signals(), self.gates_view(), self.now)

@@ -469,7 +469,7 @@ def step_action(tx: Tx, node: Node) -> Transition | Work:
                                                 "may not have run")
     context = ActionContext(run=tx.run.ref, flow=tx.run.flow_name, action=node.label,
                             idempotency_key=key, inputs=dict(tx.run.inputs),
-                            signals=tx.conditions()["signals"], params=dict(spec.params),
+                            signals=tx.signal_views(), params=dict(spec.params),
                             attempt=action.attempts)
     engine = tx.engine
     action_id = action.id
