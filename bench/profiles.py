@@ -35,6 +35,44 @@ def _profile(name: str, fn: Callable[[], None], out: Path, interval: float) -> s
     return text
 
 
+LIBRARIES = ("sqlalchemy", "sqlmodel", "pydantic", "pydantic_core", "structlog", "langgraph",
+             "langchain_core", "ormsgpack")
+BATON = ("orchestrator", "gates", "storage", "bot", "bench")
+
+
+def library(filename: str, name: str) -> str:
+    """Who owns a cProfile entry: a library, Baton's own code, the database, or Python."""
+    if filename == "~":  # a built-in: "<method 'execute' of 'sqlite3.Cursor' objects>"
+        if "sqlite3." in name:
+            return "sqlite3 (the database itself)"
+        if "cel." in name or "Program" in name:
+            return "CEL (native)"
+        return "python built-ins"
+    parts = Path(filename).parts
+    if "site-packages" in parts:
+        package = parts[parts.index("site-packages") + 1]
+        return package if package in LIBRARIES else "other libraries"
+    if any(part in BATON for part in parts[-3:-1]):
+        return "baton's own code"
+    return "python standard library"
+
+
+def by_library(fn: Callable[[], None]) -> list[tuple[str, float]]:
+    """Share of the CPU time of `fn` per owner, from cProfile's own time per function (the
+    profiler's overhead inflates many small Python calls: read the shares, not the seconds)."""
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    profile.runcall(fn)
+    totals: dict[str, float] = {}
+    for (filename, _, name), row in pstats.Stats(profile).stats.items():  # type: ignore[attr-defined]
+        owner = library(filename, name)
+        totals[owner] = totals.get(owner, 0.0) + row[2]
+    everything = sum(totals.values()) or 1.0
+    return sorted(((owner, t / everything) for owner, t in totals.items()), key=lambda x: -x[1])
+
+
 def statements(workdir: Path) -> dict[str, list[str]]:
     """The SQL one Baton suspend and one resume execute (first line of each statement)."""
     from sqlalchemy import event
@@ -101,11 +139,19 @@ def main(argv: list[str] | None = None) -> int:
     texts = {name: _profile(name, fn, out, args.interval) for name, fn in (
         ("baton-suspend", baton_suspend), ("baton-resume", baton_resume),
         ("langgraph-suspend", graph_suspend), ("langgraph-resume", graph_resume))}
+    ids.clear()
+    threads = [f"c-{i}" for i in range(args.runs)]
+    shares = {name: by_library(fn) for name, fn in (
+        ("baton-suspend", baton_suspend), ("baton-resume", baton_resume),
+        ("langgraph-suspend", graph_suspend), ("langgraph-resume", graph_resume))}
     baton.close()
     graph.close()
     for name, text in texts.items():
         print(f"==== {name} ({args.runs} runs) ====")
         print("\n".join(text.splitlines()[:60]))
+    for name, owners in shares.items():
+        print(f"==== {name}: share of CPU time by owner (cProfile) ====")
+        print("\n".join(f"  {share:6.1%}  {owner}" for owner, share in owners if share >= 0.005))
     for phase, found in statements(out).items():
         print(f"==== SQL of one Baton {phase}: {len(found)} statements ====")
         print("\n".join(f"  {s}" for s in found))

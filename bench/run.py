@@ -81,7 +81,7 @@ def machine() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="reduced sizes (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="reduced sizes (about two minutes on 2 cores)")
     parser.add_argument("--only", action="append", choices=SECTIONS,
                         help="run only this benchmark (repeatable); the ratio line needs `suspend`")
     parser.add_argument("--runs", type=int, help="suspend/resume: runs per side")

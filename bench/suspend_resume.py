@@ -110,7 +110,9 @@ def _settings_in_use(baton: BatonSide, graphs: list[LangGraphSide]) -> dict[str,
     with baton.engine.db.engine.connect() as conn:
         found = {"baton": f"journal_mode={conn.exec_driver_sql('PRAGMA journal_mode').scalar()}, "
                           f"synchronous={SYNCHRONOUS[conn.exec_driver_sql('PRAGMA synchronous').scalar()]}, "
-                          "one transaction per step, committed before the next step (inline engine)"}
+                          "committed before any agent call or action runs and before the run "
+                          "waits; steps that settle at once (rules agents, gates) share a "
+                          "transaction (inline engine)"}
     for graph in graphs:
         found[f"langgraph ({graph.durability})"] = (
             f"journal_mode={pragma(graph.conn, 'journal_mode')}, "
