@@ -143,13 +143,19 @@ class OutboxSender:
         return outcome
 
     def _superseded(self, row: SlackOutbox) -> bool:
-        with self.db.write() as s:
+        """Whether a newer call with the same key replaces `row`, which is then marked so.
+        Asked before every such call (home tabs, gate message updates): an indexed read of
+        one row, and a write only when there is something to mark. A newer row never stops
+        being newer, so the read needs no lock."""
+        with self.db.read() as s:
             newer = s.exec(select(SlackOutbox.id).where(
                 SlackOutbox.supersede == row.supersede, col(SlackOutbox.id) > row.id,
-                col(SlackOutbox.status).in_(OPEN))).first()
-            if newer is None:
-                return False
-            s.exec(update(SlackOutbox).where(col(SlackOutbox.id) == row.id)
+                col(SlackOutbox.status).in_(OPEN)).limit(1)).first()
+        if newer is None:
+            return False
+        with self.db.write() as s:
+            s.exec(update(SlackOutbox).where(col(SlackOutbox.id) == row.id,
+                                             col(SlackOutbox.status).in_(OPEN))
                    .values(status="superseded", sent_at=self.clock.now()))
         return True
 
