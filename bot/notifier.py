@@ -25,6 +25,8 @@ from orchestrator.events import DomainEvent
 from storage.engine import after_commit
 from storage.models import FlowVersion, Gate, Run, SlackOutbox
 
+HOME = "home"  # the outbox renderer of App Home views
+
 
 def card_ref(run_id: int) -> str:
     return f"R-{run_id}:card"
@@ -70,15 +72,24 @@ class SlackSink:
                 payload={"channel": slack_id, **payload}, ref=ref)
 
     def refresh_home(self, s: Session, principal: str, at: Any) -> None:
+        """Queue a publish of `principal`'s App Home. The view is built when the call is sent
+        (`home_payload`), from the state of that moment: a burst of gate changes renders a
+        home once, not once per change for every approver (the newest call supersedes the
+        others unrendered)."""
         slack_id = self.org.slack_id(principal)
         if slack_id is None:
             return
+        enqueue(s, lane=f"home:{slack_id}", method="views.publish", at=at,
+                payload={"render": HOME, "user_id": slack_id, "principal": principal},
+                supersede=f"home:{slack_id}")
+
+    def home_payload(self, s: Session, args: dict[str, Any]) -> dict[str, Any]:
+        principal = str(args["principal"])
         runs = list(s.exec(select(Run).where(Run.requester == principal)
                            .order_by(col(Run.id).desc()).limit(20)))
         pending, total = pending_gate_views(s, principal, SHOWN_GATES)
-        view = home_view(self.org, principal, pending, runs, total=total)
-        enqueue(s, lane=f"home:{slack_id}", method="views.publish", at=at,
-                payload={"user_id": slack_id, "view": view}, supersede=f"home:{slack_id}")
+        return {"user_id": args["user_id"],
+                "view": home_view(self.org, principal, pending, runs, total=total)}
 
     def _gate_and_copies(self, s: Session, run: Run, gate: Gate, at: Any) -> None:
         """Re-render a gate message and its DM copies after its state changed."""

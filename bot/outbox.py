@@ -11,6 +11,10 @@ the call times out or loses its connection, Slack may or may not have taken it: 
 is *in doubt* (`sending` after a restart, `unsure` after a transport error). Before posting
 such a message again, the sender looks in the channel or thread for the `metadata` it
 attached (`baton_outbox` with the row id), so neither a crash nor a timeout posts twice.
+
+A payload `{"render": NAME, ...}` is built just before it is sent, by the renderer
+registered under NAME, from the database as it is then (App Home views: see
+`SlackSink.refresh_home`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from storage.engine import Database
 from storage.models import SlackOutbox, SlackRef
 
 log = structlog.get_logger("baton.outbox")
+
+Renderer = Callable[[Session, dict[str, Any]], dict[str, Any]]
 
 METADATA_TYPE = "baton_outbox"
 CLAIM = timedelta(seconds=60)  # longer than any Web API call's timeout
@@ -98,6 +104,7 @@ class OutboxSender:
         self._lock = threading.Lock()
         self.owners = Owners()
         self.owner = self.owners.take()  # replicas tell their claims apart by this
+        self.renderers: dict[str, Renderer] = {}  # payloads built when sent, by name
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -143,13 +150,19 @@ class OutboxSender:
         return outcome
 
     def _superseded(self, row: SlackOutbox) -> bool:
-        with self.db.write() as s:
+        """Whether a newer call with the same key replaces `row`, which is then marked so.
+        Asked before every such call (home tabs, gate message updates): an indexed read of
+        one row, and a write only when there is something to mark. A newer row never stops
+        being newer, so the read needs no lock."""
+        with self.db.read() as s:
             newer = s.exec(select(SlackOutbox.id).where(
                 SlackOutbox.supersede == row.supersede, col(SlackOutbox.id) > row.id,
-                col(SlackOutbox.status).in_(OPEN))).first()
-            if newer is None:
-                return False
-            s.exec(update(SlackOutbox).where(col(SlackOutbox.id) == row.id)
+                col(SlackOutbox.status).in_(OPEN)).limit(1)).first()
+        if newer is None:
+            return False
+        with self.db.write() as s:
+            s.exec(update(SlackOutbox).where(col(SlackOutbox.id) == row.id,
+                                             col(SlackOutbox.status).in_(OPEN))
                    .values(status="superseded", sent_at=self.clock.now()))
         return True
 
@@ -235,6 +248,9 @@ class OutboxSender:
 
     def _payload(self, row: SlackOutbox, refs: dict[str, SlackRef]) -> dict[str, Any]:
         payload = dict(row.payload)
+        name = payload.pop("render", None)
+        if name is not None:
+            payload = self._render(str(name), payload)
         if "thread" in refs:
             payload.setdefault("channel", refs["thread"].channel)
             if refs["thread"].channel == payload.get("channel"):
@@ -246,6 +262,13 @@ class OutboxSender:
             payload["metadata"] = {"event_type": METADATA_TYPE,
                                    "event_payload": {"outbox_id": row.id}}
         return payload
+
+    def _render(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        renderer = self.renderers.get(name)
+        if renderer is None:  # queued by another version of Baton: a replica that has it sends it
+            raise RuntimeError(f"no outbox renderer {name!r} in this process")
+        with self.db.read() as s:
+            return renderer(s, args)
 
     def _call(self, row: SlackOutbox, refs: dict[str, SlackRef]) -> dict[str, Any]:
         payload = self._payload(row, refs)

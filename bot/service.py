@@ -14,7 +14,7 @@ from slack_sdk import WebClient
 
 from bot.app import BotIdentity, SlackBot, build_app
 from bot.directory import SlackDirectory
-from bot.notifier import SlackSink
+from bot.notifier import HOME, SlackSink
 from bot.outbox import OutboxSender
 from orchestrator.bootstrap import open_engine
 from orchestrator.clock import Clock, SystemClock
@@ -67,6 +67,7 @@ class BatonService:
                                                              retry_handlers=[]),
                                    self.clock, http_post=_post_json, poll=poll)
         self.sink = SlackSink(self.engine.org, on_queued=self.outbox.wake)
+        self.outbox.renderers[HOME] = self.sink.home_payload
         self.pump = EventPump(Dispatcher(self.engine.db, self.sink, self.clock), poll=poll)
         self.engine.observers.append(self.pump)
         self.identity = BotIdentity(token)

@@ -276,7 +276,9 @@ class SlackOutbox(SQLModel, table=True):
     thread, a person's home tab)."""
 
     __tablename__ = "slack_outbox"
-    __table_args__ = (sa.Index("ix_slack_outbox_pending", "status", "id"),)
+    __table_args__ = (sa.Index("ix_slack_outbox_pending", "status", "id"),
+                      # "is a newer call of this key waiting?", asked before each such call
+                      sa.Index("ix_slack_outbox_supersede", "supersede", "id"))
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: int | None = Field(default=None, foreign_key="run.id")

@@ -132,6 +132,21 @@ def test_app_home_lists_pending_approvals_and_my_runs(baton: Baton) -> None:
     assert "Waiting for you (0)" in mine and "*R-1* `vendor-payment` · waiting" in mine
 
 
+def test_a_burst_of_gates_shows_each_approver_all_of_them_in_few_home_publishes(baton: Baton) -> None:
+    """Home views are built when sent: the home shows the state after the burst, and a
+    newer publish replaces the ones still queued instead of each being built and sent."""
+    for amount in range(20000, 26000, 1000):
+        baton.driver.slash_command(f"run vendor-payment vendor=ACME amount={amount}", user=ALICE,
+                                   channel=PAYMENTS)
+    baton.settle()
+    home = blocks_of(baton.slack.workspace.home(BOB))
+    assert "Waiting for you (6)" in home and all(f"R-{n}" in home for n in range(1, 7))
+    published = [c for c in baton.slack.calls_to("views.publish", ok=True)
+                 if c.args.get("user_id") == BOB]
+    assert 1 <= len(published) <= 6
+    assert all("render" not in c.args and "principal" not in c.args for c in published)
+
+
 def test_commands_work_in_a_dm_and_after_a_mention(baton: Baton) -> None:
     baton.driver.direct_message("flows", user=ALICE)
     baton.driver.mention("<@U0BATON00> run vendor-payment vendor=ACME amount=5000",
