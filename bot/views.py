@@ -42,11 +42,6 @@ def gate_view(session: Session, gate: Gate, run: Run | None = None) -> GateView:
     return view
 
 
-def open_gate_views(session: Session, user: str) -> list[GateView]:
-    gates = session.exec(select(Gate).where(Gate.status == "open").order_by(col(Gate.id)))
-    return [gate_view(session, g) for g in gates if user in g.approvers]
-
-
 def pending_gate_ids(session: Session, user: str) -> list[int]:
     """Open gates `user` may decide, oldest first. Reads two columns of the open gates, not
     whole rows: this runs for every approver of a gate on every event of that gate."""
