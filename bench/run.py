@@ -44,7 +44,7 @@ class Sizes:
 
 
 FULL = Sizes(10_000, ("sync", "async"), 1_000, 10_000, 20.0, 70, 100_000, 200)
-QUICK = Sizes(1_000, ("sync",), 0, 200, 5.0, 18, 10_000, 50)  # 18: 5 cold clicks, about 13 in 5 s
+QUICK = Sizes(1_000, ("sync",), 0, 200, 3.0, 25, 10_000, 50)  # 25 = 5 a person: 1 cold, at most 4 in 3 s
 SECTIONS = ("suspend", "modes", "waiting", "click", "trace")
 
 
