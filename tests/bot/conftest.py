@@ -55,11 +55,16 @@ class Baton:
             if self.service.outbox.drain(timeout=max(0.1, deadline - time.monotonic())):
                 from sqlmodel import col, select
 
-                from storage.models import Event, Run
+                from bot.outbox import OPEN
+                from storage.models import Event, Run, SlackOutbox
                 with self.engine.db.read() as s:
                     pending = s.exec(select(Event.id).where(col(Event.delivered_at).is_(None))).first()
                     running = s.exec(select(Run.id).where(Run.status == "running")).first()
-                if pending is None and running is None and not self.service.busy:
+                    # the event pump's own thread may have turned an event into calls after
+                    # the drain above looked (on PostgreSQL our deliver_pending skips the
+                    # event it holds locked), so look at the outbox once more
+                    unsent = s.exec(select(SlackOutbox.id).where(col(SlackOutbox.status).in_(OPEN))).first()
+                if pending is None and running is None and unsent is None and not self.service.busy:
                     return
             time.sleep(0.02)
         raise AssertionError("Baton did not settle")
