@@ -132,8 +132,9 @@ def database_url(tmp_path: Path, postgres_template: str | None) -> Iterator[str]
 def make_engine(database_url: str, clock: FakeClock, ledger: Callable) -> Iterator[Callable[..., Engine]]:
     engines: list[Engine] = []
 
-    def build(flows: Path = EXAMPLE_FLOWS, **kw: object) -> Engine:
-        settings = make_settings(database_url, flows)
+    def build(flows: Path = EXAMPLE_FLOWS, settings_extra: dict[str, object] | None = None,
+              **kw: object) -> Engine:
+        settings = make_settings(database_url, flows, **(settings_extra or {}))
         engine = open_engine(settings, clock=kw.pop("clock", clock), **kw)  # type: ignore[arg-type]
         engines.append(engine)
         return engine

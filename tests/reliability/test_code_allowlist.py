@@ -7,7 +7,7 @@ allowlist no longer allows it."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -120,20 +120,13 @@ def test_a_flow_file_with_such_a_call_cannot_be_run_from_slack(tmp_path: Path, d
 
 
 @pytest.fixture
-def engines(database_url: str, ledger: Callable) -> Iterator[Callable[[list[str]], Engine]]:
-    opened: list[Engine] = []
-    clock = FakeClock()
-
+def engines(make_engine: Callable[..., Engine]) -> Callable[[list[str]], Engine]:
+    """Engines on one database, each allowing the given Python modules."""
     def open_with(modules: list[str]) -> Engine:
-        engine = open_engine(make_settings(database_url, FLOWS, BATON_ORG=ORG_FILE,
-                                           BATON_PYTHON_MODULES=modules), clock=clock)
-        opened.append(engine)
-        return engine
+        return make_engine(FLOWS, settings_extra={"BATON_ORG": ORG_FILE,
+                                                  "BATON_PYTHON_MODULES": modules})
 
-    yield open_with
-    for engine in opened:
-        engine.shutdown()
-        engine.db.dispose()
+    return open_with
 
 
 def test_a_stored_run_cannot_call_a_module_the_allowlist_no_longer_allows(
