@@ -80,3 +80,38 @@ def test_removing_the_last_entries_is_detected(engine: Engine) -> None:
         s.delete(last)
     problem = verify_run(engine.db, engine.get_run(run.ref))
     assert problem is not None and "entries were removed from the end" in str(problem)
+
+
+def test_writers_queue_in_process_and_an_urgent_write_goes_first() -> None:
+    """A Slack request's write (urgent) must not wait behind run steps queued before it."""
+    import threading
+    import time
+
+    from storage.engine import WriterQueue
+
+    queue = WriterQueue(enabled=True)
+    order: list[str] = []
+    waiting = threading.Barrier(3)
+
+    def writer(name: str, urgent: bool) -> None:
+        waiting.wait()
+        if not urgent:
+            time.sleep(0.05)  # the ordinary writer asks first ...
+        else:
+            time.sleep(0.1)  # ... the urgent one later
+        with queue.hold(urgent):
+            order.append(name)
+
+    with queue.hold():
+        with queue.hold():  # the same thread again: re-entrant, no deadlock
+            pass
+        threads = [threading.Thread(target=writer, args=("step", False)),
+                   threading.Thread(target=writer, args=("slack", True))]
+        for t in threads:
+            t.start()
+        waiting.wait()
+        time.sleep(0.3)  # both are waiting now
+        assert order == []  # nobody writes while the lock is held
+    for t in threads:
+        t.join(5)
+    assert order == ["slack", "step"]
