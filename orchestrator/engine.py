@@ -50,7 +50,7 @@ from orchestrator.runtime import Finish, Goto, Hold, Transition, Tx, Wait, Work
 from orchestrator.spec import ExternalAgent
 from orchestrator.text import well_formed
 from orchestrator.workers import TrackingExecutor
-from storage import trace
+from storage import rows, trace
 from storage.engine import Database, after_commit
 from storage.models import Event, FlowVersion, Gate, Run, StepExecution, Timer
 from storage.repo import lock, system_state
@@ -175,7 +175,7 @@ class Engine:
         found = s.exec(select(FlowVersion).where(FlowVersion.digest == program.digest)).first()
         if found is None:
             try:
-                with s.begin_nested():
+                with rows.savepoint(s):
                     found = FlowVersion(name=program.name, digest=program.digest,
                                         definition=definition(program.flow),
                                         source=program.source, created_at=now)
@@ -228,7 +228,7 @@ class Engine:
                       cursor=program.start, origin=origin, created_at=now, updated_at=now,
                       request_key=request_key)
             try:
-                with s.begin_nested():
+                with rows.savepoint(s):
                     s.add(run)
                     s.flush()
             except IntegrityError:
@@ -365,7 +365,7 @@ class Engine:
                 # A later step of the same transaction: if it crashes, what the earlier
                 # steps did still commits, and the run fails at this step.
                 try:
-                    with tx.session.begin_nested():
+                    with rows.savepoint(tx.session):
                         work, go_on = self._begin(tx, node)
                 except Exception as exc:
                     log.exception("step_crashed", step=node.key)
@@ -400,9 +400,10 @@ class Engine:
         run.updated_at = tx.now
         if node is not None:
             status = {Goto: "done", Wait: "waiting", Hold: "held", Finish: "done"}[type(transition)]
-            tx.session.add(StepExecution(run_id=run.id, node=node.key, kind=node.kind,
-                                         visit=int(run.visits.get(node.key, 1)), status=status,
-                                         started_at=started, finished_at=tx.now))
+            rows.add(tx.session, StepExecution, {
+                "run_id": run.id, "node": node.key, "kind": node.kind,
+                "visit": int(run.visits.get(node.key, 1)), "status": status, "detail": {},
+                "started_at": started, "finished_at": tx.now})
         if isinstance(transition, Goto):
             run.cursor = transition.node
             run.status = "running"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
@@ -13,8 +14,8 @@ from sqlmodel import Session, col, select
 from orchestrator import context as ctxmod
 from orchestrator.events import emit
 from orchestrator.program import Node, Program
-from storage import trace
-from storage.models import Decision, Gate, Run, Signal, TraceEntry
+from storage import rows, trace
+from storage.models import Decision, Gate, Run, Signal
 
 if TYPE_CHECKING:
     from orchestrator.engine import Engine
@@ -60,6 +61,12 @@ class Work:
 Transition = Goto | Wait | Hold | Finish
 
 
+class StoredSignal(SimpleNamespace):
+    """A signal stored in this transaction, read like the `Signal` row it becomes (no id)."""
+
+    id = None
+
+
 @dataclass
 class Tx:
     session: Session
@@ -74,7 +81,7 @@ class Tx:
         return self.engine.org
 
     def trace(self, kind: str, data: dict[str, Any], *, actor: str = SYSTEM_ACTOR,
-              node: str | None = None) -> TraceEntry:
+              node: str | None = None) -> str:
         return trace.append(self.session, self.run, kind=kind, actor=actor, data=data,
                             at=self.now, node=node)
 
@@ -87,10 +94,13 @@ class Tx:
             self._signals = ctxmod.latest_signals(rows)
         return self._signals
 
-    def add_signal(self, signal: Signal) -> None:
-        signals = self.signals()  # loaded before the new row is pending
-        self.session.add(signal)  # inserted at the next flush, with the step's other rows
-        signals[signal.agent] = signal
+    def add_signal(self, values: dict[str, Any]) -> StoredSignal:
+        """Store a signal (every column but the id); return it as the run's latest of its agent."""
+        signals = self.signals()  # loaded before the new row is queued
+        rows.add(self.session, Signal, values)  # inserted with the transaction's other rows
+        signal = StoredSignal(**values)
+        signals[signal.agent] = signal  # type: ignore[assignment]
+        return signal
 
     def gates_view(self) -> dict[str, dict[str, Any]]:
         gates = list(self.session.exec(

@@ -27,9 +27,9 @@ from orchestrator.agents.base import Attempt, _call_with_timeout, backoff_delay
 from orchestrator.callables import CallableError
 from orchestrator.failpoints import crash_point
 from orchestrator.program import Node
-from orchestrator.runtime import Finish, Goto, Hold, Transition, Tx, Wait, Work
+from orchestrator.runtime import Finish, Goto, Hold, StoredSignal, Transition, Tx, Wait, Work
 from orchestrator.spec import RetrySpec
-from storage.models import Action, Signal
+from storage.models import Action
 from storage.repo import system_state
 
 MAX_TRACE_TEXT = 4000
@@ -102,7 +102,7 @@ def run_agents(engine: Any, program: Any, now: Any, jobs: list[tuple[str, AgentC
 
 
 def store_result(tx: Tx, node: Node | str, result: AgentResult, *, agent_label: str | None = None,
-                 extra: dict[str, Any] | None = None, actor: str = "baton") -> Signal:
+                 extra: dict[str, Any] | None = None, actor: str = "baton") -> StoredSignal:
     node_key = node if isinstance(node, str) else node.key
     out = result.output
     output: dict[str, Any] = {}
@@ -120,18 +120,18 @@ def store_result(tx: Tx, node: Node | str, result: AgentResult, *, agent_label: 
     tokens_in = (out.tokens_in if out else 0) + int(result.spent["tokens_in"])
     tokens_out = (out.tokens_out if out else 0) + int(result.spent["tokens_out"])
     cost = (out.cost if out else 0.0) + float(result.spent["cost"])
-    signal = Signal(
-        run_id=tx.run.id, node=node_key, agent=agent_label or result.agent,
-        agent_kind=result.kind, status=result.status,
-        verdict=out.verdict if out else None, severity=out.severity if out else None,
-        confidence=out.confidence if out else None, summary=out.summary if out else "",
-        rationale=out.rationale if out else "", evidence=list(out.evidence) if out else [],
-        output=output, error=result.error, attempts=len(result.attempts),
-        tokens_in=tokens_in, tokens_out=tokens_out, latency_ms=round(result.latency_ms, 3),
-        cost=cost, model=out.model if out else None,
-        started_at=result.started_at, created_at=tx.now,
-    )
-    tx.add_signal(signal)
+    signal = tx.add_signal({
+        "run_id": tx.run.id, "node": node_key, "agent": agent_label or result.agent,
+        "agent_kind": result.kind, "status": result.status,
+        "verdict": out.verdict if out else None, "severity": out.severity if out else None,
+        "confidence": out.confidence if out else None, "summary": out.summary if out else "",
+        "rationale": out.rationale if out else "", "evidence": list(out.evidence) if out else [],
+        "output": output, "error": result.error, "attempts": len(result.attempts),
+        "tokens_in": tokens_in, "tokens_out": tokens_out,
+        "latency_ms": round(result.latency_ms, 3), "cost": cost,
+        "model": out.model if out else None, "started_at": result.started_at,
+        "created_at": tx.now,
+    })
     crash_point("signal.stored")
     tx.run.tokens_used += tokens_in + tokens_out
     data: dict[str, Any] = {"agent": signal.agent, "kind": result.kind, "status": result.status,

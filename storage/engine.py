@@ -22,6 +22,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from storage.rows import WriteSession
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -129,7 +131,7 @@ class Database:
         request waits on before it can be answered) goes before this process's other
         waiting writers.
         """
-        with self._writer.hold(urgent), Session(self._write_engine, expire_on_commit=False) as session:
+        with self._writer.hold(urgent), WriteSession(self._write_engine, expire_on_commit=False) as session:
             session.info["after_commit"] = []
             with session.begin():
                 yield session

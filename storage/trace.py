@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from storage import rows
 from storage.models import Run, SystemState, TraceEntry
 
 SYSTEM_CHAIN = "system"
@@ -32,15 +33,14 @@ def canonical_json(value: Any) -> str:
 
 def entry_body(entry: TraceEntry) -> dict[str, Any]:
     """The content an entry's hash covers: everything but its own hashes and row id."""
-    return {
-        "chain": entry.chain,
-        "seq": entry.seq,
-        "kind": entry.kind,
-        "actor": entry.actor,
-        "node": entry.node,
-        "data": entry.data,
-        "at": entry.created_at.isoformat(timespec="microseconds"),
-    }
+    return body(entry.chain, entry.seq, entry.kind, entry.actor, entry.node, entry.data,
+                entry.created_at)
+
+
+def body(chain: str, seq: int, kind: str, actor: str, node: str | None, data: dict[str, Any],
+         at: datetime) -> dict[str, Any]:
+    return {"chain": chain, "seq": seq, "kind": kind, "actor": actor, "node": node,
+            "data": data, "at": at.isoformat(timespec="microseconds")}
 
 
 def compute_hash(prev_hash: str, body: dict[str, Any]) -> str:
@@ -56,27 +56,21 @@ def append(
     data: dict[str, Any],
     at: datetime,
     node: str | None = None,
-) -> TraceEntry:
-    """Append one entry to `owner`'s chain. The caller holds `owner` locked."""
+) -> str:
+    """Append one entry to `owner`'s chain and return its hash. The caller holds `owner`
+    locked. The entry is queued (`storage.rows`) and inserted with the transaction's others."""
     chain = owner.ref if isinstance(owner, Run) else SYSTEM_CHAIN
-    entry = TraceEntry(
-        run_id=owner.id if isinstance(owner, Run) else None,
-        chain=chain,
-        seq=owner.trace_seq + 1,
-        kind=kind,
-        actor=actor,
-        node=node,
-        data=data,
-        created_at=at,
-        prev_hash=owner.trace_head,
-        hash="",
-    )
-    entry.hash = compute_hash(entry.prev_hash, entry_body(entry))
-    owner.trace_seq = entry.seq
-    owner.trace_head = entry.hash
-    session.add(entry)
+    seq = owner.trace_seq + 1
+    prev_hash = owner.trace_head
+    digest = compute_hash(prev_hash, body(chain, seq, kind, actor, node, data, at))
+    rows.add(session, TraceEntry, {
+        "run_id": owner.id if isinstance(owner, Run) else None, "chain": chain, "seq": seq,
+        "kind": kind, "actor": actor, "node": node, "data": data, "created_at": at,
+        "prev_hash": prev_hash, "hash": digest})
+    owner.trace_seq = seq
+    owner.trace_head = digest
     session.add(owner)
-    return entry
+    return digest
 
 
 @dataclass(frozen=True)
