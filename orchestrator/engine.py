@@ -18,8 +18,10 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -52,11 +54,12 @@ from orchestrator.text import well_formed
 from orchestrator.workers import TrackingExecutor
 from storage import rows, trace
 from storage.engine import Database, after_commit
-from storage.models import Event, FlowVersion, Gate, Run, StepExecution, Timer
+from storage.models import FlowVersion, Gate, Run, StepExecution, Timer
 from storage.repo import lock, system_state
 
 log = structlog.get_logger("baton.engine")
 
+T = TypeVar("T")
 FINISHED = frozenset({"succeeded", "rejected", "stopped", "failed"})
 _REF = re.compile(r"^\s*(?:R-?)?(\d+)\s*$", re.IGNORECASE)
 
@@ -75,6 +78,39 @@ def parse_ref(ref: str | int) -> int:
 
 def _internal(node: Node | None, exc: Exception) -> str:
     return f"internal error at step {node.key if node else '?'}: {type(exc).__name__}: {exc}"
+
+
+class _LaterStepCrashed(Exception):
+    """A later step of a shared transaction crashed (`Engine._isolate_on_crash`)."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(step)
+        self.step = step
+
+
+@dataclass
+class _Carry:
+    """A run an inline engine advanced in the transaction that made it runnable: its slow
+    work, done once that transaction has committed (`Engine._carry_on`)."""
+
+    engine: Engine
+    run_id: int
+    owner: str
+    started: datetime
+    node: Node | None = None
+    work: Work | None = None
+
+    def __call__(self) -> None:
+        try:
+            crash_point("step.committed")
+            with structlog.contextvars.bound_contextvars(run=f"R-{self.run_id}"):
+                self.engine._work(self.run_id, self.owner, self.node, self.work, self.started)
+        finally:
+            self.abandon()
+
+    def abandon(self) -> None:
+        """The transaction did not commit, or the work is done: the lease owner is free."""
+        self.engine.owners.release(self.owner)
 
 
 class Engine:
@@ -104,12 +140,11 @@ class Engine:
         self.llm = llm or LlmDefaults()
 
     # -- plumbing ---------------------------------------------------------------------------
-    def publish(self, rows: list[Event]) -> None:
+    def publish(self, events: list[DomainEvent]) -> None:
         """After commit: hand the transaction's events to in-process observers."""
         if not self.observers:
             return
-        for row in rows:
-            event = DomainEvent.from_row(row)
+        for event in events:
             for observer in self.observers:
                 try:
                     observer.notify(event)
@@ -215,43 +250,65 @@ class Engine:
         values = parse_inputs(flow, inputs)
         now = self.clock.now()
         origin = dict(origin or {})
-        with self.db.write() as s:
-            state = system_state(s)
-            if state.halted:
-                raise BatonError(
-                    f"Baton is halted (emergency stop by {self.org.display(state.halted_by or '?')}"
-                    + (f": {state.halt_reason}" if state.halt_reason else "")
-                    + "); no new runs start until an admin runs `resume`")
-            version_id = self._flow_version(s, program, now)
-            run = Run(flow_name=flow.name, flow_version_id=version_id, status="running",
-                      requester=requester, inputs=values, requested_inputs=dict(values),
-                      cursor=program.start, origin=origin, created_at=now, updated_at=now,
-                      request_key=request_key)
-            try:
-                with rows.savepoint(s):
-                    s.add(run)
-                    s.flush()
-            except IntegrityError:
-                if request_key is None:
-                    raise
-                run = None  # type: ignore[assignment]  # the same request, started elsewhere
-            if run is not None:
-                tx = Tx(s, run, program, self, now)
-                tx.trace("run_started", {"flow": flow.name, "version": str(flow.version),
-                                         "digest": program.digest, "requester": requester,
-                                         "inputs": values, "origin": origin}, actor=requester)
-                tx.emit("run_started", {"flow": flow.name, "title": flow.title,
-                                        "requester": requester, "inputs": values,
-                                        "origin": origin})
+        run, carry = self._isolate_on_crash(partial(
+            self._insert_run, program, values, requester, origin, request_key, now))
         if run is None:
             assert request_key is not None
             found = self._run_for_request(request_key)
             assert found is not None
             return found
         assert run.id is not None
-        log.info("run_started", run=run.ref, flow=flow.name, requester=requester)
-        self._schedule(run.id)
+        if carry is not None:
+            carry()
+        else:
+            self._schedule(run.id)
         return run
+
+    def _insert_run(self, program: Program, values: dict[str, Any], requester: str,
+                    origin: dict[str, Any], request_key: str | None, now: datetime,
+                    isolated: bool) -> tuple[Run | None, _Carry | None]:
+        """The transaction that starts a run (None: the same request started it elsewhere),
+        and, inline, takes it as far as it goes without slow work (`_carry_on`)."""
+        flow = program.flow
+        carry: _Carry | None = None
+        try:
+            with self.db.write() as s:
+                state = system_state(s)
+                if state.halted:
+                    raise BatonError(
+                        f"Baton is halted (emergency stop by {self.org.display(state.halted_by or '?')}"
+                        + (f": {state.halt_reason}" if state.halt_reason else "")
+                        + "); no new runs start until an admin runs `resume`")
+                version_id = self._flow_version(s, program, now)
+                run = Run(flow_name=flow.name, flow_version_id=version_id, status="running",
+                          requester=requester, inputs=values, requested_inputs=dict(values),
+                          cursor=program.start, origin=origin, created_at=now, updated_at=now,
+                          request_key=request_key)
+                if request_key is None:
+                    s.add(run)
+                    s.flush()
+                else:
+                    try:
+                        with rows.savepoint(s):
+                            s.add(run)
+                            s.flush()
+                    except IntegrityError:
+                        run = None  # type: ignore[assignment]  # the same request, started elsewhere
+                if run is not None:
+                    tx = Tx.new_run(s, run, program, self, now)
+                    tx.trace("run_started", {"flow": flow.name, "version": str(flow.version),
+                                             "digest": program.digest, "requester": requester,
+                                             "inputs": values, "origin": origin}, actor=requester)
+                    tx.emit("run_started", {"flow": flow.name, "title": flow.title,
+                                            "requester": requester, "inputs": values,
+                                            "origin": origin})
+                    log.info("run_started", run=run.ref, flow=flow.name, requester=requester)
+                    carry = self._carry_on(tx, isolated=isolated)
+        except BaseException:
+            if carry is not None:  # it did not commit
+                carry.abandon()
+            raise
+        return run, carry
 
     def _run_for_request(self, request_key: str) -> Run | None:
         with self.db.read() as s:
@@ -311,46 +368,105 @@ class Engine:
         """Advance the run, as many steps per transaction as settle there (gates, boundaries,
         conflicts, rules agents); slow work (other agents, actions) runs between two
         transactions. Returns True when the run should be looked at again."""
-        node: Node | None = None
-        try:
+
+        def attempt(isolated: bool) -> tuple[Node | None, Work | None, datetime] | None:
             with self.db.write() as s:
                 run = lock(s, Run, run_id)
                 if run is None or run.status != "running":
-                    return False
+                    return None
                 tx = self._tx(s, run)
                 if not self._lease_free(run, owner, tx.now):
-                    return False
+                    return None
                 run.lease_owner, run.lease_until = owner, tx.now + self.lease_ttl
-                node, work = self._chain(tx, first=True)
+                node, work = self._chain(tx, first=True, isolated=isolated)
+                return node, work, tx.now
+
+        try:
+            begun = self._isolate_on_crash(attempt)
+            if begun is None:
+                return False
             crash_point("step.committed")
+        except Exception as exc:
+            log.exception("step_crashed", step=None)
+            self._fail(run_id, owner, None, exc)
+            return False
+        self._work(run_id, owner, *begun)
+        return False
+
+    def _work(self, run_id: int, owner: str, node: Node | None, work: Work | None,
+              started: datetime) -> None:
+        """Do `node`'s slow work outside any transaction, record its result in a new one and
+        go on, until the run waits, finishes, or reaches no more slow work."""
+        try:
             while work is not None:
                 assert node is not None
-                started = tx.now
                 with structlog.contextvars.bound_contextvars(step=node.key), \
                         self._heartbeat(run_id, owner):
                     outcome = work.fn()
-                with self.db.write() as s:
-                    run = lock(s, Run, run_id)
-                    if run is None or run.status != "running" or run.lease_owner != owner:
-                        log.warning("step_result_discarded", step=node.key,
-                                    status=run.status if run else None)
-                        return False
-                    tx = self._tx(s, run)
-                    go_on = self._apply(tx, node, work.finish(tx, outcome), started)
-                    if go_on:
-                        node, work = self._chain(tx, first=False)
+                went_on = self._isolate_on_crash(
+                    partial(self._record_work, run_id, owner, node, work, outcome, started))
+                if went_on is None:
+                    return
+                node, work, started = went_on
                 crash_point("step.committed")
-                if not go_on:
-                    return False
-            return False
         except Exception as exc:
             log.exception("step_crashed", step=node.key if node else None)
             self._fail(run_id, owner, node, exc)
-            return False
 
-    def _chain(self, tx: Tx, *, first: bool) -> tuple[Node | None, Work | None]:
+    def _record_work(self, run_id: int, owner: str, node: Node, work: Work, outcome: Any,
+                     started: datetime, isolated: bool,
+                     ) -> tuple[Node | None, Work | None, datetime] | None:
+        """The transaction after `node`'s slow work: its result, then the steps after it."""
+        with self.db.write() as s:
+            run = lock(s, Run, run_id)
+            if run is None or run.status != "running" or run.lease_owner != owner:
+                log.warning("step_result_discarded", step=node.key,
+                            status=run.status if run else None)
+                return None
+            tx = self._tx(s, run)
+            next_node, next_work = node, None
+            if self._apply(tx, node, work.finish(tx, outcome), started):
+                next_node, next_work = self._chain(tx, first=False, isolated=isolated)
+            return next_node, next_work, tx.now
+
+    def _carry_on(self, tx: Tx, *, isolated: bool) -> _Carry | None:
+        """Inline engine (the CLI): advance the run that `tx` has just made runnable in that
+        same transaction, rather than committing and opening another to begin its next step.
+        Its steps are later steps of the transaction (see `_chain`): a step that crashes
+        fails the run there, and what made the run runnable still commits.
+        Returns what to do once the transaction has committed (the slow work, if any), or
+        None in background mode, where a run worker takes the run over."""
+        if self._pool is not None:
+            return None
+        run = tx.run
+        assert run.id is not None
+        carry = _Carry(self, run.id, self.owners.take(), tx.now)
+        try:
+            run.lease_owner, run.lease_until = carry.owner, tx.now + self.lease_ttl
+            with structlog.contextvars.bound_contextvars(run=run.ref):
+                carry.node, carry.work = self._chain(tx, first=False, isolated=isolated)
+        except BaseException:
+            carry.abandon()
+            raise
+        return carry
+
+    def _isolate_on_crash(self, attempt: Callable[[bool], T]) -> T:
+        """Run the write transaction `attempt(isolated=False)`, whose later steps share it
+        with nothing around each. Should one of them crash (rare: an internal error), the
+        whole transaction has rolled back; it is then run again with each later step in a
+        savepoint (`isolated=True`), so that the run fails at that step and everything
+        before it commits. A savepoint per step on every transaction would cost more than
+        the steps."""
+        try:
+            return attempt(False)
+        except _LaterStepCrashed as crash:
+            log.info("transaction_redone_isolated", step=crash.step)
+            return attempt(True)
+
+    def _chain(self, tx: Tx, *, first: bool, isolated: bool) -> tuple[Node | None, Work | None]:
         """Settle steps in `tx` until the run waits or finishes (no work), or reaches slow
-        work, returned to be done outside the transaction."""
+        work, returned to be done outside the transaction. A crash in the `first` step
+        propagates; in a later one, see `_isolate_on_crash`."""
         run = tx.run
         node: Node | None = None
         while True:
@@ -361,9 +477,14 @@ class Engine:
             if first:
                 first = False
                 work, go_on = self._begin(tx, node)
+            elif not isolated:
+                try:
+                    work, go_on = self._begin(tx, node)
+                except Exception as exc:
+                    raise _LaterStepCrashed(node.key) from exc
             else:
-                # A later step of the same transaction: if it crashes, what the earlier
-                # steps did still commits, and the run fails at this step.
+                # if this step crashes, what the earlier steps did still commits, and the
+                # run fails at this step
                 try:
                     with rows.savepoint(tx.session):
                         work, go_on = self._begin(tx, node)
@@ -525,28 +646,46 @@ class Engine:
                edits: Mapping[str, Any] | None = None, gate: str | None = None) -> DecisionReport:
         """Record one person's decision. Refusals are traced and change nothing else."""
         reason, edits = well_formed(reason), well_formed(edits)
-        resume = False
-        with self.db.write() as s:
-            run = self._run_for_update(s, ref)
-            tx = self._tx(s, run)
-            if run.status in FINISHED:
-                why = f"{run.ref} already finished ({run.status}: {run.reason})"
-                self._refused(tx, "decide", user, why, option=option)
-                return DecisionReport("refused", why, run.ref)
-            try:
-                found = self._open_gate(s, run, gate)
-            except Refusal as exc:
-                self._refused(tx, "decide", user, str(exc), option=option)
-                return DecisionReport("refused", str(exc), run.ref)
-            report, transition = gating.record_decision(tx, found, user, option, reason, edits)
-            resume = self._resume_after(tx, transition)
+        report, resume, carry = self._isolate_on_crash(partial(
+            self._record_decision, ref, user, option, reason, edits, gate))
         crash_point("decision.committed")
-        with structlog.contextvars.bound_contextvars(run=report.run):
-            log.info("decision", gate=report.gate, by=user, option=option, status=report.status,
-                     why=None if report.ok else report.message)
-        if resume:
+        if carry is not None:
+            carry()
+        elif resume:
             self._schedule(parse_ref(report.run))
         return report
+
+    def _record_decision(self, ref: str | int, user: str, option: str, reason: str | None,
+                         edits: Mapping[str, Any] | None, gate: str | None, isolated: bool,
+                         ) -> tuple[DecisionReport, bool, _Carry | None]:
+        """The transaction of a decision: the report, whether the run goes on, and, inline,
+        how far it went in the same transaction (`_carry_on`)."""
+        carry: _Carry | None = None
+        try:
+            with self.db.write() as s:
+                run = self._run_for_update(s, ref)
+                tx = self._tx(s, run)
+                if run.status in FINISHED:
+                    why = f"{run.ref} already finished ({run.status}: {run.reason})"
+                    self._refused(tx, "decide", user, why, option=option)
+                    return DecisionReport("refused", why, run.ref), False, None
+                try:
+                    found = self._open_gate(s, run, gate)
+                except Refusal as exc:
+                    self._refused(tx, "decide", user, str(exc), option=option)
+                    return DecisionReport("refused", str(exc), run.ref), False, None
+                report, transition = gating.record_decision(tx, found, user, option, reason, edits)
+                with structlog.contextvars.bound_contextvars(run=report.run):
+                    log.info("decision", gate=report.gate, by=user, option=option,
+                             status=report.status, why=None if report.ok else report.message)
+                resume = self._resume_after(tx, transition)
+                if resume:
+                    carry = self._carry_on(tx, isolated=isolated)
+        except BaseException:
+            if carry is not None:  # it did not commit
+                carry.abandon()
+            raise
+        return report, resume, carry
 
     def submit_signal(self, ref: str | int, agent: str, output: Mapping[str, Any], by: str) -> str:
         """Record an external agent's signal; a conflict settling for it continues once every

@@ -69,19 +69,26 @@ class EventSink(Protocol):
 
 
 def emit(session: Session, run: Run | None, kind: str, payload: dict[str, Any], at: datetime,
-         publish: Callable[[list[Event]], None] | None = None) -> Event:
-    """Record an event in the current write transaction."""
+         publish: Callable[[list[DomainEvent]], None] | None = None) -> DomainEvent:
+    """Record an event in the current write transaction (a plain INSERT: events are only
+    ever inserted here, and an ORM object would cost more than the row)."""
     assert kind in EVENT_KINDS, kind
-    row = Event(run_id=run.id if run else None, kind=kind, created_at=at,
-                payload={"run": run.ref if run else None, **payload})
-    session.add(row)
+    run_id = run.id if run else None
+    payload = {"run": run.ref if run else None, **payload}
+    table = Event.__table__  # type: ignore[attr-defined]
+    event_id = session.connection().execute(
+        table.insert().returning(table.c.id),
+        {"run_id": run_id, "kind": kind, "payload": payload, "created_at": at,
+         "delivered_at": None, "attempts": 0, "next_attempt_at": None, "last_error": None},
+    ).scalar_one()
+    event = DomainEvent(event_id, kind, run_id, payload, at)
     if publish is not None:
-        pending: list[Event] | None = session.info.get("baton_events")
+        pending: list[DomainEvent] | None = session.info.get("baton_events")
         if pending is None:
             pending = session.info["baton_events"] = []
             after_commit(session, lambda: publish(list(pending)))
-        pending.append(row)
-    return row
+        pending.append(event)
+    return event
 
 
 class Dispatcher:

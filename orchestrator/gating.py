@@ -339,6 +339,7 @@ def close_gate(tx: Tx, gate: Gate, effect: str, option: str, explanation: str, *
     """Settle a gate and say where its run goes next."""
     cancel_timers(tx, gate)
     gate.status = "decided"
+    tx.gate_decided()
     gate.outcome = option
     gate.effect = effect
     gate.closed_by = "person" if deciders else "baton"

@@ -75,6 +75,13 @@ class Tx:
     engine: Engine
     now: datetime
     _signals: dict[str, Signal] | None = field(default=None, repr=False)
+    _gates: dict[str, dict[str, Any]] | None = field(default=None, repr=False)
+
+    @classmethod
+    def new_run(cls, session: Session, run: Run, program: Program, engine: Engine,
+                now: datetime) -> Tx:
+        """The transaction that created `run`: it has no signals and no decided gates yet."""
+        return cls(session, run, program, engine, now, _signals={}, _gates={})
 
     @property
     def org(self):  # type: ignore[no-untyped-def]
@@ -103,6 +110,16 @@ class Tx:
         return signal
 
     def gates_view(self) -> dict[str, dict[str, Any]]:
+        """The `gates` part of the CEL context: the run's decided gates. Read once per
+        transaction; `gate_decided` drops it when a gate of the run is decided."""
+        if self._gates is None:
+            self._gates = self._read_gates_view()
+        return self._gates
+
+    def gate_decided(self) -> None:
+        self._gates = None
+
+    def _read_gates_view(self) -> dict[str, dict[str, Any]]:
         gates = list(self.session.exec(
             select(Gate).where(Gate.run_id == self.run.id, Gate.status == "decided")
             .order_by(col(Gate.id))))

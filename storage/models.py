@@ -18,6 +18,16 @@ def _json(**kw: Any) -> Any:
     return Field(sa_type=sa.JSON, **kw)
 
 
+# Default factories written in Python: pydantic inspects a factory's signature on every
+# model construction, and a builtin's (`dict`, `list`) takes ten times as long to inspect.
+def _new_dict() -> dict[str, Any]:
+    return {}
+
+
+def _new_list() -> list[Any]:
+    return []
+
+
 class FlowVersion(SQLModel, table=True):
     """A flow definition as validated when a run started; runs keep using it even
     after the file changes. Deduplicated by digest."""
@@ -27,7 +37,7 @@ class FlowVersion(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True)
     digest: str = Field(unique=True)
-    definition: dict = _json(default_factory=dict)
+    definition: dict = _json(default_factory=_new_dict)
     source: str | None = None
     created_at: datetime
 
@@ -46,14 +56,14 @@ class Run(SQLModel, table=True):
     flow_version_id: int = Field(foreign_key="flow_version.id")
     status: str  # running | waiting | held | succeeded | failed | stopped | rejected
     requester: str
-    inputs: dict = _json(default_factory=dict)  # effective values (after approved edits)
-    requested_inputs: dict = _json(default_factory=dict)  # as the requester gave them
+    inputs: dict = _json(default_factory=_new_dict)  # effective values (after approved edits)
+    requested_inputs: dict = _json(default_factory=_new_dict)  # as the requester gave them
     cursor: str | None = None  # the node to execute next
     steps_taken: int = 0
-    visits: dict = _json(default_factory=dict)  # node -> times entered
+    visits: dict = _json(default_factory=_new_dict)  # node -> times entered
     tokens_used: int = 0
-    context: dict = _json(default_factory=dict)  # comments, route picks, plan results
-    origin: dict = _json(default_factory=dict)  # where it was started (cli, slack, ...)
+    context: dict = _json(default_factory=_new_dict)  # comments, route picks, plan results
+    origin: dict = _json(default_factory=_new_dict)  # where it was started (cli, slack, ...)
     request_key: str | None = None  # the Slack request that started it (unique: starts once)
     outcome: str | None = None
     reason: str | None = None
@@ -80,7 +90,7 @@ class StepExecution(SQLModel, table=True):
     kind: str
     visit: int = 1
     status: str  # done | waiting | failed | skipped
-    detail: dict = _json(default_factory=dict)
+    detail: dict = _json(default_factory=_new_dict)
     started_at: datetime
     finished_at: datetime | None = None
 
@@ -99,8 +109,8 @@ class Signal(SQLModel, table=True):
     confidence: float | None = None
     summary: str = ""
     rationale: str = ""
-    evidence: list = _json(default_factory=list)
-    output: dict = _json(default_factory=dict)  # router / planner extras (branch, subtasks)
+    evidence: list = _json(default_factory=_new_list)
+    output: dict = _json(default_factory=_new_dict)  # router / planner extras (branch, subtasks)
     error: str | None = None
     attempts: int = 1
     tokens_in: int = 0
@@ -135,17 +145,17 @@ class Gate(SQLModel, table=True):
     closed_by: str | None = None  # "person" or "baton" (an escalation that failed closed)
     title: str = ""
     question: str = ""
-    approvers: list = _json(default_factory=list)  # resolved principals allowed to decide
-    approver_spec: list = _json(default_factory=list)  # as written in the flow
+    approvers: list = _json(default_factory=_new_list)  # resolved principals allowed to decide
+    approver_spec: list = _json(default_factory=_new_list)  # as written in the flow
     quorum: int = 1
     forbid_requester: bool = False
     reject_ends: bool = True
-    options: list = _json(default_factory=list)
-    editable: list = _json(default_factory=list)
-    proposal: dict = _json(default_factory=dict)  # edited inputs awaiting approval
-    policy: dict = _json(default_factory=dict)  # kind-specific frozen details
-    shown: dict = _json(default_factory=dict)  # signals and boundaries the decider saw
-    chain: dict = _json(default_factory=dict)  # frozen escalation chain
+    options: list = _json(default_factory=_new_list)
+    editable: list = _json(default_factory=_new_list)
+    proposal: dict = _json(default_factory=_new_dict)  # edited inputs awaiting approval
+    policy: dict = _json(default_factory=_new_dict)  # kind-specific frozen details
+    shown: dict = _json(default_factory=_new_dict)  # signals and boundaries the decider saw
+    chain: dict = _json(default_factory=_new_dict)  # frozen escalation chain
     esc_level: int = 0
     esc_cycle: int = 0
     esc_state: str | None = None  # waiting | claimed | snoozed | held | done
@@ -173,7 +183,7 @@ class Decision(SQLModel, table=True):
     option: str
     effect: str  # approve | reject | request_changes
     reason: str | None = None
-    edits: dict = _json(default_factory=dict)
+    edits: dict = _json(default_factory=_new_dict)
     counted: bool = True  # false once dismissed by a later edit of the proposal
     created_at: datetime
 
@@ -188,7 +198,7 @@ class Action(SQLModel, table=True):
     call: str
     status: str  # started | done | failed | unknown
     attempts: int = 1
-    result: dict = _json(default_factory=dict)
+    result: dict = _json(default_factory=_new_dict)
     error: str | None = None
     started_at: datetime
     finished_at: datetime | None = None
@@ -211,7 +221,7 @@ class TraceEntry(SQLModel, table=True):
     kind: str
     actor: str
     node: str | None = None
-    data: dict = _json(default_factory=dict)
+    data: dict = _json(default_factory=_new_dict)
     created_at: datetime
     prev_hash: str
     hash: str
@@ -232,7 +242,7 @@ class Timer(SQLModel, table=True):
     due_at: datetime
     token: str
     status: str = "pending"  # pending | fired | stale | cancelled
-    payload: dict = _json(default_factory=dict)
+    payload: dict = _json(default_factory=_new_dict)
     fired_at: datetime | None = None
 
 
@@ -248,7 +258,7 @@ class Event(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     run_id: int | None = Field(default=None, foreign_key="run.id")
     kind: str
-    payload: dict = _json(default_factory=dict)
+    payload: dict = _json(default_factory=_new_dict)
     created_at: datetime
     delivered_at: datetime | None = None
     attempts: int = 0
@@ -284,7 +294,7 @@ class SlackOutbox(SQLModel, table=True):
     run_id: int | None = Field(default=None, foreign_key="run.id")
     lane: str
     method: str
-    payload: dict = _json(default_factory=dict)
+    payload: dict = _json(default_factory=_new_dict)
     ref: str | None = None  # remember the sent message's channel and ts under this key
     thread_ref: str | None = None  # post as a reply to the message stored under this key
     target_ref: str | None = None  # chat.update / chat.delete the message under this key
@@ -324,7 +334,7 @@ class SlackInbox(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True)
     kind: str  # command | action | view | event
-    payload: dict = _json(default_factory=dict)
+    payload: dict = _json(default_factory=_new_dict)
     status: str = "pending"  # pending | done | failed
     claimed_by: str | None = None
     claim_until: datetime | None = None
