@@ -45,13 +45,6 @@ def run_view(run: Run, now: datetime) -> dict[str, Any]:
     }
 
 
-def latest_signals(signals: Iterable[Signal]) -> dict[str, Signal]:
-    latest: dict[str, Signal] = {}
-    for signal in sorted(signals, key=lambda s: s.id or 0):
-        latest[signal.agent] = signal
-    return latest
-
-
 def build(run: Run, signals: Mapping[str, Signal], gates: Mapping[str, dict[str, Any]],
           now: datetime) -> dict[str, Any]:
     return {

@@ -55,7 +55,7 @@ from orchestrator.workers import TrackingExecutor
 from storage import rows, trace
 from storage.engine import Database, after_commit
 from storage.models import FlowVersion, Gate, Run, StepExecution, Timer
-from storage.repo import lock, system_state
+from storage.repo import halt_state, lock, system_state
 
 log = structlog.get_logger("baton.engine")
 
@@ -273,7 +273,7 @@ class Engine:
         carry: _Carry | None = None
         try:
             with self.db.write() as s:
-                state = system_state(s)
+                state = halt_state(s)
                 if state.halted:
                     raise BatonError(
                         f"Baton is halted (emergency stop by {self.org.display(state.halted_by or '?')}"
@@ -615,6 +615,8 @@ class Engine:
         if len(gates) > 1:
             raise Refusal(f"{run.ref} has several open gates: "
                           + ", ".join(g.key for g in gates) + "; say which one (--gate)")
+        if self.db.is_sqlite:  # this transaction has held the write lock since it began
+            return gates[0]
         found = lock(s, Gate, gates[0].id)
         assert found is not None
         return found

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import col, select, update
+from sqlmodel import col, select
 
 from gates import escalation as esc
 from gates.durations import format_duration
@@ -116,9 +116,13 @@ def open_gate(tx: Tx, node: Node, *, kind: str, key: str, title: str, question: 
 
 # -- timers ---------------------------------------------------------------------------------
 def cancel_timers(tx: Tx, gate: Gate) -> None:
-    tx.session.exec(update(Timer).where(col(Timer.gate_id) == gate.id,
-                                        col(Timer.status) == "pending")
-                    .values(status="cancelled"))
+    """The gate's pending timers will do nothing: its token changes, and they are marked
+    cancelled (a plain UPDATE, no ORM bookkeeping; a timer this transaction has itself
+    changed, the one firing, keeps the status it was given when the session flushes)."""
+    table = Timer.__table__  # type: ignore[attr-defined]
+    tx.session.connection().execute(
+        table.update().where(table.c.gate_id == gate.id, table.c.status == "pending")
+        .values(status="cancelled"))
     gate.timer_token = secrets.token_hex(8)
 
 
@@ -243,8 +247,9 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
         return DecisionReport("escalated", f"{run.ref} escalated to the next level",
                               run.ref, gate.key, gate.id), transition
 
-    existing = tx.session.exec(select(Decision).where(
-        Decision.gate_id == gate.id, Decision.decider == user)).first()
+    decisions = list(tx.session.exec(select(Decision).where(Decision.gate_id == gate.id)
+                                     .order_by(col(Decision.id))))
+    existing = next((d for d in decisions if d.decider == user), None)
     if existing is not None and existing.counted:
         return DecisionReport(
             "duplicate",
@@ -262,6 +267,8 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
     decision.counted, decision.created_at = True, tx.now
     tx.session.add(decision)
     tx.session.flush()
+    if existing is None:
+        decisions.append(decision)  # the newest row: its id is the highest
     crash_point("decision.recorded")
     data: dict[str, Any] = {"gate": gate.key, "gate_id": gate.id, "option": option.id,
                             "effect": option.effect, "reason": reason}
@@ -269,9 +276,7 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
         data["edits"] = changes
     tx.trace("decision", data, actor=user, node=gate.node)
 
-    votes = [Vote(d.decider, d.option, d.effect) for d in tx.session.exec(
-        select(Decision).where(Decision.gate_id == gate.id, col(Decision.counted))
-        .order_by(col(Decision.id)))]
+    votes = [Vote(d.decider, d.option, d.effect) for d in decisions if d.counted]
     result = tally(votes, quorum=gate.quorum, reject_ends=gate.reject_ends,
                    eligible=eligible(gate, run.requester), name=tx.org.display)
     if result.outcome is None:

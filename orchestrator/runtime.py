@@ -62,7 +62,8 @@ Transition = Goto | Wait | Hold | Finish
 
 
 class StoredSignal(SimpleNamespace):
-    """A signal stored in this transaction, read like the `Signal` row it becomes (no id)."""
+    """A signal row, read like the `Signal` ORM object (`id` is None for one this transaction
+    has just added)."""
 
     id = None
 
@@ -96,9 +97,15 @@ class Tx:
         emit(self.session, self.run, kind, payload, self.now, self.engine.publish)
 
     def signals(self) -> dict[str, Signal]:
+        """The run's latest signal of each agent, read once per transaction as plain rows
+        (signals are only ever added, through `add_signal`, never changed)."""
         if self._signals is None:
-            rows = self.session.exec(select(Signal).where(Signal.run_id == self.run.id))
-            self._signals = ctxmod.latest_signals(rows)
+            rows.write(self.session)  # signals this transaction queued before it asked
+            table = Signal.__table__  # type: ignore[attr-defined]
+            found = self.session.connection().execute(
+                select(table).where(table.c.run_id == self.run.id).order_by(table.c.id))
+            self._signals = {row.agent: StoredSignal(**row._mapping)  # type: ignore[misc]
+                             for row in found}
         return self._signals
 
     def add_signal(self, values: dict[str, Any]) -> StoredSignal:

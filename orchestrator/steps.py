@@ -30,7 +30,7 @@ from orchestrator.program import Node
 from orchestrator.runtime import Finish, Goto, Hold, StoredSignal, Transition, Tx, Wait, Work
 from orchestrator.spec import RetrySpec
 from storage.models import Action
-from storage.repo import system_state
+from storage.repo import halt_state
 
 MAX_TRACE_TEXT = 4000
 
@@ -437,7 +437,7 @@ class ActionOutcome:
 
 def step_action(tx: Tx, node: Node) -> Transition | Work:
     spec = node.spec
-    state = system_state(tx.session)
+    state = halt_state(tx.session)
     if state.halted:
         return Hold(f"emergency stop by {tx.org.display(state.halted_by or '?')}"
                     + (f": {state.halt_reason}" if state.halt_reason else ""))

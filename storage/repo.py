@@ -8,8 +8,9 @@ wait on each other in a cycle.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, select
 
 from storage.models import SystemState
@@ -22,6 +23,18 @@ def lock(session: Session, model: type[M], row_id: int | None) -> M | None:
         return None
     query = select(model).where(model.id == row_id).with_for_update()  # type: ignore[attr-defined]
     return session.exec(query.execution_options(populate_existing=True)).first()
+
+
+def halt_state(session: Session) -> Any:
+    """The emergency stop alone (`halted`, `halted_by`, `halt_reason`), read without building
+    the ORM row: every run start and every action checks it."""
+    table = SystemState.__table__  # type: ignore[attr-defined]
+    row = session.connection().execute(
+        sa.select(table.c.halted, table.c.halted_by, table.c.halt_reason)
+        .where(table.c.id == 1)).first()
+    if row is None:  # created by migration 0001; only a hand-edited database lacks it
+        raise RuntimeError("system_state row is missing: run `baton db upgrade`")
+    return row
 
 
 def system_state(session: Session, *, for_update: bool = False) -> SystemState:
