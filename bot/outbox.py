@@ -73,6 +73,12 @@ class Outcome:
     sent: int = 0
     failed: int = 0
     deferred: int = 0
+    superseded: int = 0
+
+    @property
+    def progressed(self) -> bool:
+        """Rows left the queue: there may be more behind them at once."""
+        return bool(self.sent or self.failed or self.superseded)
 
 
 class RetryLater(Exception):
@@ -99,7 +105,7 @@ class OutboxSender:
         # Slack has surely finished with it, or the look may come too early and post twice.
         self.doubt_wait = doubt_wait if doubt_wait is not None else max(
             5.0, 3 * float(getattr(client, "timeout", 10) or 10))
-        self._loop = BackgroundLoop("baton-outbox", self.deliver, poll)
+        self._loop = BackgroundLoop("baton-outbox", self._drain, poll)
         self._rng = random.Random()
         self._lock = threading.Lock()
         self.owners = Owners()
@@ -117,6 +123,12 @@ class OutboxSender:
         self._loop.wake()
 
     # -- delivery -----------------------------------------------------------------------------
+    def _drain(self) -> None:
+        """One wake-up: rounds until a round moves nothing (a backlog bigger than a batch is
+        sent at once, not one batch per poll)."""
+        while self.deliver().progressed:
+            pass
+
     def deliver(self) -> Outcome:
         """Send what is due, in order per lane. Safe to call from several threads."""
         with self._lock:
@@ -129,15 +141,18 @@ class OutboxSender:
             rows = list(s.exec(select(SlackOutbox)
                                .where(col(SlackOutbox.status).in_(OPEN))
                                .order_by(col(SlackOutbox.id)).limit(self.batch)))
+        replaced = self._supersede_within(rows)
+        outcome.superseded = len(replaced)
         blocked: set[str] = set()
         for row in rows:
-            if row.lane in blocked:
+            if row.id in replaced or row.lane in blocked:
                 continue
             if row.next_attempt_at is not None and row.next_attempt_at > now:
                 blocked.add(row.lane)
                 outcome.deferred += 1
                 continue
             if row.supersede and self._superseded(row):
+                outcome.superseded += 1
                 continue
             result = self._send_one(row)
             if result == "sent":
@@ -148,6 +163,22 @@ class OutboxSender:
                 blocked.add(row.lane)
                 outcome.deferred += 1
         return outcome
+
+    def _supersede_within(self, rows: list[SlackOutbox]) -> set[int]:
+        """Mark, in one statement, the rows of this batch that a newer row of the same batch
+        replaces (a burst of App Home publishes for one person: only the newest is sent)."""
+        newest: dict[str, int] = {}
+        for row in rows:
+            if row.supersede and row.id is not None:
+                newest[row.supersede] = max(row.id, newest.get(row.supersede, row.id))
+        replaced = {row.id for row in rows
+                    if row.supersede and row.id is not None and row.id != newest[row.supersede]}
+        if replaced:
+            with self.db.write() as s:
+                s.exec(update(SlackOutbox).where(col(SlackOutbox.id).in_(replaced),
+                                                 col(SlackOutbox.status).in_(OPEN))
+                       .values(status="superseded", sent_at=self.clock.now()))
+        return replaced  # type: ignore[return-value]
 
     def _superseded(self, row: SlackOutbox) -> bool:
         """Whether a newer call with the same key replaces `row`, which is then marked so.

@@ -1,0 +1,63 @@
+"""A backlog bigger than the outbox's batch: one wake-up sends all of it (it used to send
+one batch per poll, so Slack caught up a minute after a burst), in order per lane, and a
+burst of App Home publishes for one person is sent once."""
+
+import time
+
+from slack_sdk import WebClient
+from sqlmodel import col, select
+
+from bot.outbox import OutboxSender, enqueue
+from bot.sandbox import EmulatorServer, workspace_from_org
+from orchestrator.clock import SystemClock
+from storage.engine import Database
+from storage.migrate import ensure_schema
+from storage.models import SlackOutbox
+from tests.bot.conftest import ALICE, BOB, ORG, PAYMENTS
+
+
+def test_one_wake_up_sends_a_backlog_of_many_batches(emulator: EmulatorServer,
+                                                      database_url: str) -> None:
+    workspace = workspace_from_org(ORG)
+    emulator.reset(workspace)
+    db = Database(database_url)
+    ensure_schema(db)
+    now = SystemClock().now()
+    with db.write() as s:
+        for n in range(60):  # two lanes (threads), in order within each
+            enqueue(s, lane=f"run:{n % 2}", method="chat.postMessage", at=now,
+                    payload={"channel": PAYMENTS, "text": f"lane {n % 2} message {n}"})
+        for n in range(40):  # a burst of home tabs for two people
+            user = (ALICE, BOB)[n % 2]
+            enqueue(s, lane=f"home:{user}", method="views.publish", at=now,
+                    supersede=f"home:{user}",
+                    payload={"user_id": user, "view": {"type": "home", "blocks": [
+                        {"type": "section", "text": {"type": "mrkdwn", "text": f"version {n}"}}]}})
+    client = WebClient(token=workspace.app.bot_token, base_url=emulator.api_url, timeout=5)
+    # a poll far longer than the test may take: only the one wake-up can send it all
+    sender = OutboxSender(db, client, SystemClock(), poll=600.0, batch=10)
+    sender.start()
+    try:
+        sender.wake()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with db.read() as s:
+                left = s.exec(select(SlackOutbox.id).where(
+                    col(SlackOutbox.status).in_(("pending", "sending", "unsure")))).all()
+            if not left:
+                break
+            time.sleep(0.05)
+        assert left == [], f"{len(left)} calls still queued after one wake-up"
+    finally:
+        sender.stop()
+        db.dispose()
+
+    posted = [m.text for m in workspace.messages(PAYMENTS, include_replies=False)]
+    for lane in (0, 1):
+        mine = [t for t in posted if t.startswith(f"lane {lane} ")]
+        assert mine == [f"lane {lane} message {n}" for n in range(lane, 60, 2)]
+    homes = [c for c in emulator.calls_to("views.publish", ok=True)]
+    assert len(homes) <= 10  # superseded ones were never sent...
+    for user, last in ((ALICE, 38), (BOB, 39)):  # ...and each person got the newest
+        views = [c for c in homes if c.args.get("user_id") == user]
+        assert views and f"version {last}" in str(views[-1].args.get("view"))
