@@ -79,9 +79,18 @@ class SlackSink:
         slack_id = self.org.slack_id(principal)
         if slack_id is None:
             return
-        enqueue(s, lane=f"home:{slack_id}", method="views.publish", at=at,
+        key = f"home:{slack_id}"
+        # The newest publish of this home, locked: while it is still pending (no sender has
+        # claimed it), it renders the state of the moment it goes, this change included,
+        # and a second row would only be superseded. Locked, because a sender claiming it
+        # now must wait for this transaction (PostgreSQL; SQLite writes one at a time).
+        newest = s.exec(select(SlackOutbox.status).where(SlackOutbox.supersede == key)
+                        .order_by(col(SlackOutbox.id).desc()).limit(1).with_for_update()).first()
+        if newest == "pending":
+            return
+        enqueue(s, lane=key, method="views.publish", at=at,
                 payload={"render": HOME, "user_id": slack_id, "principal": principal},
-                supersede=f"home:{slack_id}")
+                supersede=key)
 
     def home_payload(self, s: Session, args: dict[str, Any]) -> dict[str, Any]:
         principal = str(args["principal"])
