@@ -442,20 +442,30 @@ def step_action(tx: Tx, node: Node) -> Transition | Work:
         return Hold(f"emergency stop by {tx.org.display(state.halted_by or '?')}"
                     + (f": {state.halt_reason}" if state.halt_reason else ""))
     key = f"{tx.run.ref}:{node.key}"
-    action = tx.session.exec(select(Action).where(Action.idempotency_key == key)).first()
-    if action is None:
-        action = Action(run_id=tx.run.id, node=node.key, idempotency_key=key, call=spec.call,
-                        status="started", started_at=tx.now)
-        tx.session.add(action)
-        tx.session.flush()
+    table = Action.__table__  # type: ignore[attr-defined]
+    tx.session.flush()  # a decision in this transaction may have changed the row (retry)
+    found = tx.session.connection().execute(
+        select(table.c.id).where(table.c.idempotency_key == key)).first()
+    if found is None:  # the usual case: a plain INSERT, no ORM row to build and flush
+        action_id = tx.session.connection().execute(table.insert().returning(table.c.id), {
+            "run_id": tx.run.id, "node": node.key, "idempotency_key": key, "call": spec.call,
+            "status": "started", "attempts": 1, "result": {}, "error": None,
+            "started_at": tx.now, "finished_at": None}).scalar_one()
+        attempts = 1
         tx.trace("action_started", {"action": node.label, "call": spec.call,
                                     "idempotency_key": key}, node=node.key)
-    elif action.status == "done":
-        tx.trace("action_skipped", {"action": node.label, "idempotency_key": key,
-                                    "why": "already ran for this run (at most once)"},
-                 node=node.key)
-        return Goto(node.next)
-    elif action.status == "retry" or (action.status in ("started", "unknown") and spec.idempotent):
+    else:
+        action = tx.session.get(Action, found.id)
+        assert action is not None
+        if action.status == "done":
+            tx.trace("action_skipped", {"action": node.label, "idempotency_key": key,
+                                        "why": "already ran for this run (at most once)"},
+                     node=node.key)
+            return Goto(node.next)
+        if not (action.status == "retry"
+                or (action.status in ("started", "unknown") and spec.idempotent)):
+            return unknown_action(tx, node, action, "it was in flight when Baton stopped; it "
+                                                    "may or may not have run")
         why = ("a person asked to run it again" if action.status == "retry" else
                "found in flight after a restart; the action is idempotent, so it runs again")
         action.status = "started"
@@ -464,15 +474,12 @@ def step_action(tx: Tx, node: Node) -> Transition | Work:
         tx.trace("action_started", {"action": node.label, "call": spec.call,
                                     "idempotency_key": key, "attempt": action.attempts,
                                     "why": why}, node=node.key)
-    else:
-        return unknown_action(tx, node, action, "it was in flight when Baton stopped; it may or "
-                                                "may not have run")
+        action_id, attempts = action.id, action.attempts
     context = ActionContext(run=tx.run.ref, flow=tx.run.flow_name, action=node.label,
                             idempotency_key=key, inputs=dict(tx.run.inputs),
                             signals=tx.signal_views(), params=dict(spec.params),
-                            attempt=action.attempts)
+                            attempt=attempts)
     engine = tx.engine
-    action_id = action.id
 
     def call() -> ActionOutcome:
         return run_action(engine, spec.call, context, spec.timeout, spec.retry, spec.idempotent)
@@ -513,17 +520,18 @@ def run_action(engine: Any, dotted: str, context: ActionContext, timeout: Any,
 
 
 def finish_action(tx: Tx, node: Node, action_id: int | None, outcome: ActionOutcome) -> Transition:
-    action = tx.session.get(Action, action_id)
-    assert action is not None
-    data = {"action": node.label, "idempotency_key": action.idempotency_key,
+    key = f"{tx.run.ref}:{node.key}"
+    data = {"action": node.label, "idempotency_key": key,
             "attempts": outcome.attempts, "latency_ms": round(outcome.latency_ms, 3)}
-    if outcome.ok:
-        action.status = "done"
-        action.result = {"value": outcome.result}
-        action.finished_at = tx.now
-        tx.session.add(action)
+    if outcome.ok:  # the usual case: a plain UPDATE
+        table = Action.__table__  # type: ignore[attr-defined]
+        tx.session.connection().execute(
+            table.update().where(table.c.id == action_id)
+            .values(status="done", result={"value": outcome.result}, finished_at=tx.now))
         tx.trace("action_done", {**data, "result": outcome.result}, node=node.key)
         return Goto(node.next)
+    action = tx.session.get(Action, action_id)
+    assert action is not None
     if outcome.timed_out and not node.spec.idempotent:
         return unknown_action(tx, node, action, f"it did not answer in time ({outcome.error})")
     action.status = "failed"
