@@ -111,8 +111,9 @@ def _settings_in_use(baton: BatonSide, graphs: list[LangGraphSide]) -> dict[str,
         found = {"baton": f"journal_mode={conn.exec_driver_sql('PRAGMA journal_mode').scalar()}, "
                           f"synchronous={SYNCHRONOUS[conn.exec_driver_sql('PRAGMA synchronous').scalar()]}, "
                           "committed before any agent call or action runs and before the run "
-                          "waits; steps that settle at once (rules agents, gates) share a "
-                          "transaction (inline engine)"}
+                          "waits; the steps that settle at once (rules agents, a gate, an "
+                          "action's start) share the transaction that started or resumed the "
+                          "run (inline engine)"}
     for graph in graphs:
         found[f"langgraph ({graph.durability})"] = (
             f"journal_mode={pragma(graph.conn, 'journal_mode')}, "
