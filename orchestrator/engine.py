@@ -544,8 +544,12 @@ class Engine:
 
     def _finish(self, tx: Tx, finish: Finish, actor: str = "baton") -> None:
         run = tx.run
-        for gate in tx.session.exec(select(Gate).where(Gate.run_id == run.id,
-                                                       Gate.status == "open")):
+        with tx.session.no_autoflush:  # the run's own changes need no UPDATE before this read
+            gates = list(tx.session.exec(select(Gate).where(Gate.run_id == run.id,
+                                                            Gate.status == "open")))
+        for gate in gates:
+            if gate.status != "open":  # closed in this transaction, not yet flushed
+                continue
             gating.cancel_timers(tx, gate)
             gate.status = "cancelled"
             gate.next_deadline = None

@@ -14,7 +14,7 @@ The points (see tests/reliability/test_crashes.py):
 | `signal.stored` | signals written, the transaction not yet committed |
 | `gate.opened` | a gate written, not yet committed |
 | `decision.recorded` | a decision written, not yet committed |
-| `decision.committed` | a decision committed, the run not yet resumed (the inline engine of the CLI commits the steps that follow without slow work with it) |
+| `decision.committed` | a decision committed, the run not yet resumed (inline: its next steps too) |
 | `action.started` | the action's row committed (at most once), the call not yet made |
 | `action.done` | the call returned, its result not yet written |
 | `outbox.written` | an event turned into Slack calls, not yet committed |

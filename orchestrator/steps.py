@@ -443,7 +443,8 @@ def step_action(tx: Tx, node: Node) -> Transition | Work:
                     + (f": {state.halt_reason}" if state.halt_reason else ""))
     key = f"{tx.run.ref}:{node.key}"
     table = Action.__table__  # type: ignore[attr-defined]
-    tx.session.flush()  # a decision in this transaction may have changed the row (retry)
+    if any(isinstance(row, Action) for row in tx.session.dirty):
+        tx.session.flush()  # a decision in this transaction changed the row (retry)
     found = tx.session.connection().execute(
         select(table.c.id).where(table.c.idempotency_key == key)).first()
     if found is None:  # the usual case: a plain INSERT, no ORM row to build and flush
