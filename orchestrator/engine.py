@@ -523,7 +523,7 @@ class Engine:
             status = {Goto: "done", Wait: "waiting", Hold: "held", Finish: "done"}[type(transition)]
             rows.add(tx.session, StepExecution, {
                 "run_id": run.id, "node": node.key, "kind": node.kind,
-                "visit": int(run.visits.get(node.key, 1)), "status": status, "detail": {},
+                "visit": int(run.visits.get(node.key, 1)), "status": status,
                 "started_at": started, "finished_at": tx.now})
         if isinstance(transition, Goto):
             run.cursor = transition.node
@@ -619,8 +619,6 @@ class Engine:
         if len(gates) > 1:
             raise Refusal(f"{run.ref} has several open gates: "
                           + ", ".join(g.key for g in gates) + "; say which one (--gate)")
-        if self.db.is_sqlite:  # this transaction has held the write lock since it began
-            return gates[0]
         found = lock(s, Gate, gates[0].id)
         assert found is not None
         return found

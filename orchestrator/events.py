@@ -26,6 +26,7 @@ import structlog
 from sqlmodel import Session, col, select
 
 from orchestrator.failpoints import crash_point
+from storage import rows
 from storage.engine import Database, after_commit
 from storage.models import Event, Run
 
@@ -78,8 +79,7 @@ def emit(session: Session, run: Run | None, kind: str, payload: dict[str, Any], 
     table = Event.__table__  # type: ignore[attr-defined]
     event_id = session.connection().execute(
         table.insert().returning(table.c.id),
-        {"run_id": run_id, "kind": kind, "payload": payload, "created_at": at,
-         "delivered_at": None, "attempts": 0, "next_attempt_at": None, "last_error": None},
+        rows.complete(Event, {"run_id": run_id, "kind": kind, "payload": payload, "created_at": at}),
     ).scalar_one()
     event = DomainEvent(event_id, kind, run_id, payload, at)
     if publish is not None:

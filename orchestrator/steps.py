@@ -31,6 +31,7 @@ from orchestrator.runtime import Finish, Goto, Hold, StoredSignal, Transition, T
 from orchestrator.spec import RetrySpec
 from storage.models import Action
 from storage.repo import halt_state
+from storage.rows import complete
 
 MAX_TRACE_TEXT = 4000
 
@@ -448,10 +449,10 @@ def step_action(tx: Tx, node: Node) -> Transition | Work:
     found = tx.session.connection().execute(
         select(table.c.id).where(table.c.idempotency_key == key)).first()
     if found is None:  # the usual case: a plain INSERT, no ORM row to build and flush
-        action_id = tx.session.connection().execute(table.insert().returning(table.c.id), {
-            "run_id": tx.run.id, "node": node.key, "idempotency_key": key, "call": spec.call,
-            "status": "started", "attempts": 1, "result": {}, "error": None,
-            "started_at": tx.now, "finished_at": None}).scalar_one()
+        action_id = tx.session.connection().execute(
+            table.insert().returning(table.c.id), complete(Action, {
+                "run_id": tx.run.id, "node": node.key, "idempotency_key": key,
+                "call": spec.call, "status": "started", "started_at": tx.now})).scalar_one()
         attempts = 1
         tx.trace("action_started", {"action": node.label, "call": spec.call,
                                     "idempotency_key": key}, node=node.key)

@@ -19,8 +19,13 @@ M = TypeVar("M", bound=SQLModel)
 
 
 def lock(session: Session, model: type[M], row_id: int | None) -> M | None:
+    """The row, locked for the rest of the write transaction. On SQLite the transaction has
+    held the only write lock since it began, so a row it already read is current and is
+    not read again."""
     if row_id is None:
         return None
+    if session.get_bind().dialect.name == "sqlite":
+        return session.get(model, row_id)
     query = select(model).where(model.id == row_id).with_for_update()  # type: ignore[attr-defined]
     return session.exec(query.execution_options(populate_existing=True)).first()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,10 +33,40 @@ class WriteSession(Session):
     """The session of `Database.write()`: it writes queued rows before it reads or commits."""
 
 
-def add(session: Session, model: type[SQLModel], row: dict[str, Any]) -> None:
-    """Queue `row` (every column but the id) for `model`'s table."""
+@cache
+def _defaults(model: type[SQLModel]) -> tuple[dict[str, Any], dict[str, Any], frozenset[str]]:
+    """The model's column defaults (fixed values, factories) and the columns it requires."""
+    fixed: dict[str, Any] = {}
+    factories: dict[str, Any] = {}
+    required: set[str] = set()
+    for name, field in model.model_fields.items():
+        if name == "id":
+            continue
+        if field.default_factory is not None:
+            factories[name] = field.default_factory
+        elif field.is_required():
+            required.add(name)
+        else:
+            fixed[name] = field.default
+    return fixed, factories, frozenset(required)
+
+
+def complete(model: type[SQLModel], values: dict[str, Any]) -> dict[str, Any]:
+    """A row of `model` for a plain INSERT: `values`, and the model's defaults for the columns
+    they leave out (a plain INSERT does not apply them, and the rows of one executemany must
+    name the same columns)."""
+    fixed, factories, required = _defaults(model)
+    missing = required - values.keys()
+    if missing:
+        raise TypeError(f"a {model.__name__} row needs {', '.join(sorted(missing))}")
+    return {**fixed, **{k: make() for k, make in factories.items() if k not in values}, **values}
+
+
+def add(session: Session, model: type[SQLModel], values: dict[str, Any]) -> None:
+    """Queue a row of `model` (`values`, completed with its defaults; no id)."""
     if not isinstance(session, WriteSession):  # anything else would never write it
         raise TypeError("rows are queued only in a Database.write() session")
+    row = complete(model, values)
     session.info.setdefault(_QUEUE, []).append((model.__table__, row))  # type: ignore[attr-defined]
 
 

@@ -1,7 +1,9 @@
 """The database layer: SQLite settings, migrations, and the hash chain."""
 
+from datetime import datetime
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
@@ -9,7 +11,8 @@ from orchestrator.engine import Engine
 from orchestrator.export import verify_all, verify_run
 from storage import migrate
 from storage.engine import Database
-from storage.models import TraceEntry
+from storage.models import Event, StepExecution, TraceEntry
+from storage.rows import complete
 
 
 def test_sqlite_connections_are_configured(tmp_path: Path) -> None:
@@ -115,3 +118,15 @@ def test_writers_queue_in_process_and_an_urgent_write_goes_first() -> None:
     for t in threads:
         t.join(5)
     assert order == ["slack", "step"]
+
+
+def test_a_plain_row_gets_the_models_defaults_and_names_what_it_lacks() -> None:
+    at = datetime(2026, 11, 21, 12, 0)
+    row = complete(Event, {"run_id": 1, "kind": "run_started", "created_at": at})
+    assert row == {"run_id": 1, "kind": "run_started", "payload": {}, "created_at": at,
+                   "delivered_at": None, "attempts": 0, "next_attempt_at": None,
+                   "last_error": None}
+    other = complete(Event, {"run_id": 2, "kind": "run_started", "created_at": at})
+    assert other["payload"] is not row["payload"]  # a fresh dict per row
+    with pytest.raises(TypeError, match="needs node, started_at"):
+        complete(StepExecution, {"run_id": 1, "kind": "gate", "status": "done"})
