@@ -2,7 +2,9 @@
 
 Rows are written inside the transaction that made the change they report, and sent after
 commit by `OutboxSender`, never inside a transaction. Delivery keeps order per lane (a
-run's thread): a row waits while an earlier row of its lane is unsent. Slack's 429 is
+run's thread): a row waits while an earlier row of its lane is unsent. Lanes are sent side
+by side (`lanes_at_once`), so one slow call or one busy thread does not hold up every other
+run's messages; a message refers only to messages of its own lane. Slack's 429 is
 retried after its `Retry-After`; 5xx, timeouts and dropped connections with exponential
 backoff; a restart picks up where delivery stopped.
 
@@ -24,13 +26,15 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy import Connection
 from sqlmodel import Session, col, select, update
 
 from orchestrator.failpoints import crash_point
@@ -42,6 +46,15 @@ from storage.models import SlackOutbox, SlackRef
 log = structlog.get_logger("baton.outbox")
 
 Renderer = Callable[[Session, dict[str, Any]], dict[str, Any]]
+OUTBOX = SlackOutbox.__table__  # type: ignore[attr-defined]
+REFS = SlackRef.__table__  # type: ignore[attr-defined]
+
+
+class Ref(NamedTuple):
+    """Where a sent message lives."""
+
+    channel: str
+    ts: str
 
 METADATA_TYPE = "baton_outbox"
 CLAIM = timedelta(seconds=60)  # longer than any Web API call's timeout
@@ -80,6 +93,12 @@ class Outcome:
         """Rows left the queue: there may be more behind them at once."""
         return bool(self.sent or self.failed or self.superseded)
 
+    def add(self, other: Outcome) -> None:
+        self.sent += other.sent
+        self.failed += other.failed
+        self.deferred += other.deferred
+        self.superseded += other.superseded
+
 
 class RetryLater(Exception):
     def __init__(self, delay: float, reason: str) -> None:
@@ -94,7 +113,7 @@ class OutboxSender:
     def __init__(self, db: Database, client: WebClient, clock: Any, *,
                  http_post: Callable[[str, dict[str, Any]], None] | None = None,
                  poll: float = 1.0, max_backoff: float = 30.0, batch: int = 100,
-                 doubt_wait: float | None = None) -> None:
+                 doubt_wait: float | None = None, lanes_at_once: int = 4) -> None:
         self.db = db
         self.client = client
         self.clock = clock
@@ -111,6 +130,10 @@ class OutboxSender:
         self.owners = Owners()
         self.owner = self.owners.take()  # replicas tell their claims apart by this
         self.renderers: dict[str, Renderer] = {}  # payloads built when sent, by name
+        # Slack answers a call in 100-300 ms: one lane after another, a burst of new gates
+        # would reach Slack at a few messages a second.
+        self.lanes_at_once = lanes_at_once
+        self._senders: ThreadPoolExecutor | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -118,6 +141,9 @@ class OutboxSender:
 
     def stop(self) -> None:
         self._loop.stop()
+        if self._senders is not None:
+            self._senders.shutdown(wait=True)
+            self._senders = None
 
     def wake(self) -> None:
         self._loop.wake()
@@ -143,14 +169,27 @@ class OutboxSender:
                                .order_by(col(SlackOutbox.id)).limit(self.batch)))
         replaced = self._supersede_within(rows)
         outcome.superseded = len(replaced)
-        blocked: set[str] = set()
+        lanes: dict[str, list[SlackOutbox]] = {}
         for row in rows:
-            if row.id in replaced or row.lane in blocked:
-                continue
+            if row.id not in replaced:
+                lanes.setdefault(row.lane, []).append(row)
+        if len(lanes) <= 1 or self.lanes_at_once <= 1:
+            for lane in lanes.values():
+                outcome.add(self._deliver_lane(lane, now))
+            return outcome
+        if self._senders is None:
+            self._senders = ThreadPoolExecutor(self.lanes_at_once, thread_name_prefix="baton-slack")
+        for done in self._senders.map(lambda lane: self._deliver_lane(lane, now), lanes.values()):
+            outcome.add(done)
+        return outcome
+
+    def _deliver_lane(self, rows: list[SlackOutbox], now: datetime) -> Outcome:
+        """One lane's rows, in order, until one of them has to wait."""
+        outcome = Outcome()
+        for row in rows:
             if row.next_attempt_at is not None and row.next_attempt_at > now:
-                blocked.add(row.lane)
                 outcome.deferred += 1
-                continue
+                return outcome
             if row.supersede and self._superseded(row):
                 outcome.superseded += 1
                 continue
@@ -160,8 +199,8 @@ class OutboxSender:
             elif result == "failed":
                 outcome.failed += 1
             elif result != "done":  # deferred, or another sender has it: the lane waits
-                blocked.add(row.lane)
                 outcome.deferred += 1
+                return outcome
         return outcome
 
     def _supersede_within(self, rows: list[SlackOutbox]) -> set[int]:
@@ -197,7 +236,7 @@ class OutboxSender:
                    .values(status="superseded", sent_at=self.clock.now()))
         return True
 
-    def _claimed_elsewhere(self, row: SlackOutbox, now: datetime) -> bool:
+    def _claimed_elsewhere(self, row: Any, now: datetime) -> bool:
         """Another live sender is making this call right now."""
         if row.status != "sending" or not row.claimed_by or row.claimed_by == self.owner:
             return False
@@ -209,10 +248,12 @@ class OutboxSender:
         """sent | failed | deferred | busy (another sender has it) | done (already sent)"""
         now = self.clock.now()
         with self.db.write() as s:
-            query = select(SlackOutbox).where(SlackOutbox.id == row.id)
+            conn = s.connection()
+            query = select(OUTBOX.c.status, OUTBOX.c.claimed_by, OUTBOX.c.claim_until).where(
+                OUTBOX.c.id == row.id)
             if self.db.is_postgresql:
                 query = query.with_for_update(skip_locked=True)
-            fresh = s.exec(query).first()
+            fresh = conn.execute(query).first()
             if fresh is None:
                 return "busy"
             if fresh.status not in OPEN:
@@ -220,12 +261,10 @@ class OutboxSender:
             if self._claimed_elsewhere(fresh, now):
                 return "busy"
             in_doubt = fresh.status in ("sending", "unsure")
-            fresh.status = "sending"
-            fresh.claimed_by = self.owner
-            fresh.claim_until = now + CLAIM
-            fresh.attempts += 1
-            s.add(fresh)
-            refs = self._refs(s, fresh)
+            conn.execute(OUTBOX.update().where(OUTBOX.c.id == row.id).values(
+                status="sending", claimed_by=self.owner, claim_until=now + CLAIM,
+                attempts=OUTBOX.c.attempts + 1))
+            refs = self._refs(conn, row)
         if refs is None:
             return self._defer(row, 1.0, "waiting for the message it refers to")
         if row.target_ref is not None and "target" not in refs:
@@ -258,26 +297,25 @@ class OutboxSender:
         self._mark_sent(row, response)
         return "sent"
 
-    def _refs(self, s: Session, row: SlackOutbox) -> dict[str, SlackRef] | None:
+    def _refs(self, conn: Connection, row: SlackOutbox) -> dict[str, Ref] | None:
         """The sent messages `row` refers to; None while one of them is still unsent. A
         thread parent that could not be sent leaves the reply at the top level; a message
         to update that was never sent is left out (the row then has nothing to do)."""
-        refs: dict[str, SlackRef] = {}
+        refs: dict[str, Ref] = {}
         for name, key in (("thread", row.thread_ref), ("target", row.target_ref)):
             if key is None:
                 continue
-            found = s.get(SlackRef, key)
+            found = conn.execute(select(REFS.c.channel, REFS.c.ts).where(REFS.c.key == key)).first()
             if found is not None:
-                refs[name] = found
+                refs[name] = Ref(found.channel, found.ts)
                 continue
-            unsent = s.exec(select(SlackOutbox.id).where(
-                SlackOutbox.ref == key,
-                col(SlackOutbox.status).in_(OPEN))).first()
+            unsent = conn.execute(select(OUTBOX.c.id).where(
+                OUTBOX.c.ref == key, OUTBOX.c.status.in_(OPEN))).first()
             if unsent is not None:
                 return None
         return refs
 
-    def _payload(self, row: SlackOutbox, refs: dict[str, SlackRef]) -> dict[str, Any]:
+    def _payload(self, row: SlackOutbox, refs: dict[str, Ref]) -> dict[str, Any]:
         payload = dict(row.payload)
         name = payload.pop("render", None)
         if name is not None:
@@ -301,7 +339,7 @@ class OutboxSender:
         with self.db.read() as s:
             return renderer(s, args)
 
-    def _call(self, row: SlackOutbox, refs: dict[str, SlackRef]) -> dict[str, Any]:
+    def _call(self, row: SlackOutbox, refs: dict[str, Ref]) -> dict[str, Any]:
         payload = self._payload(row, refs)
         if row.method == "files.upload_v2":
             files = [{"filename": f["filename"], "title": f.get("title", f["filename"]),
@@ -320,7 +358,7 @@ class OutboxSender:
         response = self.client.api_call(row.method, json=payload)
         return dict(response.data) if isinstance(response.data, dict) else {}
 
-    def _find_sent(self, row: SlackOutbox, refs: dict[str, SlackRef]) -> dict[str, Any] | None:
+    def _find_sent(self, row: SlackOutbox, refs: dict[str, Ref]) -> dict[str, Any] | None:
         """Look for a message this row already posted before a crash."""
         payload = self._payload(row, refs)
         channel = payload.get("channel")
@@ -343,19 +381,17 @@ class OutboxSender:
         return None
 
     def _mark_sent(self, row: SlackOutbox, response: dict[str, Any]) -> None:
+        now = self.clock.now()
         with self.db.write() as s:
-            fresh = s.get(SlackOutbox, row.id)
-            if fresh is None:
-                return
-            fresh.status = "sent"
-            fresh.sent_at = self.clock.now()
-            fresh.last_error = None
-            s.add(fresh)
+            conn = s.connection()
+            conn.execute(OUTBOX.update().where(OUTBOX.c.id == row.id).values(
+                status="sent", sent_at=now, last_error=None))
             if row.ref and response.get("ts") and response.get("channel"):
-                existing = s.get(SlackRef, row.ref)
-                if existing is None:
-                    s.add(SlackRef(key=row.ref, run_id=row.run_id, channel=response["channel"],
-                                   ts=response["ts"], created_at=self.clock.now()))
+                known = conn.execute(select(REFS.c.key).where(REFS.c.key == row.ref)).first()
+                if known is None:
+                    conn.execute(REFS.insert().values(
+                        key=row.ref, run_id=row.run_id, channel=response["channel"],
+                        ts=response["ts"], created_at=now))
 
     def _backoff(self, row: SlackOutbox) -> float:
         base = min(self.max_backoff, 0.5 * 2 ** max(0, row.attempts))

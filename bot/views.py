@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from sqlmodel import Session, col, select
 
 from bot.render.gates import GateView
@@ -9,11 +11,15 @@ from gates.escalation import Chain
 from storage.models import Decision, Gate, Run, TraceEntry
 
 
-def gate_view(session: Session, gate: Gate, run: Run | None = None) -> GateView:
+def gate_view(session: Session, gate: Gate, run: Run | None = None,
+              decisions: list[Decision] | None = None) -> GateView:
+    """What a gate's message shows. `run` and the gate's `decisions` (oldest first) are
+    read unless given."""
     run = run or session.get(Run, gate.run_id)
     assert run is not None
-    decisions = list(session.exec(select(Decision).where(Decision.gate_id == gate.id)
-                                  .order_by(col(Decision.id))))
+    if decisions is None:
+        decisions = list(session.exec(select(Decision).where(Decision.gate_id == gate.id)
+                                      .order_by(col(Decision.id))))
     counted = [d for d in decisions if d.counted]
     chain = Chain.from_dict(gate.chain) if gate.chain else None
     view = GateView(
@@ -55,5 +61,14 @@ def pending_gate_views(session: Session, user: str, limit: int) -> tuple[list[Ga
     ids = pending_gate_ids(session, user)
     if not ids:
         return [], 0
-    gates = session.exec(select(Gate).where(col(Gate.id).in_(ids[:limit])).order_by(col(Gate.id)))
-    return [gate_view(session, g) for g in gates], len(ids)
+    # Three queries for the lot, not two per gate: every approver's App Home is rendered
+    # from this whenever one of their gates changes.
+    gates = list(session.exec(select(Gate).where(col(Gate.id).in_(ids[:limit]))
+                              .order_by(col(Gate.id))))
+    runs = {run.id: run for run in session.exec(
+        select(Run).where(col(Run.id).in_({g.run_id for g in gates})))}
+    decided: dict[int, list[Decision]] = defaultdict(list)
+    for decision in session.exec(select(Decision).where(
+            col(Decision.gate_id).in_([g.id for g in gates])).order_by(col(Decision.id))):
+        decided[decision.gate_id].append(decision)
+    return [gate_view(session, g, runs[g.run_id], decided[g.id or 0]) for g in gates], len(ids)

@@ -61,3 +61,32 @@ def test_one_wake_up_sends_a_backlog_of_many_batches(emulator: EmulatorServer,
     for user, last in ((ALICE, 38), (BOB, 39)):  # ...and each person got the newest
         views = [c for c in homes if c.args.get("user_id") == user]
         assert views and f"version {last}" in str(views[-1].args.get("view"))
+
+
+def test_a_slow_slack_call_does_not_hold_up_other_runs_messages(emulator: EmulatorServer,
+                                                                database_url: str) -> None:
+    """Lanes (runs) are sent side by side: while Slack takes a second to answer each post,
+    four runs' posts are in flight at once, not one after another."""
+    workspace = workspace_from_org(ORG)
+    emulator.reset(workspace)
+    emulator.faults.next("chat.postMessage", times=8, delay=1.0)  # Slack is slow
+    db = Database(database_url)
+    ensure_schema(db)
+    now = SystemClock().now()
+    with db.write() as s:
+        for n in range(8):
+            enqueue(s, lane=f"run:{n}", method="chat.postMessage", at=now,
+                    payload={"channel": PAYMENTS, "text": f"run {n}"})
+    client = WebClient(token=workspace.app.bot_token, base_url=emulator.api_url, timeout=5)
+    sender = OutboxSender(db, client, SystemClock(), poll=600.0, lanes_at_once=4)
+    try:
+        outcome = sender.deliver()
+    finally:
+        sender.stop()
+        db.dispose()
+    assert outcome.sent == 8
+    answered = sorted(c.at for c in emulator.calls_to("chat.postMessage", ok=True))
+    assert len(answered) == 8
+    # One after another, four answers would span at least three seconds.
+    assert answered[3] - answered[0] < 1.0, answered
+    assert answered[7] - answered[4] < 1.0, answered
