@@ -68,6 +68,14 @@ class StoredSignal(SimpleNamespace):
     id = None
 
 
+def latest_signals(session: Session, run_id: int) -> dict[str, StoredSignal]:
+    """The run's latest signal of each agent, as plain rows."""
+    table = Signal.__table__  # type: ignore[attr-defined]
+    found = session.connection().execute(
+        select(table).where(table.c.run_id == run_id).order_by(table.c.id))
+    return {row.agent: StoredSignal(**row._mapping) for row in found}
+
+
 @dataclass
 class Tx:
     session: Session
@@ -101,12 +109,9 @@ class Tx:
         (signals are only ever added, through `add_signal`, never changed)."""
         if self._signals is None:
             rows.write(self.session)  # signals this transaction queued before it asked
-            table = Signal.__table__  # type: ignore[attr-defined]
-            found = self.session.connection().execute(
-                select(table).where(table.c.run_id == self.run.id).order_by(table.c.id))
-            self._signals = {row.agent: StoredSignal(**row._mapping)  # type: ignore[misc]
-                             for row in found}
-        return self._signals
+            assert self.run.id is not None
+            self._signals = latest_signals(self.session, self.run.id)  # type: ignore[assignment]
+        return self._signals  # type: ignore[return-value]
 
     def add_signal(self, values: dict[str, Any]) -> StoredSignal:
         """Store a signal (every column but the id); return it as the run's latest of its agent."""
@@ -140,10 +145,6 @@ class Tx:
             reason = next((d.reason for d in reversed(mine) if d.reason), None)
             view[gate.key] = ctxmod.gate_view(gate, [d.decider for d in mine], reason)
         return view
-
-    def signal_views(self) -> dict[str, dict[str, Any]]:
-        """The `signals` part of the CEL context alone: what actions are given."""
-        return {name: ctxmod.signal_view(s) for name, s in self.signals().items()}
 
     def conditions(self) -> dict[str, Any]:
         """The CEL context of gates/conditions.py."""

@@ -25,13 +25,14 @@ from orchestrator import gating
 from orchestrator.agents import AgentContext, AgentOutput, AgentResult, build_agent, run_agent
 from orchestrator.agents.base import Attempt, _call_with_timeout, backoff_delay
 from orchestrator.callables import CallableError
+from orchestrator.context import signal_view
 from orchestrator.failpoints import crash_point
 from orchestrator.program import Node
-from orchestrator.runtime import Finish, Goto, Hold, StoredSignal, Transition, Tx, Wait, Work
+from orchestrator.runtime import Finish, Goto, Hold, StoredSignal, Transition, Tx, Wait, Work, latest_signals
 from orchestrator.spec import RetrySpec
 from storage.models import Action
 from storage.repo import halt_state
-from storage.rows import complete
+from storage.rows import insert_new
 
 MAX_TRACE_TEXT = 4000
 
@@ -421,9 +422,18 @@ class ActionContext:
     action: str
     idempotency_key: str
     inputs: dict[str, Any]
-    signals: dict[str, dict[str, Any]]
     params: dict[str, Any] = field(default_factory=dict)
     attempt: int = 1
+    read_signals: Callable[[], dict[str, dict[str, Any]]] = field(default=dict, repr=False)
+    _signals: dict[str, dict[str, Any]] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def signals(self) -> dict[str, dict[str, Any]]:
+        """The run's latest signal of each agent, as conditions see them; read when first
+        asked (most actions never do)."""
+        if self._signals is None:
+            self._signals = self.read_signals()
+        return self._signals
 
 
 @dataclass
@@ -443,22 +453,18 @@ def step_action(tx: Tx, node: Node) -> Transition | Work:
         return Hold(f"emergency stop by {tx.org.display(state.halted_by or '?')}"
                     + (f": {state.halt_reason}" if state.halt_reason else ""))
     key = f"{tx.run.ref}:{node.key}"
-    table = Action.__table__  # type: ignore[attr-defined]
     if any(isinstance(row, Action) for row in tx.session.dirty):
         tx.session.flush()  # a decision in this transaction changed the row (retry)
-    found = tx.session.connection().execute(
-        select(table.c.id).where(table.c.idempotency_key == key)).first()
-    if found is None:  # the usual case: a plain INSERT, no ORM row to build and flush
-        action_id = tx.session.connection().execute(
-            table.insert().returning(table.c.id), complete(Action, {
-                "run_id": tx.run.id, "node": node.key, "idempotency_key": key,
-                "call": spec.call, "status": "started", "started_at": tx.now})).scalar_one()
+    # The usual case, a first start, is one plain INSERT: no ORM row to build and flush.
+    action_id = insert_new(tx.session, Action, {
+        "run_id": tx.run.id, "node": node.key, "idempotency_key": key, "call": spec.call,
+        "status": "started", "started_at": tx.now}, unique="idempotency_key")
+    if action_id is not None:
         attempts = 1
         tx.trace("action_started", {"action": node.label, "call": spec.call,
                                     "idempotency_key": key}, node=node.key)
     else:
-        action = tx.session.get(Action, found.id)
-        assert action is not None
+        action = tx.session.exec(select(Action).where(Action.idempotency_key == key)).one()
         if action.status == "done":
             tx.trace("action_skipped", {"action": node.label, "idempotency_key": key,
                                         "why": "already ran for this run (at most once)"},
@@ -477,11 +483,18 @@ def step_action(tx: Tx, node: Node) -> Transition | Work:
                                     "idempotency_key": key, "attempt": action.attempts,
                                     "why": why}, node=node.key)
         action_id, attempts = action.id, action.attempts
+    engine = tx.engine
+    run_id = tx.run.id
+    assert run_id is not None
+
+    def read_signals() -> dict[str, dict[str, Any]]:  # after commit; signals only get added
+        with engine.db.read() as s:
+            return {name: signal_view(found) for name, found in latest_signals(s, run_id).items()}
+
     context = ActionContext(run=tx.run.ref, flow=tx.run.flow_name, action=node.label,
                             idempotency_key=key, inputs=dict(tx.run.inputs),
-                            signals=tx.signal_views(), params=dict(spec.params),
-                            attempt=attempts)
-    engine = tx.engine
+                            params=dict(spec.params), attempt=attempts,
+                            read_signals=read_signals)
 
     def call() -> ActionOutcome:
         return run_action(engine, spec.call, context, spec.timeout, spec.retry, spec.idempotent)

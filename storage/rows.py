@@ -24,6 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
 _QUEUE = "baton_rows"
@@ -60,6 +61,18 @@ def complete(model: type[SQLModel], values: dict[str, Any]) -> dict[str, Any]:
     if missing:
         raise TypeError(f"a {model.__name__} row needs {', '.join(sorted(missing))}")
     return {**fixed, **{k: make() for k, make in factories.items() if k not in values}, **values}
+
+
+def insert_new(session: Session, model: type[SQLModel], values: dict[str, Any], *,
+               unique: str) -> int | None:
+    """INSERT a row of `model` unless one with the same value of the `unique` column exists
+    (one statement: ON CONFLICT DO NOTHING); the new row's id, or None when it existed."""
+    table = model.__table__  # type: ignore[attr-defined]
+    connection = session.connection()
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = (dialect.insert(table).on_conflict_do_nothing(index_elements=[unique])
+                 .returning(table.c.id))
+    return connection.execute(statement, complete(model, values)).scalar_one_or_none()
 
 
 def add(session: Session, model: type[SQLModel], values: dict[str, Any]) -> None:

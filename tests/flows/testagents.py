@@ -60,7 +60,9 @@ def record(ctx: Any) -> dict[str, Any]:
     with _lock, open(path, "a", encoding="utf-8") as ledger:
         ledger.write(json.dumps({"run": ctx.run, "key": ctx.idempotency_key,
                                  "action": ctx.action, "attempt": ctx.attempt,
-                                 "inputs": ctx.inputs}) + "\n")
+                                 "inputs": ctx.inputs,
+                                 "verdicts": {name: view["verdict"]
+                                              for name, view in ctx.signals.items()}}) + "\n")
     return {"ok": True}
 
 

@@ -87,6 +87,15 @@ def test_loop_guard_max_visits_bounds_request_changes(test_engine: Engine, clock
     assert "visits to step agent-1" in (final.reason or "")
 
 
+def test_an_action_reads_the_runs_signals(test_engine: Engine, ledger: Callable) -> None:
+    """`ctx.signals` is read when the action asks for it, after the transaction that
+    started the action has committed: the same signals the gate saw."""
+    run = test_engine.start_run("slow-approval", {"amount": "10"}, "alice")
+    assert test_engine.decide(run.ref, "bob", "approve").outcome == "approve"
+    assert test_engine.get_run(run.ref).status == "succeeded"
+    assert [e["verdicts"] for e in ledger()] == [{"check": "ok"}]
+
+
 def test_loop_guard_max_duration(test_engine: Engine, clock: FakeClock, ledger: Callable) -> None:
     run = test_engine.start_run("slow-approval", {"amount": "10"}, "alice")
     clock.advance(timedelta(hours=3))
