@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlmodel import col, select
@@ -25,6 +26,9 @@ from orchestrator.program import Node
 from orchestrator.runtime import Finish, Goto, Transition, Tx
 from storage.engine import after_commit
 from storage.models import Action, Decision, Gate, Timer
+from storage.rows import complete
+
+DECISIONS = Decision.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -260,15 +264,20 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
     if changes:
         _dismiss_stale_approvals(tx, gate, user, changes)
     # One row per person; a dismissed approval is replaced when that person decides again.
-    decision = existing or Decision(gate_id=gate.id, run_id=run.id, decider=user,
-                                    option=option.id, effect=option.effect, created_at=tx.now)
-    decision.option, decision.effect, decision.reason = option.id, option.effect, reason
-    decision.edits = {k: v["to"] for k, v in changes.items()}
-    decision.counted, decision.created_at = True, tx.now
-    tx.session.add(decision)
-    tx.session.flush()
-    if existing is None:
-        decisions.append(decision)  # the newest row: its id is the highest
+    edited = {k: v["to"] for k, v in changes.items()}
+    if existing is None:  # the usual case: a plain INSERT, at once, so that a second
+        # decision by the same person (a double click in another process) fails here
+        values = complete(Decision, {
+            "gate_id": gate.id, "run_id": run.id, "decider": user, "option": option.id,
+            "effect": option.effect, "reason": reason, "edits": edited, "counted": True,
+            "created_at": tx.now})
+        tx.session.connection().execute(DECISIONS.insert(), values)
+        decisions.append(SimpleNamespace(**values))  # the newest row: its id is the highest
+    else:
+        existing.option, existing.effect, existing.reason = option.id, option.effect, reason
+        existing.edits, existing.counted, existing.created_at = edited, True, tx.now
+        tx.session.add(existing)
+        tx.session.flush()
     crash_point("decision.recorded")
     data: dict[str, Any] = {"gate": gate.key, "gate_id": gate.id, "option": option.id,
                             "effect": option.effect, "reason": reason}
