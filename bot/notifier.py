@@ -63,6 +63,22 @@ class SlackSink:
         enqueue(s, lane=f"run:{run.id}", method="chat.update", run_id=run.id, at=at,
                 payload=payload, target_ref=ref)
 
+    def _update_card(self, s: Session, run: Run, card: dict[str, Any], at: Any) -> None:
+        """Show the run's new state on its card. While the card's own post is still queued
+        (a run that reached its gate at once), that post is rewritten instead: one call
+        to Slack, not a post and then an update. Locked, so that a sender claiming the
+        post waits for this transaction and then sends the new card (PostgreSQL; SQLite
+        writes one at a time); the sender reads the payload when it claims the row."""
+        assert run.id is not None
+        queued = s.exec(select(SlackOutbox).where(
+            SlackOutbox.ref == card_ref(run.id), SlackOutbox.method == "chat.postMessage",
+            SlackOutbox.status == "pending").with_for_update()).first()
+        if queued is None:
+            self._update(s, run, card_ref(run.id), card, at)
+            return
+        queued.payload = {**queued.payload, **card}
+        s.add(queued)
+
     def _dm(self, s: Session, run: Run, principal: str, payload: dict[str, Any], at: Any,
             ref: str | None = None) -> None:
         slack_id = self.org.slack_id(principal)
@@ -106,8 +122,9 @@ class SlackSink:
         view = gate_view(s, gate, run)
         self._update(s, run, gate_ref(run.id, gate.id), gate_render.gate_message(self.org, view), at)
         prefix = gate_ref(run.id, gate.id) + ":dm:"
-        copies = s.exec(select(SlackOutbox.ref).where(col(SlackOutbox.ref).startswith(prefix),
-                                                      SlackOutbox.method == "chat.postMessage"))
+        copies = s.exec(select(SlackOutbox.ref).where(  # the run's rows, found by index
+            SlackOutbox.run_id == run.id, col(SlackOutbox.ref).startswith(prefix),
+            SlackOutbox.method == "chat.postMessage"))
         for ref in sorted({r for r in copies if r}):
             self._update(s, run, ref, gate_render.gate_message(self.org, view, dm=True), at)
 
@@ -142,7 +159,7 @@ class SlackSink:
                 slack_id = self.org.slack_id(principal)
                 self._dm(s, run, principal, gate_render.gate_message(self.org, view, dm=True), at,
                          ref=f"{ref}:dm:{slack_id}")
-        self._update(s, run, card_ref(run.id), self._card(s, run, "waiting"), at)
+        self._update_card(s, run, self._card(s, run, "waiting"), at)
         for principal in gate.approvers:
             self.refresh_home(s, principal, at)
 
@@ -244,13 +261,13 @@ class SlackSink:
     def on_run_held(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
         assert run.id is not None
         self._post(s, run, run_render.run_note(run.ref, "held", p["why"]), at)
-        self._update(s, run, card_ref(run.id), self._card(s, run, "held", p["why"]), at)
+        self._update_card(s, run, self._card(s, run, "held", p["why"]), at)
 
     def _finished(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
         assert run.id is not None
         extra = f"{p.get('steps', 0)} steps · {p.get('duration_s', 0):g}s · `/baton trace {run.ref}`"
         self._post(s, run, run_render.run_note(run.ref, p["status"], p.get("why", ""), extra=extra), at)
-        self._update(s, run, card_ref(run.id), self._card(s, run, p["status"], p.get("why")), at)
+        self._update_card(s, run, self._card(s, run, p["status"], p.get("why")), at)
         self.refresh_home(s, run.requester, at)
 
     on_run_finished = _finished

@@ -249,8 +249,8 @@ class OutboxSender:
         now = self.clock.now()
         with self.db.write() as s:
             conn = s.connection()
-            query = select(OUTBOX.c.status, OUTBOX.c.claimed_by, OUTBOX.c.claim_until).where(
-                OUTBOX.c.id == row.id)
+            query = select(OUTBOX.c.status, OUTBOX.c.claimed_by, OUTBOX.c.claim_until,
+                           OUTBOX.c.payload).where(OUTBOX.c.id == row.id)
             if self.db.is_postgresql:
                 query = query.with_for_update(skip_locked=True)
             fresh = conn.execute(query).first()
@@ -261,6 +261,7 @@ class OutboxSender:
             if self._claimed_elsewhere(fresh, now):
                 return "busy"
             in_doubt = fresh.status in ("sending", "unsure")
+            row.payload = fresh.payload  # a queued post may have been rewritten since the batch was read
             conn.execute(OUTBOX.update().where(OUTBOX.c.id == row.id).values(
                 status="sending", claimed_by=self.owner, claim_until=now + CLAIM,
                 attempts=OUTBOX.c.attempts + 1))

@@ -288,7 +288,9 @@ class SlackOutbox(SQLModel, table=True):
     __tablename__ = "slack_outbox"
     __table_args__ = (sa.Index("ix_slack_outbox_pending", "status", "id"),
                       # "is a newer call of this key waiting?", asked before each such call
-                      sa.Index("ix_slack_outbox_supersede", "supersede", "id"))
+                      sa.Index("ix_slack_outbox_supersede", "supersede", "id"),
+                      sa.Index("ix_slack_outbox_ref", "ref"),
+                      sa.Index("ix_slack_outbox_run_id", "run_id"))
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: int | None = Field(default=None, foreign_key="run.id")

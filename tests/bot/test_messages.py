@@ -1,6 +1,7 @@
 """Conflict and escalation messages, DMs, hostile text, the App Home, edit-and-approve."""
 
 import json
+import time
 from datetime import timedelta
 
 from orchestrator.clock import FakeClock
@@ -156,3 +157,21 @@ def test_commands_work_in_a_dm_and_after_a_mention(baton: Baton) -> None:
     assert any("vendor-payment" in blocks_of(m) for m in dm)
     assert baton.engine.get_run("R-1").status == "succeeded"
     assert baton.run_card().text.startswith("R-1")
+
+
+def test_a_run_at_its_gate_before_its_card_went_out_posts_the_card_once(make_baton) -> None:  # type: ignore[no-untyped-def]
+    """The card's post, still queued when the run reaches its gate, is rewritten to show the
+    gate: one call to Slack instead of a post and an update."""
+    baton = make_baton()
+    baton.service.outbox.stop()  # nothing goes to Slack until the test sends it
+    run = baton.engine.start_run("vendor-payment", {"vendor": "ACME", "amount": "20000"}, "alice")
+    deadline = time.monotonic() + 10
+    while baton.engine.get_run(run.ref).status != "waiting" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    baton.service.pump.dispatcher.deliver_pending()
+    assert baton.service.outbox.drain()
+    cards = [c for c in baton.slack.calls_to("chat.postMessage", ok=True)
+             if str(c.args.get("text", "")).startswith(run.ref)]
+    assert len(cards) == 1 and "waiting" in cards[0].args["text"].lower()
+    assert baton.slack.calls_to("chat.update") == []
+    assert baton.gate_message(run.ref).ts  # threaded under the one card
