@@ -8,10 +8,10 @@ mentioned there and get the gate by DM when a decision escalates to them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select, update
 
 from bot.blocks import esc
 from bot.outbox import enqueue
@@ -40,6 +40,7 @@ class SlackSink:
     def __init__(self, org: Org, *, on_queued: Callable[[], None] | None = None) -> None:
         self.org = org
         self.on_queued = on_queued
+        self._titles: dict[int | None, str] = {}  # flow version -> its title
 
     # -- helpers --------------------------------------------------------------------------------
     def channel_for(self, run: Run) -> str | None:
@@ -70,14 +71,14 @@ class SlackSink:
         post waits for this transaction and then sends the new card (PostgreSQL; SQLite
         writes one at a time); the sender reads the payload when it claims the row."""
         assert run.id is not None
-        queued = s.exec(select(SlackOutbox).where(
+        queued = s.exec(select(SlackOutbox.id, SlackOutbox.payload).where(
             SlackOutbox.ref == card_ref(run.id), SlackOutbox.method == "chat.postMessage",
             SlackOutbox.status == "pending").with_for_update()).first()
         if queued is None:
             self._update(s, run, card_ref(run.id), card, at)
             return
-        queued.payload = {**queued.payload, **card}
-        s.add(queued)
+        s.exec(update(SlackOutbox).where(col(SlackOutbox.id) == queued.id)
+               .values(payload={**queued.payload, **card}))
 
     def _dm(self, s: Session, run: Run, principal: str, payload: dict[str, Any], at: Any,
             ref: str | None = None) -> None:
@@ -88,25 +89,34 @@ class SlackSink:
                 payload={"channel": slack_id, **payload}, ref=ref)
 
     def refresh_home(self, s: Session, principal: str, at: Any) -> None:
-        """Queue a publish of `principal`'s App Home. The view is built when the call is sent
+        self.refresh_homes(s, [principal], at)
+
+    def refresh_homes(self, s: Session, principals: Iterable[str], at: Any) -> None:
+        """Queue a publish of each person's App Home. The view is built when the call is sent
         (`home_payload`), from the state of that moment: a burst of gate changes renders a
         home once, not once per change for every approver (the newest call supersedes the
         others unrendered)."""
-        slack_id = self.org.slack_id(principal)
-        if slack_id is None:
+        keys: dict[str, tuple[str, str]] = {}
+        for principal in principals:
+            slack_id = self.org.slack_id(principal)
+            if slack_id is not None:
+                keys[f"home:{slack_id}"] = (principal, slack_id)
+        if not keys:
             return
-        key = f"home:{slack_id}"
-        # The newest publish of this home, locked: while it is still pending (no sender has
+        # The newest publish of each home, locked: while it is still pending (no sender has
         # claimed it), it renders the state of the moment it goes, this change included,
         # and a second row would only be superseded. Locked, because a sender claiming it
         # now must wait for this transaction (PostgreSQL; SQLite writes one at a time).
-        newest = s.exec(select(SlackOutbox.status).where(SlackOutbox.supersede == key)
-                        .order_by(col(SlackOutbox.id).desc()).limit(1).with_for_update()).first()
-        if newest == "pending":
-            return
-        enqueue(s, lane=key, method="views.publish", at=at,
-                payload={"render": HOME, "user_id": slack_id, "principal": principal},
-                supersede=key)
+        # One query for all the people, however many approvers the gate has.
+        newest = (select(func.max(SlackOutbox.id)).where(col(SlackOutbox.supersede).in_(keys))
+                  .group_by(SlackOutbox.supersede))
+        pending = set(s.exec(select(SlackOutbox.supersede).where(
+            col(SlackOutbox.id).in_(newest), SlackOutbox.status == "pending").with_for_update()))
+        for key, (principal, slack_id) in keys.items():
+            if key not in pending:
+                enqueue(s, lane=key, method="views.publish", at=at,
+                        payload={"render": HOME, "user_id": slack_id, "principal": principal},
+                        supersede=key)
 
     def home_payload(self, s: Session, args: dict[str, Any]) -> dict[str, Any]:
         principal = str(args["principal"])
@@ -160,15 +170,17 @@ class SlackSink:
                 self._dm(s, run, principal, gate_render.gate_message(self.org, view, dm=True), at,
                          ref=f"{ref}:dm:{slack_id}")
         self._update_card(s, run, self._card(s, run, "waiting"), at)
-        for principal in gate.approvers:
-            self.refresh_home(s, principal, at)
+        self.refresh_homes(s, gate.approvers, at)
 
     on_gate_opened = _open
     on_conflict_opened = _open
 
     def _card(self, s: Session, run: Run, status: str, reason: str | None = None) -> dict[str, Any]:
-        version = s.get(FlowVersion, run.flow_version_id)
-        title = str(version.definition.get("title", "")) if version else ""
+        title = self._titles.get(run.flow_version_id)
+        if title is None:  # a flow version never changes: read its definition once
+            version = s.get(FlowVersion, run.flow_version_id)
+            title = str(version.definition.get("title", "")) if version else ""
+            self._titles[run.flow_version_id] = title
         return run_render.run_card(self.org, ref=run.ref, flow=run.flow_name, title=title,
                                    requester=run.requester, inputs=run.inputs, status=status,
                                    reason=reason)
@@ -186,8 +198,7 @@ class SlackSink:
         if gate is None:
             return
         self._gate_and_copies(s, run, gate, at)
-        for principal in gate.approvers:
-            self.refresh_home(s, principal, at)
+        self.refresh_homes(s, gate.approvers, at)
 
     def on_escalated(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
         gate = s.get(Gate, p["gate_id"])

@@ -42,6 +42,7 @@ from orchestrator.owners import Owners
 from orchestrator.workers import BackgroundLoop
 from storage.engine import Database
 from storage.models import SlackOutbox, SlackRef
+from storage.rows import add as add_row
 
 log = structlog.get_logger("baton.outbox")
 
@@ -72,13 +73,13 @@ PERMANENT = frozenset({
 def enqueue(session: Session, *, lane: str, method: str, payload: dict[str, Any],
             at: datetime, run_id: int | None = None, ref: str | None = None,
             thread_ref: str | None = None, target_ref: str | None = None,
-            supersede: str | None = None) -> SlackOutbox:
-    """Queue one Web API call in the caller's transaction."""
-    row = SlackOutbox(run_id=run_id, lane=lane, method=method, payload=payload, ref=ref,
-                      thread_ref=thread_ref, target_ref=target_ref, supersede=supersede,
-                      created_at=at)
-    session.add(row)
-    return row
+            supersede: str | None = None) -> None:
+    """Queue one Web API call in the caller's write transaction (a plain row, inserted with
+    the transaction's other queued rows before its next query or its commit, in order)."""
+    add_row(session, SlackOutbox, {
+        "run_id": run_id, "lane": lane, "method": method, "payload": payload, "ref": ref,
+        "thread_ref": thread_ref, "target_ref": target_ref, "supersede": supersede,
+        "created_at": at})
 
 
 @dataclass
@@ -178,7 +179,7 @@ class OutboxSender:
                 outcome.add(self._deliver_lane(lane, now))
             return outcome
         if self._senders is None:
-            self._senders = ThreadPoolExecutor(self.lanes_at_once, thread_name_prefix="baton-slack")
+            self._senders = ThreadPoolExecutor(self.lanes_at_once, thread_name_prefix="baton-send")
         for done in self._senders.map(lambda lane: self._deliver_lane(lane, now), lanes.values()):
             outcome.add(done)
         return outcome
