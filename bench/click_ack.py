@@ -226,7 +226,9 @@ def _window(db: Path, server: Server, url: str, secret: str, mine: list[list[byt
 
 
 def run(workdir: Path, duration: float, per_team: int, log: Callable[[str], None] = print,
-        think: tuple[float, float] = THINK) -> dict[str, Any]:
+        think: tuple[float, float] = THINK, cold: bool = True) -> dict[str, Any]:
+    """`cold`: first, on the freshly started server, each clicker clicks one gate at the
+    same moment (`--quick` leaves this out)."""
     quiet_logs()
     db = fresh(workdir / "baton-click.db")
     flows = click_flows(workdir)
@@ -246,16 +248,19 @@ def run(workdir: Path, duration: float, per_team: int, log: Callable[[str], None
         gates_of = {body: gate for body, gate in zip(
             [b for per in mine for b in per], _gate_ids(mine), strict=True)}
         refused_before = _refusals(db)
-        log(f"  cold server: {CLICKERS} clicks at once")
-        cold = _window(db, server, url, secret, [per[:1] for per in mine], 60.0, gates_of)
+        burst = None
+        if cold:
+            log(f"  cold server: {CLICKERS} clicks at once")
+            burst = _window(db, server, url, secret, [per[:1] for per in mine], 60.0, gates_of)
+            mine = [per[1:] for per in mine]
         log(f"  {CLICKERS} clickers for {duration:g}s, each clicking again after {think[0]:g}-{think[1]:g}s")
-        steady = _window(db, server, url, secret, [per[1:] for per in mine], duration, gates_of, think)
+        steady = _window(db, server, url, secret, mine, duration, gates_of, think)
         refusals = _refusals(db) - refused_before
     finally:
         server.stop()
         slack.stop()
     return {"clickers": CLICKERS, "gates": len(gates), "start_runs_s": started_s,
-            "deliver_s": delivered_s, "refusals": refusals, "cold": cold, "steady": steady}
+            "deliver_s": delivered_s, "refusals": refusals, "cold": burst, "steady": steady}
 
 
 def _gate_ids(mine: list[list[bytes]]) -> list[int]:
@@ -287,7 +292,6 @@ def rows(result: dict[str, Any]) -> list[Row]:
     errors = _errors(steady) + result["refusals"]
     before, after = steady["server_before"], steady["server_after"]
     cpu = (after["cpu_s"] - before["cpu_s"]) / steady["duration"]
-    cold_lat = cold["latencies_ms"] or [float("nan")]
     out = [
         Row(section, f"clicks by {result['clickers']} clickers in {steady['duration']:g}s, each clicking "
             f"again {steady['think'][0]:g}-{steady['think'][1]:g}s after an answer "
@@ -305,13 +309,16 @@ def rows(result: dict[str, Any]) -> list[Row]:
         Row(section, "server during the clicks: CPU / RSS / threads",
             f"{cpu:.0%} of a core / {before['rss_mb']:.0f} -> {after['rss_mb']:.0f} MB / "
             f"{before['threads']} -> {after['threads']}"),
-        Row(section, f"cold server, {cold['clicks']} clicks at once: p50 / p99, errors",
-            f"{percentile(cold_lat, 50):.0f} / {percentile(cold_lat, 99):.0f} ms, {_errors(cold)} "
-            f"({', '.join(f'{k}: {v}' for k, v in sorted(cold['statuses'].items()))}); all decided "
-            f"after {cold['decide_lag_s']:.1f} s", "0 errors", _errors(cold) == 0),
         Row(section, "preparing the gates: runs started / Slack messages delivered",
             f"{result['start_runs_s']:.0f} s / {result['deliver_s']:.0f} s"),
     ]
+    if cold is not None:
+        cold_lat = cold["latencies_ms"] or [float("nan")]
+        out.insert(-1, Row(
+            section, f"cold server, {cold['clicks']} clicks at once: p50 / p99, errors",
+            f"{percentile(cold_lat, 50):.0f} / {percentile(cold_lat, 99):.0f} ms, {_errors(cold)} "
+            f"({', '.join(f'{k}: {v}' for k, v in sorted(cold['statuses'].items()))}); all decided "
+            f"after {cold['decide_lag_s']:.1f} s", "0 errors", _errors(cold) == 0))
     if steady["ran_out"]:
         out.append(Row(section, "clickers that ran out of gates before the end",
                        str(steady["ran_out"]), "0", False))

@@ -41,10 +41,13 @@ class Sizes:
     click_per_team: int  # gates prepared per team of five
     year_runs: int  # trace at size
     trace_samples: int
+    trace_processes: int  # `baton trace` started as a process, start-up included
+    thorough: bool  # the cold burst of clicks, the restart with every timer armed
 
 
-FULL = Sizes(10_000, ("sync", "async"), 1_000, 10_000, 20.0, 70, 100_000, 200)
-QUICK = Sizes(1_000, ("sync",), 0, 200, 3.0, 25, 10_000, 50)  # 25 = 5 a person: 1 cold, at most 4 in 3 s
+FULL = Sizes(10_000, ("sync", "async"), 1_000, 10_000, 20.0, 70, 100_000, 200, 3, True)
+# 15 = 3 a person: at most 3 clicks in 2 s (each waits 1-3 s after an answer)
+QUICK = Sizes(1_000, ("sync",), 0, 200, 2.0, 15, 3_000, 50, 1, False)
 SECTIONS = ("suspend", "modes", "waiting", "click", "trace")
 
 
@@ -81,7 +84,7 @@ def machine() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="reduced sizes (about two minutes on 2 cores)")
+    parser.add_argument("--quick", action="store_true", help="reduced sizes (under a minute on 2 cores)")
     parser.add_argument("--only", action="append", choices=SECTIONS,
                         help="run only this benchmark (repeatable); the ratio line needs `suspend`")
     parser.add_argument("--runs", type=int, help="suspend/resume: runs per side")
@@ -99,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     base = QUICK if args.quick else FULL
     sizes = Sizes(args.runs or base.runs, base.durabilities, base.modes_runs, args.waiting or base.waiting,
                   args.click_seconds or base.click_seconds, args.click_gates or base.click_per_team,
-                  args.year_runs or base.year_runs, base.trace_samples)
+                  args.year_runs or base.year_runs, base.trace_samples, base.trace_processes,
+                  base.thorough)
     sections = args.only or list(SECTIONS)
     quiet_logs()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="baton-bench-"))
@@ -133,17 +137,19 @@ def main(argv: list[str] | None = None) -> int:
         figures["modes"] = modes.__dict__
     if "waiting" in sections:
         step(f"waiting at scale: {sizes.waiting:,} runs")
-        found = waiting.run(workdir, sizes.waiting)
+        found = waiting.run(workdir, sizes.waiting, all_armed=sizes.thorough)
         rows += waiting.rows(found)
         figures["waiting"] = found
     if "click" in sections:
         step(f"click to ack: {click_ack.CLICKERS} clickers, {sizes.click_seconds:g}s")
-        clicked = click_ack.run(workdir, sizes.click_seconds, sizes.click_per_team)
+        clicked = click_ack.run(workdir, sizes.click_seconds, sizes.click_per_team,
+                                cold=sizes.thorough)
         rows += click_ack.rows(clicked)
         figures["click"] = clicked
     if "trace" in sections:
         step(f"trace at size: {sizes.year_runs:,} runs")
-        traced = trace_size.run(workdir, sizes.year_runs, sizes.trace_samples)
+        traced = trace_size.run(workdir, sizes.year_runs, sizes.trace_samples,
+                                processes=sizes.trace_processes)
         rows += trace_size.rows(traced)
         figures["trace"] = {k: (v.__dict__ if hasattr(v, "__dict__") else v) for k, v in traced.items()}
     step("done")

@@ -24,6 +24,6 @@ def test_suspend_resume_on_both_sides(tmp_path: Path) -> None:
 
 def test_generated_year_verifies(tmp_path: Path) -> None:
     # trace_size.run checks that generated chains verify with `baton trace verify`'s code
-    result = trace_size.run(tmp_path, 60, samples=3, log=lambda _: None, cli=False)
+    result = trace_size.run(tmp_path, 60, samples=3, log=lambda _: None, processes=0)
     assert result["counts"]["runs"] == 60 and result["counts"]["entries"] > 400
     assert "trace at size" in table(trace_size.rows(result))

@@ -37,7 +37,7 @@ def _timed(fn: Callable[[], Any], times: int) -> Timing:
 
 
 def run(workdir: Path, runs: int, samples: int = 200, log: Callable[[str], None] = print,
-        cli: bool = True) -> dict[str, Any]:
+        processes: int = 3) -> dict[str, Any]:
     from bot.commands import Commands, Invocation
     from orchestrator import report
     from orchestrator.bootstrap import open_engine
@@ -92,14 +92,14 @@ def run(workdir: Path, runs: int, samples: int = 200, log: Callable[[str], None]
     reply, _ = status()
     result["status_reply"] = reply.text
     engine.db.dispose()
-    processes = []
-    for ref in refs[:3 if cli else 0]:
+    took = []
+    for ref in refs[:processes]:
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", "import sys; from bot.cli import main; "
                         "sys.argv[0] = 'baton'; main()", "trace", ref, "--plain"],
                        env=env(path), check=True, capture_output=True, cwd=workdir)
-        processes.append(time.perf_counter() - t0)
-    result["trace_process"] = Timing.of(processes) if processes else None
+        took.append(time.perf_counter() - t0)
+    result["trace_process"] = Timing.of(took) if took else None
     return result
 
 

@@ -96,13 +96,16 @@ def restart(path: str, horizon_days: float | None = None) -> dict[str, Any]:
     return result
 
 
-def run(workdir: Path, n: int, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run(workdir: Path, n: int, log: Callable[[str], None] = print,
+        all_armed: bool = True) -> dict[str, Any]:
+    """`all_armed`: also restart with every timer inside the horizon (`--quick` does not)."""
     path = str(workdir / "baton-waiting.db")
     log(f"  starting {n} runs that wait at an escalating gate (server mode, timers on)")
     filled = in_child(fill, path, n)
-    log("  restarting: default horizon, then with every timer inside the horizon")
+    log("  restarting: default horizon" + (", then with every timer inside the horizon"
+                                           if all_armed else ""))
     again = in_child(restart, path)
-    worst = in_child(restart, path, 30.0)
+    worst = in_child(restart, path, 30.0) if all_armed else None
     return {"n": n, "fill": filled, "restart": again, "restart_all_armed": worst}
 
 
@@ -130,7 +133,8 @@ def rows(result: dict[str, Any]) -> list[Row]:
         Row(section, "restart: open + arm timers + recover (10 min horizon)",
             f"{again['total_s'] * 1000:.0f} ms ({again['armed']} armed of "
             f"{again['pending_timers']:,} pending; timers {again['timers_s'] * 1000:.0f} ms)"),
+    ] + ([] if worst is None else [
         Row(section, "restart with every timer inside the horizon",
             f"{worst['total_s'] * 1000:.0f} ms ({worst['armed']:,} armed; timers "
             f"{worst['timers_s'] * 1000:.0f} ms)"),
-    ]
+    ])
