@@ -41,7 +41,7 @@ EVENT_KINDS = frozenset({
 
 @dataclass(frozen=True)
 class DomainEvent:
-    id: int
+    id: int | None  # None when published in-process, before the row has one
     kind: str
     run_id: int | None
     payload: dict[str, Any]
@@ -71,17 +71,15 @@ class EventSink(Protocol):
 
 def emit(session: Session, run: Run | None, kind: str, payload: dict[str, Any], at: datetime,
          publish: Callable[[list[DomainEvent]], None] | None = None) -> DomainEvent:
-    """Record an event in the current write transaction (a plain INSERT: events are only
-    ever inserted here, and an ORM object would cost more than the row)."""
+    """Record an event in the current write transaction: a plain row, inserted with the
+    transaction's other queued rows (`storage.rows`; events are only ever inserted here).
+    What is published in-process after commit carries no id: only the durable sink, which
+    reads the stored rows, needs one."""
     assert kind in EVENT_KINDS, kind
     run_id = run.id if run else None
     payload = {"run": run.ref if run else None, **payload}
-    table = Event.__table__  # type: ignore[attr-defined]
-    event_id = session.connection().execute(
-        table.insert().returning(table.c.id),
-        rows.complete(Event, {"run_id": run_id, "kind": kind, "payload": payload, "created_at": at}),
-    ).scalar_one()
-    event = DomainEvent(event_id, kind, run_id, payload, at)
+    rows.add(session, Event, {"run_id": run_id, "kind": kind, "payload": payload, "created_at": at})
+    event = DomainEvent(None, kind, run_id, payload, at)
     if publish is not None:
         pending: list[DomainEvent] | None = session.info.get("baton_events")
         if pending is None:
