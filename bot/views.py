@@ -38,7 +38,7 @@ def gate_view(session: Session, gate: Gate, run: Run | None = None,
     )
     if gate.status == "decided":
         closed = session.exec(select(TraceEntry).where(
-            TraceEntry.run_id == run.id, TraceEntry.kind == "gate_decided")
+            TraceEntry.chain == run.ref, TraceEntry.kind == "gate_decided")
             .order_by(col(TraceEntry.seq).desc())).all()
         entry = next((e for e in closed if e.data.get("gate_id") == gate.id), None)
         if entry is not None:

@@ -209,9 +209,8 @@ class TraceEntry(SQLModel, table=True):
 
     __tablename__ = "trace_entry"
     __table_args__ = (
+        # the only index: a run's entries are read by its chain (its ref), in order
         sa.UniqueConstraint("chain", "seq", name="uq_trace_chain_seq"),
-        sa.Index("ix_trace_run", "run_id", "seq"),
-        sa.Index("ix_trace_kind_created", "kind", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
