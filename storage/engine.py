@@ -13,9 +13,11 @@ delivering events) is registered with `after_commit` and runs after COMMIT retur
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -27,6 +29,12 @@ from storage.rows import WriteSession
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+def store_json(value: Any) -> str:
+    """How JSON columns are written: without the spaces after `,` and `:` and with text as
+    UTF-8 rather than `\\u` escapes (a tenth of a run's stored bytes, read back the same)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def make_engine(url: str) -> Engine:
     """Create the engine for `url`, with Baton's connection settings."""
     if url.startswith("sqlite"):
@@ -35,10 +43,12 @@ def make_engine(url: str) -> Engine:
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             pool_size=8,
             max_overflow=16,
+            json_serializer=store_json,
         )
         _configure_sqlite(engine)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                            json_serializer=store_json)
 
 
 def _configure_sqlite(engine: Engine) -> None:
