@@ -248,7 +248,7 @@ def generate(path: Path, runs: int, *, seed: int = 42, now: datetime | None = No
             digest_ = compute_hash(prev, entry_body(entry))  # type: ignore[arg-type]
             tables["trace_entry"].add(run_id=run_id, chain=chain, seq=entry.seq, kind=entry.kind,
                                       actor=entry.actor, node=entry.node, data=_j(entry.data),
-                                      created_at=_dt(entry.created_at), prev_hash=prev, hash=digest_)
+                                      created_at=_dt(entry.created_at), hash=digest_)
             prev = digest_
         counts["entries"] += len(entries)
         tables["run"].add(id=run_id, flow_name=flow, flow_version_id=version_id, status=status,

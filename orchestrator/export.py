@@ -8,7 +8,7 @@ from sqlmodel import col, select
 
 from storage.engine import Database
 from storage.models import FlowVersion, Run, SystemState
-from storage.trace import SYSTEM_CHAIN, ChainBreak, chain_entries, verify_entries
+from storage.trace import GENESIS, SYSTEM_CHAIN, ChainBreak, chain_entries, verify_entries
 
 SCHEMA_VERSION = 1
 
@@ -38,8 +38,8 @@ def export_run(db: Database, run: Run) -> dict[str, Any]:
         "entries": [
             {"seq": e.seq, "kind": e.kind, "actor": e.actor, "node": e.node,
              "at": e.created_at.isoformat(timespec="microseconds"), "data": e.data,
-             "prev_hash": e.prev_hash, "hash": e.hash}
-            for e in entries
+             "prev_hash": prev.hash if prev is not None else GENESIS, "hash": e.hash}
+            for prev, e in zip([None, *entries], entries, strict=False)
         ],
         "verification": {"ok": problem is None, "first_break": str(problem) if problem else None},
     }

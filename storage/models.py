@@ -222,7 +222,6 @@ class TraceEntry(SQLModel, table=True):
     node: str | None = None
     data: dict = _json(default_factory=_new_dict)
     created_at: datetime
-    prev_hash: str
     hash: str
 
 

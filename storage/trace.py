@@ -1,8 +1,9 @@
 """The hash-chained, append-only decision trace.
 
-Each entry stores the hash of the previous entry of its chain and the SHA-256 of
-`prev_hash + canonical JSON of its own content`. Changing, removing or reordering any
-stored entry breaks every hash after it, which `verify_chain` reports.
+Each entry stores the SHA-256 of `the previous entry's hash + canonical JSON of its own
+content` (the previous hash is not stored again: it is the hash of entry `seq - 1`).
+Changing, removing or reordering any stored entry breaks every hash after it, which
+`verify_entries` reports.
 
 A chain is one run ("R-42") or "system" (halt, resume). The head of a chain (last seq and
 hash) lives on its owner row (`Run` or `SystemState`), which the writer has locked, so two
@@ -66,7 +67,7 @@ def append(
     rows.add(session, TraceEntry, {
         "run_id": owner.id if isinstance(owner, Run) else None, "chain": chain, "seq": seq,
         "kind": kind, "actor": actor, "node": node, "data": data, "created_at": at,
-        "prev_hash": prev_hash, "hash": digest})
+        "hash": digest})
     owner.trace_seq = seq
     owner.trace_head = digest
     session.add(owner)
@@ -92,13 +93,10 @@ def verify_entries(chain: str, entries: list[TraceEntry], head: str | None = Non
         if entry.seq != expected_seq:
             return ChainBreak(chain, entry.seq, entry.id,
                               f"sequence gap: expected #{expected_seq}")
-        if entry.prev_hash != prev:
+        if compute_hash(prev, entry_body(entry)) != entry.hash:
             return ChainBreak(chain, entry.seq, entry.id,
-                              "prev_hash does not match the previous entry's hash")
-        actual = compute_hash(entry.prev_hash, entry_body(entry))
-        if actual != entry.hash:
-            return ChainBreak(chain, entry.seq, entry.id,
-                              "content does not match its hash (the entry was changed)")
+                              "content does not match its hash (this entry or the one before "
+                              "it was changed)")
         prev = entry.hash
         expected_seq += 1
     if head is not None and head != prev:
