@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 
 from gates import escalation as esc
@@ -29,6 +30,14 @@ from storage.models import Action, Decision, Gate, Timer
 from storage.rows import complete
 
 DECISIONS = Decision.__table__  # type: ignore[attr-defined]
+TIMERS = Timer.__table__  # type: ignore[attr-defined]
+# Built once (building a statement and its cache key costs more than SQLite running it).
+_INSERT_DECISION = DECISIONS.insert()
+_GATE_DECISIONS = (select(Decision).where(Decision.gate_id == sa.bindparam("gate"))
+                   .order_by(col(Decision.id)))
+_CANCEL_TIMERS = (TIMERS.update().where(TIMERS.c.gate_id == sa.bindparam("gate"),
+                                        TIMERS.c.status == "pending")
+                  .values(status="cancelled"))
 
 
 @dataclass
@@ -123,10 +132,7 @@ def cancel_timers(tx: Tx, gate: Gate) -> None:
     """The gate's pending timers will do nothing: its token changes, and they are marked
     cancelled (a plain UPDATE, no ORM bookkeeping; a timer this transaction has itself
     changed, the one firing, keeps the status it was given when the session flushes)."""
-    table = Timer.__table__  # type: ignore[attr-defined]
-    tx.session.connection().execute(
-        table.update().where(table.c.gate_id == gate.id, table.c.status == "pending")
-        .values(status="cancelled"))
+    tx.session.connection().execute(_CANCEL_TIMERS, {"gate": gate.id})
     gate.timer_token = secrets.token_hex(8)
 
 
@@ -251,8 +257,7 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
         return DecisionReport("escalated", f"{run.ref} escalated to the next level",
                               run.ref, gate.key, gate.id), transition
 
-    decisions = list(tx.session.exec(select(Decision).where(Decision.gate_id == gate.id)
-                                     .order_by(col(Decision.id))))
+    decisions = list(tx.session.exec(_GATE_DECISIONS, params={"gate": gate.id}))
     existing = next((d for d in decisions if d.decider == user), None)
     if existing is not None and existing.counted:
         return DecisionReport(
@@ -271,7 +276,7 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
             "gate_id": gate.id, "run_id": run.id, "decider": user, "option": option.id,
             "effect": option.effect, "reason": reason, "edits": edited, "counted": True,
             "created_at": tx.now})
-        tx.session.connection().execute(DECISIONS.insert(), values)
+        tx.session.connection().execute(_INSERT_DECISION, values)
         decisions.append(SimpleNamespace(**values))  # the newest row: its id is the highest
     else:
         existing.option, existing.effect, existing.reason = option.id, option.effect, reason

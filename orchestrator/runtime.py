@@ -9,6 +9,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from orchestrator import context as ctxmod
@@ -68,11 +69,14 @@ class StoredSignal(SimpleNamespace):
     id = None
 
 
+_SIGNALS = Signal.__table__  # type: ignore[attr-defined]
+_RUN_SIGNALS = (select(_SIGNALS).where(_SIGNALS.c.run_id == sa.bindparam("run"))
+                .order_by(_SIGNALS.c.id))  # built once: cheaper than building it per read
+
+
 def latest_signals(session: Session, run_id: int) -> dict[str, StoredSignal]:
     """The run's latest signal of each agent, as plain rows."""
-    table = Signal.__table__  # type: ignore[attr-defined]
-    found = session.connection().execute(
-        select(table).where(table.c.run_id == run_id).order_by(table.c.id))
+    found = session.connection().execute(_RUN_SIGNALS, {"run": run_id})
     return {row.agent: StoredSignal(**row._mapping) for row in found}
 
 

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import select
 
 from gates.boundaries import check_boundary, lookup
@@ -35,6 +36,11 @@ from storage.repo import halt_state
 from storage.rows import insert_new
 
 MAX_TRACE_TEXT = 4000
+_ACTIONS = Action.__table__  # type: ignore[attr-defined]
+# Built once (building a statement and its cache key costs more than SQLite running it).
+_ACTION_DONE = _ACTIONS.update().where(_ACTIONS.c.id == sa.bindparam("action")).values(
+    status="done", result=sa.bindparam("done_result", type_=_ACTIONS.c.result.type),
+    finished_at=sa.bindparam("done_at", type_=_ACTIONS.c.finished_at.type))
 
 
 def begin(tx: Tx, node: Node) -> Transition | Work:
@@ -539,10 +545,8 @@ def finish_action(tx: Tx, node: Node, action_id: int | None, outcome: ActionOutc
     data = {"action": node.label, "idempotency_key": key,
             "attempts": outcome.attempts, "latency_ms": round(outcome.latency_ms, 3)}
     if outcome.ok:  # the usual case: a plain UPDATE
-        table = Action.__table__  # type: ignore[attr-defined]
-        tx.session.connection().execute(
-            table.update().where(table.c.id == action_id)
-            .values(status="done", result={"value": outcome.result}, finished_at=tx.now))
+        tx.session.connection().execute(_ACTION_DONE, {
+            "action": action_id, "done_result": {"value": outcome.result}, "done_at": tx.now})
         tx.trace("action_done", {**data, "result": outcome.result}, node=node.key)
         return Goto(node.next)
     action = tx.session.get(Action, action_id)

@@ -30,13 +30,15 @@ def lock(session: Session, model: type[M], row_id: int | None) -> M | None:
     return session.exec(query.execution_options(populate_existing=True)).first()
 
 
+_STATE = SystemState.__table__  # type: ignore[attr-defined]
+# Built once: building a statement and its cache key costs more than SQLite running it.
+_HALT = sa.select(_STATE.c.halted, _STATE.c.halted_by, _STATE.c.halt_reason).where(_STATE.c.id == 1)
+
+
 def halt_state(session: Session) -> Any:
     """The emergency stop alone (`halted`, `halted_by`, `halt_reason`), read without building
     the ORM row: every run start and every action checks it."""
-    table = SystemState.__table__  # type: ignore[attr-defined]
-    row = session.connection().execute(
-        sa.select(table.c.halted, table.c.halted_by, table.c.halt_reason)
-        .where(table.c.id == 1)).first()
+    row = session.connection().execute(_HALT).first()
     if row is None:  # created by migration 0001; only a hand-edited database lacks it
         raise RuntimeError("system_state row is missing: run `baton db upgrade`")
     return row

@@ -67,12 +67,23 @@ def insert_new(session: Session, model: type[SQLModel], values: dict[str, Any], 
                unique: str) -> int | None:
     """INSERT a row of `model` unless one with the same value of the `unique` column exists
     (one statement: ON CONFLICT DO NOTHING); the new row's id, or None when it existed."""
-    table = model.__table__  # type: ignore[attr-defined]
     connection = session.connection()
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = (dialect.insert(table).on_conflict_do_nothing(index_elements=[unique])
-                 .returning(table.c.id))
+    statement = _insert_new(model.__table__, connection.dialect.name, unique)  # type: ignore[attr-defined]
     return connection.execute(statement, complete(model, values)).scalar_one_or_none()
+
+
+# Statements are built once: building one and its cache key costs more than SQLite
+# running it (about 0.1 ms against 0.04 ms here).
+@cache
+def _insert_new(table: sa.Table, dialect_name: str, unique: str) -> Any:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return (dialect.insert(table).on_conflict_do_nothing(index_elements=[unique])
+            .returning(table.c.id))
+
+
+@cache
+def _insert(table: sa.Table) -> sa.Insert:
+    return table.insert()
 
 
 def add(session: Session, model: type[SQLModel], values: dict[str, Any]) -> None:
@@ -94,7 +105,7 @@ def write(session: Session) -> None:
         by_table.setdefault(table, []).append(row)
     connection = session.connection()  # not session.execute: no ORM events, no recursion
     for table, batch in by_table.items():
-        connection.execute(table.insert(), batch)
+        connection.execute(_insert(table), batch)
 
 
 @contextmanager
