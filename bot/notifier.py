@@ -224,11 +224,12 @@ class SlackSink:
                     self._post(s, run, {"text": text}, at, threaded=False, channel=channel)
             else:
                 people |= self.org.resolve(spec)
-        for principal in sorted(people & set(gate.approvers)):
+        pinged_people = sorted(people & set(gate.approvers))
+        for principal in pinged_people:
             slack_id = self.org.slack_id(principal)
             self._dm(s, run, principal, gate_render.gate_message(self.org, view, dm=True), at,
                      ref=f"{gate_ref(run.id, gate.id or 0)}:dm:{slack_id}")
-            self.refresh_home(s, principal, at)
+        self.refresh_homes(s, pinged_people, at)
 
     def on_reminder(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
         gate = s.get(Gate, p["gate_id"])

@@ -5,7 +5,7 @@ burst of App Home publishes for one person is sent once."""
 import time
 
 from slack_sdk import WebClient
-from sqlmodel import col, select
+from sqlmodel import col, select, update
 
 from bot.outbox import OutboxSender, enqueue
 from bot.sandbox import EmulatorServer, workspace_from_org
@@ -90,3 +90,32 @@ def test_a_slow_slack_call_does_not_hold_up_other_runs_messages(emulator: Emulat
     # One after another, four answers would span at least three seconds.
     assert answered[3] - answered[0] < 1.0, answered
     assert answered[7] - answered[4] < 1.0, answered
+
+
+def test_a_queued_post_rewritten_after_the_sender_read_it_goes_out_rewritten(
+        emulator: EmulatorServer, database_url: str) -> None:
+    """The sender has read a batch; the event pump then rewrites a queued card post (its run
+    reached the gate, see `SlackSink._update_card`); when the sender claims the row, Slack
+    gets the card as rewritten, not the copy the sender read first."""
+    workspace = workspace_from_org(ORG)
+    emulator.reset(workspace)
+    db = Database(database_url)
+    ensure_schema(db)
+    now = SystemClock().now()
+    with db.write() as s:
+        enqueue(s, lane="run:1", method="chat.postMessage", at=now, ref="R-1:card",
+                payload={"channel": PAYMENTS, "text": "R-1: running"})
+    with db.read() as s:
+        (read_first,) = s.exec(select(SlackOutbox)).all()
+    with db.write() as s:
+        s.exec(update(SlackOutbox).where(col(SlackOutbox.id) == read_first.id)
+               .values(payload={"channel": PAYMENTS, "text": "R-1: waiting for a decision"}))
+    client = WebClient(token=workspace.app.bot_token, base_url=emulator.api_url, timeout=5)
+    sender = OutboxSender(db, client, SystemClock(), poll=600.0)
+    try:
+        assert sender._send_one(read_first) == "sent"
+    finally:
+        sender.stop()
+        db.dispose()
+    (posted,) = emulator.calls_to("chat.postMessage", ok=True)
+    assert posted.args["text"] == "R-1: waiting for a decision"

@@ -75,6 +75,35 @@ def test_changing_one_stored_entry_breaks_the_chain_at_that_entry(engine: Engine
     assert checked == 2 and [b.chain for b in breaks] == [run.ref]
 
 
+def test_the_migration_that_stops_storing_prev_hash_keeps_every_chain(engine: Engine) -> None:
+    """0009 drops `prev_hash` (the previous entry's hash, stored a second time): down to 0008
+    it comes back as exactly that hash, and up again every chain still verifies."""
+    from alembic import command
+
+    run = engine.start_run("vendor-payment", {"vendor": "ACME", "amount": "20000"}, "alice")
+    engine.decide(run.ref, "bob", "approve", reason="Checked")
+    db = engine.db
+    db.engine.dispose()
+
+    def to(revision: str) -> None:
+        cfg = migrate._config(db)
+        with db.engine.execution_options(baton_write=True).connect() as conn, conn.begin():
+            cfg.attributes["connection"] = conn
+            (command.downgrade if revision != "head" else command.upgrade)(cfg, revision)
+
+    to("0008")
+    with db.engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT seq, prev_hash, hash FROM trace_entry "
+                                      "WHERE chain = :c ORDER BY seq"), {"c": run.ref}).all()
+    assert len(stored) > 3
+    assert [p for _, p, _ in stored] == ["", *[h for _, _, h in stored[:-1]]]
+    to("head")
+    assert migrate.current_revision(db) == migrate.HEAD
+    assert verify_run(db, engine.get_run(run.ref)) is None
+    checked, breaks = verify_all(db)
+    assert checked == 2 and breaks == []
+
+
 def test_removing_the_last_entries_is_detected(engine: Engine) -> None:
     run = engine.start_run("vendor-payment", {"vendor": "ACME", "amount": "5000"}, "alice")
     with engine.db.write() as s:
