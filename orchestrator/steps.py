@@ -459,9 +459,9 @@ def step_action(tx: Tx, node: Node) -> Transition | Work:
         return Hold(f"emergency stop by {tx.org.display(state.halted_by or '?')}"
                     + (f": {state.halt_reason}" if state.halt_reason else ""))
     key = f"{tx.run.ref}:{node.key}"
-    if any(isinstance(row, Action) for row in tx.session.dirty):
-        tx.session.flush()  # a decision in this transaction changed the row (retry)
-    # The usual case, a first start, is one plain INSERT: no ORM row to build and flush.
+    # The usual case, a first start, is one plain INSERT: no ORM row to build and flush. An
+    # action that has a row (a retry a decision in this transaction asked for, a restart) is
+    # then read through the ORM, which flushes what this transaction changed on it first.
     action_id = insert_new(tx.session, Action, {
         "run_id": tx.run.id, "node": node.key, "idempotency_key": key, "call": spec.call,
         "status": "started", "started_at": tx.now}, unique="idempotency_key")
