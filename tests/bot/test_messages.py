@@ -163,12 +163,17 @@ def test_a_run_at_its_gate_before_its_card_went_out_posts_the_card_once(make_bat
     """The card's post, still queued when the run reaches its gate, is rewritten to show the
     gate: one call to Slack instead of a post and an update."""
     baton = make_baton()
-    baton.service.outbox.stop()  # nothing goes to Slack until the test sends it
+    # Nothing goes to Slack, and no event becomes Slack calls, until the test says so: with
+    # the pump's own thread running, it could turn `run_started` into the card's post while
+    # our `deliver_pending` skips that locked event (PostgreSQL), and the card would go out
+    # before the gate opened (then a post and an update is right).
+    baton.service.outbox.stop()
+    baton.service.pump.stop()
     run = baton.engine.start_run("vendor-payment", {"vendor": "ACME", "amount": "20000"}, "alice")
     deadline = time.monotonic() + 10
     while baton.engine.get_run(run.ref).status != "waiting" and time.monotonic() < deadline:
         time.sleep(0.01)
-    baton.service.pump.dispatcher.deliver_pending()
+    assert baton.service.pump.dispatcher.deliver_pending() == 2  # run_started, gate_opened
     assert baton.service.outbox.drain()
     cards = [c for c in baton.slack.calls_to("chat.postMessage", ok=True)
              if str(c.args.get("text", "")).startswith(run.ref)]
