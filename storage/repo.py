@@ -8,6 +8,7 @@ wait on each other in a cycle.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -24,10 +25,22 @@ def lock(session: Session, model: type[M], row_id: int | None) -> M | None:
     not read again."""
     if row_id is None:
         return None
-    if session.get_bind().dialect.name == "sqlite":
-        return session.get(model, row_id)
-    query = select(model).where(model.id == row_id).with_for_update()  # type: ignore[attr-defined]
-    return session.exec(query.execution_options(populate_existing=True)).first()
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    if sqlite:
+        known = session.identity_map.get(Session.identity_key(model, row_id))
+        if known is not None:
+            return known  # type: ignore[no-any-return]
+    return session.exec(_by_id(model, not sqlite), params={"row_id": row_id}).first()
+
+
+@cache
+def _by_id(model: type[M], for_update: bool) -> Any:
+    """`session.get` builds its SELECT and that statement's cache key on every call (about
+    a fifth of a millisecond, as much as the rest of the read); this one is built once."""
+    query = select(model).where(model.id == sa.bindparam("row_id"))  # type: ignore[attr-defined]
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return query
 
 
 _STATE = SystemState.__table__  # type: ignore[attr-defined]
