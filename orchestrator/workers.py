@@ -3,6 +3,8 @@ the work it accepted is done."""
 
 from __future__ import annotations
 
+import contextvars
+import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -68,3 +70,52 @@ class BackgroundLoop:
                 log.exception("background_work_failed", loop=self.name)
             self._wake.wait(self.every)
             self._wake.clear()
+
+
+class CallTimedOut(Exception):
+    """A call did not return in time (and goes on in its thread)."""
+
+
+class CallThreads:
+    """Threads for calls that may hang (agents, actions), each waited for with a timeout.
+    An idle thread takes the next call; a new one starts only when none is idle (starting
+    a thread costs about as much as SQLite committing a transaction). A call that times out
+    keeps its thread until it returns, since Python cannot stop it; the threads are daemons,
+    so one stuck call never holds up the process's exit. At most `keep` idle threads wait.
+    A call runs in a copy of the caller's context: its log lines carry the run and step."""
+
+    def __init__(self, name: str, keep: int = 8) -> None:
+        self.name = name
+        self.keep = keep
+        self._idle: list[queue.SimpleQueue[Any]] = []
+        self._lock = threading.Lock()
+
+    def call(self, fn: Callable[[], Any], timeout: float) -> Any:
+        """`fn()`'s result or exception; CallTimedOut when it has not returned in `timeout`
+        seconds (a TimeoutError would be mistaken for one that `fn` raised)."""
+        done = threading.Event()
+        box: dict[str, Any] = {}
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            threading.Thread(target=self._serve, args=(inbox,), daemon=True, name=self.name).start()
+        inbox.put((contextvars.copy_context(), fn, box, done))
+        if not done.wait(timeout):
+            raise CallTimedOut(f"no answer in {timeout:g}s")
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    def _serve(self, inbox: queue.SimpleQueue[Any]) -> None:
+        while True:
+            context, fn, box, done = inbox.get()
+            try:
+                box["value"] = context.run(fn)
+            except BaseException as exc:  # handed to the caller
+                box["error"] = exc
+            done.set()
+            with self._lock:
+                if len(self._idle) >= self.keep:
+                    return
+                self._idle.append(inbox)

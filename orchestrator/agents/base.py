@@ -5,7 +5,6 @@ and records a failure (never a guessed signal) after the last attempt."""
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.spec import RetrySpec, Severity, Verdict
 from orchestrator.text import well_formed
+from orchestrator.workers import CallThreads, CallTimedOut
 
 
 class AgentOutput(BaseModel):
@@ -141,23 +141,14 @@ def backoff_delay(retry: RetrySpec, attempt: int, rng: random.Random,
     return delay
 
 
-def _call_with_timeout(fn: Callable[[], AgentOutput], timeout: timedelta) -> AgentOutput:
-    box: dict[str, Any] = {}
+_CALLS = CallThreads("baton-call")
 
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # handed to the caller below
-            box["error"] = exc
 
-    worker = threading.Thread(target=target, daemon=True, name="baton-agent")
-    worker.start()
-    worker.join(timeout.total_seconds())
-    if worker.is_alive():
-        raise AgentFailure(f"timed out after {timeout.total_seconds():g}s")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+def _call_with_timeout(fn: Callable[[], Any], timeout: timedelta) -> Any:
+    try:
+        return _CALLS.call(fn, timeout.total_seconds())
+    except CallTimedOut:
+        raise AgentFailure(f"timed out after {timeout.total_seconds():g}s") from None
 
 
 def run_agent(agent: Agent, ctx: AgentContext, *, timeout: timedelta, retry: RetrySpec,
