@@ -289,13 +289,11 @@ class Engine:
                           cursor=program.start, origin=origin, created_at=now, updated_at=now,
                           request_key=request_key)
                 if request_key is None:
-                    s.add(run)
-                    s.flush()
+                    rows.insert_now(s, run)
                 else:
                     try:
                         with rows.savepoint(s):
-                            s.add(run)
-                            s.flush()
+                            rows.insert_now(s, run)
                     except IntegrityError:
                         run = None  # type: ignore[assignment]  # the same request, started elsewhere
                 if run is not None:

@@ -25,6 +25,7 @@ from orchestrator.failpoints import crash_point
 from orchestrator.inputs import coerce
 from orchestrator.program import Node
 from orchestrator.runtime import Finish, Goto, Transition, Tx
+from storage import rows
 from storage.engine import after_commit
 from storage.models import Action, Decision, Gate, Timer
 from storage.rows import complete
@@ -104,8 +105,7 @@ def open_gate(tx: Tx, node: Node, *, kind: str, key: str, title: str, question: 
         approvers |= tx.org.admins
         fallback = "no eligible approver; the org's admins may decide"
     gate.approvers = sorted(approvers)
-    tx.session.add(gate)
-    tx.session.flush()
+    rows.insert_now(tx.session, gate)
     crash_point("gate.opened")
     data = {"gate": key, "gate_id": gate.id, "kind": kind, "title": title,
             "approvers": gate.approvers, "approver_spec": list(approver_specs),
@@ -131,8 +131,11 @@ def open_gate(tx: Tx, node: Node, *, kind: str, key: str, title: str, question: 
 def cancel_timers(tx: Tx, gate: Gate) -> None:
     """The gate's pending timers will do nothing: its token changes, and they are marked
     cancelled (a plain UPDATE, no ORM bookkeeping; a timer this transaction has itself
-    changed, the one firing, keeps the status it was given when the session flushes)."""
-    tx.session.connection().execute(_CANCEL_TIMERS, {"gate": gate.id})
+    changed, the one firing, keeps the status it was given when the session flushes).
+    A gate without a token has no timers to mark: each timer of a gate carries the token
+    this function gave it (`add_timer`)."""
+    if gate.timer_token is not None:
+        tx.session.connection().execute(_CANCEL_TIMERS, {"gate": gate.id})
     gate.timer_token = secrets.token_hex(8)
 
 

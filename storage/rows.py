@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, SQLModel
 
 _QUEUE = "baton_rows"
@@ -72,6 +73,19 @@ def insert_new(session: Session, model: type[SQLModel], values: dict[str, Any], 
     return connection.execute(statement, complete(model, values)).scalar_one_or_none()
 
 
+def insert_now(session: Session, obj: SQLModel) -> None:
+    """INSERT `obj`'s row at once and attach it to `session`, unchanged, with its new id: what
+    `session.add(obj); session.flush()` does when a row's id is needed before commit, but
+    with one plain statement. A flush would also write every other change pending in the
+    session (the run's own, which commit writes again) through the unit of work."""
+    table: sa.Table = obj.__table__  # type: ignore[attr-defined]
+    values = {column.key: getattr(obj, column.key) for column in table.columns
+              if column.key != "id"}
+    obj.id = session.connection().execute(_insert_returning(table), values).scalar_one()  # type: ignore[attr-defined]
+    make_transient_to_detached(obj)  # loaded as it is, no change pending
+    session.add(obj)
+
+
 # Statements are built once: building one and its cache key costs more than SQLite
 # running it (about 0.1 ms against 0.04 ms here).
 @cache
@@ -84,6 +98,11 @@ def _insert_new(table: sa.Table, dialect_name: str, unique: str) -> Any:
 @cache
 def _insert(table: sa.Table) -> sa.Insert:
     return table.insert()
+
+
+@cache
+def _insert_returning(table: sa.Table) -> Any:
+    return table.insert().returning(table.c.id)
 
 
 def add(session: Session, model: type[SQLModel], values: dict[str, Any]) -> None:
