@@ -66,6 +66,9 @@ _REF = re.compile(r"^\s*(?:R-?)?(\d+)\s*$", re.IGNORECASE)
 # A run's open gates, oldest first; built once (cheaper than building it per read).
 _OPEN_GATES = (select(Gate).where(Gate.run_id == sa.bindparam("run"), Gate.status == "open")
                .order_by(col(Gate.id)))
+_GATES = Gate.__table__  # type: ignore[attr-defined]
+_ANY_OPEN_GATE = sa.select(_GATES.c.id).where(_GATES.c.run_id == sa.bindparam("run"),
+                                              _GATES.c.status == "open").limit(1)
 
 
 def parse_ref(ref: str | int) -> int:
@@ -546,8 +549,11 @@ class Engine:
 
     def _finish(self, tx: Tx, finish: Finish, actor: str = "baton") -> None:
         run = tx.run
-        with tx.session.no_autoflush:  # the run's own changes need no UPDATE before this read
-            gates = list(tx.session.exec(_OPEN_GATES, params={"run": run.id}))
+        gates: list[Gate] = []
+        # Usually the run has no open gate left: ask the table first, without the ORM.
+        if tx.session.connection().execute(_ANY_OPEN_GATE, {"run": run.id}).first() is not None:
+            with tx.session.no_autoflush:  # the run's own changes need no UPDATE first
+                gates = list(tx.session.exec(_OPEN_GATES, params={"run": run.id}))
         for gate in gates:
             if gate.status != "open":  # closed in this transaction, not yet flushed
                 continue
