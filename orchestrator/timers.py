@@ -49,11 +49,18 @@ class TimerService:
             self.scheduler.shutdown(wait=False)
 
     def arm(self, timer_id: int, due: datetime) -> None:
-        """Called after the transaction that wrote the timer committed."""
+        """Called after the transaction that wrote the timer committed, and by each sweep for
+        every timer due within the horizon. A timer armed already for that time is left
+        alone: replacing its job cost as much as adding it (about 0.1 ms), two seconds of
+        every sweep with 20,000 timers inside the horizon."""
         if due > self.engine.clock.now() + self.horizon:
             return  # the sweep arms it when it comes within the horizon
+        job_id = f"timer-{timer_id}"
+        job = self.scheduler.get_job(job_id)
+        if job is not None and job.next_run_time == (due if due.tzinfo else due.replace(tzinfo=UTC)):
+            return
         self.scheduler.add_job(self._fire, "date", run_date=due, args=[timer_id],
-                               id=f"timer-{timer_id}", replace_existing=True)
+                               id=job_id, replace_existing=True)
 
     def rebuild(self) -> int:
         """Arm every pending timer due within the horizon (on start, and each sweep)."""

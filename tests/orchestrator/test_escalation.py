@@ -186,3 +186,26 @@ def test_the_scheduler_fires_a_due_timer_by_itself(make_engine: Callable[..., En
         assert engine.get_run(run.ref).status == "succeeded"
     finally:
         service.shutdown()
+
+
+def test_a_sweep_leaves_armed_timers_alone_and_re_arms_what_has_gone(
+        test_engine: Engine, clock: FakeClock) -> None:
+    """Every sweep arms the timers due within the horizon; one armed already keeps its job
+    (replacing it cost as much as adding it: seconds per sweep with thousands of timers)."""
+    run = test_engine.start_run("escalating", {}, "alice")
+    service = TimerService(test_engine, horizon=timedelta(hours=2))
+    try:
+        service.start(paused=True)
+        pending = test_engine.pending_timers()
+        assert pending
+        jobs = {timer_id: service.scheduler.get_job(f"timer-{timer_id}") for timer_id, _ in pending}
+        assert all(job is not None for job in jobs.values())
+        service.sweep()
+        assert all(service.scheduler.get_job(f"timer-{i}") is job for i, job in jobs.items())
+        first = next(iter(jobs))
+        service.scheduler.remove_job(f"timer-{first}")  # fired early, say: still pending
+        service.sweep()
+        assert service.scheduler.get_job(f"timer-{first}") is not None
+        assert test_engine.open_gates(run.id)[0].status == "open"
+    finally:
+        service.shutdown()
