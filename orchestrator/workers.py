@@ -114,8 +114,10 @@ class CallThreads:
                 box["value"] = context.run(fn)
             except BaseException as exc:  # handed to the caller
                 box["error"] = exc
+            with self._lock:  # idle before the caller hears back: its next call finds us
+                stay = len(self._idle) < self.keep
+                if stay:
+                    self._idle.append(inbox)
             done.set()
-            with self._lock:
-                if len(self._idle) >= self.keep:
-                    return
-                self._idle.append(inbox)
+            if not stay:
+                return
