@@ -23,7 +23,7 @@ from bot.views import gate_view, pending_gate_views
 from gates.org import Org
 from orchestrator.events import DomainEvent
 from storage.engine import after_commit
-from storage.models import FlowVersion, Gate, Run, SlackOutbox
+from storage.models import FlowVersion, Gate, Run, SlackOutbox, SlackRef
 
 HOME = "home"  # the outbox renderer of App Home views
 
@@ -132,10 +132,15 @@ class SlackSink:
         view = gate_view(s, gate, run)
         self._update(s, run, gate_ref(run.id, gate.id), gate_render.gate_message(self.org, view), at)
         prefix = gate_ref(run.id, gate.id) + ":dm:"
-        copies = s.exec(select(SlackOutbox.ref).where(  # the run's rows, found by index
+        # The copies sent are remembered where they are (slack_ref, kept for good); the
+        # outbox's rows add those still queued (the rows of sent calls are deleted after
+        # BATON_KEEP_DELIVERED_DAYS). Both are the run's rows, found by index.
+        sent = s.exec(select(SlackRef.key).where(
+            SlackRef.run_id == run.id, col(SlackRef.key).startswith(prefix)))
+        queued = s.exec(select(SlackOutbox.ref).where(
             SlackOutbox.run_id == run.id, col(SlackOutbox.ref).startswith(prefix),
             SlackOutbox.method == "chat.postMessage"))
-        for ref in sorted({r for r in copies if r}):
+        for ref in sorted({*sent, *(r for r in queued if r)}):
             self._update(s, run, ref, gate_render.gate_message(self.org, view, dm=True), at)
 
     # -- events -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from bot.app import BotIdentity, SlackBot, build_app
 from bot.directory import SlackDirectory
 from bot.notifier import HOME, SlackSink
 from bot.outbox import OutboxSender
+from bot.retention import Retention
 from orchestrator.bootstrap import open_engine
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.events import Dispatcher, DomainEvent
@@ -77,9 +78,12 @@ class BatonService:
         self.work = TrackingExecutor(8, thread_name_prefix="baton-work")
         self.bot = SlackBot(self.engine, self.sink, self.identity, self.outbox.wake,
                             later=self._later)
+        self.retention = Retention(
+            self.engine.db, self.clock,
+            timedelta(days=settings.keep_delivered_days) if settings.keep_delivered_days else None)
         self.timers = TimerService(self.engine,
                                    sweep_every=timedelta(seconds=settings.timer_sweep_s),
-                                   also=[self.bot.finish_abandoned])
+                                   also=[self.bot.finish_abandoned, self.retention.sweep])
         self.schedules = Schedules(self.engine, self.timers.scheduler)
         self.timers.also.append(self.schedules.sync)  # flow files may change while we run
         # Listener work continues after the acknowledgement; this pool can say when it is done.

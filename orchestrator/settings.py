@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     timer_sweep_s: float = Field(15.0, gt=0, alias="BATON_TIMER_SWEEP",
                                  description="how often each replica looks for due timers, "
                                              "interrupted runs and timers other processes wrote")
+    keep_delivered_days: float = Field(
+        7.0, ge=0, alias="BATON_KEEP_DELIVERED_DAYS",
+        description="days sent Slack calls, handled Slack requests and delivered events are "
+                    "kept (0: for good)")
 
     slack_bot_token: str | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_app_token: str | None = Field(None, alias="SLACK_APP_TOKEN")
@@ -40,6 +44,15 @@ class Settings(BaseSettings):
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("keep_delivered_days")
+    @classmethod
+    def _past_slack_retries(cls, value: float) -> float:
+        if 0 < value < 1:
+            raise ValueError("BATON_KEEP_DELIVERED_DAYS must be 0 (keep for good) or at least 1: "
+                             "Slack delivers a request again up to an hour later, and the row "
+                             "is how Baton recognises it")
         return value
 
     @property

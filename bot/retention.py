@@ -1,0 +1,106 @@
+"""Deleting what Slack delivery is done with.
+
+Every Web API call the bot owes Slack (`slack_outbox`), every request Slack sends it
+(`slack_inbox`) and every domain event (`event`) is stored before it is acted on, so that
+nothing is lost in a crash, a retry or a Slack outage. Once the call is sent, the request
+handled and the event delivered, the row has a short use left: a request Slack delivers
+again (its retries come within the hour) is recognised by its key, a reply is sent once
+per request. After that it is only bytes, most of a Slack deployment's per run (Block Kit
+and raw requests); the decision trace keeps what matters of them, and `slack_ref` keeps
+where each message lives, so later updates still find it.
+
+`Retention.sweep()` deletes the rows done with for longer than the window. Each table is
+walked by id in small batches, one short write transaction each (Slack requests waiting
+for the write lock are not held up), from where the previous sweep stopped, up to the
+first row younger than the window. A row still open at that age (a call Slack has refused
+all along) and a failed one (kept for whoever looks into it) are passed over. Deleting,
+not emptying, is what gives the space back on SQLite: a row made smaller leaves its page
+as it was, and rows only ever append to the table's last pages; pages emptied by deletes
+are reused by every table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+
+from storage.engine import Database
+from storage.models import Event, SlackInbox, SlackOutbox
+
+log = structlog.get_logger("baton.retention")
+
+
+@dataclass
+class _Walk:
+    """One table: when a row was written, when it is done with, and how far the walk got
+    (every row up to `after` has been looked at)."""
+
+    table: sa.Table
+    born: sa.Column[Any]
+    done: sa.ColumnElement[bool]
+    after: int = 0
+
+
+def _walks() -> list[_Walk]:
+    outbox = SlackOutbox.__table__  # type: ignore[attr-defined]
+    inbox = SlackInbox.__table__  # type: ignore[attr-defined]
+    events = Event.__table__  # type: ignore[attr-defined]
+    return [
+        _Walk(outbox, outbox.c.created_at, outbox.c.status.in_(("sent", "superseded"))),
+        _Walk(inbox, inbox.c.received_at, inbox.c.status == "done"),
+        _Walk(events, events.c.created_at, events.c.delivered_at.is_not(None)),
+    ]
+
+
+class Retention:
+    def __init__(self, db: Database, clock: Any, window: timedelta | None, *,
+                 batch: int = 500, batches_per_sweep: int = 20) -> None:
+        """`window`: how long a row is kept after it was written (None: for good)."""
+        self.db = db
+        self.clock = clock
+        self.window = window
+        self.batch = batch
+        self.batches_per_sweep = batches_per_sweep
+        self._walks = _walks()
+
+    def sweep(self) -> int:
+        """Delete the rows done with for longer than the window, at most
+        `batches_per_sweep` batches per table; returns how many were deleted."""
+        if self.window is None:
+            return 0
+        cutoff = self.clock.now() - self.window
+        deleted = 0
+        for walk in self._walks:
+            for _ in range(self.batches_per_sweep):
+                count, more = self._batch(walk, cutoff)
+                deleted += count
+                if not more:
+                    break
+        if deleted:
+            log.info("delivered_rows_deleted", count=deleted,
+                     window_days=self.window / timedelta(days=1))
+        return deleted
+
+    def _batch(self, walk: _Walk, cutoff: Any) -> tuple[int, bool]:
+        """The next batch of `walk`'s table: (rows deleted, whether to go on)."""
+        table = walk.table
+        with self.db.read() as s:
+            rows = s.connection().execute(
+                sa.select(table.c.id, walk.born < cutoff)  # compared by the database, as stored
+                .where(table.c.id > walk.after).order_by(table.c.id).limit(self.batch)).all()
+        old: list[int] = []
+        for row_id, is_old in rows:
+            if not is_old:
+                break  # rows are written in id order: the rest are younger too
+            old.append(row_id)
+        if not old:
+            return 0, False
+        with self.db.write() as s:
+            result = s.connection().execute(
+                table.delete().where(table.c.id.in_(old), walk.done))
+        walk.after = old[-1]
+        return result.rowcount, len(old) == len(rows) == self.batch
