@@ -260,7 +260,38 @@ def run(workdir: Path, duration: float, per_team: int, log: Callable[[str], None
         server.stop()
         slack.stop()
     return {"clickers": CLICKERS, "gates": len(gates), "start_runs_s": started_s,
-            "deliver_s": delivered_s, "refusals": refusals, "cold": burst, "steady": steady}
+            "deliver_s": delivered_s, "refusals": refusals, "cold": burst, "steady": steady,
+            "footprint": footprint(db)}
+
+
+def footprint(db: Path) -> dict[str, float]:
+    """Bytes in use per run in the server's database, Slack's rows included, now and once
+    the window of BATON_KEEP_DELIVERED_DAYS has passed (its sweep run on a copy, with the
+    clock moved past the window)."""
+    from datetime import timedelta
+
+    from bot.retention import Retention
+    from orchestrator.clock import FakeClock
+    from storage.engine import Database
+
+    def per_run(path: Path) -> float:
+        with sqlite3.connect(path, timeout=30) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            runs = conn.execute("SELECT count(*) FROM run").fetchone()[0]
+            used = conn.execute("SELECT sum(pgsize - unused) FROM dbstat").fetchone()[0]
+        return used / max(1, runs)
+
+    now = per_run(db)
+    later = db.with_name("baton-click-week-later.db")
+    shutil.copyfile(db, later)
+    window = timedelta(days=settings(later).keep_delivered_days)
+    copy = Database(f"sqlite:///{later}")
+    try:
+        Retention(copy, FakeClock(datetime.now(UTC) + window + timedelta(hours=1)), window,
+                  batches_per_sweep=10**9).sweep()
+    finally:
+        copy.dispose()
+    return {"now": now, "later": per_run(later), "window_days": window / timedelta(days=1)}
 
 
 def _gate_ids(mine: list[list[bytes]]) -> list[int]:
@@ -311,10 +342,13 @@ def rows(result: dict[str, Any]) -> list[Row]:
             f"{before['threads']} -> {after['threads']}"),
         Row(section, "preparing the gates: runs started / Slack messages delivered",
             f"{result['start_runs_s']:.0f} s / {result['deliver_s']:.0f} s"),
+        Row(section, "database bytes per run, Slack's rows included: now / once "
+            f"BATON_KEEP_DELIVERED_DAYS ({result['footprint']['window_days']:g}) have passed",
+            f"{result['footprint']['now']:,.0f} / {result['footprint']['later']:,.0f}"),
     ]
     if cold is not None:
         cold_lat = cold["latencies_ms"] or [float("nan")]
-        out.insert(-1, Row(
+        out.insert(-2, Row(
             section, f"cold server, {cold['clicks']} clicks at once: p50 / p99, errors",
             f"{percentile(cold_lat, 50):.0f} / {percentile(cold_lat, 99):.0f} ms, {_errors(cold)} "
             f"({', '.join(f'{k}: {v}' for k, v in sorted(cold['statuses'].items()))}); all decided "
