@@ -83,9 +83,10 @@ class BatonService:
             timedelta(days=settings.keep_delivered_days) if settings.keep_delivered_days else None)
         self.timers = TimerService(self.engine,
                                    sweep_every=timedelta(seconds=settings.timer_sweep_s),
-                                   also=[self.bot.finish_abandoned, self.retention.sweep])
+                                   also=[self.bot.finish_abandoned])
         self.schedules = Schedules(self.engine, self.timers.scheduler)
         self.timers.also.append(self.schedules.sync)  # flow files may change while we run
+        self.timers.also.append(self.retention.sweep)  # housekeeping last
         # Listener work continues after the acknowledgement; this pool can say when it is done.
         self.listeners = TrackingExecutor(16, thread_name_prefix="baton-slack")
         self.app = build_app(self.bot, self.client, settings.slack_signing_secret, self.listeners)

@@ -89,3 +89,20 @@ def test_a_window_shorter_than_slacks_retries_is_refused(tmp_path) -> None:  # t
     with pytest.raises(ValidationError, match="at least 1: Slack delivers a request again"):
         make_settings(tmp_path / "b.db", BATON_KEEP_DELIVERED_DAYS="0.01")
     assert make_settings(tmp_path / "b.db", BATON_KEEP_DELIVERED_DAYS="0").keep_delivered_days == 0
+
+
+@pytest.mark.parametrize(("days", "kept"), [("7", False), ("0", True)])
+def test_the_servers_sweep_deletes_after_the_configured_window_and_0_keeps_all(
+        make_baton, days: str, kept: bool) -> None:  # type: ignore[no-untyped-def]
+    clock = FakeClock()
+    baton: Baton = make_baton(clock=clock, BATON_KEEP_DELIVERED_DAYS=days)
+    baton.driver.slash_command("run vendor-payment vendor=ACME amount=5000", user=ALICE,
+                               channel=PAYMENTS)
+    baton.settle()
+    assert baton.engine.get_run("R-1").status == "succeeded"
+    before = [count(baton.engine, model) for model in (SlackOutbox, SlackInbox, Event)]
+    assert all(before)
+    clock.advance(timedelta(days=8))
+    baton.service.timers.sweep()  # what `baton serve` runs every BATON_TIMER_SWEEP
+    after = [count(baton.engine, model) for model in (SlackOutbox, SlackInbox, Event)]
+    assert after == (before if kept else [0, 0, 0])
