@@ -13,7 +13,8 @@ where each message lives, so later updates still find it.
 walked by id in small batches, one short write transaction each (Slack requests waiting
 for the write lock are not held up), from where the previous sweep stopped, up to the
 first row younger than the window. A row still open at that age (a call Slack has refused
-all along) and a failed one (kept for whoever looks into it) are passed over. Deleting,
+all along) and a failed one (kept for whoever looks into it) are passed over, and so is
+each table's newest row, so that no id is ever handed out again. Deleting,
 not emptying, is what gives the space back on SQLite: a row made smaller leaves its page
 as it was, and rows only ever append to the table's last pages; pages emptied by deletes
 are reused by every table.
@@ -89,12 +90,16 @@ class Retention:
         """The next batch of `walk`'s table: (rows deleted, whether to go on)."""
         table = walk.table
         with self.db.read() as s:
-            rows = s.connection().execute(
+            conn = s.connection()
+            rows = conn.execute(
                 sa.select(table.c.id, walk.born < cutoff)  # compared by the database, as stored
                 .where(table.c.id > walk.after).order_by(table.c.id).limit(self.batch)).all()
+            # The newest row stays, and the walk waits before it: SQLite gives a new row the
+            # highest id + 1, and an id handed out again would be behind the walk for good.
+            newest = conn.execute(sa.select(sa.func.max(table.c.id))).scalar()
         old: list[int] = []
         for row_id, is_old in rows:
-            if not is_old:
+            if not is_old or row_id >= newest:
                 break  # rows are written in id order: the rest are younger too
             old.append(row_id)
         if not old:

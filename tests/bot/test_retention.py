@@ -38,7 +38,7 @@ def test_after_the_window_a_decision_still_updates_its_dm_copy(make_baton) -> No
     deleted = Retention(baton.engine.db, later, WEEK, batch=3).sweep()
     assert deleted > 10
     for model in (SlackOutbox, SlackInbox, Event):
-        assert count(baton.engine, model) == 0
+        assert count(baton.engine, model) == 1  # each table's newest row stays (its id)
     assert (count(baton.engine, TraceEntry), count(baton.engine, SlackRef)) == (trace, refs)
 
     # Dave decides from the DM: its copy is found where it lives, and updated as the
@@ -64,6 +64,10 @@ def test_what_is_open_failed_or_young_is_kept(test_engine: Engine, clock: FakeCl
                                      "received_at": at})
         for delivered, at in [(old, old), (None, old), (young, young)]:
             rows.add(s, Event, {"kind": "run_started", "created_at": at, "delivered_at": delivered})
+        # and one row just written in each
+        rows.add(s, SlackOutbox, {"lane": "x", "method": "chat.postMessage", "created_at": clock.now()})
+        rows.add(s, SlackInbox, {"key": "now", "kind": "action", "received_at": clock.now()})
+        rows.add(s, Event, {"kind": "run_started", "created_at": clock.now()})
 
     retention = Retention(test_engine.db, clock, WEEK, batch=2)
     assert retention.sweep() == 2 + 1 + 1
@@ -71,17 +75,19 @@ def test_what_is_open_failed_or_young_is_kept(test_engine: Engine, clock: FakeCl
         outbox = sorted((r.status, r.created_at.day) for r in s.exec(select(SlackOutbox)))
         inbox = sorted((r.status, r.received_at.day) for r in s.exec(select(SlackInbox)))
         events = sorted((r.delivered_at is not None, r.created_at.day) for r in s.exec(select(Event)))
+    today = clock.now().day
     assert outbox == sorted([("pending", old.day), ("unsure", old.day), ("failed", old.day),
-                             ("sent", young.day)])
-    assert inbox == sorted([("pending", old.day), ("failed", old.day), ("done", young.day)])
-    assert events == sorted([(False, old.day), (True, young.day)])
+                             ("sent", young.day), ("pending", today)])
+    assert inbox == sorted([("pending", old.day), ("failed", old.day), ("done", young.day),
+                            ("pending", today)])
+    assert events == sorted([(False, old.day), (True, young.day), (False, today)])
     assert retention.sweep() == 0  # the walk goes on from where it stopped
 
     clock.advance(timedelta(days=2))  # the young rows are old now
     assert retention.sweep() == 3
     with test_engine.db.read() as s:
         assert s.exec(select(func.count()).select_from(Event)
-                      .where(col(Event.delivered_at).is_(None))).one() == 1
+                      .where(col(Event.delivered_at).is_(None))).one() == 2  # never deleted
     assert Retention(test_engine.db, clock, None).sweep() == 0  # BATON_KEEP_DELIVERED_DAYS=0
 
 
@@ -105,4 +111,24 @@ def test_the_servers_sweep_deletes_after_the_configured_window_and_0_keeps_all(
     clock.advance(timedelta(days=8))
     baton.service.timers.sweep()  # what `baton serve` runs every BATON_TIMER_SWEEP
     after = [count(baton.engine, model) for model in (SlackOutbox, SlackInbox, Event)]
-    assert after == (before if kept else [0, 0, 0])
+    assert after == (before if kept else [1, 1, 1])  # the newest row of each stays
+
+
+def test_no_id_is_handed_out_again_behind_the_walk(test_engine: Engine, clock: FakeClock) -> None:
+    """SQLite gives a new row the highest id + 1: were every row deleted, the next would
+    get an id the walk has passed, and stay for good."""
+    def sent(at):  # type: ignore[no-untyped-def]
+        with test_engine.db.write() as s:
+            rows.add(s, SlackOutbox, {"lane": "x", "method": "chat.postMessage", "status": "sent",
+                                      "created_at": at})
+
+    for _ in range(3):
+        sent(clock.now() - WEEK - timedelta(hours=1))
+    retention = Retention(test_engine.db, clock, WEEK)
+    assert retention.sweep() == 2
+    sent(clock.now())
+    clock.advance(WEEK + timedelta(hours=1))
+    sent(clock.now())
+    assert retention.sweep() == 2  # the one kept as newest, and the one written after it
+    with test_engine.db.read() as s:
+        assert s.exec(select(SlackOutbox.id)).all() == [5]
