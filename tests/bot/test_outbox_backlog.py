@@ -3,6 +3,7 @@ one batch per poll, so Slack caught up a minute after a burst), in order per lan
 burst of App Home publishes for one person is sent once."""
 
 import time
+from typing import Any
 
 from slack_sdk import WebClient
 from sqlmodel import col, select, update
@@ -16,12 +17,19 @@ from storage.models import SlackOutbox
 from tests.bot.conftest import ALICE, BOB, ORG, PAYMENTS
 
 
-def test_one_wake_up_sends_a_backlog_of_many_batches(emulator: EmulatorServer,
-                                                      database_url: str) -> None:
+def _slack_and_outbox(emulator: EmulatorServer, database_url: str) -> tuple[Any, Database, WebClient]:
+    """A fresh workspace in the emulator, a migrated database, and a Web API client for it."""
     workspace = workspace_from_org(ORG)
     emulator.reset(workspace)
     db = Database(database_url)
     ensure_schema(db)
+    return workspace, db, WebClient(token=workspace.app.bot_token, base_url=emulator.api_url,
+                                    timeout=5)
+
+
+def test_one_wake_up_sends_a_backlog_of_many_batches(emulator: EmulatorServer,
+                                                      database_url: str) -> None:
+    workspace, db, client = _slack_and_outbox(emulator, database_url)
     now = SystemClock().now()
     with db.write() as s:
         for n in range(60):  # two lanes (threads), in order within each
@@ -33,7 +41,6 @@ def test_one_wake_up_sends_a_backlog_of_many_batches(emulator: EmulatorServer,
                     supersede=f"home:{user}",
                     payload={"user_id": user, "view": {"type": "home", "blocks": [
                         {"type": "section", "text": {"type": "mrkdwn", "text": f"version {n}"}}]}})
-    client = WebClient(token=workspace.app.bot_token, base_url=emulator.api_url, timeout=5)
     # a poll far longer than the test may take: only the one wake-up can send it all
     sender = OutboxSender(db, client, SystemClock(), poll=600.0, batch=10)
     sender.start()
@@ -67,17 +74,13 @@ def test_a_slow_slack_call_does_not_hold_up_other_runs_messages(emulator: Emulat
                                                                 database_url: str) -> None:
     """Lanes (runs) are sent side by side: while Slack takes a second to answer each post,
     four runs' posts are in flight at once, not one after another."""
-    workspace = workspace_from_org(ORG)
-    emulator.reset(workspace)
+    _, db, client = _slack_and_outbox(emulator, database_url)
     emulator.faults.next("chat.postMessage", times=8, delay=1.0)  # Slack is slow
-    db = Database(database_url)
-    ensure_schema(db)
     now = SystemClock().now()
     with db.write() as s:
         for n in range(8):
             enqueue(s, lane=f"run:{n}", method="chat.postMessage", at=now,
                     payload={"channel": PAYMENTS, "text": f"run {n}"})
-    client = WebClient(token=workspace.app.bot_token, base_url=emulator.api_url, timeout=5)
     sender = OutboxSender(db, client, SystemClock(), poll=600.0, lanes_at_once=4)
     try:
         outcome = sender.deliver()
@@ -97,10 +100,7 @@ def test_a_queued_post_rewritten_after_the_sender_read_it_goes_out_rewritten(
     """The sender has read a batch; the event pump then rewrites a queued card post (its run
     reached the gate, see `SlackSink._update_card`); when the sender claims the row, Slack
     gets the card as rewritten, not the copy the sender read first."""
-    workspace = workspace_from_org(ORG)
-    emulator.reset(workspace)
-    db = Database(database_url)
-    ensure_schema(db)
+    _, db, client = _slack_and_outbox(emulator, database_url)
     now = SystemClock().now()
     with db.write() as s:
         enqueue(s, lane="run:1", method="chat.postMessage", at=now, ref="R-1:card",
@@ -110,7 +110,6 @@ def test_a_queued_post_rewritten_after_the_sender_read_it_goes_out_rewritten(
     with db.write() as s:
         s.exec(update(SlackOutbox).where(col(SlackOutbox.id) == read_first.id)
                .values(payload={"channel": PAYMENTS, "text": "R-1: waiting for a decision"}))
-    client = WebClient(token=workspace.app.bot_token, base_url=emulator.api_url, timeout=5)
     sender = OutboxSender(db, client, SystemClock(), poll=600.0)
     try:
         assert sender._send_one(read_first) == "sent"
