@@ -64,9 +64,9 @@ T = TypeVar("T")
 FINISHED = frozenset({"succeeded", "rejected", "stopped", "failed"})
 _REF = re.compile(r"^\s*(?:R-?)?(\d+)\s*$", re.IGNORECASE)
 # A run's open gates, oldest first; built once (cheaper than building it per read).
-_OPEN_GATES = (select(Gate).where(Gate.run_id == sa.bindparam("run"), Gate.status == "open")
-               .order_by(col(Gate.id)))
 _GATES = Gate.__table__  # type: ignore[attr-defined]
+_OPEN_GATES = (sa.select(_GATES).where(_GATES.c.run_id == sa.bindparam("run"),
+                                       _GATES.c.status == "open").order_by(_GATES.c.id))
 _ANY_OPEN_GATE = sa.select(_GATES.c.id).where(_GATES.c.run_id == sa.bindparam("run"),
                                               _GATES.c.status == "open").limit(1)
 
@@ -287,18 +287,20 @@ class Engine:
                         + (f": {state.halt_reason}" if state.halt_reason else "")
                         + "); no new runs start until an admin runs `resume`")
                 version_id = self._flow_version(s, program, now)
-                run = Run(flow_name=flow.name, flow_version_id=version_id, status="running",
-                          requester=requester, inputs=values, requested_inputs=dict(values),
-                          cursor=program.start, origin=origin, created_at=now, updated_at=now,
-                          request_key=request_key)
+                row = {"flow_name": flow.name, "flow_version_id": version_id,
+                       "status": "running", "requester": requester, "inputs": values,
+                       "requested_inputs": dict(values), "cursor": program.start,
+                       "origin": origin, "created_at": now, "updated_at": now,
+                       "request_key": request_key}
+                run: Run | None
                 if request_key is None:
-                    rows.insert_now(s, run)
+                    run = rows.insert_now(s, Run, row)
                 else:
                     try:
                         with rows.savepoint(s):
-                            rows.insert_now(s, run)
+                            run = rows.insert_now(s, Run, row)
                     except IntegrityError:
-                        run = None  # type: ignore[assignment]  # the same request, started elsewhere
+                        run = None  # the same request, started elsewhere
                 if run is not None:
                     tx = Tx.new_run(s, run, program, self, now)
                     tx.trace("run_started", {"flow": flow.name, "version": str(flow.version),
@@ -553,7 +555,7 @@ class Engine:
         # Usually the run has no open gate left: ask the table first, without the ORM.
         if tx.session.connection().execute(_ANY_OPEN_GATE, {"run": run.id}).first() is not None:
             with tx.session.no_autoflush:  # the run's own changes need no UPDATE first
-                gates = list(tx.session.exec(_OPEN_GATES, params={"run": run.id}))
+                gates = rows.load(tx.session, Gate, _OPEN_GATES, {"run": run.id})
         for gate in gates:
             if gate.status != "open":  # closed in this transaction, not yet flushed
                 continue
@@ -605,7 +607,7 @@ class Engine:
 
     # -- people -------------------------------------------------------------------------------
     def _open_gate(self, s: Any, run: Run, gate_key: str | None) -> Gate:
-        gates = list(s.exec(_OPEN_GATES, params={"run": run.id}))
+        gates = rows.load(s, Gate, _OPEN_GATES, {"run": run.id})
         if gate_key is not None:
             wanted = [g for g in gates if g.key == gate_key or str(g.id) == str(gate_key)]
             if not wanted:

@@ -34,8 +34,8 @@ DECISIONS = Decision.__table__  # type: ignore[attr-defined]
 TIMERS = Timer.__table__  # type: ignore[attr-defined]
 # Built once (building a statement and its cache key costs more than SQLite running it).
 _INSERT_DECISION = DECISIONS.insert()
-_GATE_DECISIONS = (select(Decision).where(Decision.gate_id == sa.bindparam("gate"))
-                   .order_by(col(Decision.id)))
+_GATE_DECISIONS = (sa.select(DECISIONS).where(DECISIONS.c.gate_id == sa.bindparam("gate"))
+                   .order_by(DECISIONS.c.id))
 _CANCEL_TIMERS = (TIMERS.update().where(TIMERS.c.gate_id == sa.bindparam("gate"),
                                         TIMERS.c.status == "pending")
                   .values(status="cancelled"))
@@ -85,15 +85,17 @@ def open_gate(tx: Tx, node: Node, *, kind: str, key: str, title: str, question: 
     run = tx.run
     visit = int(run.visits.get(node.key, 1))
     approvers = set(tx.org.resolve_many(approver_specs))
-    gate = Gate(run_id=run.id, node=node.key, visit=visit, key=key, kind=kind, status="open",
-                title=title, question=question, approver_spec=list(approver_specs),
-                quorum=quorum, forbid_requester=forbid_requester, reject_ends=reject_ends,
-                options=[o.as_dict() for o in options], editable=list(editable),
-                policy=dict(policy or {}), shown=dict(shown or {}), opened_at=tx.now)
+    row: dict[str, Any] = {
+        "run_id": run.id, "node": node.key, "visit": visit, "key": key, "kind": kind,
+        "status": "open", "title": title, "question": question,
+        "approver_spec": list(approver_specs), "quorum": quorum,
+        "forbid_requester": forbid_requester, "reject_ends": reject_ends,
+        "options": [o.as_dict() for o in options], "editable": list(editable),
+        "policy": dict(policy or {}), "shown": dict(shown or {}), "opened_at": tx.now}
     notify: list[str] = list(approver_specs)
     position = None
     if chain is not None:
-        gate.chain = chain.as_dict()
+        row["chain"] = chain.as_dict()
         position = esc.start(chain, tx.now)
         notify = list(position.notify)
         if position.can_decide:
@@ -104,8 +106,8 @@ def open_gate(tx: Tx, node: Node, *, kind: str, key: str, title: str, question: 
         # Nobody could ever decide: hand it to the admins rather than wait forever.
         approvers |= tx.org.admins
         fallback = "no eligible approver; the org's admins may decide"
-    gate.approvers = sorted(approvers)
-    rows.insert_now(tx.session, gate)
+    row["approvers"] = sorted(approvers)
+    gate = rows.insert_now(tx.session, Gate, row)
     crash_point("gate.opened")
     data = {"gate": key, "gate_id": gate.id, "kind": kind, "title": title,
             "approvers": gate.approvers, "approver_spec": list(approver_specs),
@@ -260,7 +262,7 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
         return DecisionReport("escalated", f"{run.ref} escalated to the next level",
                               run.ref, gate.key, gate.id), transition
 
-    decisions = list(tx.session.exec(_GATE_DECISIONS, params={"gate": gate.id}))
+    decisions: list[Any] = rows.load(tx.session, Decision, _GATE_DECISIONS, {"gate": gate.id})
     existing = next((d for d in decisions if d.decider == user), None)
     if existing is not None and existing.counted:
         return DecisionReport(
