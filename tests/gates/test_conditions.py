@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gates.conditions import ConditionError, check_against, compile_condition
+from gates.conditions import ConditionError, Variables, check_against, compile_condition
 
 CTX = {"inputs": {"amount": 20000.0, "vendor": "ACME"},
        "signals": {"risk": {"verdict": "ok", "severity_level": 0}},
@@ -14,6 +14,34 @@ def test_condition_evaluates_over_the_documented_context() -> None:
     cond = compile_condition("inputs.amount > 10000 || signals.risk.verdict != 'ok'")
     assert cond.is_true(CTX) is True
     assert cond.is_true({**CTX, "inputs": {"amount": 5.0}}) is False
+
+
+def test_variables_converted_once_give_what_a_dict_gives_and_are_read_only() -> None:
+    """The engine hands every condition of a step one `Variables`; each condition must see
+    what it would in a plain dict, errors included, from any number of threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    variables = Variables(CTX)
+    sources = ["inputs.amount > 10000", "signals.risk.verdict == 'ok' && run.id == 'R-1'",
+               "inputs.vendor.matches('(?i)acme')", "has(inputs.missing)", "now < now"]
+    for source in sources:
+        cond = compile_condition(source)
+        assert cond.evaluate(variables) == cond.evaluate(dict(CTX))
+    with pytest.raises(ConditionError, match="refers to 'missing'"):
+        compile_condition("inputs.missing > 1").is_true(variables)
+    with pytest.raises(ConditionError, match="refers to 'missing'"):
+        compile_condition("inputs.missing > 1").is_true(dict(CTX))
+
+    conds = [compile_condition(f"inputs.amount > {n}.0") for n in range(40)]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda c: c.is_true(variables), conds * 25))
+    assert results == [n < 20000.0 for n in range(40)] * 25
+
+    with pytest.raises(TypeError, match="read-only"):
+        variables["inputs"] = {}
+    with pytest.raises(TypeError, match="read-only"):
+        variables.update(inputs={})
+    assert variables == CTX
 
 
 @pytest.mark.parametrize(("source", "fragment"), [
