@@ -10,7 +10,6 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from gates.conditions import Variables
 from gates.conflicts import SEVERITY_RANK
 from orchestrator.spec import Flow, InputSpec
 from storage.models import Gate, Run, Signal
@@ -47,15 +46,15 @@ def run_view(run: Run, now: datetime) -> dict[str, Any]:
 
 
 def build(run: Run, signals: Mapping[str, Signal], gates: Mapping[str, dict[str, Any]],
-          now: datetime) -> Variables:
-    return Variables({
+          now: datetime) -> dict[str, Any]:
+    return {
         "inputs": dict(run.inputs),
         "signals": {name: signal_view(s) for name, s in signals.items()},
         "run": run_view(run, now),
         "gates": dict(gates),
         "conflicts": dict(run.context.get("conflicts", {})),
         "now": now,
-    })
+    }
 
 
 # -- samples for load-time checks ------------------------------------------------------

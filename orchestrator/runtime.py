@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from gates.conditions import Variables
 from orchestrator import context as ctxmod
 from orchestrator.events import emit
 from orchestrator.program import Node, Program
@@ -151,7 +150,7 @@ class Tx:
             view[gate.key] = ctxmod.gate_view(gate, [d.decider for d in mine], reason)
         return view
 
-    def conditions(self) -> Variables:
+    def conditions(self) -> dict[str, Any]:
         """The CEL context of gates/conditions.py."""
         return ctxmod.build(self.run, self.signals(), self.gates_view(), self.now)
 
