@@ -146,10 +146,9 @@ def add_timer(tx: Tx, gate: Gate | None, kind: str, due: datetime, *, token: str
     """A wake-up for `gate` (carrying its current token), or for the run itself."""
     token = gate.timer_token if gate is not None else token
     assert token is not None
-    timer = Timer(run_id=tx.run.id, gate_id=gate.id if gate else None, kind=kind, due_at=due,
-                  token=token, payload=payload)
-    tx.session.add(timer)
-    tx.session.flush()
+    timer = rows.insert_now(tx.session, Timer, {
+        "run_id": tx.run.id, "gate_id": gate.id if gate else None, "kind": kind,
+        "due_at": due, "token": token, "payload": payload})
     engine = tx.engine
     after_commit(tx.session, lambda t=timer: engine.arm_timer(t.id, t.due_at))
     return timer
