@@ -11,7 +11,7 @@ from orchestrator.engine import Engine
 from orchestrator.export import verify_all, verify_run
 from storage import migrate, rows
 from storage.engine import Database
-from storage.models import Event, Run, StepExecution, TraceEntry
+from storage.models import Event, Gate, Run, StepExecution, TraceEntry
 from storage.repo import lock
 from storage.rows import complete
 
@@ -205,8 +205,6 @@ def test_load_gives_what_an_orm_query_gives(engine: Engine) -> None:
     """`rows.load` reads with a plain SELECT but answers as `session.exec(select(...))`:
     changes pending in the session count (the autoflush, unless it is off), and an object
     the session holds comes back as that object."""
-    from storage.models import Gate
-
     for n in range(2):
         engine.start_run("vendor-payment", {"vendor": f"V{n}", "amount": "20000"}, "alice")
     gates_table = Gate.__table__  # type: ignore[attr-defined]
@@ -223,4 +221,4 @@ def test_load_gives_what_an_orm_query_gives(engine: Engine) -> None:
         with s.no_autoflush:  # not written yet: the row still matches, the object is as changed
             assert [g.status for g in rows.load(s, Gate, open_gates, {})] == ["cancelled", "open"]
         assert rows.load(s, Gate, open_gates, {}) == [second]
-        s.rollback()
+        s.rollback()  # a check only: the gate stays open
