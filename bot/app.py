@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from concurrent.futures import Executor
 from typing import Any
 
 import structlog
@@ -69,14 +68,15 @@ class SlackBot:
 
     def __init__(self, engine: Engine, sink: SlackSink, identity: BotIdentity,
                  wake_outbox: Callable[[], None],
-                 later: Callable[..., None] | None = None) -> None:
+                 later: Callable[..., None] | None = None,
+                 soon: Callable[..., None] | None = None) -> None:
         self.engine = engine
         self.identity = identity
         self.replies = Replies(engine.db, engine.clock, wake_outbox)
         self.inbox = Inbox(engine.db, engine.clock)
         self.conversations = Conversations(engine, self.replies, self.inbox, sink,
                                            lambda: identity.user_id, later)
-        self.gates = GateActions(engine, self.replies, self.inbox, later)
+        self.gates = GateActions(engine, self.replies, self.inbox, later, soon)
 
     def finish_abandoned(self) -> int:
         """Finish requests a dead process acknowledged but did not complete."""
@@ -117,12 +117,18 @@ def request_context(listener: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def build_app(bot: SlackBot, client: WebClient, signing_secret: str | None,
-              listeners: Executor | None = None) -> App:
-    """The bolt App. In Socket Mode there is no signing secret (the socket is the proof)."""
-    app = App(client=client, signing_secret=signing_secret or "", listener_executor=listeners,
+def build_app(bot: SlackBot, client: WebClient, signing_secret: str | None) -> App:
+    """The bolt App. In Socket Mode there is no signing secret (the socket is the proof).
+
+    Listeners run in the thread that dispatches the request, and Slack's answer is what they
+    acked once they return (`process_before_response`). They only store and acknowledge; the
+    work is handed on (`later`, `soon`). Otherwise bolt would run each listener on another
+    pool and poll for its ack every 10 ms: every answer took at least 10 ms, and a burst of
+    clicks held a dispatch thread each while their listeners queued for the other pool.
+    """
+    app = App(client=client, signing_secret=signing_secret or "",
               request_verification_enabled=signing_secret is not None,
-              authorize=bot.identity.authorizer(), process_before_response=False,
+              authorize=bot.identity.authorizer(), process_before_response=True,
               ignoring_self_events_enabled=False, url_verification_enabled=True)
 
     listen = request_context

@@ -100,6 +100,9 @@ class Conversations:
     def on_home_opened(self, event: dict[str, Any]) -> None:
         if event.get("tab", "home") != "home" or not isinstance(event.get("user"), str):
             return
+        self.later(self.refresh_home, event)
+
+    def refresh_home(self, event: dict[str, Any]) -> None:
         with self.engine.db.write() as s:
             self.sink.refresh_home(s, self.engine.org.principal_for_slack(event["user"]),
                                    self.engine.clock.now())

@@ -82,12 +82,16 @@ def _gate_id(value: Any) -> int | None:
 
 class GateActions:
     def __init__(self, engine: Engine, replies: Replies, inbox: Inbox,
-                 later: Callable[..., None] | None = None) -> None:
+                 later: Callable[..., None] | None = None,
+                 soon: Callable[..., None] | None = None) -> None:
         self.engine = engine
         self.replies = replies
         self.inbox = inbox
-        # the work after the acknowledgement, off the listener's thread (inline if not given)
+        # The work after the acknowledgement, off the listener's thread (inline if not given):
+        # `later` for what a request asks, `soon` for opening a modal, which must happen
+        # within the three seconds a trigger lasts and so does not queue behind decisions.
         self.later = later or (lambda fn, *args: fn(*args))
+        self.soon = soon or (lambda fn, *args: fn(*args))
 
     def _principal(self, slack_user: str) -> str:
         return self.engine.org.principal_for_slack(slack_user)
@@ -127,10 +131,7 @@ class GateActions:
             if (gate.status == "open" and option is not None and option.get("reason_required")
                     and self._principal(body["user"]["id"]) in gate.approvers):
                 ack()
-                with self.engine.db.read() as s:
-                    view = gate_view(s, gate, run)
-                client.views_open(trigger_id=body["trigger_id"],
-                                  view=reason_modal(view, option, _origin(body)))
+                self.soon(self._open_reason, client, body, gate, run, option)
                 return
         stored = self._store(ack, body, "action")
         if stored is not None:
@@ -142,19 +143,27 @@ class GateActions:
         user = body["user"]["id"]
         if found is not None and found[0].status == "open" and self._principal(user) in found[0].approvers:
             ack()
-            gate, run = found
-            program = self.engine.program_for(run)
-            types = {name: spec.type for name, spec in program.flow.inputs.items()}
-            approve = next((o for o in gate.options if o["effect"] == "approve"), {})
-            with self.engine.db.read() as s:
-                view = gate_view(s, gate, run)
-            client.views_open(trigger_id=body["trigger_id"], view=edit_modal(
-                view, {**run.inputs, **gate.proposal}, types, _origin(body),
-                bool(approve.get("reason_required"))))
+            self.soon(self._open_edit, client, body, *found)
             return
         stored = self._store(ack, body, "action")  # not theirs to edit: the policy says why
         if stored is not None:
             self.later(self.finish, *stored, body)
+
+    def _open_reason(self, client: WebClient, body: dict[str, Any], gate: Gate, run: Run,
+                     option: dict[str, Any]) -> None:
+        with self.engine.db.read() as s:
+            view = gate_view(s, gate, run)
+        client.views_open(trigger_id=body["trigger_id"], view=reason_modal(view, option, _origin(body)))
+
+    def _open_edit(self, client: WebClient, body: dict[str, Any], gate: Gate, run: Run) -> None:
+        program = self.engine.program_for(run)
+        types = {name: spec.type for name, spec in program.flow.inputs.items()}
+        approve = next((o for o in gate.options if o["effect"] == "approve"), {})
+        with self.engine.db.read() as s:
+            view = gate_view(s, gate, run)
+        client.views_open(trigger_id=body["trigger_id"], view=edit_modal(
+            view, {**run.inputs, **gate.proposal}, types, _origin(body),
+            bool(approve.get("reason_required"))))
 
     def on_escalation_control(self, ack: Callable[..., None], body: dict[str, Any]) -> None:
         stored = self._store(ack, body, "action")

@@ -4,6 +4,7 @@ turns domain events into Slack messages, the outbox sender, and the bolt app."""
 from __future__ import annotations
 
 import contextvars
+import functools
 import threading
 from datetime import timedelta
 from typing import Any
@@ -76,8 +77,12 @@ class BatonService:
         # Listeners only store and acknowledge; what a request asks for is done on this pool, so
         # a burst of clicks never queues acknowledgements behind decisions being recorded.
         self.work = TrackingExecutor(8, thread_name_prefix="baton-work")
+        # Opening a modal after a click: a Web API call that must be made within the three
+        # seconds the click's trigger lasts, so never queued behind the work above.
+        self.prompt = TrackingExecutor(8, thread_name_prefix="baton-modal")
         self.bot = SlackBot(self.engine, self.sink, self.identity, self.outbox.wake,
-                            later=self._later)
+                            later=functools.partial(self._hand, self.work),
+                            soon=functools.partial(self._hand, self.prompt))
         self.retention = Retention(
             self.engine.db, self.clock,
             timedelta(days=settings.keep_delivered_days) if settings.keep_delivered_days else None)
@@ -87,9 +92,7 @@ class BatonService:
         self.schedules = Schedules(self.engine, self.timers.scheduler)
         self.timers.also.append(self.schedules.sync)  # flow files may change while we run
         self.timers.also.append(self.retention.sweep)  # housekeeping last
-        # Listener work continues after the acknowledgement; this pool can say when it is done.
-        self.listeners = TrackingExecutor(16, thread_name_prefix="baton-slack")
-        self.app = build_app(self.bot, self.client, settings.slack_signing_secret, self.listeners)
+        self.app = build_app(self.bot, self.client, settings.slack_signing_secret)
         self._learning: threading.Thread | None = None
 
     def start(self) -> None:
@@ -115,21 +118,22 @@ class BatonService:
 
         return http_app(self.app, self.engine.db, clock=self.clock, engine=self.engine)
 
-    def _later(self, fn: Any, *args: Any) -> None:
+    @staticmethod
+    def _hand(pool: TrackingExecutor, fn: Any, *args: Any) -> None:
         def run() -> None:
             try:
                 fn(*args)
-            except Exception:  # the inbox keeps the request; the next sweep finishes it
+            except Exception:  # the inbox keeps a request; the next sweep finishes it
                 log.exception("request_work_failed")
 
-        self.work.submit(contextvars.copy_context().run, run)  # keeps the request's log ids
+        pool.submit(contextvars.copy_context().run, run)  # keeps the request's log ids
 
     @property
     def busy(self) -> bool:
-        return self.listeners.busy or self.work.busy or self.engine.busy
+        return self.prompt.busy or self.work.busy or self.engine.busy
 
     def stop(self) -> None:
-        self.listeners.shutdown(wait=True)
+        self.prompt.shutdown(wait=True)
         self.work.shutdown(wait=True)
         self.timers.shutdown()
         self.pump.stop()

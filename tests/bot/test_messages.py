@@ -4,7 +4,10 @@ import json
 import time
 from datetime import timedelta
 
+from sqlmodel import select
+
 from orchestrator.clock import FakeClock
+from storage.models import SlackInbox
 from tests.bot.conftest import ALICE, BOB, CAROL, DAVE, FRANK, PAYMENTS, Baton
 from tests.conftest import TEST_FLOWS
 
@@ -157,6 +160,22 @@ def test_commands_work_in_a_dm_and_after_a_mention(baton: Baton) -> None:
     assert any("vendor-payment" in blocks_of(m) for m in dm)
     assert baton.engine.get_run("R-1").status == "succeeded"
     assert baton.run_card().text.startswith("R-1")
+
+
+def test_a_dm_and_a_mention_are_stored_before_slack_gets_its_answer(baton: Baton) -> None:
+    """Slack forgets an event once it has its 200: by then the event must be in the inbox,
+    where a restarted or other replica finds it if this process dies before answering it."""
+    told = [baton.driver.direct_message("flows", user=ALICE),
+            baton.driver.mention("<@U0BATON00> flows", user=ALICE, channel=PAYMENTS)]
+    with baton.engine.db.read() as s:  # read at once, before anything settles
+        stored = [row.payload["event_id"] for row in s.exec(select(SlackInbox))]
+    assert all(reply.ok and reply.acked_in_time for reply in told)
+    assert stored == [json.loads(reply.request.body)["event_id"] for reply in told]
+    baton.settle()
+    mention = json.loads(told[1].request.body)["event"]["ts"]
+    assert [m.bot_id is not None for m in baton.dms(ALICE)] == [False, True]  # each answered once
+    assert [m.bot_id is not None for m in baton.slack.workspace.messages(PAYMENTS)
+            if m.thread_ts == mention and m.ts != mention] == [True]
 
 
 def test_a_run_at_its_gate_before_its_card_went_out_posts_the_card_once(make_baton) -> None:  # type: ignore[no-untyped-def]
