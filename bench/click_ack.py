@@ -1,5 +1,5 @@
 """Click to ack: `baton serve --http` on loopback against the Slack emulator, 50 people
-clicking gate buttons at once.
+clicking gate buttons, after a cold burst of 100 clicks sent at the same moment.
 
 Three processes share the 2 cores: the server (the real `baton serve --http`, with its
 engine, timers, event pump, outbox and bolt app under uvicorn), this one (the Slack Web
@@ -37,6 +37,7 @@ TEAMS = 10
 PER_TEAM = 5
 CLICKERS = TEAMS * PER_TEAM
 THINK = (1.0, 3.0)  # seconds between a clicker's answer and their next click (uniform)
+BURST = 2  # the cold burst takes this many gates of each clicker: 100 clicks at the same moment
 
 
 def click_flows(workdir: Path) -> Path:
@@ -227,8 +228,8 @@ def _window(db: Path, server: Server, url: str, secret: str, mine: list[list[byt
 
 def run(workdir: Path, duration: float, per_team: int, log: Callable[[str], None] = print,
         think: tuple[float, float] = THINK, cold: bool = True) -> dict[str, Any]:
-    """`cold`: first, on the freshly started server, each clicker clicks one gate at the
-    same moment (`--quick` leaves this out)."""
+    """`cold`: first, on the freshly started server, each clicker clicks `BURST` gates at
+    the same moment (`--quick` leaves this out)."""
     quiet_logs()
     db = fresh(workdir / "baton-click.db")
     flows = click_flows(workdir)
@@ -249,10 +250,11 @@ def run(workdir: Path, duration: float, per_team: int, log: Callable[[str], None
             [b for per in mine for b in per], _gate_ids(mine), strict=True)}
         refused_before = _refusals(db)
         burst = None
-        if cold:
-            log(f"  cold server: {CLICKERS} clicks at once")
-            burst = _window(db, server, url, secret, [per[:1] for per in mine], 60.0, gates_of)
-            mine = [per[1:] for per in mine]
+        if cold:  # each click of the burst from a connection of its own
+            at_once = [[body] for per in mine for body in per[:BURST]]
+            log(f"  cold server: {len(at_once)} clicks at once")
+            burst = _window(db, server, url, secret, at_once, 60.0, gates_of)
+            mine = [per[BURST:] for per in mine]
         log(f"  {CLICKERS} clickers for {duration:g}s, each clicking again after {think[0]:g}-{think[1]:g}s")
         steady = _window(db, server, url, secret, mine, duration, gates_of, think)
         refusals = _refusals(db) - refused_before
@@ -348,11 +350,13 @@ def rows(result: dict[str, Any]) -> list[Row]:
     ]
     if cold is not None:
         cold_lat = cold["latencies_ms"] or [float("nan")]
+        slowest = max(cold_lat)
         out.insert(-2, Row(
-            section, f"cold server, {cold['clicks']} clicks at once: p50 / p99, errors",
-            f"{percentile(cold_lat, 50):.0f} / {percentile(cold_lat, 99):.0f} ms, {_errors(cold)} "
+            section, f"cold server, {cold['clicks']} clicks at once: p50 / slowest, errors",
+            f"{percentile(cold_lat, 50):.0f} / {slowest:.0f} ms, {_errors(cold)} "
             f"({', '.join(f'{k}: {v}' for k, v in sorted(cold['statuses'].items()))}); all decided "
-            f"after {cold['decide_lag_s']:.1f} s", "0 errors", _errors(cold) == 0))
+            f"after {cold['decide_lag_s']:.1f} s", "< 3,000 ms (Slack's limit), 0 errors",
+            _errors(cold) == 0 and slowest < 3000))
     if steady["ran_out"]:
         out.append(Row(section, "clickers that ran out of gates before the end",
                        str(steady["ran_out"]), "0", False))

@@ -3,7 +3,12 @@ item 2): 100 clicks on one gate from 10 people over real HTTP, all in flight at 
 approve and reject, each click also sent a second time (the same bytes again, or as Slack's
 retry with X-Slack-Retry-Num). One outcome, consistent with the quorum; every click that
 did not settle the gate gets exactly one ephemeral saying what became of it (recorded,
-refused, a duplicate, too late); the gate message shows the one outcome."""
+refused, a duplicate, too late); the gate message shows the one outcome.
+
+How long the answers took is noted for the report, not asserted: here the 100 clients, the
+Slack emulator and Baton share one process on a shared machine. The benchmark times a burst
+of 100 clicks against `baton serve --http` from a process of their own (bench/click_ack.py),
+against Slack's 3 s."""
 
 from __future__ import annotations
 
@@ -76,7 +81,6 @@ def test_100_concurrent_clicks_make_one_outcome_and_everyone_is_told(
     figures.add("requests_sent", len(replies))
     figures.add("faults_injected", len(replies) - len(clicks))  # the copies
     assert [r.status for r in replies] == [200] * len(replies)
-    assert all(r.acked_in_time for r in replies), max(r.elapsed for r in replies)
     figures.note("slowest_ack_s", round(max(r.elapsed for r in replies), 3))
     figures.note("median_ack_s", round(sorted(r.elapsed for r in replies)[len(replies) // 2], 3))
     baton.settle(timeout=30)
