@@ -22,6 +22,7 @@ from bot.views import gate_view
 from orchestrator.engine import Engine
 from orchestrator.errors import BatonError
 from orchestrator.inputs import coerce
+from storage import repo
 from storage.models import Gate, Run
 
 
@@ -100,8 +101,8 @@ class GateActions:
         if gate_id is None:
             return None
         with self.engine.db.read() as s:
-            gate = s.get(Gate, gate_id)
-            run = s.get(Run, gate.run_id) if gate else None
+            gate = repo.get(s, Gate, gate_id)
+            run = repo.get(s, Run, gate.run_id) if gate else None
         return (gate, run) if gate and run else None
 
     def _store(self, ack: Callable[..., None], body: dict[str, Any], kind: str) -> tuple[int, str] | None:

@@ -13,10 +13,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from orchestrator.owners import Owners
+from storage import rows
 from storage.engine import Database
 from storage.models import SlackInbox
 
@@ -33,17 +33,12 @@ class Inbox:
     def accept(self, key: str, kind: str, payload: dict[str, Any]) -> int | None:
         """Store a request, claimed by this process. None when the key was seen before."""
         now = self.clock.now()
-        try:
-            with self.db.write(urgent=True) as s:  # Slack waits for this one: it goes first
-                if s.exec(select(SlackInbox.id).where(SlackInbox.key == key)).first() is not None:
-                    return None
-                row = SlackInbox(key=key, kind=kind, payload=payload, received_at=now,
-                                 claimed_by=self.owner, claim_until=now + CLAIM, attempts=1)
-                s.add(row)
-                s.flush()
-                return row.id
-        except IntegrityError:  # accepted by another replica at the same moment
-            return None
+        with self.db.write(urgent=True) as s:  # Slack waits for this one: it goes first
+            # One statement: a key accepted before, here or by another replica at the same
+            # moment, inserts nothing.
+            return rows.insert_new(s, SlackInbox, {
+                "key": key, "kind": kind, "payload": payload, "received_at": now,
+                "claimed_by": self.owner, "claim_until": now + CLAIM, "attempts": 1}, unique="key")
 
     def finish(self, row_id: int, error: str | None = None) -> None:
         with self.db.write() as s:

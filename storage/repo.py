@@ -1,4 +1,4 @@
-"""Row locking that is correct on both databases.
+"""Reading and locking rows by id, correctly on both databases.
 
 On PostgreSQL `lock` issues `SELECT ... FOR UPDATE`; on SQLite the write transaction
 already holds the database's write lock (BEGIN IMMEDIATE), and SQLAlchemy renders no
@@ -34,9 +34,22 @@ def lock(session: Session, model: type[M], row_id: int | None) -> M | None:
         # Read it again, locked, through the ORM: it flushes the object's pending changes
         # first, then refreshes it from the row.
         return session.exec(_orm_by_id(model), params={"row_id": row_id}).first()
-    # Not in the session: a plain SELECT, and the object built as the ORM builds a loaded
-    # one. The ORM's own loading costs about three times as much in Python.
-    found = session.connection().execute(_by_id(model.__table__, not sqlite),  # type: ignore[attr-defined]
+    return _read(session, model, row_id, for_update=not sqlite)
+
+
+def get(session: Session, model: type[M], row_id: int) -> M | None:
+    """What `session.get(model, row_id)` gives, read as `lock` reads (for the reads a Slack
+    request waits on before it is answered)."""
+    known = session.identity_map.get(Session.identity_key(model, row_id))
+    if known is not None:
+        return known  # type: ignore[no-any-return]
+    return _read(session, model, row_id, for_update=False)
+
+
+def _read(session: Session, model: type[M], row_id: int, *, for_update: bool) -> M | None:
+    """A row the session does not hold: a plain SELECT, and the object built as the ORM
+    builds a loaded one. The ORM's own loading costs about three times as much in Python."""
+    found = session.connection().execute(_by_id(model.__table__, for_update),  # type: ignore[attr-defined]
                                          {"row_id": row_id}).mappings().first()
     return None if found is None else rows.attach_loaded(session, model, found)
 

@@ -12,7 +12,7 @@ from orchestrator.export import verify_all, verify_run
 from storage import migrate, rows
 from storage.engine import Database
 from storage.models import Event, Gate, Run, StepExecution, TraceEntry
-from storage.repo import lock
+from storage.repo import get, lock
 from storage.rows import complete
 
 
@@ -199,6 +199,26 @@ def test_a_row_inserted_or_locked_is_attached_as_loaded(engine: Engine) -> None:
     with engine.db.read() as s:
         stored = s.get(Run, run.id)
         assert stored is not None and (stored.status, stored.reason) == ("held", "checked")
+
+
+def test_get_gives_what_session_get_gives(engine: Engine) -> None:
+    """`repo.get` (a Slack click's reads) answers as `session.get`: the same values, None
+    for a missing id, the object the session already holds, and a detached object that
+    keeps its values once the session is closed."""
+    run = engine.start_run("vendor-payment", {"vendor": "ACME", "amount": "20000"}, "alice")
+    with engine.db.read() as s:
+        expected = s.get(Run, run.id)
+        gate = s.exec(select(Gate).where(Gate.run_id == run.id)).one()
+        assert expected is not None and gate.id is not None
+        expected_gate = gate.model_dump()
+    with engine.db.read() as s:
+        got = get(s, Run, expected.id)  # type: ignore[arg-type]
+        assert got is not None and got.model_dump() == expected.model_dump()
+        assert get(s, Run, expected.id) is got  # type: ignore[arg-type]
+        assert get(s, Gate, 10_000_000) is None
+        got_gate = get(s, Gate, gate.id)
+        assert got_gate is not None and not s.dirty
+    assert sa.inspect(got_gate).detached and got_gate.model_dump() == expected_gate
 
 
 def test_load_gives_what_an_orm_query_gives(engine: Engine) -> None:
