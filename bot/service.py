@@ -123,7 +123,7 @@ class BatonService:
         def run() -> None:
             try:
                 fn(*args)
-            except Exception:  # the inbox keeps a request; the next sweep finishes it
+            except Exception:  # a stored request stays in the inbox for the next sweep
                 log.exception("request_work_failed")
 
         pool.submit(contextvars.copy_context().run, run)  # keeps the request's log ids
