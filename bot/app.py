@@ -68,8 +68,7 @@ class SlackBot:
 
     def __init__(self, engine: Engine, sink: SlackSink, identity: BotIdentity,
                  wake_outbox: Callable[[], None],
-                 later: Callable[..., None] | None = None,
-                 soon: Callable[..., None] | None = None) -> None:
+                 later: Callable[..., None], soon: Callable[..., None]) -> None:
         self.engine = engine
         self.identity = identity
         self.replies = Replies(engine.db, engine.clock, wake_outbox)

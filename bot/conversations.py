@@ -16,9 +16,8 @@ from orchestrator.engine import Engine
 class Conversations:
     def __init__(self, engine: Engine, replies: Replies, inbox: Inbox, sink: SlackSink,
                  bot_user: Callable[[], str | None],
-                 later: Callable[..., None] | None = None) -> None:
-        # the work after the acknowledgement, off the listener's thread (inline if not given)
-        self.later = later or (lambda fn, *args: fn(*args))
+                 later: Callable[..., None]) -> None:
+        self.later = later  # the work after the acknowledgement, off the listener's thread
         self.engine = engine
         self.replies = replies
         self.inbox = inbox

@@ -83,16 +83,15 @@ def _gate_id(value: Any) -> int | None:
 
 class GateActions:
     def __init__(self, engine: Engine, replies: Replies, inbox: Inbox,
-                 later: Callable[..., None] | None = None,
-                 soon: Callable[..., None] | None = None) -> None:
+                 later: Callable[..., None], soon: Callable[..., None]) -> None:
         self.engine = engine
         self.replies = replies
         self.inbox = inbox
-        # The work after the acknowledgement, off the listener's thread (inline if not given):
-        # `later` for what a request asks, `soon` for opening a modal, which must happen
-        # within the three seconds a trigger lasts and so does not queue behind decisions.
-        self.later = later or (lambda fn, *args: fn(*args))
-        self.soon = soon or (lambda fn, *args: fn(*args))
+        # The work after the acknowledgement, off the listener's thread: `later` for what a
+        # request asks, `soon` for opening a modal, which must happen within the three
+        # seconds a trigger lasts and so does not queue behind decisions.
+        self.later = later
+        self.soon = soon
 
     def _principal(self, slack_user: str) -> str:
         return self.engine.org.principal_for_slack(slack_user)

@@ -63,8 +63,8 @@ log = structlog.get_logger("baton.engine")
 T = TypeVar("T")
 FINISHED = frozenset({"succeeded", "rejected", "stopped", "failed"})
 _REF = re.compile(r"^\s*(?:R-?)?(\d+)\s*$", re.IGNORECASE)
-# A run's open gates, oldest first; built once (cheaper than building it per read).
 _GATES = Gate.__table__  # type: ignore[attr-defined]
+# A run's open gates, oldest first; built once (cheaper than building it per read).
 _OPEN_GATES = (sa.select(_GATES).where(_GATES.c.run_id == sa.bindparam("run"),
                                        _GATES.c.status == "open").order_by(_GATES.c.id))
 _ANY_OPEN_GATE = sa.select(_GATES.c.id).where(_GATES.c.run_id == sa.bindparam("run"),
