@@ -6,6 +6,9 @@ engine, timers, event pump, outbox and bolt app under uvicorn), this one (the Sl
 API emulator the server posts to and updates, plus the preparation), and the clickers
 (bench/clickers.py). The gates are prepared first and every Slack message they imply is
 delivered before the clicking starts; then the time to each HTTP 200 is measured.
+
+The server's database is a SQLite file, or, given a PostgreSQL server's URL, a database
+of its own created on that server for the run and dropped after it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +30,7 @@ from urllib.parse import urlencode
 
 import httpx
 import psutil
+import sqlalchemy as sa
 
 from bench import clickers
 from bench.common import FLOWS, REQUESTER, Row, env, fresh, in_child, percentile, quiet_logs, settings
@@ -71,11 +76,12 @@ def _baton_command() -> list[str]:
 class Server:
     """`baton serve --http` in a child process."""
 
-    def __init__(self, workdir: Path, db: Path, flows: Path, slack: EmulatorServer) -> None:
+    def __init__(self, workdir: Path, db: Store, flows: Path, slack: EmulatorServer) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         app = slack.workspace.app
-        variables = env(db, BATON_FLOWS=str(flows), BATON_ORG=str(flows / "org.yaml"),
+        variables = env(workdir / "unused.db", DATABASE_URL=db.url, BATON_FLOWS=str(flows),
+                        BATON_ORG=str(flows / "org.yaml"),
                         SLACK_BOT_TOKEN=app.bot_token, SLACK_SIGNING_SECRET=app.signing_secret,
                         SLACK_API_URL=slack.api_url, BATON_LOG_LEVEL="info")  # serve's default level
         self.log = (workdir / "baton-serve.log").open("w")
@@ -115,16 +121,71 @@ class Server:
         self.log.close()
 
 
-def _backlog(db: Path) -> tuple[int, int]:
+class Store:
+    """The server's database as this process reads it: a SQLite file in the work folder, or
+    a database created for this run on the PostgreSQL server `server_url` names (dropped
+    by `drop`)."""
+
+    def __init__(self, workdir: Path, server_url: str | None = None) -> None:
+        self.path: Path | None = None
+        self.server_url = server_url
+        if server_url is None:
+            self.path = fresh(workdir / "baton-click.db")
+            self.url = f"sqlite:///{self.path}"
+        else:
+            self.name = f"baton_bench_click_{uuid.uuid4().hex[:8]}"
+            with self._admin() as conn:
+                conn.exec_driver_sql(f'CREATE DATABASE "{self.name}"')
+            self.url = sa.make_url(server_url).set(database=self.name).render_as_string(hide_password=False)
+        self.engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
+
+    def _admin(self) -> sa.Connection:
+        assert self.server_url is not None
+        return sa.create_engine(self.server_url, isolation_level="AUTOCOMMIT",
+                                poolclass=sa.pool.NullPool).connect()
+
+    @property
+    def on_postgres(self) -> bool:
+        return self.path is None
+
+    def describe(self) -> str:
+        """What the server wrote to, and with what durability."""
+        with self.engine.connect() as conn:
+            if not self.on_postgres:
+                return "SQLite file, " + ", ".join(
+                    f"{name}={conn.exec_driver_sql(f'PRAGMA {name}').scalar()}" for name in ("journal_mode",))
+            version = conn.exec_driver_sql("SHOW server_version").scalar()
+            settings_ = ", ".join(f"{name}={conn.exec_driver_sql(f'SHOW {name}').scalar()}"
+                                  for name in ("fsync", "synchronous_commit"))
+        return f"PostgreSQL {version} on loopback ({settings_})"
+
+    def all(self, sql: str, **params: Any) -> list[sa.Row[Any]]:
+        statement = sa.text(sql)
+        for name, value in params.items():
+            if isinstance(value, list):
+                statement = statement.bindparams(sa.bindparam(name, expanding=True))
+        with self.engine.connect() as conn:
+            return list(conn.execute(statement, params))
+
+    def one(self, sql: str, **params: Any) -> Any:
+        return self.all(sql, **params)[0]
+
+    def drop(self) -> None:
+        self.engine.dispose()
+        if self.on_postgres:
+            with self._admin() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def _backlog(db: Store) -> tuple[int, int]:
     """Events not yet turned into Slack calls, and Slack calls not yet made."""
-    with sqlite3.connect(db, timeout=30) as conn:
-        events = conn.execute("SELECT count(*) FROM event WHERE delivered_at IS NULL").fetchone()[0]
-        calls = conn.execute("SELECT count(*) FROM slack_outbox WHERE status IN "
-                             "('pending', 'sending', 'unsure')").fetchone()[0]
+    events, calls = db.one("SELECT (SELECT count(*) FROM event WHERE delivered_at IS NULL), "
+                           "(SELECT count(*) FROM slack_outbox WHERE status IN "
+                           "('pending', 'sending', 'unsure'))")
     return events, calls
 
 
-def wait_delivered(db: Path, timeout: float) -> float:
+def wait_delivered(db: Store, timeout: float) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if _backlog(db) == (0, 0):
@@ -134,9 +195,10 @@ def wait_delivered(db: Path, timeout: float) -> float:
                        f"{_backlog(db)} (events, calls) left")
 
 
-def prepare(db: Path, flows: Path, per_team: int) -> list[tuple[int, int, int]]:
+def prepare(db: Store, flows: Path, per_team: int) -> list[tuple[int, int, int]]:
     """Start runs that wait at their gate, `per_team` for each team: (team, run id, gate id)."""
-    engine = open_engine(settings(db, BATON_FLOWS=flows, BATON_ORG=flows / "org.yaml"))
+    engine = open_engine(settings(flows / "unused.db", DATABASE_URL=db.url, BATON_FLOWS=flows,
+                                  BATON_ORG=flows / "org.yaml"))
     made: list[tuple[int, int]] = []
     try:
         for i in range(per_team):
@@ -148,8 +210,7 @@ def prepare(db: Path, flows: Path, per_team: int) -> list[tuple[int, int, int]]:
     finally:
         engine.shutdown()
         engine.db.dispose()
-    with sqlite3.connect(db) as conn:
-        gates = dict(conn.execute("SELECT run_id, id FROM gate WHERE status = 'open'").fetchall())
+    gates = dict(db.all("SELECT run_id, id FROM gate WHERE status = 'open'"))
     return [(team, run_id, gates[run_id]) for team, run_id in made]
 
 
@@ -161,14 +222,12 @@ class _Capture(Driver):
         return payload
 
 
-def bodies(slack: EmulatorServer, db: Path, gates: list[tuple[int, int, int]]) -> list[list[bytes]]:
+def bodies(slack: EmulatorServer, db: Store, gates: list[tuple[int, int, int]]) -> list[list[bytes]]:
     """One list of `block_actions` bodies per clicker; each gate is clicked by one person,
     of the team that may decide it, on the gate message in the run's thread."""
     org = load_org(FLOWS / "org.yaml")
     driver = _Capture(slack.workspace, "http://unused", emulator_url=slack.url)
-    with sqlite3.connect(db) as conn:
-        where = dict(((key, (channel, ts)) for key, channel, ts in
-                      conn.execute("SELECT key, channel, ts FROM slack_ref")))
+    where = {key: (channel, ts) for key, channel, ts in db.all("SELECT key, channel, ts FROM slack_ref")}
     mine: list[list[bytes]] = [[] for _ in range(CLICKERS)]
     seen: dict[int, int] = {}
     for team, run_id, gate_id in gates:
@@ -183,17 +242,15 @@ def bodies(slack: EmulatorServer, db: Path, gates: list[tuple[int, int, int]]) -
     return mine
 
 
-def _decided(db: Path, gate_ids: list[int]) -> tuple[int, str | None]:
-    with sqlite3.connect(db, timeout=30) as conn:
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS clicked (id INTEGER PRIMARY KEY)")
-        conn.execute("DELETE FROM clicked")
-        conn.executemany("INSERT INTO clicked VALUES (?)", [(g,) for g in gate_ids])
-        count, last = conn.execute("SELECT count(*), max(decided_at) FROM gate WHERE status = 'decided' "
-                                   "AND id IN (SELECT id FROM clicked)").fetchone()
+def _decided(db: Store, gate_ids: list[int]) -> tuple[int, datetime | None]:
+    count, last = db.one("SELECT count(*), max(decided_at) FROM gate WHERE status = 'decided' "
+                         "AND id IN :ids", ids=sorted(set(gate_ids)) or [0])
+    if isinstance(last, str):  # SQLite hands back the stored text
+        last = datetime.fromisoformat(last)
     return count, last
 
 
-def _window(db: Path, server: Server, url: str, secret: str, mine: list[list[bytes]],
+def _window(db: Store, server: Server, url: str, secret: str, mine: list[list[bytes]],
             duration: float, gates_of: dict[bytes, int],
             think: tuple[float, float] = (0.0, 0.0)) -> dict[str, Any]:
     """Click for `duration` seconds; then wait until every acknowledged click is a recorded
@@ -213,7 +270,7 @@ def _window(db: Path, server: Server, url: str, secret: str, mine: list[list[byt
     decide_lag = time.perf_counter() - waited
     slack_lag = wait_delivered(db, timeout=900)
     start = datetime.fromtimestamp(result["wall_started"], UTC).replace(tzinfo=None)
-    last_at = datetime.fromisoformat(last) if last else start
+    last_at = last.replace(tzinfo=None) if last else start
     statuses: dict[str, int] = {}
     for c in clicks:
         statuses[str(c[2])] = statuses.get(str(c[2]), 0) + 1
@@ -227,11 +284,21 @@ def _window(db: Path, server: Server, url: str, secret: str, mine: list[list[byt
 
 
 def run(workdir: Path, duration: float, per_team: int, log: Callable[[str], None] = print,
-        think: tuple[float, float] = THINK, cold: bool = True) -> dict[str, Any]:
+        think: tuple[float, float] = THINK, cold: bool = True,
+        postgres: str | None = None) -> dict[str, Any]:
     """`cold`: first, on the freshly started server, each clicker clicks `BURST` gates at
-    the same moment (`--quick` leaves this out)."""
+    the same moment (`--quick` leaves this out). `postgres`: the URL of a PostgreSQL server
+    to run against instead of a SQLite file."""
     quiet_logs()
-    db = fresh(workdir / "baton-click.db")
+    db = Store(workdir, postgres)
+    try:
+        return _run(db, workdir, duration, per_team, log, think, cold)
+    finally:
+        db.drop()
+
+
+def _run(db: Store, workdir: Path, duration: float, per_team: int, log: Callable[[str], None],
+         think: tuple[float, float], cold: bool) -> dict[str, Any]:
     flows = click_flows(workdir)
     org = load_org(flows / "org.yaml")
     log(f"  preparing {per_team * TEAMS:,} waiting gates ({TEAMS} teams of {PER_TEAM}) and their "
@@ -239,6 +306,7 @@ def run(workdir: Path, duration: float, per_team: int, log: Callable[[str], None
     t0 = time.perf_counter()
     gates = prepare(db, flows, per_team)  # before the server starts: it delivers the backlog
     started_s = time.perf_counter() - t0
+    log(f"  the server's database: {db.describe()}")
     slack = EmulatorServer(workspace_from_org(org)).start()
     server = Server(workdir, db, flows, slack)
     url, secret = f"{server.url}/slack/events", slack.workspace.app.signing_secret
@@ -263,13 +331,14 @@ def run(workdir: Path, duration: float, per_team: int, log: Callable[[str], None
         slack.stop()
     return {"clickers": CLICKERS, "gates": len(gates), "start_runs_s": started_s,
             "deliver_s": delivered_s, "refusals": refusals, "cold": burst, "steady": steady,
-            "footprint": footprint(db)}
+            "database": db.describe(),
+            "footprint": footprint(db.path) if db.path is not None else None}
 
 
 def footprint(db: Path) -> dict[str, float]:
-    """Bytes in use per run in the server's database, Slack's rows included, now and once
-    the window of BATON_KEEP_DELIVERED_DAYS has passed (its sweep run on a copy, with the
-    clock moved past the window)."""
+    """Bytes in use per run in the server's SQLite database, Slack's rows included, now and
+    once the window of BATON_KEEP_DELIVERED_DAYS has passed (its sweep run on a copy, with
+    the clock moved past the window)."""
     from datetime import timedelta
 
     from bot.retention import Retention
@@ -307,10 +376,8 @@ def _gate_ids(mine: list[list[bytes]]) -> list[int]:
     return ids
 
 
-def _refusals(db: Path) -> int:
-    with sqlite3.connect(db, timeout=30) as conn:
-        return conn.execute("SELECT count(*) FROM trace_entry WHERE kind IN "
-                            "('decision_refused', 'refused')").fetchone()[0]
+def _refusals(db: Store) -> int:
+    return int(db.one("SELECT count(*) FROM trace_entry WHERE kind IN ('decision_refused', 'refused')")[0])
 
 
 def _errors(window: dict[str, Any]) -> int:
@@ -326,6 +393,7 @@ def rows(result: dict[str, Any]) -> list[Row]:
     before, after = steady["server_before"], steady["server_after"]
     cpu = (after["cpu_s"] - before["cpu_s"]) / steady["duration"]
     out = [
+        Row(section, "the server's database", result["database"]),
         Row(section, f"clicks by {result['clickers']} clickers in {steady['duration']:g}s, each clicking "
             f"again {steady['think'][0]:g}-{steady['think'][1]:g}s after an answer "
             f"({result['gates']:,} gates waiting at the start)", f"{steady['clicks']:,}"),
@@ -342,21 +410,22 @@ def rows(result: dict[str, Any]) -> list[Row]:
         Row(section, "server during the clicks: CPU / RSS / threads",
             f"{cpu:.0%} of a core / {before['rss_mb']:.0f} -> {after['rss_mb']:.0f} MB / "
             f"{before['threads']} -> {after['threads']}"),
-        Row(section, "preparing the gates: runs started / Slack messages delivered",
-            f"{result['start_runs_s']:.0f} s / {result['deliver_s']:.0f} s"),
-        Row(section, "database bytes per run, Slack's rows included: now / once "
-            f"BATON_KEEP_DELIVERED_DAYS ({result['footprint']['window_days']:g}) have passed",
-            f"{result['footprint']['now']:,.0f} / {result['footprint']['later']:,.0f}"),
     ]
     if cold is not None:
         cold_lat = cold["latencies_ms"] or [float("nan")]
         slowest = max(cold_lat)
-        out.insert(-2, Row(
+        out.append(Row(
             section, f"cold server, {cold['clicks']} clicks at once: p50 / slowest, errors",
             f"{percentile(cold_lat, 50):.0f} / {slowest:.0f} ms, {_errors(cold)} "
             f"({', '.join(f'{k}: {v}' for k, v in sorted(cold['statuses'].items()))}); all decided "
             f"after {cold['decide_lag_s']:.1f} s", "< 3,000 ms (Slack's limit), 0 errors",
             _errors(cold) == 0 and slowest < 3000))
+    out.append(Row(section, "preparing the gates: runs started / Slack messages delivered",
+                   f"{result['start_runs_s']:.0f} s / {result['deliver_s']:.0f} s"))
+    if result["footprint"] is not None:  # SQLite's dbstat; a PostgreSQL run leaves it out
+        out.append(Row(section, "database bytes per run, Slack's rows included: now / once "
+                       f"BATON_KEEP_DELIVERED_DAYS ({result['footprint']['window_days']:g}) have passed",
+                       f"{result['footprint']['now']:,.0f} / {result['footprint']['later']:,.0f}"))
     if steady["ran_out"]:
         out.append(Row(section, "clickers that ran out of gates before the end",
                        str(steady["ran_out"]), "0", False))

@@ -92,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--click-seconds", type=float, help="click to ack: how long 50 people click")
     parser.add_argument("--click-gates", type=int, help="click to ack: gates prepared per team (10 teams)")
     parser.add_argument("--year-runs", type=int, help="trace at size: runs in the generated database")
+    parser.add_argument("--click-postgres", metavar="URL",
+                        help="click to ack against this PostgreSQL server (e.g. "
+                             "postgresql+psycopg://postgres@127.0.0.1:5432/postgres): a database of its "
+                             "own is created there and dropped afterwards; the other benchmarks use SQLite")
     parser.add_argument("--workdir", type=Path, help="where the databases go (default: a temporary folder)")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     args = parser.parse_args(argv)
@@ -143,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if "click" in sections:
         step(f"click to ack: {click_ack.CLICKERS} clickers, {sizes.click_seconds:g}s")
         clicked = click_ack.run(workdir, sizes.click_seconds, sizes.click_per_team,
-                                cold=sizes.thorough)
+                                cold=sizes.thorough, postgres=args.click_postgres)
         rows += click_ack.rows(clicked)
         figures["click"] = clicked
     if "trace" in sections:
