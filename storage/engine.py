@@ -4,7 +4,8 @@ Every write goes through `Database.write()`. On SQLite that transaction starts w
 `BEGIN IMMEDIATE`, so a second writer waits on the busy timeout for the lock instead of
 failing half way with "database is locked" when it tries to upgrade a read lock. On
 PostgreSQL the same code takes row locks with `SELECT ... FOR UPDATE` (see
-`storage.repo`); nothing here is SQLite-only SQL.
+`storage.repo`); nothing here is SQLite-only SQL. On both, this process's write
+transactions take turns (`WriterQueue`).
 
 Work that must happen only once the transaction is durable (waking the scheduler,
 delivering events) is registered with `after_commit` and runs after COMMIT returns.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -53,8 +55,37 @@ def make_engine(url: str) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
-                            json_serializer=store_json)
+    engine = sa.create_engine(url, pool_size=10, max_overflow=20, json_serializer=store_json)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection that sat idle may have been closed by the server (a restart, a
+# failover, an idle timeout); one used a moment ago is alive. SQLAlchemy's pool_pre_ping
+# pings on every checkout, and under load those pings were a sixth of all the statements
+# sent to PostgreSQL, each a round trip that hands the interpreter to another thread
+# (bench/click_ack.py). So only a connection idle for longer than this is pinged.
+PING_IDLE_AFTER_S = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """SQLAlchemy's pessimistic disconnect handling, for idle connections only: a ping that
+    fails raises DisconnectionError, and the pool replaces the connection (up to three
+    times) before handing it out."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection, record, proxy) -> None:  # type: ignore[no-untyped-def]
+        idle_since = record.info.get("idle_since")  # None: a new connection
+        if idle_since is None or time.monotonic() - idle_since < PING_IDLE_AFTER_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.DisconnectionError(f"an idle connection was closed: {exc}") from exc
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -77,12 +108,19 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 class WriterQueue:
-    """SQLite has one writer at a time. This process's writers wait here, holding no
-    connection, rather than each holding one while SQLite's busy handler sleeps them (up to
-    100 ms a time) and the pool runs dry; urgent writers go first. Re-entrant per thread."""
+    """One write transaction at a time in this process; urgent writers go first. Re-entrant
+    per thread. Writers wait here holding no connection.
 
-    def __init__(self, *, enabled: bool) -> None:
-        self.enabled = enabled
+    SQLite has one writer at a time anyway: without this queue each waiting writer would
+    hold one of the pool's connections while SQLite's busy handler sleeps it (up to 100 ms
+    a time), and the pool ran dry. PostgreSQL would let them all run, but in one process
+    they only take turns at the interpreter lock: every statement is a round trip that
+    hands the interpreter to another thread, and with the eight run workers writing side by
+    side, each round trip of a Slack request waited behind them to get it back (a click's
+    answer took ten times as long as on SQLite, bench/click_ack.py). Other processes
+    (replicas) still write side by side with this one."""
+
+    def __init__(self) -> None:
         self._cond = threading.Condition()
         self._owner: int | None = None
         self._depth = 0
@@ -90,9 +128,6 @@ class WriterQueue:
 
     @contextlib.contextmanager
     def hold(self, urgent: bool = False) -> Iterator[None]:
-        if not self.enabled:
-            yield
-            return
         me = threading.get_ident()
         with self._cond:
             if self._owner == me:
@@ -123,7 +158,7 @@ class Database:
         self.engine = engine or make_engine(url)
         self._write_engine = self.engine.execution_options(baton_write=True)
         self._local = threading.local()
-        self._writer = WriterQueue(enabled=self.is_sqlite)
+        self._writer = WriterQueue()
 
     @property
     def is_sqlite(self) -> bool:

@@ -122,7 +122,7 @@ def test_writers_queue_in_process_and_an_urgent_write_goes_first() -> None:
 
     from storage.engine import WriterQueue
 
-    queue = WriterQueue(enabled=True)
+    queue = WriterQueue()
     order: list[str] = []
     waiting = threading.Barrier(3)
 
@@ -148,6 +148,62 @@ def test_writers_queue_in_process_and_an_urgent_write_goes_first() -> None:
     for t in threads:
         t.join(5)
     assert order == ["slack", "step"]
+
+
+def test_this_process_writes_one_transaction_at_a_time_on_either_database(database_url: str) -> None:
+    """On PostgreSQL too: side by side, this process's writers only took turns at the
+    interpreter lock, and a Slack request waited behind them (bench/click_ack.py). Another
+    process (here another Database) still writes alongside on PostgreSQL."""
+    import threading
+
+    db, replica = Database(database_url), Database(database_url)
+    entered = threading.Event()
+
+    def urgent_writer() -> None:
+        with db.write(urgent=True) as s:
+            s.exec(sa.text("SELECT 1"))  # type: ignore[call-overload]
+            entered.set()
+
+    try:
+        with db.write() as s:
+            s.exec(sa.text("SELECT 1"))  # type: ignore[call-overload]
+            thread = threading.Thread(target=urgent_writer)
+            thread.start()
+            assert not entered.wait(0.3)  # it waits for this transaction ...
+            assert db.engine.pool.checkedout() == 1  # type: ignore[attr-defined]  # ... holding no connection
+            if db.is_postgresql:
+                with replica.write() as other:
+                    other.exec(sa.text("SELECT 1"))  # type: ignore[call-overload]
+        assert entered.wait(5)
+        thread.join(5)
+    finally:
+        db.dispose()
+        replica.dispose()
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced_before_use(database_url: str) -> None:
+    """Only a connection idle for a while is pinged (storage.engine.PING_IDLE_AFTER_S), and
+    one the server closed meanwhile (a restart, an idle timeout) never reaches a write."""
+    import time
+
+    from storage.engine import PING_IDLE_AFTER_S
+
+    db = Database(database_url)
+    if not db.is_postgresql:
+        pytest.skip("PostgreSQL's server-side connections")
+    try:
+        with db.write() as s:
+            before = s.exec(sa.text("SELECT pg_backend_pid()")).scalar()  # type: ignore[call-overload]
+        with db.write() as s:  # used a moment ago: no ping, the same connection
+            assert s.exec(sa.text("SELECT pg_backend_pid()")).scalar() == before  # type: ignore[call-overload]
+        with sa.create_engine(database_url, poolclass=sa.pool.NullPool).connect() as admin:
+            assert admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": before}).scalar()
+        time.sleep(PING_IDLE_AFTER_S + 0.1)
+        with db.write() as s:
+            after = s.exec(sa.text("SELECT pg_backend_pid()")).scalar()  # type: ignore[call-overload]
+        assert after != before
+    finally:
+        db.dispose()
 
 
 def test_a_plain_row_gets_the_models_defaults_and_names_what_it_lacks() -> None:
