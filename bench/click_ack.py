@@ -80,8 +80,7 @@ class Server:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         app = slack.workspace.app
-        variables = env(workdir / "unused.db", DATABASE_URL=db.url, BATON_FLOWS=str(flows),
-                        BATON_ORG=str(flows / "org.yaml"),
+        variables = env(db.url, BATON_FLOWS=str(flows), BATON_ORG=str(flows / "org.yaml"),
                         SLACK_BOT_TOKEN=app.bot_token, SLACK_SIGNING_SECRET=app.signing_secret,
                         SLACK_API_URL=slack.api_url, BATON_LOG_LEVEL="info")  # serve's default level
         self.log = (workdir / "baton-serve.log").open("w")
@@ -152,12 +151,12 @@ class Store:
         """What the server wrote to, and with what durability."""
         with self.engine.connect() as conn:
             if not self.on_postgres:
-                return "SQLite file, " + ", ".join(
-                    f"{name}={conn.exec_driver_sql(f'PRAGMA {name}').scalar()}" for name in ("journal_mode",))
+                return f"SQLite file, journal_mode={conn.exec_driver_sql('PRAGMA journal_mode').scalar()}"
             version = conn.exec_driver_sql("SHOW server_version").scalar()
-            settings_ = ", ".join(f"{name}={conn.exec_driver_sql(f'SHOW {name}').scalar()}"
-                                  for name in ("fsync", "synchronous_commit"))
-        return f"PostgreSQL {version} on loopback ({settings_})"
+            durability = ", ".join(f"{name}={conn.exec_driver_sql(f'SHOW {name}').scalar()}"
+                                   for name in ("fsync", "synchronous_commit"))
+        where = sa.make_url(self.url)
+        return f"PostgreSQL {version} at {where.host}:{where.port or 5432} ({durability})"
 
     def all(self, sql: str, **params: Any) -> list[sa.Row[Any]]:
         statement = sa.text(sql)
@@ -197,8 +196,7 @@ def wait_delivered(db: Store, timeout: float) -> float:
 
 def prepare(db: Store, flows: Path, per_team: int) -> list[tuple[int, int, int]]:
     """Start runs that wait at their gate, `per_team` for each team: (team, run id, gate id)."""
-    engine = open_engine(settings(flows / "unused.db", DATABASE_URL=db.url, BATON_FLOWS=flows,
-                                  BATON_ORG=flows / "org.yaml"))
+    engine = open_engine(settings(db.url, BATON_FLOWS=flows, BATON_ORG=flows / "org.yaml"))
     made: list[tuple[int, int]] = []
     try:
         for i in range(per_team):

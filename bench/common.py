@@ -34,9 +34,14 @@ def quiet_logs() -> None:
     configure_logging("json", "warning")
 
 
-def settings(db_path: Path, **extra: Any) -> Settings:
+def database_url(db: Path | str) -> str:
+    """A SQLite file's path, or a database URL as is."""
+    return db if isinstance(db, str) else f"sqlite:///{db}"
+
+
+def settings(db: Path | str, **extra: Any) -> Settings:
     values: dict[str, Any] = {
-        "DATABASE_URL": f"sqlite:///{db_path}",
+        "DATABASE_URL": database_url(db),
         "BATON_FLOWS": FLOWS,
         "BATON_ORG": ORG,
         "BATON_PYTHON_MODULES": ["bench_actions"],
@@ -46,9 +51,9 @@ def settings(db_path: Path, **extra: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def env(db_path: Path, **extra: str) -> dict[str, str]:
+def env(db: Path | str, **extra: str) -> dict[str, str]:
     """The same configuration as environment variables, for a `baton` subprocess."""
-    values = {**os.environ, "DATABASE_URL": f"sqlite:///{db_path}", "BATON_FLOWS": str(FLOWS),
+    values = {**os.environ, "DATABASE_URL": database_url(db), "BATON_FLOWS": str(FLOWS),
               "BATON_ORG": str(ORG), "BATON_PYTHON_MODULES": "bench_actions",
               "BATON_LOG_LEVEL": "warning", "BATON_LOG_FORMAT": "json"}
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
