@@ -118,9 +118,15 @@ class WriterQueue:
     hands the interpreter to another thread, and with the eight run workers writing side by
     side, each round trip of a Slack request waited behind them to get it back (a click's
     answer took ten times as long as on SQLite, bench/click_ack.py). Other processes
-    (replicas) still write side by side with this one."""
+    (replicas) still write side by side with this one.
 
-    def __init__(self) -> None:
+    With `urgent_waits=False` (PostgreSQL) an urgent writer does not wait for the writer
+    in progress, only keeps the next one from starting: storing a Slack request needs no
+    row another transaction may hold, so a writer stuck on a row lock (another replica's
+    transaction that hangs) does not hold up the answers to Slack."""
+
+    def __init__(self, *, urgent_waits: bool = True) -> None:
+        self.urgent_waits = urgent_waits
         self._cond = threading.Condition()
         self._owner: int | None = None
         self._depth = 0
@@ -129,6 +135,16 @@ class WriterQueue:
     @contextlib.contextmanager
     def hold(self, urgent: bool = False) -> Iterator[None]:
         me = threading.get_ident()
+        if urgent and not self.urgent_waits and self._owner != me:
+            with self._cond:
+                self._urgent += 1
+            try:
+                yield
+            finally:
+                with self._cond:
+                    self._urgent -= 1
+                    self._cond.notify_all()
+            return
         with self._cond:
             if self._owner == me:
                 self._depth += 1
@@ -158,7 +174,7 @@ class Database:
         self.engine = engine or make_engine(url)
         self._write_engine = self.engine.execution_options(baton_write=True)
         self._local = threading.local()
-        self._writer = WriterQueue()
+        self._writer = WriterQueue(urgent_waits=self.is_sqlite)
 
     @property
     def is_sqlite(self) -> bool:
