@@ -57,6 +57,13 @@ class Ref(NamedTuple):
     channel: str
     ts: str
 
+
+class Made(NamedTuple):
+    """A call Slack took, not yet marked sent."""
+
+    row: SlackOutbox
+    response: dict[str, Any]
+
 METADATA_TYPE = "baton_outbox"
 CLAIM = timedelta(seconds=60)  # longer than any Web API call's timeout
 OPEN = ("pending", "sending", "unsure")
@@ -185,23 +192,31 @@ class OutboxSender:
         return outcome
 
     def _deliver_lane(self, rows: list[SlackOutbox], now: datetime) -> Outcome:
-        """One lane's rows, in order, until one of them has to wait."""
+        """One lane's rows, in order, until one of them has to wait. A call Slack took is
+        marked sent in the transaction that claims the lane's next row (one transaction per
+        call, not two); the lane's last is marked on its own. Until then it is `sending`,
+        as it is during the call: a crash in between leaves it in doubt, never lost."""
         outcome = Outcome()
-        for row in rows:
-            if row.next_attempt_at is not None and row.next_attempt_at > now:
-                outcome.deferred += 1
-                return outcome
-            if row.supersede and self._superseded(row):
-                outcome.superseded += 1
-                continue
-            result = self._send_one(row)
-            if result == "sent":
-                outcome.sent += 1
-            elif result == "failed":
-                outcome.failed += 1
-            elif result != "done":  # deferred, or another sender has it: the lane waits
-                outcome.deferred += 1
-                return outcome
+        made: Made | None = None
+        try:
+            for row in rows:
+                if row.next_attempt_at is not None and row.next_attempt_at > now:
+                    outcome.deferred += 1
+                    break
+                result, made = self._send_one(row, made)
+                if result == "sent":
+                    outcome.sent += 1
+                elif result == "failed":
+                    outcome.failed += 1
+                elif result == "superseded":
+                    outcome.superseded += 1
+                elif result != "done":  # deferred, or another sender has it: the lane waits
+                    outcome.deferred += 1
+                    break
+        finally:
+            if made is not None:
+                with self.db.write() as s:
+                    self._record_sent(s.connection(), made, self.clock.now())
         return outcome
 
     def _supersede_within(self, rows: list[SlackOutbox]) -> set[int]:
@@ -220,23 +235,6 @@ class OutboxSender:
                        .values(status="superseded", sent_at=self.clock.now()))
         return replaced  # type: ignore[return-value]
 
-    def _superseded(self, row: SlackOutbox) -> bool:
-        """Whether a newer call with the same key replaces `row`, which is then marked so.
-        Asked before every such call (home tabs, gate message updates): an indexed read of
-        one row, and a write only when there is something to mark. A newer row never stops
-        being newer, so the read needs no lock."""
-        with self.db.read() as s:
-            newer = s.exec(select(SlackOutbox.id).where(
-                SlackOutbox.supersede == row.supersede, col(SlackOutbox.id) > row.id,
-                col(SlackOutbox.status).in_(OPEN)).limit(1)).first()
-        if newer is None:
-            return False
-        with self.db.write() as s:
-            s.exec(update(SlackOutbox).where(col(SlackOutbox.id) == row.id,
-                                             col(SlackOutbox.status).in_(OPEN))
-                   .values(status="superseded", sent_at=self.clock.now()))
-        return True
-
     def _claimed_elsewhere(self, row: Any, now: datetime) -> bool:
         """Another live sender is making this call right now."""
         if row.status != "sending" or not row.claimed_by or row.claimed_by == self.owner:
@@ -245,22 +243,29 @@ class OutboxSender:
             return False
         return not self.owners.dead(row.claimed_by)
 
-    def _send_one(self, row: SlackOutbox) -> str:
-        """sent | failed | deferred | busy (another sender has it) | done (already sent)"""
+    def _send_one(self, row: SlackOutbox, made: Made | None) -> tuple[str, Made | None]:
+        """Claim `row` and make its call; first mark `made`, the lane's call before it, sent
+        (in the same transaction). Returns what became of the row (sent | failed | deferred
+        | superseded | busy: another sender has it | done: already sent) and the call made,
+        which is not yet marked sent."""
         now = self.clock.now()
         with self.db.write() as s:
             conn = s.connection()
+            if made is not None:
+                self._record_sent(conn, made, now)
             query = select(OUTBOX.c.status, OUTBOX.c.claimed_by, OUTBOX.c.claim_until,
                            OUTBOX.c.payload).where(OUTBOX.c.id == row.id)
             if self.db.is_postgresql:
                 query = query.with_for_update(skip_locked=True)
             fresh = conn.execute(query).first()
             if fresh is None:
-                return "busy"
+                return "busy", None
             if fresh.status not in OPEN:
-                return "done"
+                return "done", None
             if self._claimed_elsewhere(fresh, now):
-                return "busy"
+                return "busy", None
+            if row.supersede and self._superseded(conn, row, now):
+                return "superseded", None
             in_doubt = fresh.status in ("sending", "unsure")
             row.payload = fresh.payload  # a queued post may have been rewritten since the batch was read
             conn.execute(OUTBOX.update().where(OUTBOX.c.id == row.id).values(
@@ -268,36 +273,47 @@ class OutboxSender:
                 attempts=OUTBOX.c.attempts + 1))
             refs = self._refs(conn, row)
         if refs is None:
-            return self._defer(row, 1.0, "waiting for the message it refers to")
+            return self._defer(row, 1.0, "waiting for the message it refers to"), None
         if row.target_ref is not None and "target" not in refs:
-            return self._fail(row, "the message to update was never sent")
+            return self._fail(row, "the message to update was never sent"), None
         try:
             if in_doubt and row.method == "chat.postMessage":
                 found = self._find_sent(row, refs)
                 if found is not None:
-                    self._mark_sent(row, found)
-                    return "sent"
+                    return "sent", Made(row, found)
             response = self._call(row, refs)
             crash_point("message.sent")
         except RetryLater as exc:
-            return self._defer(row, exc.delay, str(exc))
+            return self._defer(row, exc.delay, str(exc)), None
         except SlackApiError as exc:
             error = str(exc.response.get("error", "")) if exc.response is not None else ""
             status = exc.response.status_code if exc.response is not None else 0
             if status == 429:
                 retry_after = float(exc.response.headers.get("Retry-After", 1) or 1)
-                return self._defer(row, retry_after, "rate limited (429)", exact=True)
+                return self._defer(row, retry_after, "rate limited (429)", exact=True), None
             if status >= 500 or error in ("fatal_error", "internal_error", "service_unavailable",
                                           "request_timeout", "ratelimited"):
-                return self._defer(row, self._backoff(row), f"Slack {status} {error}")
+                return self._defer(row, self._backoff(row), f"Slack {status} {error}"), None
             if error in PERMANENT or status in (400, 403, 404):
-                return self._fail(row, f"{error or status}")
-            return self._defer(row, self._backoff(row), f"Slack error {error or status}")
+                return self._fail(row, f"{error or status}"), None
+            return self._defer(row, self._backoff(row), f"Slack error {error or status}"), None
         except Exception as exc:  # timeouts, refused or dropped connections: maybe sent
             return self._defer(row, self._backoff(row), f"{type(exc).__name__}: {exc}",
-                               unsure=True)
-        self._mark_sent(row, response)
-        return "sent"
+                               unsure=True), None
+        return "sent", Made(row, response)
+
+    @staticmethod
+    def _superseded(conn: Connection, row: SlackOutbox, now: datetime) -> bool:
+        """Whether a newer call with the same key replaces `row` (home tabs, gate message
+        updates), which is then marked so: an indexed read of one row, in the claim."""
+        newer = conn.execute(select(OUTBOX.c.id).where(
+            OUTBOX.c.supersede == row.supersede, OUTBOX.c.id > row.id,
+            OUTBOX.c.status.in_(OPEN)).limit(1)).first()
+        if newer is None:
+            return False
+        conn.execute(OUTBOX.update().where(OUTBOX.c.id == row.id)
+                     .values(status="superseded", sent_at=now))
+        return True
 
     def _refs(self, conn: Connection, row: SlackOutbox) -> dict[str, Ref] | None:
         """The sent messages `row` refers to; None while one of them is still unsent. A
@@ -382,18 +398,18 @@ class OutboxSender:
                 return {"channel": channel, "ts": message["ts"]}
         return None
 
-    def _mark_sent(self, row: SlackOutbox, response: dict[str, Any]) -> None:
-        now = self.clock.now()
-        with self.db.write() as s:
-            conn = s.connection()
-            conn.execute(OUTBOX.update().where(OUTBOX.c.id == row.id).values(
-                status="sent", sent_at=now, last_error=None))
-            if row.ref and response.get("ts") and response.get("channel"):
-                known = conn.execute(select(REFS.c.key).where(REFS.c.key == row.ref)).first()
-                if known is None:
-                    conn.execute(REFS.insert().values(
-                        key=row.ref, run_id=row.run_id, channel=response["channel"],
-                        ts=response["ts"], created_at=now))
+    @staticmethod
+    def _record_sent(conn: Connection, made: Made, now: datetime) -> None:
+        """Mark a call Slack took as sent, and remember where its message is."""
+        row, response = made
+        conn.execute(OUTBOX.update().where(OUTBOX.c.id == row.id).values(
+            status="sent", sent_at=now, last_error=None))
+        if row.ref and response.get("ts") and response.get("channel"):
+            known = conn.execute(select(REFS.c.key).where(REFS.c.key == row.ref)).first()
+            if known is None:
+                conn.execute(REFS.insert().values(
+                    key=row.ref, run_id=row.run_id, channel=response["channel"],
+                    ts=response["ts"], created_at=now))
 
     def _backoff(self, row: SlackOutbox) -> float:
         base = min(self.max_backoff, 0.5 * 2 ** max(0, row.attempts))

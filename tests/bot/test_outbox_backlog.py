@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from slack_sdk import WebClient
+from sqlalchemy import event
 from sqlmodel import col, select, update
 
 from bot.outbox import OutboxSender, enqueue
@@ -112,9 +113,43 @@ def test_a_queued_post_rewritten_after_the_sender_read_it_goes_out_rewritten(
                .values(payload={"channel": PAYMENTS, "text": "R-1: waiting for a decision"}))
     sender = OutboxSender(db, client, SystemClock(), poll=600.0)
     try:
-        assert sender._send_one(read_first) == "sent"
+        assert sender._deliver_lane([read_first], SystemClock().now()).sent == 1
+        with db.read() as s:
+            assert s.exec(select(SlackOutbox.status)).one() == "sent"
     finally:
         sender.stop()
         db.dispose()
     (posted,) = emulator.calls_to("chat.postMessage", ok=True)
     assert posted.args["text"] == "R-1: waiting for a decision"
+
+
+def test_a_lanes_calls_cost_one_write_transaction_each(emulator: EmulatorServer,
+                                                       database_url: str) -> None:
+    """A call is marked sent in the transaction that claims the lane's next call: a run's
+    card, its thread reply and an update of the card take four write transactions, not
+    six. Each reply still finds the message it refers to, and every row ends `sent`."""
+    workspace, db, client = _slack_and_outbox(emulator, database_url)
+    now = SystemClock().now()
+    with db.write() as s:
+        enqueue(s, lane="run:1", method="chat.postMessage", at=now, ref="R-1:card",
+                payload={"channel": PAYMENTS, "text": "R-1: running"})
+        enqueue(s, lane="run:1", method="chat.postMessage", at=now, thread_ref="R-1:card",
+                payload={"text": "in the thread"})
+        enqueue(s, lane="run:1", method="chat.update", at=now, target_ref="R-1:card",
+                payload={"text": "R-1: done"})
+    commits: list[object] = []
+    event.listen(db.engine, "commit", commits.append)  # reads end in a rollback
+    sender = OutboxSender(db, client, SystemClock(), poll=600.0)
+    try:
+        assert sender.deliver().sent == 3
+    finally:
+        sender.stop()
+    try:
+        with db.read() as s:
+            assert s.exec(select(SlackOutbox.status)).all() == ["sent"] * 3
+    finally:
+        db.dispose()
+    assert len(commits) == 4
+    (card,) = workspace.messages(PAYMENTS, include_replies=False)
+    assert card.text == "R-1: done"
+    assert [m.text for m in workspace.replies(PAYMENTS, card.ts)][-1] == "in the thread"
