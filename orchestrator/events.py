@@ -90,14 +90,20 @@ def emit(session: Session, run: Run | None, kind: str, payload: dict[str, Any], 
 
 
 class Dispatcher:
-    """Delivers undelivered events to the durable sink, in order per run."""
+    """Delivers undelivered events to the durable sink, in order per run.
+
+    Up to `together` due events share one transaction: a backlog (a burst of decisions)
+    costs a commit per few events, not one per event. If one of them fails, that
+    transaction is undone as a whole and the events are delivered again one at a time, so
+    only the one that failed waits for its retry."""
 
     def __init__(self, db: Database, sink: EventSink, clock: Any, *, batch: int = 200,
-                 max_backoff: timedelta = timedelta(minutes=5)) -> None:
+                 together: int = 8, max_backoff: timedelta = timedelta(minutes=5)) -> None:
         self.db = db
         self.sink = sink
         self.clock = clock
         self.batch = batch
+        self.together = together
         self.max_backoff = max_backoff
         self._rng = random.Random()
 
@@ -106,49 +112,89 @@ class Dispatcher:
         now = self.clock.now()
         with self.db.read() as s:
             rows = list(s.exec(
-                select(Event).where(col(Event.delivered_at).is_(None))
+                select(Event.id, Event.run_id, Event.next_attempt_at)
+                .where(col(Event.delivered_at).is_(None))
                 .order_by(col(Event.id)).limit(self.batch)))
+        # A run whose event failed, is not due yet, or is held by another worker right now:
+        # its later events wait, so they can never overtake it.
         blocked: set[int | None] = set()
         delivered = 0
+        due: list[tuple[int, int | None]] = []
         for row in rows:
-            key = row.run_id
-            if key in blocked and key is not None:
+            if row.run_id in blocked and row.run_id is not None:
                 continue
             if row.next_attempt_at is not None and row.next_attempt_at > now:
-                blocked.add(key)
+                blocked.add(row.run_id)
                 continue
-            result = self._deliver(row.id)
-            if result == "delivered":
-                delivered += 1
-            elif result != "done":
-                # failed, or another worker holds it right now: later events of this run
-                # wait, so they can never overtake it
-                blocked.add(key)
+            due.append((row.id, row.run_id))
+            if len(due) == self.together:
+                delivered += self._deliver_due(due, blocked)
+                due = []
+        if due:
+            delivered += self._deliver_due(due, blocked)
         return delivered
 
-    def _deliver(self, event_id: int | None) -> str:
+    def _deliver_due(self, due: list[tuple[int, int | None]], blocked: set[int | None]) -> int:
+        """Deliver `due` in one transaction, or one at a time if that fails; add to `blocked`
+        the runs that must wait."""
+        results = self._deliver_together(due, blocked) if len(due) > 1 else None
+        if results is None:
+            results = {}
+            for event_id, run_id in due:
+                if run_id not in blocked or run_id is None:
+                    results[event_id] = self._deliver(event_id)
+                    if results[event_id] not in ("delivered", "done"):
+                        blocked.add(run_id)
+        else:
+            blocked.update(run_id for event_id, run_id in due
+                           if results.get(event_id) == "busy")
+        return sum(result == "delivered" for result in results.values())
+
+    def _deliver_together(self, due: list[tuple[int, int | None]],
+                          blocked: set[int | None]) -> dict[int, str] | None:
+        """One transaction for all of `due`; None (and nothing kept) if one of them failed."""
+        results: dict[int, str] = {}
+        held = set(blocked)
+        try:
+            with self.db.write() as s:
+                for event_id, run_id in due:
+                    if run_id in held and run_id is not None:
+                        continue
+                    results[event_id] = self._handle(s, event_id)
+                    if results[event_id] == "busy":
+                        held.add(run_id)
+        except Exception as exc:
+            log.info("event_batch_undone", events=len(due), error=str(exc))
+            return None
+        return results
+
+    def _deliver(self, event_id: int) -> str:
         """delivered | done (someone else delivered it) | busy (someone else has it) | failed"""
         try:
             with self.db.write() as s:
-                query = select(Event).where(Event.id == event_id)
-                if self.db.is_postgresql:
-                    query = query.with_for_update(skip_locked=True)
-                row = s.exec(query).first()
-                if row is None:
-                    return "busy"
-                if row.delivered_at is not None:
-                    return "done"
-                self.sink.handle(s, DomainEvent.from_row(row))
-                crash_point("outbox.written")
-                row.delivered_at = self.clock.now()
-                row.attempts += 1
-                s.add(row)
-            return "delivered"
+                return self._handle(s, event_id)
         except Exception as exc:
             self._failed(event_id, exc)
             return "failed"
 
-    def _failed(self, event_id: int | None, exc: Exception) -> None:
+    def _handle(self, s: Session, event_id: int) -> str:
+        """Hand one event to the sink and mark it delivered, in the caller's transaction."""
+        query = select(Event).where(Event.id == event_id)
+        if self.db.is_postgresql:
+            query = query.with_for_update(skip_locked=True)
+        row = s.exec(query).first()
+        if row is None:
+            return "busy"
+        if row.delivered_at is not None:
+            return "done"
+        self.sink.handle(s, DomainEvent.from_row(row))
+        crash_point("outbox.written")
+        row.delivered_at = self.clock.now()
+        row.attempts += 1
+        s.add(row)
+        return "delivered"
+
+    def _failed(self, event_id: int, exc: Exception) -> None:
         with self.db.write() as s:
             row = s.get(Event, event_id)
             if row is None:

@@ -1,0 +1,59 @@
+"""The durable event sink's delivery: a backlog shares transactions, one failing event
+undoes nothing the others derived, and a run's events never overtake each other."""
+
+from sqlmodel import Session, col, select
+
+from bot.outbox import enqueue
+from orchestrator.clock import FakeClock
+from orchestrator.engine import Engine
+from orchestrator.events import Dispatcher, DomainEvent
+from storage.models import Event, SlackOutbox
+
+
+class Sink:
+    """Turns each event into one queued Slack call, as the Slack sink does; fails on the
+    event `fail_on` until it is set to 0."""
+
+    def __init__(self, fail_on: int) -> None:
+        self.fail_on = fail_on
+        self.handled: list[int] = []
+
+    def handle(self, session: Session, event: DomainEvent) -> None:
+        assert event.id is not None
+        enqueue(session, lane=f"run:{event.run_id}", method="chat.postMessage", at=event.at,
+                run_id=event.run_id, payload={"event": event.id})
+        if event.id == self.fail_on:
+            raise RuntimeError("Slack sink failed")
+        self.handled.append(event.id)
+
+
+def test_a_failing_event_in_a_shared_transaction_holds_back_only_its_run(
+        engine: Engine, clock: FakeClock) -> None:
+    for _ in range(3):  # each run: run_started, then gate_opened
+        engine.start_run("vendor-payment", {"vendor": "ACME", "amount": "20000"}, "alice")
+    with engine.db.read() as s:
+        events = s.exec(select(Event.id, Event.run_id, Event.kind).order_by(col(Event.id))).all()
+    assert [e.kind for e in events] == ["run_started", "gate_opened"] * 3
+    second = [e.id for e in events if e.run_id == events[2].run_id]
+    sink = Sink(fail_on=second[0])
+    dispatcher = Dispatcher(engine.db, sink, clock, together=8)
+
+    assert dispatcher.deliver_pending() == 4  # all but the second run's two
+    with engine.db.read() as s:
+        queued = [row.payload["event"] for row in s.exec(select(SlackOutbox).order_by(col(SlackOutbox.id)))]
+        failed, waiting = (s.get(Event, event_id) for event_id in second)
+    # the transaction the failure undid left nothing behind: each delivered event's call once
+    assert sorted(queued) == sorted(e.id for e in events if e.id not in second)
+    assert failed is not None and failed.delivered_at is None and failed.attempts == 1
+    assert failed.last_error == "RuntimeError: Slack sink failed" and failed.next_attempt_at
+    assert waiting is not None and waiting.delivered_at is None and waiting.attempts == 0
+
+    assert dispatcher.deliver_pending() == 0  # not due yet: its run waits, nothing overtakes
+    clock.advance(failed.next_attempt_at - clock.now())
+    sink.fail_on = 0
+    assert dispatcher.deliver_pending() == 2
+    assert sink.handled[-2:] == second  # in the run's order
+    with engine.db.read() as s:
+        queued = [row.payload["event"] for row in s.exec(select(SlackOutbox))]
+        undelivered = s.exec(select(Event.id).where(col(Event.delivered_at).is_(None))).all()
+    assert sorted(queued) == [e.id for e in events] and undelivered == []
