@@ -267,6 +267,7 @@ def _window(db: Store, server: Server, url: str, secret: str, mine: list[list[by
         decided, last = _decided(db, sent)
     decide_lag = time.perf_counter() - waited
     slack_lag = wait_delivered(db, timeout=900)
+    settled = server.figures()
     start = datetime.fromtimestamp(result["wall_started"], UTC).replace(tzinfo=None)
     last_at = last.replace(tzinfo=None) if last else start
     statuses: dict[str, int] = {}
@@ -278,7 +279,7 @@ def _window(db: Store, server: Server, url: str, secret: str, mine: list[list[by
             "ran_out": sum(1 for per, bodies_ in zip(result["clicks"], mine, strict=True)
                            if len(per) == len(bodies_) and bodies_),
             "decide_lag_s": decide_lag, "slack_lag_s": slack_lag, "duration": duration, "think": think,
-            "server_before": before, "server_after": after}
+            "server_before": before, "server_after": after, "server_settled": settled}
 
 
 def run(workdir: Path, duration: float, per_team: int, log: Callable[[str], None] = print,
@@ -390,6 +391,7 @@ def rows(result: dict[str, Any]) -> list[Row]:
     errors = _errors(steady) + result["refusals"]
     before, after = steady["server_before"], steady["server_after"]
     cpu = (after["cpu_s"] - before["cpu_s"]) / steady["duration"]
+    per_decision = (steady["server_settled"]["cpu_s"] - before["cpu_s"]) / max(1, steady["decided"])
     out = [
         Row(section, "the server's database", result["database"]),
         Row(section, f"clicks by {result['clickers']} clickers in {steady['duration']:g}s, each clicking "
@@ -408,6 +410,8 @@ def rows(result: dict[str, Any]) -> list[Row]:
         Row(section, "server during the clicks: CPU / RSS / threads",
             f"{cpu:.0%} of a core / {before['rss_mb']:.0f} -> {after['rss_mb']:.0f} MB / "
             f"{before['threads']} -> {after['threads']}"),
+        Row(section, "server CPU per decision, its Slack calls included (until caught up)",
+            f"{1000 * per_decision:.1f} ms"),
     ]
     if cold is not None:
         cold_lat = cold["latencies_ms"] or [float("nan")]
