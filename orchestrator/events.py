@@ -136,36 +136,36 @@ class Dispatcher:
 
     def _deliver_due(self, due: list[tuple[int, int | None]], blocked: set[int | None]) -> int:
         """Deliver `due` in one transaction, or one at a time if that fails; add to `blocked`
-        the runs that must wait."""
-        results = self._deliver_together(due, blocked) if len(due) > 1 else None
+        the runs whose later events must wait."""
+        results = self._deliver_together(due) if len(due) > 1 else None
         if results is None:
-            results = {}
-            for event_id, run_id in due:
-                if run_id not in blocked or run_id is None:
-                    results[event_id] = self._deliver(event_id)
-                    if results[event_id] not in ("delivered", "done"):
-                        blocked.add(run_id)
-        else:
-            blocked.update(run_id for event_id, run_id in due
-                           if results.get(event_id) == "busy")
+            results = self._in_order(due, self._deliver)
+        blocked.update(run_id for event_id, run_id in due
+                       if results.get(event_id, "delivered") not in ("delivered", "done"))
         return sum(result == "delivered" for result in results.values())
 
-    def _deliver_together(self, due: list[tuple[int, int | None]],
-                          blocked: set[int | None]) -> dict[int, str] | None:
+    def _deliver_together(self, due: list[tuple[int, int | None]]) -> dict[int, str] | None:
         """One transaction for all of `due`; None (and nothing kept) if one of them failed."""
-        results: dict[int, str] = {}
-        held = set(blocked)
         try:
             with self.db.write() as s:
-                for event_id, run_id in due:
-                    if run_id in held and run_id is not None:
-                        continue
-                    results[event_id] = self._handle(s, event_id)
-                    if results[event_id] == "busy":
-                        held.add(run_id)
+                return self._in_order(due, lambda event_id: self._handle(s, event_id))
         except Exception as exc:
             log.info("event_batch_undone", events=len(due), error=str(exc))
             return None
+
+    @staticmethod
+    def _in_order(due: list[tuple[int, int | None]],
+                  deliver: Callable[[int], str]) -> dict[int, str]:
+        """Deliver each event of `due` in turn; once one of a run's is not delivered (failed,
+        or another worker has it), that run's later ones are left for another time."""
+        results: dict[int, str] = {}
+        held: set[int] = set()
+        for event_id, run_id in due:
+            if run_id is not None and run_id in held:
+                continue
+            results[event_id] = deliver(event_id)
+            if run_id is not None and results[event_id] not in ("delivered", "done"):
+                held.add(run_id)
         return results
 
     def _deliver(self, event_id: int) -> str:

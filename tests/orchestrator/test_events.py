@@ -1,6 +1,8 @@
 """The durable event sink's delivery: a backlog shares transactions, one failing event
 undoes nothing the others derived, and a run's events never overtake each other."""
 
+from datetime import timedelta
+
 from sqlmodel import Session, col, select
 
 from bot.outbox import enqueue
@@ -57,3 +59,19 @@ def test_a_failing_event_in_a_shared_transaction_holds_back_only_its_run(
         queued = [row.payload["event"] for row in s.exec(select(SlackOutbox))]
         undelivered = s.exec(select(Event.id).where(col(Event.delivered_at).is_(None))).all()
     assert sorted(queued) == [e.id for e in events] and undelivered == []
+
+
+def test_a_later_event_not_due_yet_does_not_hold_back_the_earlier_ones_of_its_run(
+        engine: Engine, clock: FakeClock) -> None:
+    """Only what comes after an event that must wait waits: each run's first event is
+    delivered in the shared transaction although its second is not due yet."""
+    for _ in range(2):
+        engine.start_run("vendor-payment", {"vendor": "ACME", "amount": "20000"}, "alice")
+    with engine.db.write() as s:
+        events = s.exec(select(Event).order_by(col(Event.id))).all()
+        for row in events[1::2]:  # each run's gate_opened: retried in a minute
+            row.next_attempt_at = clock.now() + timedelta(minutes=1)
+            s.add(row)
+    sink = Sink(fail_on=0)
+    assert Dispatcher(engine.db, sink, clock, together=8).deliver_pending() == 2
+    assert sink.handled == [events[0].id, events[2].id]  # each run's run_started
