@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import floor
 from bench.baton_side import BatonSide
 from bench.common import INPUTS, REVIEWER, SYNCHRONOUS, Row, Timing, db_bytes, fresh, ms, pragma, rss_mb
 from bench.langgraph_side import EQUIVALENT_DURABILITY, LangGraphSide
@@ -92,6 +93,7 @@ class Result:
     rss_before: float
     rss_after: float
     durability: dict[str, str] = field(default_factory=dict)
+    floor: floor.Result | None = None  # Baton's statements replayed with the bare driver
 
     def side(self, name: str) -> Side:
         return next(s for s in self.sides if s.name == name)
@@ -152,7 +154,9 @@ def run(workdir: Path, n: int, durabilities: tuple[str, ...] = (EQUIVALENT_DURAB
     finally:
         for _, handle in pairs:
             handle.close()
-    return Result(n, sides, rss_before, rss_after, durability)
+    log("  floor: Baton's statements of these runs, replayed with the bare sqlite3 driver")
+    replayed = floor.run(baton_side.path, workdir / "floor.db", warmup)
+    return Result(n, sides, rss_before, rss_after, durability, replayed)
 
 
 def rows(result: Result) -> list[Row]:
@@ -188,6 +192,23 @@ def rows(result: Result) -> list[Row]:
         Row(section, "process RSS before -> after (both sides)",
             f"{result.rss_before:.0f} -> {result.rss_after:.0f} MB"),
     ]
+    if result.floor is not None:
+        ft = result.floor.timings()
+        out += [
+            Row(section, "floor: the same statements and rows through the bare sqlite3 driver, "
+                         "suspend / resume median (cpu median)",
+                f"{ms(ft['suspend'].median)} ({ms(ft['suspend_cpu'].median)}) / "
+                f"{ms(ft['resume'].median)} ({ms(ft['resume_cpu'].median)})"),
+            Row(section, f"floor: langgraph ({EQUIVALENT_DURABILITY}) / floor, median (suspend, resume)",
+                f"{et['suspend'].median / ft['suspend'].median:.1f}x, "
+                f"{et['resume'].median / ft['resume'].median:.1f}x"),
+            Row(section, "floor: what Baton's Python adds, its median less the floor's "
+                         "(suspend, resume)",
+                f"{ms(bt['suspend'].median - ft['suspend'].median)}, "
+                f"{ms(bt['resume'].median - ft['resume'].median)}"),
+            Row(section, "floor: database bytes per finished run (the same rows)",
+                f"{result.floor.bytes_per_run:,.0f}"),
+        ]
     return out
 
 

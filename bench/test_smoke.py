@@ -20,6 +20,10 @@ def test_suspend_resume_on_both_sides(tmp_path: Path) -> None:
     assert "synchronous=NORMAL" in result.durability["baton"]
     assert "synchronous=NORMAL" in result.durability["langgraph (sync)"]
     assert re.search(r"suspend: langgraph \(sync\) / baton", table(rows))
+    # the floor replays Baton's own rows: the same bytes, every run timed
+    assert result.floor is not None and result.floor.n == 4
+    assert abs(result.floor.bytes_per_run - result.side("baton").bytes_per_run) < 2048
+    assert "floor: langgraph (sync) / floor" in table(rows)
 
 
 def test_generated_year_verifies(tmp_path: Path) -> None:

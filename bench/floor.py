@@ -1,0 +1,281 @@
+"""The storage floor: what Baton's own statements cost with none of Baton's Python around them.
+
+After the suspend/resume benchmark, Baton's database holds every run it wrote. This replays
+those runs into a fresh database with the same schema and the same connection settings
+(WAL, `synchronous=NORMAL`, foreign keys on), through the bare `sqlite3` driver: per run,
+the statements of Baton's three transactions (one suspend, the two of a resume: see "What
+dominated the cost" in docs/benchmarks.md and `bench/profiles.py`), reads included, in the
+same order and with the rows' stored values.
+
+What it leaves out is everything else a run needs: evaluating the conditions, deciding who
+may decide, building the values (JSON, SHA-256 chain, times), the action's thread, and
+SQLAlchemy. So Baton's median less the floor's is what the engine's Python costs per run,
+and LangGraph's median over the floor's is the most this storage design could give.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.common import Timing, db_bytes, fresh
+
+# Baton's statements, as its SQLite dialect renders them (bench/profiles.py lists them).
+HALTED = "SELECT halted, halted_by, halt_reason FROM system_state WHERE id = ?"
+RUN_COLUMNS = ("flow_name, flow_version_id, status, requester, inputs, requested_inputs, cursor, "
+               "steps_taken, visits, tokens_used, context, origin, request_key, outcome, reason, "
+               "error, lease_owner, lease_until, trace_seq, trace_head, created_at, updated_at, "
+               "finished_at")
+GATE_COLUMNS = ('run_id, node, visit, "key", kind, status, outcome, effect, closed_by, title, '
+                "question, approvers, approver_spec, quorum, forbid_requester, reject_ends, "
+                "options, editable, proposal, policy, shown, chain, esc_level, esc_cycle, "
+                "esc_state, claimed_by, claim_until, snoozed_until, next_deadline, timer_token, "
+                "opened_at, decided_at, version")
+TRACE_COLUMNS = "run_id, chain, seq, kind, actor, node, data, created_at, hash"
+EVENT_COLUMNS = ("run_id, kind, payload, created_at, delivered_at, attempts, next_attempt_at, "
+                 "last_error")
+SIGNAL_COLUMNS = ("run_id, node, agent, agent_kind, status, verdict, severity, confidence, summary, "
+                  "rationale, evidence, output, error, attempts, tokens_in, tokens_out, "
+                  "latency_ms, cost, model, started_at, created_at")
+STEP_COLUMNS = "run_id, node, kind, visit, status, detail, started_at, finished_at"
+DECISION_COLUMNS = "gate_id, run_id, decider, option, effect, reason, edits, counted, created_at"
+ACTION_COLUMNS = ("run_id, node, idempotency_key, call, status, attempts, result, error, "
+                  "started_at, finished_at")
+
+
+def _insert(table: str, columns: str, suffix: str = "") -> str:
+    marks = ", ".join("?" * len(columns.split(", ")))
+    return f"INSERT INTO {table} ({columns}) VALUES ({marks}){suffix}"
+
+
+INSERT_RUN = _insert("run", RUN_COLUMNS, " RETURNING id")
+INSERT_GATE = _insert("gate", GATE_COLUMNS, " RETURNING id")
+INSERT_TRACE = _insert("trace_entry", TRACE_COLUMNS)
+INSERT_EVENT = _insert("event", EVENT_COLUMNS)
+INSERT_SIGNAL = _insert("signal", SIGNAL_COLUMNS)
+INSERT_STEP = _insert("step_execution", STEP_COLUMNS)
+INSERT_DECISION = _insert("decision", DECISION_COLUMNS)
+INSERT_ACTION = _insert("action", ACTION_COLUMNS,
+                        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id")
+SELECT_RUN = f"SELECT id, {RUN_COLUMNS} FROM run WHERE id = ?"
+SELECT_OPEN_GATES = f"SELECT id, {GATE_COLUMNS} FROM gate WHERE run_id = ? AND status = ? ORDER BY id"
+SELECT_DECISIONS = f"SELECT id, {DECISION_COLUMNS} FROM decision WHERE gate_id = ? ORDER BY id"
+ANY_OPEN_GATE = "SELECT id FROM gate WHERE run_id = ? AND status = ? LIMIT ? OFFSET ?"
+WAITED = ("UPDATE run SET status=?, cursor=?, steps_taken=?, visits=?, trace_seq=?, trace_head=? "
+          "WHERE id = ?")
+GATE_DECIDED = ("UPDATE gate SET status=?, outcome=?, effect=?, closed_by=?, esc_state=?, "
+                "timer_token=?, decided_at=?, version=? WHERE id = ?")
+ACTING = ("UPDATE run SET status=?, cursor=?, steps_taken=?, visits=?, lease_owner=?, lease_until=?, "
+          "trace_seq=?, trace_head=?, updated_at=? WHERE id = ?")
+ACTION_DONE = "UPDATE action SET status=?, result=?, finished_at=? WHERE id = ?"
+FINISHED = ("UPDATE run SET status=?, cursor=?, outcome=?, reason=?, lease_owner=?, lease_until=?, "
+            "trace_seq=?, trace_head=?, updated_at=?, finished_at=? WHERE id = ?")
+
+# How one run of bench/flows/bench-approval.yaml splits its rows between its transactions:
+# trace entries (by seq), events and step records (by id) in the suspend, then in the
+# resume's first transaction (the decision), then in its second (the action's result).
+SPLIT = {"trace_entry": (5, 3, 2), "event": (2, 1, 1), "step_execution": (2, 0, 1)}
+
+
+@dataclass
+class Run:
+    """One stored run's rows, as the replay writes them."""
+
+    row: dict[str, Any]
+    gate: dict[str, Any]
+    decision: dict[str, Any]
+    action: dict[str, Any]
+    signals: list[dict[str, Any]]
+    parts: dict[str, tuple[list[dict[str, Any]], ...]]  # SPLIT's tables, per transaction
+    replayed_id: int = 0
+    replayed_gate: int = 0
+    replayed_action: int = 0
+
+
+@dataclass
+class Result:
+    n: int
+    suspend_wall: list[float] = field(default_factory=list)
+    suspend_cpu: list[float] = field(default_factory=list)
+    resume_wall: list[float] = field(default_factory=list)
+    resume_cpu: list[float] = field(default_factory=list)
+    bytes_per_run: float = 0.0
+
+    def timings(self) -> dict[str, Timing]:
+        return {"suspend": Timing.of(self.suspend_wall), "resume": Timing.of(self.resume_wall),
+                "suspend_cpu": Timing.of(self.suspend_cpu), "resume_cpu": Timing.of(self.resume_cpu)}
+
+
+def _rows(source: sqlite3.Connection, table: str) -> dict[int, list[dict[str, Any]]]:
+    """Every row of `table` by run id, in id order."""
+    by_run: dict[int, list[dict[str, Any]]] = {}
+    for found in source.execute(f"SELECT * FROM {table} ORDER BY id"):
+        row = dict(found)
+        by_run.setdefault(row["id"] if table == "run" else row["run_id"], []).append(row)
+    return by_run
+
+
+def load(baton_db: Path) -> tuple[list[str], list[Run]]:
+    """The schema (tables and indexes, as Baton created them) and every finished run."""
+    source = sqlite3.connect(baton_db)
+    source.row_factory = sqlite3.Row
+    try:
+        schema = [sql for (sql,) in source.execute(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY type DESC, rowid")]  # tables before indexes
+        tables = {t: _rows(source, t) for t in ("run", "gate", "decision", "action", "signal",
+                                                "trace_entry", "event", "step_execution")}
+        system_state = [tuple(r) for r in source.execute("SELECT * FROM system_state")]
+        flow_versions = [tuple(r) for r in source.execute("SELECT * FROM flow_version")]
+    finally:
+        source.close()
+    runs = []
+    for run_id, (row,) in tables["run"].items():
+        if row["status"] != "succeeded":
+            raise AssertionError(f"R-{run_id} did not finish ({row['status']}): nothing to replay")
+        parts: dict[str, tuple[list[dict[str, Any]], ...]] = {}
+        for table, counts in SPLIT.items():
+            found = tables[table].get(run_id, [])
+            if table == "trace_entry":
+                found = sorted(found, key=lambda r: r["seq"])
+            if len(found) != sum(counts):
+                raise AssertionError(f"R-{run_id} has {len(found)} {table} rows, not {sum(counts)}: "
+                                     "bench/flows/bench-approval.yaml changed; update SPLIT")
+            cut = [sum(counts[:i]) for i in range(4)]
+            parts[table] = tuple(found[cut[i]:cut[i + 1]] for i in range(3))
+        (gate,), (decision,), (action,) = (tables[t][run_id] for t in ("gate", "decision", "action"))
+        runs.append(Run(row, gate, decision, action, tables["signal"][run_id], parts))
+    return [*schema, *_seed("system_state", system_state), *_seed("flow_version", flow_versions)], runs
+
+
+def _seed(table: str, rows: list[tuple[Any, ...]]) -> list[str]:
+    """INSERTs for the few rows every run refers to (as literal SQL, run once)."""
+    def literal(v: Any) -> str:
+        if v is None:
+            return "NULL"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        return "'" + str(v).replace("'", "''") + "'"
+    return [f"INSERT INTO {table} VALUES ({', '.join(literal(v) for v in row)})" for row in rows]
+
+
+def _values(row: dict[str, Any], columns: str, **changed: Any) -> tuple[Any, ...]:
+    return tuple(changed[c] if c in changed else row[c.strip('"')] for c in columns.split(", "))
+
+
+def _head(entries: list[dict[str, Any]]) -> tuple[int, str]:
+    return entries[-1]["seq"], entries[-1]["hash"]
+
+
+class Replay:
+    """Baton's transactions for stored runs, through one bare `sqlite3` connection."""
+
+    def __init__(self, path: Path, schema: Sequence[str]) -> None:
+        self.conn = sqlite3.connect(fresh(path), isolation_level=None, check_same_thread=False)
+        for pragma in ("busy_timeout = 30000", "journal_mode = WAL", "synchronous = NORMAL",
+                       "foreign_keys = ON"):  # storage/engine.py's
+            self.conn.execute(f"PRAGMA {pragma}")
+        self.conn.execute("BEGIN")
+        for sql in schema:
+            self.conn.execute(sql)
+        self.conn.execute("COMMIT")
+
+    def suspend(self, run: Run) -> None:
+        c = self.conn
+        traces, events, steps = (run.parts[t][0] for t in SPLIT)
+        c.execute("BEGIN IMMEDIATE")
+        c.execute(HALTED, (1,)).fetchone()
+        run.replayed_id = c.execute(INSERT_RUN, _values(
+            run.row, RUN_COLUMNS, status="running", cursor="parallel-1", steps_taken=0, visits="{}",
+            outcome=None, reason=None, trace_seq=0, trace_head="", finished_at=None,
+            updated_at=run.row["created_at"])).fetchone()[0]
+        rid = run.replayed_id
+        run.replayed_gate = c.execute(INSERT_GATE, _values(
+            run.gate, GATE_COLUMNS, run_id=rid, status="open", outcome=None, effect=None,
+            closed_by=None, esc_state=None, decided_at=None, version=0)).fetchone()[0]
+        c.executemany(INSERT_TRACE, [_values(r, TRACE_COLUMNS, run_id=rid) for r in traces])
+        c.executemany(INSERT_EVENT, [_values(r, EVENT_COLUMNS, run_id=rid, delivered_at=None)
+                                     for r in events])
+        c.executemany(INSERT_SIGNAL, [_values(r, SIGNAL_COLUMNS, run_id=rid) for r in run.signals])
+        c.executemany(INSERT_STEP, [_values(r, STEP_COLUMNS, run_id=rid) for r in steps])
+        seq, head = _head(traces)
+        c.execute(WAITED, ("waiting", run.gate["node"], 2, run.row["visits"], seq, head, rid))
+        c.execute("COMMIT")
+
+    def resume(self, run: Run) -> None:
+        c, rid, gate = self.conn, run.replayed_id, run.gate
+        # the decision, the gate's closing and the action's start
+        traces, events, _ = (run.parts[t][1] for t in SPLIT)
+        c.execute("BEGIN IMMEDIATE")
+        c.execute(SELECT_RUN, (rid,)).fetchone()
+        c.execute(SELECT_OPEN_GATES, (rid, "open")).fetchall()
+        c.execute(SELECT_DECISIONS, (run.replayed_gate,)).fetchall()
+        c.execute(INSERT_DECISION, _values(run.decision, DECISION_COLUMNS, gate_id=run.replayed_gate,
+                                           run_id=rid))
+        c.execute(HALTED, (1,)).fetchone()
+        run.replayed_action = c.execute(INSERT_ACTION, _values(
+            run.action, ACTION_COLUMNS, run_id=rid, status="started", result="{}",
+            finished_at=None)).fetchone()[0]
+        c.executemany(INSERT_TRACE, [_values(r, TRACE_COLUMNS, run_id=rid) for r in traces])
+        c.executemany(INSERT_EVENT, [_values(r, EVENT_COLUMNS, run_id=rid, delivered_at=None)
+                                     for r in events])
+        c.execute(GATE_DECIDED, (*_values(gate, "status, outcome, effect, closed_by, esc_state, "
+                                                "timer_token, decided_at, version"), run.replayed_gate))
+        seq, head = _head(traces)
+        c.execute(ACTING, ("running", run.action["node"], 3, run.row["visits"], "replay",
+                           run.row["updated_at"], seq, head, run.row["updated_at"], rid))
+        c.execute("COMMIT")
+        # the action's result and the run's end
+        traces, events, steps = (run.parts[t][2] for t in SPLIT)
+        c.execute("BEGIN IMMEDIATE")
+        c.execute(SELECT_RUN, (rid,)).fetchone()
+        c.execute(ACTION_DONE, (*_values(run.action, "status, result, finished_at"),
+                                run.replayed_action))
+        c.execute(ANY_OPEN_GATE, (rid, "open", 1, 0)).fetchall()
+        c.executemany(INSERT_TRACE, [_values(r, TRACE_COLUMNS, run_id=rid) for r in traces])
+        c.executemany(INSERT_STEP, [_values(r, STEP_COLUMNS, run_id=rid) for r in steps])
+        c.executemany(INSERT_EVENT, [_values(r, EVENT_COLUMNS, run_id=rid, delivered_at=None)
+                                     for r in events])
+        seq, head = _head(traces)
+        c.execute(FINISHED, (*_values(run.row, "status, cursor, outcome, reason, lease_owner, "
+                                               "lease_until"), seq, head, run.row["updated_at"],
+                             run.row["finished_at"], rid))
+        c.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _timed(fn: Callable[[], None], wall: list[float], cpu: list[float]) -> None:
+    c0, t0 = time.process_time(), time.perf_counter()
+    fn()
+    t1, c1 = time.perf_counter(), time.process_time()
+    wall.append(t1 - t0)
+    cpu.append(c1 - c0)
+
+
+def run(baton_db: Path, path: Path, warmup: int) -> Result:
+    """Replay the runs of `baton_db` into a fresh database at `path`: the first `warmup`
+    untimed, then every other one started (suspend), then each decided (resume), as the
+    benchmark did them."""
+    schema, runs = load(baton_db)
+    replay = Replay(path, schema)
+    try:
+        for stored in runs[:warmup]:
+            replay.suspend(stored)
+            replay.resume(stored)
+        baseline = db_bytes(path)
+        timed = runs[warmup:]
+        result = Result(len(timed))
+        for stored in timed:
+            _timed(lambda s=stored: replay.suspend(s), result.suspend_wall, result.suspend_cpu)
+        for stored in timed:
+            _timed(lambda s=stored: replay.resume(s), result.resume_wall, result.resume_cpu)
+        result.bytes_per_run = (db_bytes(path) - baseline) / max(1, len(timed))
+    finally:
+        replay.close()
+    return result
