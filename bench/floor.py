@@ -11,18 +11,29 @@ What it leaves out is everything else a run needs: evaluating the conditions, de
 may decide, building the values (JSON, SHA-256 chain, times), the action's thread, and
 SQLAlchemy. So Baton's median less the floor's is what the engine's Python costs per run,
 and LangGraph's median over the floor's is the most this storage design could give.
+
+With `build=True` it also builds the values as Baton does, from Python objects and with
+Baton's own encoders: the JSON columns (`storage.engine.store_json`), the times (SQLAlchemy's
+SQLite DATETIME format), and each trace entry's SHA-256 over the chain
+(`storage.trace.compute_hash`), which must come out equal to the hash Baton stored.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
 from bench.common import Timing, db_bytes, fresh
+from storage.engine import store_json
+from storage.trace import body, compute_hash
 
 # Baton's statements, as its SQLite dialect renders them (bench/profiles.py lists them).
 HALTED = "SELECT halted, halted_by, halt_reason FROM system_state WHERE id = ?"
@@ -94,6 +105,7 @@ class Run:
     replayed_id: int = 0
     replayed_gate: int = 0
     replayed_action: int = 0
+    head: str = ""  # the trace chain's head so far (build mode)
 
 
 @dataclass
@@ -110,16 +122,35 @@ class Result:
                 "suspend_cpu": Timing.of(self.suspend_cpu), "resume_cpu": Timing.of(self.resume_cpu)}
 
 
-def _rows(source: sqlite3.Connection, table: str) -> dict[int, list[dict[str, Any]]]:
-    """Every row of `table` by run id, in id order."""
+_DATETIME = sqlite_dialect.DATETIME()
+
+
+def _rows(source: sqlite3.Connection, table: str, decode: bool) -> dict[int, list[dict[str, Any]]]:
+    """Every row of `table` by run id, in id order; with `decode`, its JSON and DATETIME
+    columns as the Python values Baton holds before writing them."""
+    types = {name: kind for _, name, kind, *_ in source.execute(f"PRAGMA table_info({table})")}
+    to_time = _DATETIME.result_processor(sqlite_dialect.dialect(), None)
     by_run: dict[int, list[dict[str, Any]]] = {}
     for found in source.execute(f"SELECT * FROM {table} ORDER BY id"):
         row = dict(found)
+        if decode:
+            for name, value in row.items():
+                if value is not None and types[name] == "JSON":
+                    row[name] = _Json(json.loads(value))
+                elif value is not None and types[name] == "DATETIME":
+                    row[name] = to_time(value).replace(tzinfo=UTC)  # stored as naive UTC
         by_run.setdefault(row["id"] if table == "run" else row["run_id"], []).append(row)
     return by_run
 
 
-def load(baton_db: Path) -> tuple[list[str], list[Run]]:
+@dataclass(frozen=True)
+class _Json:
+    """A JSON column's value, encoded when written (build mode)."""
+
+    value: Any
+
+
+def load(baton_db: Path, *, decode: bool = False) -> tuple[list[str], list[Run]]:
     """The schema (tables and indexes, as Baton created them) and every finished run."""
     source = sqlite3.connect(baton_db)
     source.row_factory = sqlite3.Row
@@ -127,7 +158,7 @@ def load(baton_db: Path) -> tuple[list[str], list[Run]]:
         schema = [sql for (sql,) in source.execute(
             "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
             "ORDER BY type DESC, rowid")]  # tables before indexes
-        tables = {t: _rows(source, t) for t in ("run", "gate", "decision", "action", "signal",
+        tables = {t: _rows(source, t, decode) for t in ("run", "gate", "decision", "action", "signal",
                                                 "trace_entry", "event", "step_execution")}
         system_state = [tuple(r) for r in source.execute("SELECT * FROM system_state")]
         flow_versions = [tuple(r) for r in source.execute("SELECT * FROM flow_version")]
@@ -163,8 +194,35 @@ def _seed(table: str, rows: list[tuple[Any, ...]]) -> list[str]:
     return [f"INSERT INTO {table} VALUES ({', '.join(literal(v) for v in row)})" for row in rows]
 
 
+_TIME = _DATETIME.bind_processor(sqlite_dialect.dialect())
+
+
+def _encoded(value: Any) -> Any:
+    if isinstance(value, _Json):
+        return store_json(value.value)
+    if isinstance(value, datetime):
+        return _TIME(value)
+    return value
+
+
 def _values(row: dict[str, Any], columns: str, **changed: Any) -> tuple[Any, ...]:
-    return tuple(changed[c] if c in changed else row[c.strip('"')] for c in columns.split(", "))
+    return tuple(_encoded(changed[c] if c in changed else row[c.strip('"')])
+                 for c in columns.split(", "))
+
+
+def _trace(run: Run, entries: list[dict[str, Any]], build: bool) -> list[tuple[Any, ...]]:
+    """The INSERT values of `entries`; building, each hash computed over the chain."""
+    if not build:
+        return [_values(r, TRACE_COLUMNS, run_id=run.replayed_id) for r in entries]
+    found = []
+    for r in entries:
+        digest = compute_hash(run.head, body(r["chain"], r["seq"], r["kind"], r["actor"], r["node"],
+                                             r["data"].value, r["created_at"]))
+        if digest != r["hash"]:
+            raise AssertionError(f"{r['chain']} #{r['seq']}: the rebuilt hash differs from Baton's")
+        run.head = digest
+        found.append(_values(r, TRACE_COLUMNS, run_id=run.replayed_id, hash=digest))
+    return found
 
 
 def _head(entries: list[dict[str, Any]]) -> tuple[int, str]:
@@ -174,7 +232,8 @@ def _head(entries: list[dict[str, Any]]) -> tuple[int, str]:
 class Replay:
     """Baton's transactions for stored runs, through one bare `sqlite3` connection."""
 
-    def __init__(self, path: Path, schema: Sequence[str]) -> None:
+    def __init__(self, path: Path, schema: Sequence[str], *, build: bool = False) -> None:
+        self.build = build
         self.conn = sqlite3.connect(fresh(path), isolation_level=None, check_same_thread=False)
         for pragma in ("busy_timeout = 30000", "journal_mode = WAL", "synchronous = NORMAL",
                        "foreign_keys = ON"):  # storage/engine.py's
@@ -197,13 +256,13 @@ class Replay:
         run.replayed_gate = c.execute(INSERT_GATE, _values(
             run.gate, GATE_COLUMNS, run_id=rid, status="open", outcome=None, effect=None,
             closed_by=None, esc_state=None, decided_at=None, version=0)).fetchone()[0]
-        c.executemany(INSERT_TRACE, [_values(r, TRACE_COLUMNS, run_id=rid) for r in traces])
+        c.executemany(INSERT_TRACE, _trace(run, traces, self.build))
         c.executemany(INSERT_EVENT, [_values(r, EVENT_COLUMNS, run_id=rid, delivered_at=None)
                                      for r in events])
         c.executemany(INSERT_SIGNAL, [_values(r, SIGNAL_COLUMNS, run_id=rid) for r in run.signals])
         c.executemany(INSERT_STEP, [_values(r, STEP_COLUMNS, run_id=rid) for r in steps])
         seq, head = _head(traces)
-        c.execute(WAITED, ("waiting", run.gate["node"], 2, run.row["visits"], seq, head, rid))
+        c.execute(WAITED, ("waiting", run.gate["node"], 2, _encoded(run.row["visits"]), seq, head, rid))
         c.execute("COMMIT")
 
     def resume(self, run: Run) -> None:
@@ -220,14 +279,15 @@ class Replay:
         run.replayed_action = c.execute(INSERT_ACTION, _values(
             run.action, ACTION_COLUMNS, run_id=rid, status="started", result="{}",
             finished_at=None)).fetchone()[0]
-        c.executemany(INSERT_TRACE, [_values(r, TRACE_COLUMNS, run_id=rid) for r in traces])
+        c.executemany(INSERT_TRACE, _trace(run, traces, self.build))
         c.executemany(INSERT_EVENT, [_values(r, EVENT_COLUMNS, run_id=rid, delivered_at=None)
                                      for r in events])
         c.execute(GATE_DECIDED, (*_values(gate, "status, outcome, effect, closed_by, esc_state, "
                                                 "timer_token, decided_at, version"), run.replayed_gate))
         seq, head = _head(traces)
-        c.execute(ACTING, ("running", run.action["node"], 3, run.row["visits"], "replay",
-                           run.row["updated_at"], seq, head, run.row["updated_at"], rid))
+        at = _encoded(run.row["updated_at"])
+        c.execute(ACTING, ("running", run.action["node"], 3, _encoded(run.row["visits"]), "replay",
+                           at, seq, head, at, rid))
         c.execute("COMMIT")
         # the action's result and the run's end
         traces, events, steps = (run.parts[t][2] for t in SPLIT)
@@ -236,14 +296,14 @@ class Replay:
         c.execute(ACTION_DONE, (*_values(run.action, "status, result, finished_at"),
                                 run.replayed_action))
         c.execute(ANY_OPEN_GATE, (rid, "open", 1, 0)).fetchall()
-        c.executemany(INSERT_TRACE, [_values(r, TRACE_COLUMNS, run_id=rid) for r in traces])
+        c.executemany(INSERT_TRACE, _trace(run, traces, self.build))
         c.executemany(INSERT_STEP, [_values(r, STEP_COLUMNS, run_id=rid) for r in steps])
         c.executemany(INSERT_EVENT, [_values(r, EVENT_COLUMNS, run_id=rid, delivered_at=None)
                                      for r in events])
         seq, head = _head(traces)
         c.execute(FINISHED, (*_values(run.row, "status, cursor, outcome, reason, lease_owner, "
-                                               "lease_until"), seq, head, run.row["updated_at"],
-                             run.row["finished_at"], rid))
+                                               "lease_until"), seq, head, _encoded(run.row["updated_at"]),
+                             _encoded(run.row["finished_at"]), rid))
         c.execute("COMMIT")
 
     def close(self) -> None:
@@ -258,12 +318,12 @@ def _timed(fn: Callable[[], None], wall: list[float], cpu: list[float]) -> None:
     cpu.append(c1 - c0)
 
 
-def run(baton_db: Path, path: Path, warmup: int) -> Result:
+def run(baton_db: Path, path: Path, warmup: int, *, build: bool = False) -> Result:
     """Replay the runs of `baton_db` into a fresh database at `path`: the first `warmup`
     untimed, then every other one started (suspend), then each decided (resume), as the
-    benchmark did them."""
-    schema, runs = load(baton_db)
-    replay = Replay(path, schema)
+    benchmark did them. With `build`, the values are built as Baton builds them."""
+    schema, runs = load(baton_db, decode=build)
+    replay = Replay(path, schema, build=build)
     try:
         for stored in runs[:warmup]:
             replay.suspend(stored)

@@ -94,6 +94,7 @@ class Result:
     rss_after: float
     durability: dict[str, str] = field(default_factory=dict)
     floor: floor.Result | None = None  # Baton's statements replayed with the bare driver
+    floor_built: floor.Result | None = None  # the same, its values built as Baton does
 
     def side(self, name: str) -> Side:
         return next(s for s in self.sides if s.name == name)
@@ -156,7 +157,8 @@ def run(workdir: Path, n: int, durabilities: tuple[str, ...] = (EQUIVALENT_DURAB
             handle.close()
     log("  floor: Baton's statements of these runs, replayed with the bare sqlite3 driver")
     replayed = floor.run(baton_side.path, workdir / "floor.db", warmup)
-    return Result(n, sides, rss_before, rss_after, durability, replayed)
+    built = floor.run(baton_side.path, workdir / "floor-built.db", warmup, build=True)
+    return Result(n, sides, rss_before, rss_after, durability, replayed, built)
 
 
 def rows(result: Result) -> list[Row]:
@@ -193,22 +195,39 @@ def rows(result: Result) -> list[Row]:
             f"{result.rss_before:.0f} -> {result.rss_after:.0f} MB"),
     ]
     if result.floor is not None:
-        ft = result.floor.timings()
-        out += [
-            Row(section, "floor: the same statements and rows through the bare sqlite3 driver, "
-                         "suspend / resume median (cpu median)",
-                f"{ms(ft['suspend'].median)} ({ms(ft['suspend_cpu'].median)}) / "
-                f"{ms(ft['resume'].median)} ({ms(ft['resume_cpu'].median)})"),
-            Row(section, f"floor: langgraph ({EQUIVALENT_DURABILITY}) / floor, median (suspend, resume)",
-                f"{et['suspend'].median / ft['suspend'].median:.1f}x, "
-                f"{et['resume'].median / ft['resume'].median:.1f}x"),
-            Row(section, "floor: what Baton's Python adds, its median less the floor's "
-                         "(suspend, resume)",
-                f"{ms(bt['suspend'].median - ft['suspend'].median)}, "
-                f"{ms(bt['resume'].median - ft['resume'].median)}"),
-            Row(section, "floor: database bytes per finished run (the same rows)",
-                f"{result.floor.bytes_per_run:,.0f}"),
-        ]
+        out += _floor_rows(result.floor, result.floor_built, bt, et)
+    return out
+
+
+def _floor_rows(replayed: floor.Result, built: floor.Result | None, bt: dict[str, Timing],
+                et: dict[str, Timing]) -> list[Row]:
+    """The storage floor beside Baton (`bt`) and LangGraph (`et`)."""
+    section = "suspend/resume"
+    ft = replayed.timings()
+    out = [
+        Row(section, "floor: the same statements and rows through the bare sqlite3 driver, "
+                     "suspend / resume median (cpu median)",
+            f"{ms(ft['suspend'].median)} ({ms(ft['suspend_cpu'].median)}) / "
+            f"{ms(ft['resume'].median)} ({ms(ft['resume_cpu'].median)})"),
+        Row(section, f"floor: langgraph ({EQUIVALENT_DURABILITY}) / floor, median (suspend, resume)",
+            f"{et['suspend'].median / ft['suspend'].median:.1f}x, "
+            f"{et['resume'].median / ft['resume'].median:.1f}x"),
+    ]
+    if built is not None:
+        bf = built.timings()
+        out.append(Row(section, "floor, its values built as Baton builds them (JSON, times, the "
+                                "SHA-256 chain): suspend / resume median; langgraph / it",
+                       f"{ms(bf['suspend'].median)} / {ms(bf['resume'].median)}; "
+                       f"{et['suspend'].median / bf['suspend'].median:.1f}x, "
+                       f"{et['resume'].median / bf['resume'].median:.1f}x"))
+    out += [
+        Row(section, "floor: what Baton's Python adds, its median less the floor's "
+                     "(suspend, resume)",
+            f"{ms(bt['suspend'].median - ft['suspend'].median)}, "
+            f"{ms(bt['resume'].median - ft['resume'].median)}"),
+        Row(section, "floor: database bytes per finished run (the same rows)",
+            f"{replayed.bytes_per_run:,.0f}"),
+    ]
     return out
 
 

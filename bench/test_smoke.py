@@ -24,6 +24,8 @@ def test_suspend_resume_on_both_sides(tmp_path: Path) -> None:
     assert result.floor is not None and result.floor.n == 4
     assert abs(result.floor.bytes_per_run - result.side("baton").bytes_per_run) < 2048
     assert "floor: langgraph (sync) / floor" in table(rows)
+    # building the values, it recomputes every trace hash and checks it equals Baton's
+    assert result.floor_built is not None and result.floor_built.n == 4
 
 
 def test_generated_year_verifies(tmp_path: Path) -> None:
