@@ -9,9 +9,10 @@ import os
 import sqlite3
 import statistics
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,29 @@ class Timing:
     @property
     def per_second(self) -> float:
         return self.n / self.total_s if self.total_s else 0.0
+
+
+@dataclass
+class PhaseTimes:
+    """Each suspend's and each resume's wall-clock and process CPU time, in seconds."""
+
+    suspend_wall: list[float] = field(default_factory=list)
+    suspend_cpu: list[float] = field(default_factory=list)
+    resume_wall: list[float] = field(default_factory=list)
+    resume_cpu: list[float] = field(default_factory=list)
+
+    def timed(self, phase: str, fn: Callable[[], Any]) -> Any:
+        """Run `fn` as one `phase` ("suspend" or "resume") operation, timed on its own."""
+        c0, t0 = time.process_time(), time.perf_counter()
+        result = fn()
+        t1, c1 = time.perf_counter(), time.process_time()
+        getattr(self, f"{phase}_wall").append(t1 - t0)
+        getattr(self, f"{phase}_cpu").append(c1 - c0)
+        return result
+
+    def timings(self) -> dict[str, Timing]:
+        return {"suspend": Timing.of(self.suspend_wall), "resume": Timing.of(self.resume_wall),
+                "suspend_cpu": Timing.of(self.suspend_cpu), "resume_cpu": Timing.of(self.resume_cpu)}
 
 
 # -- the process -----------------------------------------------------------------------------

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from bench.common import Timing, db_bytes, fresh
+from bench.common import PhaseTimes, Timing, db_bytes, fresh
 from storage.engine import store_json
 from storage.trace import body, compute_hash
 
@@ -111,15 +110,11 @@ class Run:
 @dataclass
 class Result:
     n: int
-    suspend_wall: list[float] = field(default_factory=list)
-    suspend_cpu: list[float] = field(default_factory=list)
-    resume_wall: list[float] = field(default_factory=list)
-    resume_cpu: list[float] = field(default_factory=list)
+    times: PhaseTimes = field(default_factory=PhaseTimes)
     bytes_per_run: float = 0.0
 
     def timings(self) -> dict[str, Timing]:
-        return {"suspend": Timing.of(self.suspend_wall), "resume": Timing.of(self.resume_wall),
-                "suspend_cpu": Timing.of(self.suspend_cpu), "resume_cpu": Timing.of(self.resume_cpu)}
+        return self.times.timings()
 
 
 _DATETIME = sqlite_dialect.DATETIME()
@@ -310,14 +305,6 @@ class Replay:
         self.conn.close()
 
 
-def _timed(fn: Callable[[], None], wall: list[float], cpu: list[float]) -> None:
-    c0, t0 = time.process_time(), time.perf_counter()
-    fn()
-    t1, c1 = time.perf_counter(), time.process_time()
-    wall.append(t1 - t0)
-    cpu.append(c1 - c0)
-
-
 def run(baton_db: Path, path: Path, warmup: int, *, build: bool = False) -> Result:
     """Replay the runs of `baton_db` into a fresh database at `path`: the first `warmup`
     untimed, then every other one started (suspend), then each decided (resume), as the
@@ -332,9 +319,9 @@ def run(baton_db: Path, path: Path, warmup: int, *, build: bool = False) -> Resu
         timed = runs[warmup:]
         result = Result(len(timed))
         for stored in timed:
-            _timed(lambda s=stored: replay.suspend(s), result.suspend_wall, result.suspend_cpu)
+            result.times.timed("suspend", lambda s=stored: replay.suspend(s))
         for stored in timed:
-            _timed(lambda s=stored: replay.resume(s), result.resume_wall, result.resume_cpu)
+            result.times.timed("resume", lambda s=stored: replay.resume(s))
         result.bytes_per_run = (db_bytes(path) - baseline) / max(1, len(timed))
     finally:
         replay.close()

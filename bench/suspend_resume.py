@@ -16,7 +16,19 @@ from pathlib import Path
 
 from bench import floor
 from bench.baton_side import BatonSide
-from bench.common import INPUTS, REVIEWER, SYNCHRONOUS, Row, Timing, db_bytes, fresh, ms, pragma, rss_mb
+from bench.common import (
+    INPUTS,
+    REVIEWER,
+    SYNCHRONOUS,
+    PhaseTimes,
+    Row,
+    Timing,
+    db_bytes,
+    fresh,
+    ms,
+    pragma,
+    rss_mb,
+)
 from bench.langgraph_side import EQUIVALENT_DURABILITY, LangGraphSide
 
 WARMUP = 20
@@ -30,15 +42,11 @@ class Side:
     resume: Callable[[int, object], None]
     path: Path
     handles: list[object] = field(default_factory=list)
-    suspend_wall: list[float] = field(default_factory=list)
-    suspend_cpu: list[float] = field(default_factory=list)
-    resume_wall: list[float] = field(default_factory=list)
-    resume_cpu: list[float] = field(default_factory=list)
+    times: PhaseTimes = field(default_factory=PhaseTimes)
     bytes_per_run: float = 0.0
 
     def timings(self) -> dict[str, Timing]:
-        return {"suspend": Timing.of(self.suspend_wall), "resume": Timing.of(self.resume_wall),
-                "suspend_cpu": Timing.of(self.suspend_cpu), "resume_cpu": Timing.of(self.resume_cpu)}
+        return self.times.timings()
 
 
 def _baton(path: Path) -> tuple[Side, BatonSide]:
@@ -64,26 +72,15 @@ def _langgraph(path: Path, durability: str) -> tuple[Side, LangGraphSide]:
     return Side(f"langgraph ({durability})", suspend, resume, path), graph
 
 
-def _timed(fn: Callable[[], object], wall: list[float], cpu: list[float]) -> object:
-    c0, t0 = time.process_time(), time.perf_counter()
-    result = fn()
-    t1, c1 = time.perf_counter(), time.process_time()
-    wall.append(t1 - t0)
-    cpu.append(c1 - c0)
-    return result
-
-
 def _interleaved(sides: list[Side], n: int, phase: str) -> None:
     for block, start in enumerate(range(0, n, BLOCK)):
         shift = block % len(sides)
         for side in sides[shift:] + sides[:shift]:
             for i in range(start, min(n, start + BLOCK)):
                 if phase == "suspend":
-                    side.handles.append(_timed(lambda s=side, i=i: s.suspend(i),
-                                               side.suspend_wall, side.suspend_cpu))
+                    side.handles.append(side.times.timed("suspend", lambda s=side, i=i: s.suspend(i)))
                 else:
-                    _timed(lambda s=side, i=i: s.resume(i, s.handles[i]),
-                           side.resume_wall, side.resume_cpu)
+                    side.times.timed("resume", lambda s=side, i=i: s.resume(i, s.handles[i]))
 
 
 @dataclass
