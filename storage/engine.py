@@ -131,7 +131,8 @@ class WriterQueue:
         self._lock = threading.Lock()
         self._owner: int | None = None
         self._depth = 0
-        self._bypassing = 0  # urgent writers in progress without the turn (PostgreSQL)
+        # Urgent writers in progress without the turn (PostgreSQL), by thread: how deep each is
+        self._bypassing: collections.Counter[int] = collections.Counter()
         # Writers waiting for their turn, in order, each on a lock of its own: the writer
         # that ends hands the turn to the next one and wakes only that thread (a condition
         # variable woke every waiting thread at every turn: a quarter of the server's profile
@@ -142,14 +143,18 @@ class WriterQueue:
     @contextlib.contextmanager
     def hold(self, urgent: bool = False) -> Iterator[None]:
         me = threading.get_ident()
-        if urgent and not self.urgent_waits and self._owner != me:
+        # A write inside a bypassing one (urgent or not) bypasses too: it would otherwise
+        # wait for that very writer to end.
+        if (urgent and not self.urgent_waits and self._owner != me) or me in self._bypassing:
             with self._lock:
-                self._bypassing += 1
+                self._bypassing[me] += 1
             try:
                 yield
             finally:
                 with self._lock:
-                    self._bypassing -= 1
+                    self._bypassing[me] -= 1
+                    if not self._bypassing[me]:
+                        del self._bypassing[me]
                     if self._owner is None:
                         self._hand_on()
             return

@@ -150,6 +150,37 @@ def test_writers_queue_in_process_and_an_urgent_write_goes_first() -> None:
     assert order == ["slack", "step"]
 
 
+@pytest.mark.parametrize("urgent_waits", [True, False], ids=["sqlite", "postgresql"])
+def test_a_write_inside_a_write_of_the_same_thread_never_waits_for_it(urgent_waits: bool) -> None:
+    """Re-entrant per thread, urgent or not, and also inside an urgent write that bypassed
+    the queue (PostgreSQL): the inner write used to wait for the outer one forever. Once
+    the outer one ends, a writer that queued meanwhile gets its turn."""
+    import threading
+
+    from storage.engine import WriterQueue
+
+    queue = WriterQueue(urgent_waits=urgent_waits)
+    for outer, inner in ((True, False), (True, True), (False, True), (False, False)):
+        inside, queued = threading.Event(), threading.Event()
+
+        def nested(outer: bool = outer, inner: bool = inner, inside: threading.Event = inside) -> None:
+            with queue.hold(urgent=outer), queue.hold(urgent=inner), queue.hold():
+                inside.set()
+
+        def other(queued: threading.Event = queued) -> None:
+            with queue.hold():
+                queued.set()
+
+        thread = threading.Thread(target=nested, daemon=True)
+        thread.start()
+        assert inside.wait(5), (outer, inner)
+        thread.join(5)
+        waiter = threading.Thread(target=other, daemon=True)
+        waiter.start()
+        assert queued.wait(5), (outer, inner)  # nothing of the nested writes is left held
+        waiter.join(5)
+
+
 def test_this_process_writes_one_transaction_at_a_time_on_either_database(database_url: str) -> None:
     """On PostgreSQL too: side by side, this process's writers only took turns at the
     interpreter lock, and a Slack request waited behind them (bench/click_ack.py). There
