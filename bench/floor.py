@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,7 +144,15 @@ class _Json:
     value: Any
 
 
-def load(baton_db: Path, *, decode: bool = False) -> tuple[list[str], list[Run]]:
+@dataclass(frozen=True)
+class Schema:
+    """Baton's tables and indexes, and the few rows every run refers to."""
+
+    statements: list[str]
+    seeds: list[tuple[str, list[tuple[Any, ...]]]]
+
+
+def load(baton_db: Path, *, decode: bool = False) -> tuple[Schema, list[Run]]:
     """The schema (tables and indexes, as Baton created them) and every finished run."""
     source = sqlite3.connect(baton_db)
     source.row_factory = sqlite3.Row
@@ -175,18 +182,8 @@ def load(baton_db: Path, *, decode: bool = False) -> tuple[list[str], list[Run]]
             parts[table] = tuple(found[cut[i]:cut[i + 1]] for i in range(3))
         (gate,), (decision,), (action,) = (tables[t][run_id] for t in ("gate", "decision", "action"))
         runs.append(Run(row, gate, decision, action, tables["signal"][run_id], parts))
-    return [*schema, *_seed("system_state", system_state), *_seed("flow_version", flow_versions)], runs
-
-
-def _seed(table: str, rows: list[tuple[Any, ...]]) -> list[str]:
-    """INSERTs for the few rows every run refers to (as literal SQL, run once)."""
-    def literal(v: Any) -> str:
-        if v is None:
-            return "NULL"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        return "'" + str(v).replace("'", "''") + "'"
-    return [f"INSERT INTO {table} VALUES ({', '.join(literal(v) for v in row)})" for row in rows]
+    seeds = [("system_state", system_state), ("flow_version", flow_versions)]
+    return Schema(schema, seeds), runs
 
 
 _TIME = _DATETIME.bind_processor(sqlite_dialect.dialect())
@@ -227,15 +224,19 @@ def _head(entries: list[dict[str, Any]]) -> tuple[int, str]:
 class Replay:
     """Baton's transactions for stored runs, through one bare `sqlite3` connection."""
 
-    def __init__(self, path: Path, schema: Sequence[str], *, build: bool = False) -> None:
+    def __init__(self, path: Path, schema: Schema, *, build: bool = False) -> None:
         self.build = build
         self.conn = sqlite3.connect(fresh(path), isolation_level=None, check_same_thread=False)
         for pragma in ("busy_timeout = 30000", "journal_mode = WAL", "synchronous = NORMAL",
                        "foreign_keys = ON"):  # storage/engine.py's
             self.conn.execute(f"PRAGMA {pragma}")
         self.conn.execute("BEGIN")
-        for sql in schema:
+        for sql in schema.statements:
             self.conn.execute(sql)
+        for table, rows in schema.seeds:
+            if rows:
+                marks = ", ".join("?" * len(rows[0]))
+                self.conn.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
         self.conn.execute("COMMIT")
 
     def suspend(self, run: Run) -> None:

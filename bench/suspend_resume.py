@@ -152,7 +152,7 @@ def run(workdir: Path, n: int, durabilities: tuple[str, ...] = (EQUIVALENT_DURAB
     finally:
         for _, handle in pairs:
             handle.close()
-    log("  floor: Baton's statements of these runs, replayed with the bare sqlite3 driver")
+    log("  floor: Baton's statements of these runs through the bare sqlite3 driver, as stored, then built")
     replayed = floor.run(baton_side.path, workdir / "floor.db", warmup)
     built = floor.run(baton_side.path, workdir / "floor-built.db", warmup, build=True)
     return Result(n, sides, rss_before, rss_after, durability, replayed, built)
