@@ -109,8 +109,13 @@ class Run:
 @dataclass
 class Result:
     n: int
+    built: bool  # the values built as Baton builds them, or replayed as stored
     times: PhaseTimes = field(default_factory=PhaseTimes)
     bytes_per_run: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return "floor, values built" if self.built else "floor"
 
     def timings(self) -> dict[str, Timing]:
         return self.times.timings()
@@ -318,7 +323,7 @@ def run(baton_db: Path, path: Path, warmup: int, *, build: bool = False) -> Resu
             replay.resume(stored)
         baseline = db_bytes(path)
         timed = runs[warmup:]
-        result = Result(len(timed))
+        result = Result(len(timed), build)
         for stored in timed:
             result.times.timed("suspend", lambda s=stored: replay.suspend(s))
         for stored in timed:

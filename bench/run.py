@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         ratios = result.ratios
         durability = result.durability
         figures["suspend_resume"] = {s.name: {k: v.__dict__ for k, v in s.timings().items()}
-                                     | {"bytes_per_run": s.bytes_per_run} for s in result.sides}
+                                     | {"bytes_per_run": s.bytes_per_run}
+                                     for s in [*result.sides, *result.floors]}
     if "modes" in sections and sizes.modes_runs:
         step(f"engine modes: inline and background, {sizes.modes_runs:,} runs each")
         modes = suspend_resume.background(workdir, sizes.modes_runs)

@@ -93,6 +93,11 @@ class Result:
     floor: floor.Result | None = None  # Baton's statements replayed with the bare driver
     floor_built: floor.Result | None = None  # the same, its values built as Baton does
 
+    @property
+    def floors(self) -> list[floor.Result]:
+        """The storage floor's replays that ran, each named as the table names it."""
+        return [f for f in (self.floor, self.floor_built) if f is not None]
+
     def side(self, name: str) -> Side:
         return next(s for s in self.sides if s.name == name)
 

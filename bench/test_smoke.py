@@ -5,10 +5,11 @@ tests/); run it with `pytest bench/test_smoke.py`."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
-from bench import suspend_resume, trace_size
+from bench import run, suspend_resume, trace_size
 from bench.common import table
 
 
@@ -26,6 +27,17 @@ def test_suspend_resume_on_both_sides(tmp_path: Path) -> None:
     assert "floor: langgraph (sync) / floor" in table(rows)
     # building the values, it recomputes every trace hash and checks it equals Baton's
     assert result.floor_built is not None and result.floor_built.n == 4
+
+
+def test_every_figure_of_the_table_is_in_the_json(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    assert run.main(["--quick", "--only", "suspend", "--runs", "4", "--json", str(out),
+                     "--workdir", str(tmp_path)]) == 0
+    figures = json.loads(out.read_text())["suspend_resume"]
+    assert set(figures) == {"baton", "langgraph (sync)", "floor", "floor, values built"}
+    for name, side in figures.items():
+        assert side["bytes_per_run"] > 0, name
+        assert side["suspend"]["median"] > 0 and side["resume_cpu"]["median"] > 0, name
 
 
 def test_generated_year_verifies(tmp_path: Path) -> None:
