@@ -49,10 +49,13 @@ async def _clicker(host: str, port: int, path: str, secret: str, bodies: list[by
                    think: tuple[float, float], rng: random.Random) -> None:
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
-    await asyncio.sleep(max(0.0, start_at - time.monotonic()) + rng.uniform(0, think[1]))
+    def until(pause: float) -> float:  # a pause that ends by `stop_at`: nobody clicks after it
+        return max(0.0, min(pause, stop_at - time.monotonic()))
+
+    await asyncio.sleep(until(max(0.0, start_at - time.monotonic()) + rng.uniform(0, think[1])))
     for i, body in enumerate(bodies):
         if i and think[1]:
-            await asyncio.sleep(rng.uniform(*think))
+            await asyncio.sleep(until(rng.uniform(*think)))
         if time.monotonic() >= stop_at:
             break
         if writer is None:
