@@ -42,7 +42,7 @@ class Sizes:
     year_runs: int  # trace at size
     trace_samples: int
     trace_processes: int  # `baton trace` started as a process, start-up included
-    thorough: bool  # the cold burst of clicks, the restart with every timer armed
+    thorough: bool  # the cold burst of clicks, the restart with every timer armed, the built floor
 
 
 FULL = Sizes(10_000, ("sync", "async"), 1_000, 10_000, 20.0, 80, 100_000, 200, 3, True)
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if "suspend" in sections:
         step(f"suspend and resume: Baton and LangGraph, {sizes.runs:,} runs each")
-        result = suspend_resume.run(workdir, sizes.runs, sizes.durabilities)
+        result = suspend_resume.run(workdir, sizes.runs, sizes.durabilities, built_floor=sizes.thorough)
         rows += suspend_resume.rows(result)
         ratios = result.ratios
         durability = result.durability

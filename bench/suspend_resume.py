@@ -127,7 +127,9 @@ def _settings_in_use(baton: BatonSide, graphs: list[LangGraphSide]) -> dict[str,
 
 
 def run(workdir: Path, n: int, durabilities: tuple[str, ...] = (EQUIVALENT_DURABILITY,),
-        log: Callable[[str], None] = print, warmup: int = WARMUP) -> Result:
+        log: Callable[[str], None] = print, warmup: int = WARMUP, built_floor: bool = True) -> Result:
+    """`built_floor`: also replay the runs with their values built as Baton builds them
+    (`--quick` leaves it out)."""
     baton_side, baton = _baton(workdir / "baton-suspend.db")
     pairs = [(baton_side, baton)]
     for durability in durabilities:
@@ -157,9 +159,11 @@ def run(workdir: Path, n: int, durabilities: tuple[str, ...] = (EQUIVALENT_DURAB
     finally:
         for _, handle in pairs:
             handle.close()
-    log("  floor: Baton's statements of these runs through the bare sqlite3 driver, as stored, then built")
+    log("  floor: Baton's statements of these runs through the bare sqlite3 driver, as stored"
+        + (", then built" if built_floor else ""))
     replayed = floor.run(baton_side.path, workdir / "floor.db", warmup)
-    built = floor.run(baton_side.path, workdir / "floor-built.db", warmup, build=True)
+    built = (floor.run(baton_side.path, workdir / "floor-built.db", warmup, build=True)
+             if built_floor else None)
     return Result(n, sides, rss_before, rss_after, durability, replayed, built)
 
 
