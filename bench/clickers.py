@@ -49,6 +49,7 @@ async def _clicker(host: str, port: int, path: str, secret: str, bodies: list[by
                    think: tuple[float, float], rng: random.Random) -> None:
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
+
     def until(pause: float) -> float:  # a pause that ends by `stop_at`: nobody clicks after it
         return max(0.0, min(pause, stop_at - time.monotonic()))
 

@@ -29,7 +29,7 @@ def test_suspend_resume_on_both_sides(tmp_path: Path) -> None:
     assert result.floor_built is not None and result.floor_built.n == 4
 
 
-def test_every_figure_of_the_table_is_in_the_json(tmp_path: Path) -> None:
+def test_the_json_holds_each_side_and_the_floor(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
     assert run.main(["--quick", "--only", "suspend", "--runs", "4", "--json", str(out),
                      "--workdir", str(tmp_path)]) == 0
