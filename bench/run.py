@@ -47,7 +47,7 @@ class Sizes:
 
 FULL = Sizes(10_000, ("sync", "async"), 1_000, 10_000, 20.0, 80, 100_000, 200, 3, True)
 # 15 = 3 a person: at most 3 clicks in 2 s (each waits 1-3 s after an answer)
-QUICK = Sizes(1_000, ("sync",), 0, 200, 2.0, 15, 3_000, 50, 1, False)
+QUICK = Sizes(1_000, ("sync",), 0, 200, 2.0, 15, 2_000, 50, 0, False)
 SECTIONS = ("suspend", "modes", "waiting", "click", "trace")
 
 
