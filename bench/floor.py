@@ -28,32 +28,32 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlmodel import SQLModel
 
 from bench.common import PhaseTimes, Timing, db_bytes, fresh
+from storage import models
 from storage.engine import store_json
 from storage.trace import body, compute_hash
 
 # Baton's statements, as its SQLite dialect renders them (bench/profiles.py lists them).
 HALTED = "SELECT halted, halted_by, halt_reason FROM system_state WHERE id = ?"
-RUN_COLUMNS = ("flow_name, flow_version_id, status, requester, inputs, requested_inputs, cursor, "
-               "steps_taken, visits, tokens_used, context, origin, request_key, outcome, reason, "
-               "error, lease_owner, lease_until, trace_seq, trace_head, created_at, updated_at, "
-               "finished_at")
-GATE_COLUMNS = ('run_id, node, visit, "key", kind, status, outcome, effect, closed_by, title, '
-                "question, approvers, approver_spec, quorum, forbid_requester, reject_ends, "
-                "options, editable, proposal, policy, shown, chain, esc_level, esc_cycle, "
-                "esc_state, claimed_by, claim_until, snoozed_until, next_deadline, timer_token, "
-                "opened_at, decided_at, version")
-TRACE_COLUMNS = "run_id, chain, seq, kind, actor, node, data, created_at, hash"
-EVENT_COLUMNS = ("run_id, kind, payload, created_at, delivered_at, attempts, next_attempt_at, "
-                 "last_error")
-SIGNAL_COLUMNS = ("run_id, node, agent, agent_kind, status, verdict, severity, confidence, summary, "
-                  "rationale, evidence, output, error, attempts, tokens_in, tokens_out, "
-                  "latency_ms, cost, model, started_at, created_at")
-STEP_COLUMNS = "run_id, node, kind, visit, status, detail, started_at, finished_at"
-DECISION_COLUMNS = "gate_id, run_id, decider, option, effect, reason, edits, counted, created_at"
-ACTION_COLUMNS = ("run_id, node, idempotency_key, call, status, attempts, result, error, "
-                  "started_at, finished_at")
+
+
+def _columns(model: type[SQLModel]) -> str:
+    """The model's columns but its id, in table order and quoted as SQLAlchemy's SQLite
+    dialect quotes them: the column list of the INSERT the ORM and Core emit."""
+    quote = sqlite_dialect.dialect().identifier_preparer.quote
+    return ", ".join(quote(c.name) for c in model.__table__.columns if c.name != "id")  # type: ignore[attr-defined]
+
+
+RUN_COLUMNS = _columns(models.Run)
+GATE_COLUMNS = _columns(models.Gate)
+TRACE_COLUMNS = _columns(models.TraceEntry)
+EVENT_COLUMNS = _columns(models.Event)
+SIGNAL_COLUMNS = _columns(models.Signal)
+STEP_COLUMNS = _columns(models.StepExecution)
+DECISION_COLUMNS = _columns(models.Decision)
+ACTION_COLUMNS = _columns(models.Action)
 
 
 def _insert(table: str, columns: str, suffix: str = "") -> str:
