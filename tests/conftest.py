@@ -84,7 +84,8 @@ def clock() -> FakeClock:
 # that was migrated once.
 SERVER_URL = os.environ.get("DATABASE_URL", "")
 ON_POSTGRES = SERVER_URL.startswith("postgresql")
-TEMPLATE = "baton_test_template"
+# One template per pytest-xdist worker: workers create and drop theirs side by side.
+TEMPLATE = "baton_test_template_" + os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 def _admin() -> sa.engine.Engine:

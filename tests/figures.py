@@ -96,7 +96,22 @@ def _commit() -> str | None:
         return None
 
 
+def _worker_output(config: pytest.Config) -> dict[str, Any] | None:
+    """Where a pytest-xdist worker leaves data for the controller (None outside a worker)."""
+    return getattr(config, "workeroutput", None)
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook; absent when it is not loaded
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """Controller side of pytest-xdist: a worker finished; keep the records it made."""
+    _RECORDS.update(getattr(node, "workeroutput", {}).get("baton_figures", {}))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shipped = _worker_output(session.config)
+    if shipped is not None:  # a worker: the controller writes the one document
+        shipped["baton_figures"] = dict(_RECORDS)
+        return
     if not _RECORDS:
         return
     database = "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgresql") else "sqlite"
