@@ -28,6 +28,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from gates.cel_cost import CostProblem, Shape, collection, estimate, join, text
+
 
 def _load_cel() -> ModuleType:
     """The compiled CEL module, without the `cel` package's own __init__, which also
@@ -76,6 +78,27 @@ _STRING = re.compile(r"[rR]?(?:'{3}[\s\S]*?'{3}"
 _OPERATOR = re.compile(r"&&|\|\||==|!=|<=|>=|[-+*/%<>!?.\[]")
 
 
+# What a condition may cost, in interpreter steps (gates/cel_cost.py; about 0.1-0.2 us each):
+# the CEL library holds the interpreter lock while it evaluates, so this bounds how long one
+# evaluation can stop everything else. A flow's conditions together get FLOW_BUDGET: loading
+# evaluates each against sample values, and a rules agent may evaluate all of its rules.
+COST_BUDGET = 100_000
+FLOW_BUDGET = 1_000_000
+
+
+def _any_value(depth: int) -> Shape:
+    inner = text(20_000)
+    for _ in range(depth):
+        inner = join(inner, collection(100, inner, key=text(64)))
+    return inner
+
+
+# For a condition compiled without a flow: every value as large as any context holds.
+GENERIC_SHAPES: dict[str, Shape] = {"inputs": _any_value(1), "signals": _any_value(2),
+                                    "run": _any_value(2), "gates": _any_value(3),
+                                    "conflicts": _any_value(2), "now": Shape()}
+
+
 class ConditionError(ValueError):
     """A condition that does not compile, refers to unknown names, or fails to evaluate."""
 
@@ -88,6 +111,7 @@ class Condition:
     # value, so a run's whole context (its signals, the run) costs 50-150 us to convert,
     # more than evaluating `inputs.amount > 1000` with only `inputs` given.
     names: tuple[str, ...] = field(repr=False, compare=False)
+    cost: int = field(default=0, compare=False)  # worst-case steps (gates/cel_cost.py)
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         try:
@@ -154,8 +178,10 @@ def _too_complex(source: str) -> str | None:
     return None
 
 
-def compile_condition(source: str, extra_names: tuple[str, ...] = ()) -> Condition:
-    """Parse `source` and check the names it uses; raise ConditionError otherwise."""
+def compile_condition(source: str, extra_names: tuple[str, ...] = (),
+                      shapes: Mapping[str, Shape] | None = None) -> Condition:
+    """Parse `source`, check the names it uses, and bound its cost given the `shapes` of the
+    values it may read (default: as large as any run's); raise ConditionError otherwise."""
     if not isinstance(source, str) or not source.strip():
         raise ConditionError("expected a CEL expression, got an empty value")
     problem = _too_complex(source)
@@ -184,7 +210,18 @@ def compile_condition(source: str, extra_names: tuple[str, ...] = ()) -> Conditi
     ]
     if functions:
         raise ConditionError(f"{_quoted(source)} calls unknown function {functions[0]!r}")
-    return Condition(source=source, program=program, names=tuple(program.variables()))
+    try:
+        cost = estimate(source, shapes if shapes is not None else GENERIC_SHAPES)
+    except CostProblem as exc:
+        raise ConditionError(f"{_quoted(source)} {exc}") from None
+    if cost > COST_BUDGET:
+        raise ConditionError(
+            f"{_quoted(source)} may take up to {cost:,} steps to evaluate; a condition may take "
+            f"at most {COST_BUDGET:,}. Comprehensions (all, exists, map, filter) multiply by the "
+            "size of what they loop over, and nest: loop over fewer or shorter lists, or compute "
+            "the value in an agent")
+    return Condition(source=source, program=program, names=tuple(program.variables()),
+                     cost=cost)
 
 
 def check_against(condition: Condition, samples: list[Mapping[str, Any]], *,

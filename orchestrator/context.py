@@ -10,9 +10,16 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from gates.cel_cost import SCALAR, Shape, collection, join, text
 from gates.conflicts import SEVERITY_RANK
-from orchestrator.spec import Flow, InputSpec
+from orchestrator.spec import MAX_NAME, Flow, InputSpec
 from storage.models import Gate, Run, Signal
+
+# A condition's cost is bounded from the most the values it reads can hold (gates/cel_cost.py),
+# so the lists a run accumulates are bounded where conditions see them: the latest LIST_ITEMS
+# comments and deciders, each text at most TEXT characters (an agent's rationale's limit).
+LIST_ITEMS = 100
+TEXT = 20_000
 
 
 def signal_view(signal: Signal) -> dict[str, Any]:
@@ -30,7 +37,7 @@ def signal_view(signal: Signal) -> dict[str, Any]:
 
 def gate_view(gate: Gate, deciders: list[str], reason: str | None) -> dict[str, Any]:
     return {"outcome": gate.outcome or "", "option": gate.outcome or "",
-            "decided_by": deciders, "reason": reason or ""}
+            "decided_by": deciders[-LIST_ITEMS:], "reason": (reason or "")[:TEXT]}
 
 
 def run_view(run: Run, now: datetime) -> dict[str, Any]:
@@ -41,7 +48,8 @@ def run_view(run: Run, now: datetime) -> dict[str, Any]:
         "steps": run.steps_taken,
         "tokens": run.tokens_used,
         "started_at": run.created_at,
-        "comments": [c.get("text", "") for c in run.context.get("comments", [])],
+        "comments": [str(c.get("text", ""))[:TEXT]
+                     for c in run.context.get("comments", [])[-LIST_ITEMS:]],
     }
 
 
@@ -54,6 +62,28 @@ def build(run: Run, signals: Mapping[str, Signal], gates: Mapping[str, dict[str,
         "gates": dict(gates),
         "conflicts": dict(run.context.get("conflicts", {})),
         "now": now,
+    }
+
+
+def condition_shapes(flow: Flow, signal_names: Iterable[str], gate_keys: int,
+                     conflict_ids: int) -> dict[str, Shape]:
+    """The most each name a condition reads can hold in a run of `flow`, as `build` makes
+    it: one entry per declared input, per agent (or plan) that can signal, per gate that can
+    be decided (`gate_keys`: an upper count), per conflict step."""
+    longest = max([40] + [spec.max_length for spec in flow.inputs.values()]
+                  + [len(str(v)) for spec in flow.inputs.values()
+                     for v in [*(spec.choices or []), spec.default] if v is not None])
+    name = text(MAX_NAME)
+    signal = collection(len(SAMPLE_SIGNAL), text(TEXT), key=name)
+    deciders = collection(LIST_ITEMS, text(200))
+    return {
+        "inputs": collection(len(flow.inputs), text(longest), key=name),
+        "signals": collection(len(set(signal_names)), signal, key=name),
+        "run": collection(7, join(text(TEXT), collection(LIST_ITEMS, text(TEXT))), key=name),
+        "gates": collection(gate_keys, collection(4, join(text(TEXT), deciders), key=name),
+                            key=name),
+        "conflicts": collection(conflict_ids, collection(5, name, key=name), key=name),
+        "now": SCALAR,
     }
 
 

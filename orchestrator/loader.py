@@ -14,16 +14,23 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from gates.conditions import Condition, ConditionError, check_against, compile_condition
+from gates.conditions import (
+    FLOW_BUDGET,
+    Condition,
+    ConditionError,
+    check_against,
+    compile_condition,
+)
 from gates.options import BUILTIN_OPTIONS
 from gates.org import Org, OrgFile, SpecError
 from orchestrator import spec as S
 from orchestrator.agents.answers import agent_uses
 from orchestrator.agents.prompts import template_problems
 from orchestrator.callables import CallableError, CallableLoader
-from orchestrator.context import sample_contexts
+from orchestrator.context import condition_shapes, sample_contexts
 from orchestrator.errors import FlowError, NotFound, Problem
 from orchestrator.program import CompileError, Program, compile_flow
+from orchestrator.reach import Reach
 from orchestrator.yamlfile import YamlDoc, format_path, parse_yaml, read_yaml
 from storage.trace import canonical_json
 
@@ -102,7 +109,7 @@ def load_org(path: Path) -> Org:
     Slack user ids can be named)."""
     if not path.exists():
         return Org.empty()
-    doc = read_yaml(path)
+    doc = read_yaml(path, max_bytes=None)
     if doc.data is None:
         return Org(OrgFile(), source=str(path))
     if not isinstance(doc.data, dict):
@@ -152,13 +159,17 @@ class _Checker:
     """Cross-reference and CEL checks over a schema-valid flow."""
 
     def __init__(self, doc: YamlDoc, flow: S.Flow, org: Org | None,
-                 callables: CallableLoader | None) -> None:
+                 callables: CallableLoader | None, reach: Reach | None = None) -> None:
         self.doc = doc
         self.flow = flow
         self.org = org
         self.callables = callables
+        self.reach = reach
         self.problems: list[Problem] = []
         self.samples: list[dict[str, Any]] = []
+        self.shapes: dict[str, Any] = {}
+        self.conditions: dict[str, Condition] = {}  # by source, compiled once
+        self.cost = 0  # the worst case of all the flow's conditions together
 
     def add(self, path: tuple, message: str) -> None:
         self.problems.append(self.doc.problem(path, message))
@@ -203,12 +214,24 @@ class _Checker:
 
     def condition(self, path: tuple, source: str) -> Condition | None:
         try:
-            condition = compile_condition(source)
-            check_against(condition, self.samples)
-            return condition
+            condition = compile_condition(source, shapes=self.shapes)
         except ConditionError as exc:
             self.add(path, str(exc))
             return None
+        self.cost += condition.cost
+        if self.cost > FLOW_BUDGET:  # checked before evaluating it against the samples
+            self.add(path, f"with this condition, the flow's conditions together may take "
+                           f"{self.cost:,} steps to evaluate; a flow's may take at most "
+                           f"{FLOW_BUDGET:,} (simplify them, or split the flow)")
+            self.cost = -FLOW_BUDGET * 10  # said once
+            return None
+        try:
+            check_against(condition, self.samples)
+        except ConditionError as exc:
+            self.add(path, str(exc))
+            return None
+        self.conditions[source] = condition
+        return condition
 
     def call(self, path: tuple, dotted: str) -> None:
         if self.callables is None:
@@ -222,12 +245,20 @@ class _Checker:
         flow = self.flow
         labels: dict[str, list[str]] = {"gate": [], "conflict": []}
         signal_names = set(flow.agents)
+        steps = conflicts = plans = 0
         for _, step in self.walk():
+            steps += 1
+            conflicts += step.kind == "conflict"
             if step.kind in labels and step.body.id:
                 labels[step.kind].append(step.body.id)
+            plans += step.kind == "plan"
             if step.kind == "plan" and step.plan.id:
                 signal_names.add(step.plan.id)
         self.samples = sample_contexts(flow, labels["gate"], labels["conflict"], signal_names)
+        # Plans signal under their step's name; gates are decided at steps, for failed agents
+        # and for the loop guard's three limits.
+        self.shapes = condition_shapes(flow, [*flow.agents, *(f"plan{i}" for i in range(plans))],
+                                       steps + len(flow.agents) + 3, conflicts)
 
         for name, spec in flow.inputs.items():
             self.input(("inputs", name), spec)
@@ -250,6 +281,7 @@ class _Checker:
             else:
                 self.call(path + ("call",), agent.call)
         self.llm_roles()
+        self.llm_reach()
         for name, chain in flow.escalations.items():
             for i, level in enumerate(chain.levels):
                 self.people(("escalations", name, "levels", i, "notify"), level.notify,
@@ -275,6 +307,23 @@ class _Checker:
                 self.add(path, f"llm agent {name!r} answers as a {seen[1]} at "
                                f"{format_path(seen[0])}, so it cannot be a {role.kind} here; "
                                "declare a second agent with its own instructions")
+
+    def llm_reach(self) -> None:
+        """Servers and key variables the operator allows (orchestrator/reach.py)."""
+        if self.reach is None:
+            return
+        sections: list[tuple[tuple, S.LlmDefaults | S.LlmAgent]] = [(("llm",), self.flow.llm)]
+        sections += [(("agents", name), agent) for name, agent in self.flow.agents.items()
+                     if isinstance(agent, S.LlmAgent)]
+        for path, section in sections:
+            if section.base_url is not None:
+                problem = self.reach.host_problem(section.base_url)
+                if problem:
+                    self.add(path + ("base_url",), problem)
+            if section.api_key_env is not None:
+                problem = self.reach.key_problem(section.api_key_env)
+                if problem:
+                    self.add(path + ("api_key_env",), problem)
 
     def triggers(self) -> None:
         from orchestrator.errors import InputError
@@ -408,18 +457,62 @@ class _Checker:
         self.agent(path + ("executor",), body.executor)
 
 
+# A flow people can read and approvers can follow is far inside these; they are checked on
+# the parsed YAML, before anything else is validated or compiled (docs/flows.md, "Size limits").
+MAX_STEPS = 200  # every step, those inside route branches and blocks included
+MAX_AGENTS = 50
+MAX_INPUTS = 50
+
+
+def _count_steps(items: Any) -> int:
+    if not isinstance(items, list):
+        return 0
+    total = 0
+    for item in items:
+        total += 1
+        route = item.get("route") if isinstance(item, dict) else None
+        branches = route.get("branches") if isinstance(route, dict) else None
+        if isinstance(branches, dict):
+            total += sum(_count_steps(body) for body in branches.values())
+    return total
+
+
+def size_problems(doc: YamlDoc) -> list[Problem]:
+    """A flow too large to validate cheaply, named before anything walks it."""
+    data = doc.data
+    steps = _count_steps(data.get("steps"))
+    blocks = data.get("blocks")
+    if isinstance(blocks, dict):
+        steps += sum(_count_steps(body) for body in blocks.values())
+    problems = []
+    if steps > MAX_STEPS:
+        problems.append(doc.problem(("steps",), f"the flow has {steps} steps (route branches and "
+                                                f"blocks included); a flow may have at most "
+                                                f"{MAX_STEPS}: split it into several flows"))
+    for key, limit in (("agents", MAX_AGENTS), ("inputs", MAX_INPUTS)):
+        found = data.get(key)
+        if isinstance(found, dict) and len(found) > limit:
+            problems.append(doc.problem((key,), f"the flow has {len(found)} {key}; a flow may "
+                                                f"have at most {limit}"))
+    return problems
+
+
 def compile_document(doc: YamlDoc, org: Org | None = None,
-                     callables: CallableLoader | None = None) -> Program:
-    """Validate a parsed flow file and compile it. Raises FlowError with every problem."""
+                     callables: CallableLoader | None = None, reach: Reach | None = None) -> Program:
+    """Validate a parsed flow file and compile it. Raises FlowError with every problem.
+    People, modules and what the flow may reach are checked when given."""
     if not isinstance(doc.data, dict):
         raise FlowError([doc.problem((), "expected a mapping with name, inputs, agents, steps")])
+    too_big = size_problems(doc)
+    if too_big:
+        raise FlowError(too_big)
     try:
         flow = S.Flow.model_validate(doc.data)
     except ValidationError as exc:
         raise FlowError(validation_problems(doc, exc, _ALL_KEYS)) from None
     except OverflowError as exc:  # a duration past timedelta's range (`timeout: 1e20d`, `.inf`)
         raise FlowError([doc.problem((), f"a duration or number is too large: {exc}")]) from None
-    checker = _Checker(doc, flow, org, callables)
+    checker = _Checker(doc, flow, org, callables, reach)
     checker.run()
     try:
         program = compile_flow(flow)
@@ -431,39 +524,42 @@ def compile_document(doc: YamlDoc, org: Org | None = None,
     assert program is not None
     program.digest = flow_digest(flow)
     program.source = doc.source
-    _compile_conditions(program)
+    _compile_conditions(program, checker.conditions)
     return program
 
 
-def _compile_conditions(program: Program) -> None:
-    """Attach compiled CEL to nodes (already checked, so this cannot fail)."""
+def _compile_conditions(program: Program, compiled: dict[str, Condition]) -> None:
+    """Attach the checker's compiled CEL to nodes (every condition was checked)."""
     for node in program.nodes.values():
         if node.kind == "gate":
-            node.conditions["when"] = compile_condition(node.spec.when)
+            node.conditions["when"] = compiled[node.spec.when]
         elif node.kind == "boundary":
-            node.conditions["check"] = compile_condition(node.spec.check)
+            node.conditions["check"] = compiled[node.spec.check]
     for name, agent in program.flow.agents.items():
         if isinstance(agent, S.RulesAgent):
-            program.agent_conditions[name] = [compile_condition(r.when) for r in agent.rules]
+            program.agent_conditions[name] = [compiled[r.when] for r in agent.rules]
 
 
 def load_flow(path: Path, org: Org | None = None, callables: CallableLoader | None = None,
-              source: str | None = None) -> Program:
-    return compile_document(read_yaml(path, source), org, callables)
+              source: str | None = None, reach: Reach | None = None) -> Program:
+    return compile_document(read_yaml(path, source), org, callables, reach)
 
 
 def program_from_definition(data: dict[str, Any], source: str = "(stored flow)") -> Program:
-    """Rebuild a stored flow version. People and modules are checked when they are used."""
+    """Rebuild a stored flow version. People, modules and what it may reach are checked when
+    they are used (an llm agent checks its server and key before every call)."""
     return compile_document(parse_yaml(canonical_json(data), source))
 
 
 class FlowCatalog:
     """The flows of a folder, reloaded when a file changes."""
 
-    def __init__(self, folder: Path, org: Org, callables: CallableLoader) -> None:
+    def __init__(self, folder: Path, org: Org, callables: CallableLoader,
+                 reach: Reach | None = None) -> None:
         self.folder = folder
         self.org = org
         self.callables = callables
+        self.reach = reach or Reach()
         self._cache: dict[Path, tuple[float, Program | FlowError]] = {}
 
     def files(self) -> list[Path]:
@@ -478,7 +574,8 @@ class FlowCatalog:
         if cached and cached[0] == mtime:
             return cached[1]
         try:
-            result: Program | FlowError = load_flow(path, self.org, self.callables)
+            result: Program | FlowError = load_flow(path, self.org, self.callables,
+                                                    reach=self.reach)
         except FlowError as exc:
             result = exc
         self._cache[path] = (mtime, result)

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from orchestrator.loader import ORG_FILE_NAME
+from orchestrator.reach import Reach
 
 
 class Settings(BaseSettings):
@@ -24,6 +25,11 @@ class Settings(BaseSettings):
     # The server and key are the openai client's own OPENAI_BASE_URL and OPENAI_API_KEY.
     llm_model: str = Field("gpt-4o-mini", min_length=1, alias="BATON_LLM_MODEL")
     llm_prices: Path | None = Field(None, alias="BATON_LLM_PRICES")
+    # What flow files may reach (orchestrator/reach.py, docs/security.md): servers besides
+    # OPENAI_BASE_URL's, and key variables besides OPENAI_API_KEY.
+    llm_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="BATON_LLM_HOSTS")
+    llm_key_envs: Annotated[list[str], NoDecode] = Field(default_factory=list,
+                                                         alias="BATON_LLM_KEY_ENVS")
     log_format: Literal["auto", "json", "console"] = Field("auto", alias="BATON_LOG_FORMAT")
     log_level: str = Field("info", alias="BATON_LOG_LEVEL")
     timer_sweep_s: float = Field(15.0, gt=0, alias="BATON_TIMER_SWEEP",
@@ -39,7 +45,7 @@ class Settings(BaseSettings):
     slack_signing_secret: str | None = Field(None, alias="SLACK_SIGNING_SECRET")
     slack_api_url: str | None = Field(None, alias="SLACK_API_URL")
 
-    @field_validator("python_modules", mode="before")
+    @field_validator("python_modules", "llm_hosts", "llm_key_envs", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
@@ -54,6 +60,12 @@ class Settings(BaseSettings):
                              "Slack delivers a request again up to an hour later, and the row "
                              "is how Baton recognises it")
         return value
+
+    def reach(self) -> Reach:
+        """What flow files may reach, from these settings."""
+        return Reach.of(self.llm_hosts, self.llm_key_envs,
+                        own_values=(self.slack_bot_token, self.slack_app_token,
+                                    self.slack_signing_secret, self.database_url))
 
     @property
     def org_path(self) -> Path:

@@ -23,10 +23,16 @@ from pydantic import (
 )
 
 from gates.durations import parse_duration
+from orchestrator.reach import Reach, hook_secret_problem, own_secret
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # Inputs and agents are read from CEL (`inputs.amount`, `signals.risk`): identifiers only.
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+# Every name a flow gives (flow, inputs, agents, step ids, options, branches, blocks, chains)
+# ends up inside Slack ids: `gate.decide.<option>` and `follow_<agent>` action_ids (at most
+# 255 characters), `edit:<input>` block_ids, `{"g":…,"o":"<option>"}` button values (2,000)
+# and modal metadata (3,000). At this length every one of them fits with room to spare.
+MAX_NAME = 64
 Verdict = Literal["ok", "warn", "block"]
 Severity = Literal["info", "low", "medium", "high", "critical"]
 
@@ -56,7 +62,14 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _too_long(value: str, what: str) -> None:
+    if len(value) > MAX_NAME:
+        raise ValueError(f"{what} {value[:40]!r}… is {len(value)} characters long; names have at "
+                         f"most {MAX_NAME}, so that the Slack messages built from them fit")
+
+
 def _check_name(value: str, what: str) -> str:
+    _too_long(value, what)
     if not NAME.match(value):
         raise ValueError(f"{what} {value!r} must be lower-case letters, digits, '-' or '_'")
     return value
@@ -71,7 +84,7 @@ class InputSpec(Strict):
     choices: list[str | int | float] | None = None
     min: float | None = None
     max: float | None = None
-    max_length: int = Field(default=2000, ge=1)
+    max_length: int = Field(default=2000, ge=1, le=100_000)
 
 
 # -- agents ---------------------------------------------------------------------------
@@ -150,6 +163,8 @@ def _check_key_env(value: str | None) -> str | None:
     if value is not None and not API_KEY_ENV.match(value):
         raise ValueError(f"api_key_env names an environment variable (such as OLLAMA_API_KEY), "
                          f"got {value!r}; never put the key itself in a flow file")
+    if value is not None and own_secret(value):  # whatever the settings: see orchestrator/reach.py
+        raise ValueError(Reach().key_problem(value))
     return value
 
 
@@ -208,9 +223,17 @@ class ParallelStep(StepBase):
 
 class OptionSpec(Strict):
     id: str
-    label: str | None = None
+    label: str | None = Field(default=None, max_length=75, description="the button's text")
     effect: Literal["approve", "reject", "request_changes"]
     style: Literal["primary", "danger"] | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        _too_long(value, "option id")
+        if not IDENTIFIER.match(value):  # `baton decide R-1 OPTION` reads `-` as `_`
+            raise ValueError(f"option id {value!r} must be lower-case letters, digits or '_'")
+        return value
 
 
 class GateStep(StepBase):
@@ -411,9 +434,9 @@ class WebhookTrigger(Strict):
     @field_validator("secret_env")
     @classmethod
     def _env(cls, value: str) -> str:
-        if not re.match(r"^[A-Z_][A-Z0-9_]*$", value):
-            raise ValueError(f"expected an environment variable name such as "
-                             f"BATON_HOOK_SECRET, got {value!r}")
+        problem = hook_secret_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 
@@ -447,6 +470,7 @@ class Flow(Strict):
     @classmethod
     def _identifiers(cls, value: dict[str, Any]) -> dict[str, Any]:
         for key in value:
+            _too_long(key, "name")
             if not IDENTIFIER.match(key):
                 raise ValueError(f"{key!r} must be a lower-case identifier (letters, digits, "
                                  "'_'), because conditions read it as inputs.NAME or signals.NAME")

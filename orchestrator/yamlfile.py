@@ -16,6 +16,8 @@ import yaml
 
 from orchestrator.errors import FlowError, Problem
 
+# A flow file is a few kilobytes; past this, it is refused before it is read or parsed.
+MAX_BYTES = 256 * 1024
 # Aliases may repeat a value, not multiply the document: past this many values, the
 # expanded document may be at most EXPANSION times the size of what is written.
 MAX_VALUES = 10_000
@@ -89,15 +91,20 @@ def format_path(path: tuple) -> str:
     return text
 
 
-def read_yaml(path: Path, source: str | None = None) -> YamlDoc:
+def read_yaml(path: Path, source: str | None = None, max_bytes: int | None = MAX_BYTES) -> YamlDoc:
+    """A flow file (at most `max_bytes`, checked before it is read; None: any size, for the
+    org file, which an operator writes and a large company's may be big)."""
     source = source or str(path)
     try:
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise FlowError([Problem(source, "", _too_big(size, max_bytes))])
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FlowError([Problem(source, "", "file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise FlowError([Problem(source, "", f"cannot read the file: {exc}")]) from None
-    return parse_yaml(text, source)
+    return parse_yaml(text, source, max_bytes)
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -145,7 +152,16 @@ def _shape_problem(root: yaml.Node) -> str | None:
     return None
 
 
-def parse_yaml(text: str, source: str) -> YamlDoc:
+def _too_big(size: int, limit: int) -> str:
+    return (f"the file is {size:,} bytes; a flow file may have at most {limit:,} "
+            "(split it into several flows)")
+
+
+def parse_yaml(text: str, source: str, max_bytes: int | None = MAX_BYTES) -> YamlDoc:
+    if max_bytes is not None and len(text) > max_bytes // 4:  # 4: the most bytes a character takes
+        size = len(text.encode("utf-8"))
+        if size > max_bytes:
+            raise FlowError([Problem(source, "", _too_big(size, max_bytes))])
     try:
         root = yaml.compose(text, Loader=_Loader)
         problem = _shape_problem(root) if root is not None else None

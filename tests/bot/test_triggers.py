@@ -19,7 +19,7 @@ from storage.models import Run
 from tests.bot.conftest import Baton
 from tests.conftest import EXAMPLE_FLOWS, TEST_FLOWS
 
-SECRET = "hook-secret-for-tests"
+SECRET = "hook-secret-for-tests-32-bytes-long-at-least"
 
 
 def post(baton: Baton, flow: str, body: dict, *, secret: str = SECRET, ts: int | None = None,
@@ -41,7 +41,7 @@ def runs(baton: Baton) -> list[Run]:
 
 def test_a_signed_webhook_starts_a_run_and_a_retry_with_its_key_does_not(
         make_baton, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("BATON_TEST_HOOK_SECRET", SECRET)
+    monkeypatch.setenv("BATON_HOOK_SECRET_TEST", SECRET)
     baton: Baton = make_baton(TEST_FLOWS)
     body = {"inputs": {"service": "payments-api", "version": "2.4.1"}}
     first = post(baton, "hooked", body, key="pipeline-981")
@@ -60,8 +60,8 @@ def test_webhooks_refuse_what_is_not_signed_or_not_valid(
     body = {"inputs": {"service": "api", "version": "1"}}
     not_configured = post(baton, "hooked", body)
     assert not_configured.status_code == 503
-    assert "set BATON_TEST_HOOK_SECRET" in not_configured.json()["error"]
-    monkeypatch.setenv("BATON_TEST_HOOK_SECRET", SECRET)
+    assert "BATON_HOOK_SECRET_TEST is not set on the Baton server" in not_configured.json()["error"]
+    monkeypatch.setenv("BATON_HOOK_SECRET_TEST", SECRET)
     assert post(baton, "hooked", body, secret="wrong").status_code == 401
     assert post(baton, "hooked", body, ts=int(time.time()) - 600).status_code == 401
     assert post(baton, "hooked", body, content_type="text/plain").status_code == 415
@@ -94,7 +94,8 @@ def test_a_schedule_starts_one_run_per_firing_however_many_replicas_fire(
     ('schedule: [{cron: "0 9 * * *", timezone: Mars/Base, requester: grace}]', "unknown time zone"),
     ('schedule: [{cron: "0 9 * * *", requester: "role:on-call"}]', "a run is started by one person"),
     ('schedule: [{cron: "0 9 * * *", requester: grace, inputs: {colour: red}}]', "unknown input 'colour'"),
-    ("webhook: {secret_env: lowercase, requester: grace}", "expected an environment variable name"),
+    ("webhook: {secret_env: lowercase, requester: grace}", "named BATON_HOOK_SECRET or "
+                                                           "BATON_HOOK_SECRET_<NAME>"),
 ])
 def test_triggers_are_validated(tmp_path: Path, trigger: str, message: str) -> None:
     path = tmp_path / "t.yaml"
