@@ -28,6 +28,7 @@ from orchestrator.export import export_run, verify_all, verify_run
 from orchestrator.inputs import parse_assignments
 from orchestrator.loader import FlowCatalog, load_flow, load_org
 from orchestrator.logs import configure_logging
+from orchestrator.program import Program
 from orchestrator.queries import find_runs
 from orchestrator.settings import Settings
 from orchestrator.stats import compute as compute_stats
@@ -101,18 +102,37 @@ def flows_validate(
     else:
         fail(f"{target}: no such file or folder")
     problems = 0
+    reach = config.reach()
     for file in files:
         try:
-            program = load_flow(file, org, callables)
+            program = load_flow(file, org, callables, reach=reach)
             typer.echo(f"ok    {file} ({program.name}: {len(program.nodes)} steps)")
         except FlowError as exc:
             problems += len(exc.problems)
             for problem in exc.problems:
                 typer.echo(f"error {problem}", err=True)
+            continue
+        for warning in setup_warnings(program, config):  # this server's, not the file's
+            typer.echo(f"setup {file}: {warning}", err=True)
     if not files:
         fail(f"no flow files (*.yaml) in {target}")
     if problems:
         raise typer.Exit(2)
+
+
+def setup_warnings(program: Program, config: Settings) -> list[str]:
+    """What this server lacks for `program` to run (a key, a webhook secret), and the fix."""
+    from orchestrator.agents.endpoints import setup_problems
+    from orchestrator.reach import hook_secret_value_problem
+
+    found = [f"{problem}" for problem in
+             setup_problems(program.flow, config.llm_model, config.reach())]
+    hook = program.flow.triggers.webhook
+    if hook is not None:
+        problem = hook_secret_value_problem(hook.secret_env, os.environ.get(hook.secret_env))
+        if problem:
+            found.append(f"webhook: {problem}; until then POST /hooks/{program.name} answers 503")
+    return found
 
 
 @flows_app.command("list")
@@ -511,6 +531,12 @@ def serve(
 
     service = BatonService(config)
     typer.echo(f"baton serve: {why}")
+    flows, errors = service.engine.flows.load_all()
+    for error in errors:
+        typer.echo(f"baton serve: invalid flow file (it cannot run until fixed):\n{error}", err=True)
+    for program in flows.values():
+        for warning in setup_warnings(program, config):
+            typer.echo(f"baton serve: flow {program.name} cannot run: {warning}", err=True)
     service.start()
     try:
         if transport == "socket":

@@ -116,7 +116,7 @@ def http_app(app: App, db: Database, extra_routes: list[Route] | None = None,
              engine: Engine | None = None) -> Starlette:
     """The routes; with an `engine`, also `POST /hooks/FLOW` (webhook triggers)."""
     clock = clock or SystemClock()
-    collector = BatonCollector(db, clock)
+    collector = BatonCollector(db, clock, engine=engine)
     # The app's own secret unless told otherwise (bolt keeps it as `_signing_secret`).
     secret = signing_secret if signing_secret is not None else getattr(app, "_signing_secret", "")
 

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, generate_latest
@@ -21,14 +21,19 @@ from orchestrator.stats import Stats, compute
 from storage.engine import Database
 from storage.models import Event, Gate, SlackOutbox
 
+if TYPE_CHECKING:
+    from orchestrator.engine import Engine
+
 WINDOW = timedelta(days=7)
 
 
 class BatonCollector:
-    def __init__(self, db: Database, clock: Any, cache_s: float = 10.0) -> None:
+    def __init__(self, db: Database, clock: Any, cache_s: float = 10.0,
+                 engine: Engine | None = None) -> None:
         self.db = db
         self.clock = clock
         self.cache_s = cache_s
+        self.engine = engine  # with it, the flows' setup problems are reported too
         self._cached: tuple[float, Stats, dict[str, int]] | None = None
         self._lock = threading.Lock()
 
@@ -86,6 +91,17 @@ class BatonCollector:
                     stats.agent_error_rate)
         yield gauge("baton_agent_retry_ratio", "Share of agent calls that needed a retry",
                     stats.agent_retry_rate)
+        yield gauge("baton_runs_failed_setup",
+                    "Runs stopped because an llm agent could not reach its model (a setup problem)",
+                    stats.setup_failures)
+        if self.engine is not None:
+            setup = GaugeMetricFamily(
+                "baton_llm_setup_problems",
+                "llm agents that cannot work as the server is set up now, by flow",
+                labels=["flow"])
+            for flow, problems in sorted(self.engine.setup_report().items()):
+                setup.add_metric([flow], len(problems))
+            yield setup
         yield gauge("baton_agent_tokens", "Tokens used by agents", stats.tokens)
         yield gauge("baton_agent_cost_dollars", "Estimated agent cost", stats.cost)
         for name, value in backlog.items():

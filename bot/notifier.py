@@ -283,6 +283,9 @@ class SlackSink:
     def _finished(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
         assert run.id is not None
         extra = f"{p.get('steps', 0)} steps · {p.get('duration_s', 0):g}s · `/baton trace {run.ref}`"
+        if p.get("outcome") == "setup":  # not the approvers' to fix: the requester is told
+            extra = (f"{mention(self.org, run.requester)}: your run could not reach its model. "
+                     f"Ask the Baton operator to fix the setup, then start it again · {extra}")
         self._post(s, run, run_render.run_note(run.ref, p["status"], p.get("why", ""), extra=extra), at)
         self._update_card(s, run, self._card(s, run, p["status"], p.get("why")), at)
         self.refresh_home(s, run.requester, at)

@@ -95,7 +95,19 @@ class BatonService:
         self.app = build_app(self.bot, self.client, settings.slack_signing_secret)
         self._learning: threading.Thread | None = None
 
+    def log_setup(self) -> None:
+        """Tell the operator, at start-up, which flows cannot run as the server is set up."""
+        _, errors = self.engine.flows.load_all()
+        for error in errors:
+            log.warning("flow_invalid", error=str(error))
+        for flow, problems in self.engine.setup_report().items():
+            for problem in problems:
+                log.warning("llm_setup_problem", flow=flow, agent=problem.agent,
+                            problem=problem.problem)
+
     def start(self) -> None:
+        self.log_setup()
+
         def learn() -> None:
             delay = 1.0
             while not self.identity.learn(self.client):

@@ -17,9 +17,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from orchestrator.engine import Engine
-from orchestrator.errors import BatonError, NotFound
+import structlog
 
+from orchestrator.engine import Engine
+from orchestrator.errors import BatonError, NotFound, SetupError
+from orchestrator.reach import hook_secret_value_problem
+
+log = structlog.get_logger("baton.webhooks")
 TOLERANCE_S = 300
 
 
@@ -41,9 +45,10 @@ def handle(engine: Engine, flow: str, headers: Mapping[str, str], body: bytes,
     if trigger is None:
         return 404, {"error": f"flow {flow!r} has no webhook trigger (triggers.webhook)"}
     secret = os.environ.get(trigger.secret_env)
-    if not secret:
-        return 503, {"error": f"the webhook of {flow!r} is not configured: set "
-                              f"{trigger.secret_env} on the server"}
+    unusable = hook_secret_value_problem(trigger.secret_env, secret)
+    if unusable or not secret:  # a short secret is as good as none: anyone could sign
+        log.warning("webhook_not_configured", flow=flow, problem=unusable)
+        return 503, {"error": f"the webhook of {flow!r} is not configured: {unusable}"}
     timestamp = headers.get("x-baton-timestamp", "")
     signature = headers.get("x-baton-signature", "")
     if not timestamp.isdigit() or not signature:
@@ -64,6 +69,8 @@ def handle(engine: Engine, flow: str, headers: Mapping[str, str], body: bytes,
                                engine.org.principal(trigger.requester),
                                origin={"kind": "webhook", "flow": program.name},
                                request_key=f"webhook:{program.name}:{key}" if key else None)
+    except SetupError as exc:  # the server's to fix, not the caller's request
+        return 503, {"error": str(exc)}
     except BatonError as exc:
         return 400, {"error": str(exc)}
     return 202, {"run": run.ref, "status": run.status}

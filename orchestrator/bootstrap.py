@@ -29,9 +29,10 @@ def open_engine(settings: Settings, *, clock: Clock | None = None,
     org file; invalid flow files only fail when they are used (or validated)."""
     org = load_org(settings.org_path)
     callables = CallableLoader(settings.python_modules, settings.flows.resolve())
-    catalog = FlowCatalog(settings.flows, org, callables)
+    reach = settings.reach()
+    catalog = FlowCatalog(settings.flows, org, callables, reach)
     extra = {"lease_ttl": lease_ttl} if lease_ttl is not None else {}
     return Engine(db or open_database(settings), catalog, org, callables, clock,
                   observers=observers, background=background,
                   agent_concurrency=settings.agent_concurrency,
-                  llm=LlmDefaults(settings.llm_model, settings.llm_prices), **extra)
+                  llm=LlmDefaults(settings.llm_model, settings.llm_prices, reach), **extra)

@@ -39,9 +39,10 @@ from orchestrator.agents.base import (
     Attempt,
     validate_output,
 )
+from orchestrator.agents.endpoints import SetupProblem, explain, setup_problems
 from orchestrator.callables import CallableLoader
 from orchestrator.clock import Clock, SystemClock
-from orchestrator.errors import BatonError, NotFound
+from orchestrator.errors import BatonError, NotFound, SetupError
 from orchestrator.events import DomainEvent, Notifier, emit
 from orchestrator.failpoints import crash_point
 from orchestrator.gating import DecisionReport
@@ -255,6 +256,7 @@ class Engine:
             raise BatonError(f"you may not start {flow.name}; it may be started by: "
                              + ", ".join(flow.requesters))
         values = parse_inputs(flow, inputs)
+        self.check_setup(program)
         now = self.clock.now()
         origin = dict(origin or {})
         run, carry = self._isolate_on_crash(partial(
@@ -270,6 +272,21 @@ class Engine:
         else:
             self._schedule(run.id)
         return run
+
+    def setup_report(self) -> dict[str, list[SetupProblem]]:
+        """Every valid flow's setup problems now (`baton serve` at start-up, /metrics)."""
+        flows, _ = self.flows.load_all()
+        return {name: setup_problems(program.flow, self.llm.model, self.llm.reach)
+                for name, program in flows.items()}
+
+    def check_setup(self, program: Program) -> None:
+        """Refuse to start a run whose llm agents cannot work on this server (a key that is
+        not set, a server or key the settings do not allow), before anyone is asked anything."""
+        problems = setup_problems(program.flow, self.llm.model, self.llm.reach)
+        if problems:
+            log.warning("run_refused_setup", flow=program.name,
+                        problems=[str(p) for p in problems])
+            raise SetupError(explain(program.name, problems))
 
     def _insert_run(self, program: Program, values: dict[str, Any], requester: str,
                     origin: dict[str, Any], request_key: str | None, now: datetime,

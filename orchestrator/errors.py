@@ -20,6 +20,11 @@ class InputError(BatonError):
     """Run inputs that do not fit the flow's declared inputs."""
 
 
+class SetupError(BatonError):
+    """The server is not set up for what was asked (a flow whose llm agents have no key):
+    the operator's to fix, told to whoever asked."""
+
+
 @dataclass(frozen=True)
 class Problem:
     file: str

@@ -30,7 +30,7 @@ from orchestrator.callables import CallableError, CallableLoader
 from orchestrator.context import condition_shapes, sample_contexts
 from orchestrator.errors import FlowError, NotFound, Problem
 from orchestrator.program import CompileError, Program, compile_flow
-from orchestrator.reach import Reach
+from orchestrator.reach import Reach, hook_secret_problem, own_secret
 from orchestrator.yamlfile import YamlDoc, format_path, parse_yaml, read_yaml
 from storage.trace import canonical_json
 
@@ -309,19 +309,19 @@ class _Checker:
                                "declare a second agent with its own instructions")
 
     def llm_reach(self) -> None:
-        """Servers and key variables the operator allows (orchestrator/reach.py)."""
-        if self.reach is None:
-            return
+        """Servers and key variables the operator allows (orchestrator/reach.py). Without
+        the settings (a stored version), Baton's own secrets are still never a key."""
         sections: list[tuple[tuple, S.LlmDefaults | S.LlmAgent]] = [(("llm",), self.flow.llm)]
         sections += [(("agents", name), agent) for name, agent in self.flow.agents.items()
                      if isinstance(agent, S.LlmAgent)]
         for path, section in sections:
-            if section.base_url is not None:
+            if section.base_url is not None and self.reach is not None:
                 problem = self.reach.host_problem(section.base_url)
                 if problem:
                     self.add(path + ("base_url",), problem)
-            if section.api_key_env is not None:
-                problem = self.reach.key_problem(section.api_key_env)
+            name = section.api_key_env
+            if name is not None and (self.reach is not None or own_secret(name)):
+                problem = (self.reach or Reach()).key_problem(name)
                 if problem:
                     self.add(path + ("api_key_env",), problem)
 
@@ -336,8 +336,12 @@ class _Checker:
                 parse_inputs(self.flow, schedule.inputs)
             except InputError as exc:
                 self.add(path + ("inputs",), str(exc).splitlines()[0])
-        if self.flow.triggers.webhook is not None:
-            self.one_person(("triggers", "webhook", "requester"), self.flow.triggers.webhook.requester)
+        hook = self.flow.triggers.webhook
+        if hook is not None:
+            self.one_person(("triggers", "webhook", "requester"), hook.requester)
+            problem = hook_secret_problem(hook.secret_env)
+            if problem:
+                self.add(("triggers", "webhook", "secret_env"), problem)
 
     def one_person(self, path: tuple, spec: str) -> None:
         if self.org is None:

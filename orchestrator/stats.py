@@ -42,6 +42,7 @@ class Stats:
     until: datetime
     runs: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
+    setup_failures: int = 0  # runs stopped by a setup problem (docs/llm.md, "Setup checks")
     runs_with_people: int = 0
     gates: int = 0
     decided: dict[str, int] = field(default_factory=dict)  # effect -> gates
@@ -92,7 +93,7 @@ class Stats:
     def as_dict(self) -> dict[str, Any]:
         return {
             "flow": self.flow, "since": self.since.isoformat(), "until": self.until.isoformat(),
-            "runs": self.runs, "by_status": self.by_status,
+            "runs": self.runs, "by_status": self.by_status, "setup_failures": self.setup_failures,
             "human_intervention_rate": self.intervention_rate,
             "gates": self.gates, "decided": self.decided, "closed_by_baton": self.closed_by_baton,
             "approval_rate": self.rate("approve"), "rejection_rate": self.rate("reject"),
@@ -117,9 +118,12 @@ def compute(db: Database, *, now: datetime, since: timedelta = timedelta(days=7)
     if flow is not None:
         window.append(col(Run.flow_name) == flow)
     with db.read() as s:
-        for status, count in s.exec(select(Run.status, sa.func.count()).where(*window)
-                                    .group_by(Run.status)):
-            stats.by_status[status] = count
+        for status, outcome, count in s.exec(
+                select(Run.status, Run.outcome, sa.func.count()).where(*window)
+                .group_by(Run.status, Run.outcome)):
+            stats.by_status[status] = stats.by_status.get(status, 0) + count
+            if status == "failed" and outcome == "setup":
+                stats.setup_failures += count
         stats.runs = sum(stats.by_status.values())
 
         stats.runs_with_people = s.exec(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from sqlmodel import select
 
 from gates.boundaries import check_boundary, lookup
@@ -35,6 +36,7 @@ from storage.models import Action
 from storage.repo import halt_state
 from storage.rows import insert_new
 
+log = structlog.get_logger("baton.steps")
 MAX_TRACE_TEXT = 4000
 _ACTIONS = Action.__table__  # type: ignore[attr-defined]
 # Built once (building a statement and its cache key costs more than SQLite running it).
@@ -159,6 +161,8 @@ def store_result(tx: Tx, node: Node | str, result: AgentResult, *, agent_label: 
         data["failed_attempts"] = retries
     if result.error:
         data["error"] = _clip(result.error, 1000)
+    if result.setup:
+        data["setup"] = True  # the operator's to fix (docs/llm.md, "Setup checks")
     if result.raw is not None:
         data["raw"] = _clip(result.raw)
     if output:
@@ -169,7 +173,17 @@ def store_result(tx: Tx, node: Node | str, result: AgentResult, *, agent_label: 
 
 
 def agent_failure(tx: Tx, node: Node, result: AgentResult) -> Transition | None:
-    """Apply the agent's on_failure: fail the run, carry on, or ask a person."""
+    """Apply the agent's on_failure: fail the run, carry on, or ask a person. A setup problem
+    (no key, a server that cannot be reached or refuses the key, an unknown model) stops the
+    run whatever on_failure says: approvers cannot fix it, and a flow that goes on without
+    the signal would decide on less than its author meant. The requester is told."""
+    if result.setup:
+        log.warning("llm_setup_failed", run=tx.run.ref, flow=tx.run.flow_name,
+                    agent=result.agent, error=result.error)
+        return Finish("failed", "setup",
+                      f"agent {result.agent!r} could not reach its model: {result.error}. This is "
+                      "a setup problem for the Baton operator (docs/llm.md, \"Setup checks\"); "
+                      "nobody was asked to decide")
     spec = tx.program.flow.agents.get(result.agent)
     policy = spec.on_failure if spec else "fail"
     if policy == "continue":
@@ -195,7 +209,7 @@ def _finish_agents(node: Node) -> Callable[[Tx, Any], Transition]:
             store_result(tx, node, result)
             if result.status == "failed":
                 failures.append(result)
-        for result in failures:
+        for result in sorted(failures, key=lambda r: not r.setup):  # setup problems first
             transition = agent_failure(tx, node, result)
             if transition is not None:
                 return transition
@@ -700,7 +714,7 @@ def finish_plan(tx: Tx, node: Node, planned: AgentResult, results: list[AgentRes
                       "subtasks": [str((r.output or {}).get("subtask", {}).get("title", ""))
                                    for r in rows],
                       "verdict": joined.output.verdict, "summary": summary}, node=node.key)
-    for result in failures:
+    for result in sorted(failures, key=lambda r: not r.setup):  # setup problems first
         transition = agent_failure(tx, node, result)
         if transition is not None:
             return transition

@@ -3,7 +3,7 @@ OpenAI-compatible chat model, orchestrator/agents/llm.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.agents.base import (
@@ -19,6 +19,7 @@ from orchestrator.agents.python import PythonAgentRunner
 from orchestrator.agents.rules import RulesAgentRunner
 from orchestrator.callables import CallableLoader
 from orchestrator.program import Program
+from orchestrator.reach import Reach
 from orchestrator.spec import LlmAgent, PythonAgent, RulesAgent
 
 __all__ = [
@@ -35,10 +36,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class LlmDefaults:
-    """What the configuration says about llm agents: BATON_LLM_MODEL and BATON_LLM_PRICES."""
+    """What the configuration says about llm agents: BATON_LLM_MODEL, BATON_LLM_PRICES, and
+    the servers and keys they may use (BATON_LLM_HOSTS, BATON_LLM_KEY_ENVS)."""
 
     model: str = "gpt-4o-mini"
     prices: Path | None = None
+    reach: Reach = field(default_factory=Reach)
 
 
 def build_agent(program: Program, name: str, callables: CallableLoader,
@@ -60,4 +63,5 @@ def _llm_agent(program: Program, name: str, spec: LlmAgent, llm: LlmDefaults) ->
     from orchestrator.agents.prices import load_prices
 
     return LlmAgentRunner(name, spec, program.flow.name, program.flow.llm,
-                          role_of(program.flow, name), llm.model, load_prices(llm.prices))
+                          role_of(program.flow, name), llm.model, load_prices(llm.prices),
+                          llm.reach)

@@ -57,18 +57,32 @@ class AgentContext:
 
 
 class AgentFailure(Exception):
-    """Raised by an agent for a failure worth retrying (a timeout, a 5xx, a 429)."""
+    """Raised by an agent for a failure worth retrying (a timeout, a 5xx, a 429).
+
+    `setup`: the failure is the operator's to fix, not the approvers' (a server that cannot
+    be reached, a missing or refused key, an unknown model): after the last attempt the run
+    stops and tells the requester, rather than asking people to decide around it."""
 
     def __init__(self, message: str, *, retry_after: float | None = None,
-                 raw: str | None = None, usage: dict[str, Any] | None = None) -> None:
+                 raw: str | None = None, usage: dict[str, Any] | None = None,
+                 setup: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.raw = raw
         self.usage = usage or {}
+        self.setup = setup
 
 
 class PermanentAgentFailure(AgentFailure):
     """A failure that another attempt cannot fix (a 4xx, a bug, invalid output)."""
+
+
+class SetupFailure(PermanentAgentFailure):
+    """A setup problem another attempt cannot fix: a key that is missing, not allowed or
+    refused, a server not allowed, an unknown model."""
+
+    def __init__(self, message: str, **kw: Any) -> None:
+        super().__init__(message, setup=True, **kw)
 
 
 class Agent(Protocol):
@@ -115,6 +129,7 @@ class AgentResult:
     error: str | None = None
     raw: str | None = None
     subtask: dict[str, Any] | None = None
+    setup: bool = False  # failed for a setup problem (AgentFailure.setup)
     # tokens and cost of attempts that failed (a model that answered, but invalidly): they are
     # spent all the same, and count toward the run's budget and the agent's cost
     spent: dict[str, float] = field(default_factory=lambda: {"tokens_in": 0, "tokens_out": 0,
@@ -158,6 +173,7 @@ def run_agent(agent: Agent, ctx: AgentContext, *, timeout: timedelta, retry: Ret
     started = clock.now()
     last_error: str | None = None
     raw: str | None = None
+    setup = False  # whether the last failed attempt was a setup problem
     spent = {"tokens_in": 0, "tokens_out": 0, "cost": 0.0}
 
     def count(exc: BaseException) -> None:
@@ -179,10 +195,12 @@ def run_agent(agent: Agent, ctx: AgentContext, *, timeout: timedelta, retry: Ret
             count(exc)
             attempts.append(Attempt(number, at, (time.perf_counter() - t0) * 1000, str(exc)))
             return AgentResult(agent.name, agent.kind, "failed", None, started, attempts,
-                               error=str(exc), raw=exc.raw or raw, subtask=ctx.subtask, spent=spent)
+                               error=str(exc), raw=exc.raw or raw, subtask=ctx.subtask, spent=spent,
+                               setup=exc.setup)
         except Exception as exc:  # an agent's own bug counts as a failed attempt
             count(exc)
             message = str(exc) if isinstance(exc, AgentFailure) else f"{type(exc).__name__}: {exc}"
+            setup = bool(getattr(exc, "setup", False))
             raw = getattr(exc, "raw", None) or raw
             attempt = Attempt(number, at, (time.perf_counter() - t0) * 1000, message)
             attempts.append(attempt)
@@ -193,4 +211,4 @@ def run_agent(agent: Agent, ctx: AgentContext, *, timeout: timedelta, retry: Ret
                 clock.sleep(delay)
     return AgentResult(agent.name, agent.kind, "failed", None, started, attempts,
                        error=f"failed after {len(attempts)} attempt(s): {last_error}", raw=raw,
-                       subtask=ctx.subtask, spent=spent)
+                       subtask=ctx.subtask, spent=spent, setup=setup)

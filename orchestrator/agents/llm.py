@@ -22,63 +22,51 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import hashlib
-import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlparse
 
 import openai
 import structlog
 
 from orchestrator.agents.answers import InvalidAnswer, Role, json_schema, parse_answer, schema_name
-from orchestrator.agents.base import AgentContext, AgentFailure, AgentOutput, PermanentAgentFailure
+from orchestrator.agents.base import (
+    AgentContext,
+    AgentFailure,
+    AgentOutput,
+    PermanentAgentFailure,
+    SetupFailure,
+)
+from orchestrator.agents.endpoints import Endpoint, api_key, endpoint
 from orchestrator.agents.prices import PriceTable
 from orchestrator.agents.prompts import Prompt, correction
+from orchestrator.reach import Reach
 from orchestrator.spec import LlmAgent, LlmDefaults
+
+__all__ = ["Endpoint", "LlmAgentRunner", "client_for", "endpoint", "refuses_schema",
+           "retry_after_seconds"]
 
 log = structlog.get_logger("baton.llm")
 
-DEFAULT_KEY_ENV = "OPENAI_API_KEY"
-OPENAI_HOSTS = ("api.openai.com",)
-# Local servers (Ollama, llama.cpp) accept any key, but the openai client insists on one.
-LOCAL_PLACEHOLDER_KEY = "no-key-needed"
+# A server that refuses JSON-schema output says so in many ways: 400 or 422 (OpenAI-style
+# servers), 501, or a 500 naming the field (llama-cpp-python: "Input should be 'text' or
+# 'json_object'", with `response_format` and 'json_schema' in the validation error).
+SCHEMA_REFUSALS = (400, 415, 422, 501)
+_SCHEMA_WORDS = re.compile(r"response[_ ]?format|json[_ ]?schema|json_object|structured[_ ]output",
+                           re.IGNORECASE)
+# Statuses that are about the key, the rate or the model whatever the message says.
+_NOT_ABOUT_SCHEMA = (401, 403, 404, 408, 429)
 
 
-# -- where to send the call -------------------------------------------------------------------
-@dataclass(frozen=True)
-class Endpoint:
-    model: str
-    base_url: str | None  # None: the openai client's default (api.openai.com)
-    key_env: str
-    response_format: str  # auto | json_schema | json_object
-
-    @property
-    def label(self) -> str:
-        return self.base_url or "https://api.openai.com/v1"
-
-
-def endpoint(spec: LlmAgent, flow: LlmDefaults, default_model: str) -> Endpoint:
-    """Agent settings win over the flow's `llm:` section, which wins over the environment."""
-    base_url = spec.base_url or flow.base_url or os.environ.get("OPENAI_BASE_URL") or None
-    return Endpoint(model=spec.model or flow.model or default_model,
-                    base_url=base_url.rstrip("/") if base_url else None,
-                    key_env=spec.api_key_env or flow.api_key_env or DEFAULT_KEY_ENV,
-                    response_format=spec.response_format or flow.response_format)
-
-
-def _api_key(where: Endpoint) -> str:
-    key = os.environ.get(where.key_env)
-    if key:
-        return key
-    host = urlparse(where.base_url).hostname if where.base_url else None
-    if where.key_env == DEFAULT_KEY_ENV and host and host not in OPENAI_HOSTS:
-        return LOCAL_PLACEHOLDER_KEY
-    hint = (" (for a local server such as Ollama, set OPENAI_BASE_URL and any value will do)"
-            if where.key_env == DEFAULT_KEY_ENV else "")
-    raise PermanentAgentFailure(f"no API key for {where.label}: set {where.key_env}{hint}")
+def refuses_schema(status: int, message: str) -> bool:
+    """Whether an error answer to a JSON-schema request means "not this way": ask again in
+    JSON mode rather than fail or retry the same request."""
+    if status in SCHEMA_REFUSALS:
+        return True
+    return status >= 400 and status not in _NOT_ABOUT_SCHEMA and bool(_SCHEMA_WORDS.search(message))
 
 
 _clients: dict[tuple[str | None, str], openai.OpenAI] = {}
@@ -87,14 +75,18 @@ _clients_lock = threading.Lock()
 _json_mode_only: set[tuple[str | None, str]] = set()
 
 
-def client_for(where: Endpoint) -> openai.OpenAI:
-    """One client (one connection pool) per server and key, shared by every agent."""
-    key = _api_key(where)
+def client_for(where: Endpoint, reach: Reach | None = None) -> openai.OpenAI:
+    """One client (one connection pool) per server and key, shared by every agent. The
+    server and key are checked against the operator's settings first, every time."""
+    key = api_key(where, reach if reach is not None else Reach())
     cache_key = (where.base_url, hashlib.sha256(key.encode()).hexdigest())
     with _clients_lock:
         client = _clients.get(cache_key)
         if client is None:
-            client = openai.OpenAI(api_key=key, base_url=where.base_url, max_retries=0)
+            # Redirects are not followed: a server allowed by the settings must not hand the
+            # request (the key, the run's data) on to one that is not.
+            client = openai.OpenAI(api_key=key, base_url=where.base_url, max_retries=0,
+                                   http_client=openai.DefaultHttpxClient(follow_redirects=False))
             _clients[cache_key] = client
         return client
 
@@ -170,11 +162,12 @@ class LlmAgentRunner:
     inline = False
 
     def __init__(self, name: str, spec: LlmAgent, flow: str, defaults: LlmDefaults, role: Role,
-                 default_model: str, prices: PriceTable) -> None:
+                 default_model: str, prices: PriceTable, reach: Reach | None = None) -> None:
         self.name = name
         self.spec = spec
         self.role = role
         self.where = endpoint(spec, defaults, default_model)
+        self.reach = reach if reach is not None else Reach()
         self.prices = prices
         self.prompt = Prompt(name, flow, spec.instructions, spec.input, role)
         self.schema = json_schema(role)
@@ -183,7 +176,7 @@ class LlmAgentRunner:
         self.log_context = structlog.contextvars.get_contextvars()
         # The first client of a process takes a while (TLS setup): not part of a call's latency.
         with contextlib.suppress(PermanentAgentFailure):  # reported by run(), where it is traced
-            client_for(self.where)
+            client_for(self.where, self.reach)
 
     # -- the protocol run_agent drives -------------------------------------------------------
     def run(self, ctx: AgentContext) -> AgentOutput:
@@ -191,7 +184,7 @@ class LlmAgentRunner:
                              "attempt": ctx.attempt})
         if ctx.subtask is not None:
             logger = logger.bind(subtask=ctx.subtask.get("index"))
-        client = client_for(self.where)
+        client = client_for(self.where, self.reach)
         timeout = self.spec.timeout.total_seconds()
         call = _Call(time.monotonic() + timeout, timeout, self._mode())
         messages = self.prompt.messages(ctx, self.schema if call.mode == "json_object" else None)
@@ -232,7 +225,7 @@ class LlmAgentRunner:
             return self._send(client, messages, call, logger), messages
         except openai.APIStatusError as exc:
             refused_schema = (call.mode == "json_schema" and self.where.response_format == "auto"
-                              and exc.status_code in (400, 422))
+                              and refuses_schema(exc.status_code, _error_text(exc)))
             if not refused_schema:
                 raise self._failure(exc, logger) from None
             logger.warning("llm_json_mode", status=exc.status_code, error=_error_text(exc),
@@ -273,7 +266,8 @@ class LlmAgentRunner:
                                f"{self.where.label}") from None
         except openai.APIConnectionError as exc:
             logger.warning("llm_call_failed", error="connection", detail=str(exc))
-            raise AgentFailure(f"could not reach {self.where.label}: {exc}") from None
+            # Retried (a server restarting); after the last attempt, a setup problem.
+            raise AgentFailure(f"could not reach {self.where.label}: {exc}", setup=True) from None
         except (openai.OpenAIError, ValueError) as exc:  # a body that is not a chat completion
             logger.warning("llm_call_failed", error="unreadable response", detail=str(exc)[:300])
             raise AgentFailure(f"{self.where.label} sent a response that is not a chat "
@@ -309,9 +303,14 @@ class LlmAgentRunner:
         logger.warning("llm_call_failed", status=status, error=text)
         if status >= 500:
             return AgentFailure(where)
-        hints = {401: " (check the API key)", 403: " (check the key's permissions)",
+        hints = {401: f" (check the API key in {self.where.key_env})",
+                 403: f" (check the permissions of the key in {self.where.key_env})",
                  404: f" (check the model name {self.where.model!r} and the base URL)"}
-        return PermanentAgentFailure(where + hints.get(status, ""))
+        if status in hints or 300 <= status < 400:  # the operator's to fix, not the approvers'
+            moved = (" (Baton does not follow redirects: set the server's final address)"
+                     if 300 <= status < 400 else "")
+            return SetupFailure(where + hints.get(status, moved))
+        return PermanentAgentFailure(where)
 
     def _parse(self, reply: Reply, usage: Usage) -> AgentOutput:
         if reply.refusal:

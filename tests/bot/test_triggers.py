@@ -94,8 +94,9 @@ def test_a_schedule_starts_one_run_per_firing_however_many_replicas_fire(
     ('schedule: [{cron: "0 9 * * *", timezone: Mars/Base, requester: grace}]', "unknown time zone"),
     ('schedule: [{cron: "0 9 * * *", requester: "role:on-call"}]', "a run is started by one person"),
     ('schedule: [{cron: "0 9 * * *", requester: grace, inputs: {colour: red}}]', "unknown input 'colour'"),
-    ("webhook: {secret_env: lowercase, requester: grace}", "named BATON_HOOK_SECRET or "
-                                                           "BATON_HOOK_SECRET_<NAME>"),
+    ("webhook: {secret_env: lowercase, requester: grace}", "expected an environment variable name"),
+    ("webhook: {secret_env: HOME, requester: grace}", "named BATON_HOOK_SECRET or "
+                                                      "BATON_HOOK_SECRET_<NAME>"),
 ])
 def test_triggers_are_validated(tmp_path: Path, trigger: str, message: str) -> None:
     path = tmp_path / "t.yaml"

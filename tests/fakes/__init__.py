@@ -1,5 +1,15 @@
 """Fakes for the edges Baton does not own, each a real HTTP server on loopback."""
 
-from tests.fakes.openai_server import FakeOpenAI, Recorded, Reply, agent, point_baton_at, signal
+from tests.fakes.openai_server import (
+    LLAMA_CPP_PYTHON_500,
+    OPENAI_STYLE_400,
+    FakeOpenAI,
+    Recorded,
+    Reply,
+    agent,
+    point_baton_at,
+    signal,
+)
 
-__all__ = ["FakeOpenAI", "Recorded", "Reply", "agent", "point_baton_at", "signal"]
+__all__ = ["LLAMA_CPP_PYTHON_500", "OPENAI_STYLE_400", "FakeOpenAI", "Recorded", "Reply", "agent",
+           "point_baton_at", "signal"]

@@ -38,6 +38,18 @@ from bot.sandbox import LoopbackServer
 
 PRICES = Path(__file__).resolve().parent / "prices.yaml"
 
+# How servers that cannot give JSON-schema output answer a request for it: (status, message,
+# error type). OpenAI-style servers say so with a 400.
+OPENAI_STYLE_400 = (400, "response_format type 'json_schema' is not supported by this server",
+                    "invalid_request_error")
+# llama-cpp-python's server (`python -m llama_cpp.server`): its request model allows only
+# 'text' and 'json_object', and its routes' error handler (llama_cpp/server/errors.py) turns
+# the validation error into a 500 whose message is the error list, as str() prints it.
+LLAMA_CPP_PYTHON_500 = (
+    500, "[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': "
+         "\"Input should be 'text' or 'json_object'\", 'input': 'json_schema', 'ctx': "
+         "{'expected': \"'text' or 'json_object'\"}}]", "internal_server_error")
+
 
 def point_baton_at(monkeypatch: pytest.MonkeyPatch, server: FakeOpenAI) -> None:
     """Configure Baton's llm agents the way a user would: the openai client's own
@@ -75,12 +87,14 @@ class Reply:
     refusal: str | None = None
     model: str | None = None  # the model the server says answered; default: the one asked
     raw_body: str | None = None  # sent as is, instead of a chat completion
+    location: str | None = None  # with a 3xx status: where the server redirects
 
 
 @dataclass
 class Recorded:
     body: dict[str, Any]
     started: float  # time.monotonic() when the request arrived
+    headers: dict[str, str] = field(default_factory=dict)
     finished: float | None = None
     status: int | None = None
     script: str | None = None
@@ -121,6 +135,8 @@ class _Script:
 class FakeOpenAI:
     structured_outputs: bool = True  # False: refuse response_format json_schema with a 400
     requests: list[Recorded] = field(default_factory=list)
+    # How to refuse json_schema (OPENAI_STYLE_400, LLAMA_CPP_PYTHON_500); None: as above.
+    schema_refusal: tuple[int, str, str] | None = None
 
     def __post_init__(self) -> None:
         self._scripts: list[_Script] = []
@@ -180,17 +196,18 @@ class FakeOpenAI:
         return JSONResponse({"object": "list", "data": []})
 
     async def _completions(self, request: Request) -> Response:
-        record = Recorded(body={}, started=time.monotonic())
+        record = Recorded(body={}, started=time.monotonic(), headers=dict(request.headers))
         with self._lock:
             self.requests.append(record)
         try:
             record.body = json.loads(await request.body())
         except ValueError:
             return self._finish(record, _error(400, "the body is not JSON"))
-        if not self.structured_outputs and record.response_format == "json_schema":
-            return self._finish(record, _error(
-                400, "response_format type 'json_schema' is not supported by this server",
-                param="response_format"))
+        refusal = self.schema_refusal or (None if self.structured_outputs else OPENAI_STYLE_400)
+        if refusal is not None and record.response_format == "json_schema":
+            status, message, kind = refusal
+            return self._finish(record, _error(status, message, kind=kind,
+                                               param="response_format" if status < 500 else None))
         reply = self._pick(record)
         if reply is None:
             return self._finish(record, _error(500, "nothing scripted for this request"))
@@ -203,6 +220,9 @@ class FakeOpenAI:
         if reply.raw_body is not None:
             return self._finish(record, Response(reply.raw_body, reply.status,
                                                  media_type="application/json"))
+        if reply.location is not None:
+            return self._finish(record, Response(status_code=reply.status,
+                                                 headers={"location": reply.location}))
         if reply.status != 200:
             headers = {"retry-after": str(reply.retry_after)} if reply.retry_after is not None else {}
             return self._finish(record, _error(reply.status, reply.error, headers=headers))
@@ -232,8 +252,8 @@ class FakeOpenAI:
 
 
 def _error(status: int, message: str, *, param: str | None = None,
-           headers: dict[str, str] | None = None) -> JSONResponse:
-    kind = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-            429: "rate_limit_error"}.get(status, "server_error")
+           headers: dict[str, str] | None = None, kind: str | None = None) -> JSONResponse:
+    kind = kind or {400: "invalid_request_error", 401: "authentication_error",
+                    404: "not_found_error", 429: "rate_limit_error"}.get(status, "server_error")
     return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": None}},
                         status_code=status, headers=headers)

@@ -16,6 +16,7 @@ from orchestrator.agents.prices import PriceFile, PriceTable, load_prices
 from orchestrator.agents.prompts import Prompt
 from orchestrator.errors import FlowError
 from orchestrator.loader import load_flow
+from orchestrator.reach import Reach
 from orchestrator.spec import LlmAgent, LlmDefaults
 
 FLOW = """\
@@ -174,13 +175,17 @@ def test_api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     bare = LlmAgent(kind="llm", instructions="x")
     with pytest.raises(PermanentAgentFailure, match=r"set OPENAI_API_KEY \(for a local server"):
         client_for(endpoint(bare, LlmDefaults(), "m"))
+    reach = Reach.of(["127.0.0.1"], ["MY_KEY"])  # the operator allows the host and the key
     local = endpoint(bare, LlmDefaults(base_url="http://127.0.0.1:11434/v1"), "m")
-    assert client_for(local).api_key == "no-key-needed"  # Ollama and llama.cpp ignore it
+    assert client_for(local, reach).api_key == "no-key-needed"  # Ollama and llama.cpp ignore it
     named = endpoint(bare, LlmDefaults(base_url="http://127.0.0.1:1/v1", api_key_env="MY_KEY"), "m")
     with pytest.raises(PermanentAgentFailure, match=r"no API key for http://127\.0\.0\.1:1/v1: set MY_KEY$"):
-        client_for(named)
+        client_for(named, reach)
     monkeypatch.setenv("MY_KEY", "k-1")
-    assert client_for(named) is client_for(named) and client_for(named).max_retries == 0
+    assert client_for(named, reach) is client_for(named, reach)
+    assert client_for(named, reach).max_retries == 0
+    with pytest.raises(PermanentAgentFailure, match="is not a server llm agents may call"):
+        client_for(named)  # without the operator's settings
 
 
 # -- prices and Retry-After ----------------------------------------------------------------------
