@@ -150,7 +150,9 @@ class Reach:
     def value_problem(self, name: str, value: str) -> str | None:
         """Why the value of `name` may not be sent: it is the value of one of Baton's own
         secrets (the same token under another name)."""
-        owned = {v for k, v in os.environ.items() if own_secret(k) and v} | self.own_values
+        # Short values are settings (`BATON_LOG_LEVEL=info`), not secrets: no false alarms.
+        owned = {v for k, v in os.environ.items() if own_secret(k) and len(v) >= 8}
+        owned |= self.own_values
         if value in owned:
             return (f"the value of {name} is also the value of one of Baton's own secrets "
                     "(SLACK_*, BATON_*, DATABASE_*, PG*); it is never sent to a model server")
