@@ -4,13 +4,16 @@ The judgment is the model's; everything around it is Baton's and deterministic:
 
 - The client is the `openai` package, configured by its own `OPENAI_API_KEY` and
   `OPENAI_BASE_URL` (so OpenAI, Azure OpenAI's v1 endpoint, Ollama, vLLM and llama.cpp all
-  work), overridden per flow (`llm:`) or per agent (`base_url`, `api_key_env`, `model`).
+  work), overridden per flow (`llm:`) or per agent (`base_url`, `api_key_env`, `model`)
+  as far as the operator's settings allow (orchestrator/reach.py), checked before every
+  call; redirects are not followed.
 - Its own retries are off (`max_retries=0`): every attempt is `run_agent`'s, so it is
   traced, backs off with jitter, and honours `Retry-After`. 429, 5xx, timeouts and
-  connection errors are retried; other 4xx are not.
+  connection errors are retried; other 4xx are not. A refused key, an unknown model, a
+  redirect or a server still unreachable are setup problems (`AgentFailure.setup`).
 - The answer is asked for as a JSON schema (structured output). A server that refuses
-  schemas (a 400 or 422) is asked again in JSON mode, with the schema in the instructions,
-  and remembered for later calls. Either way the answer is validated here.
+  schemas in any way (`refuses_schema`) is asked again in JSON mode, with the schema in the
+  instructions, and remembered for later calls. Either way the answer is validated here.
 - An invalid or truncated answer gets exactly one second chance, with the validation
   error; a second invalid answer fails the agent with the raw text in the trace.
 - Each answer carries the tokens of every call it took and a cost estimated from the
@@ -224,8 +227,14 @@ class LlmAgentRunner:
         try:
             return self._send(client, messages, call, logger), messages
         except openai.APIStatusError as exc:
-            refused_schema = (call.mode == "json_schema" and self.where.response_format == "auto"
+            refused_schema = (call.mode == "json_schema"
                               and refuses_schema(exc.status_code, _error_text(exc)))
+            if refused_schema and self.where.response_format != "auto":  # forced: say so once
+                logger.warning("llm_call_failed", status=exc.status_code, error=_error_text(exc))
+                raise PermanentAgentFailure(
+                    f"{self.where.label} answered {exc.status_code}: {_error_text(exc)} (it does "
+                    "not take JSON-schema output: set response_format: auto or json_object)"
+                ) from None
             if not refused_schema:
                 raise self._failure(exc, logger) from None
             logger.warning("llm_json_mode", status=exc.status_code, error=_error_text(exc),

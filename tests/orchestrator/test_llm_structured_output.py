@@ -72,3 +72,23 @@ def test_a_500_about_something_else_is_retried_not_taken_for_a_refusal(
 ])
 def test_what_counts_as_a_refusal(status: int, message: str, refused: bool) -> None:
     assert refuses_schema(status, message) is refused
+
+
+def test_a_forced_json_schema_refused_fails_at_once_saying_what_to_change(
+        make_engine: Callable[..., Engine], monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "forced.yaml").write_text("""\
+name: forced
+agents:
+  risk: {kind: llm, instructions: "You assess risk.", response_format: json_schema}
+steps:
+  - agent: risk
+""")
+    engine = make_engine(tmp_path)
+    with FakeOpenAI(schema_refusal=LLAMA_CPP_PYTHON_500) as llm:
+        point_baton_at(monkeypatch, llm)
+        run = engine.start_run("forced", {}, "alice")
+        calls = len(llm.requests)
+    finished = engine.get_run(run.ref)
+    assert finished.status == "failed" and calls == 1  # not retried three times
+    assert "does not take JSON-schema output: set response_format: auto or json_object" \
+        in (finished.reason or "")
