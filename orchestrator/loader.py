@@ -29,6 +29,7 @@ from orchestrator.agents.prompts import template_problems
 from orchestrator.callables import CallableError, CallableLoader
 from orchestrator.context import condition_shapes, sample_contexts
 from orchestrator.errors import FlowError, NotFound, Problem
+from orchestrator.filelimits import size_problems
 from orchestrator.program import CompileError, Program, compile_flow
 from orchestrator.reach import Reach, hook_secret_problem, own_secret
 from orchestrator.yamlfile import YamlDoc, format_path, parse_yaml, read_yaml
@@ -459,46 +460,6 @@ class _Checker:
     def step_plan(self, path: tuple, body: S.PlanStep) -> None:
         self.agent(path + ("planner",), body.planner)
         self.agent(path + ("executor",), body.executor)
-
-
-# A flow people can read and approvers can follow is far inside these; they are checked on
-# the parsed YAML, before anything else is validated or compiled (docs/flows.md, "Size limits").
-MAX_STEPS = 200  # every step, those inside route branches and blocks included
-MAX_AGENTS = 50
-MAX_INPUTS = 50
-
-
-def _count_steps(items: Any) -> int:
-    if not isinstance(items, list):
-        return 0
-    total = 0
-    for item in items:
-        total += 1
-        route = item.get("route") if isinstance(item, dict) else None
-        branches = route.get("branches") if isinstance(route, dict) else None
-        if isinstance(branches, dict):
-            total += sum(_count_steps(body) for body in branches.values())
-    return total
-
-
-def size_problems(doc: YamlDoc) -> list[Problem]:
-    """A flow too large to validate cheaply, named before anything walks it."""
-    data = doc.data
-    steps = _count_steps(data.get("steps"))
-    blocks = data.get("blocks")
-    if isinstance(blocks, dict):
-        steps += sum(_count_steps(body) for body in blocks.values())
-    problems = []
-    if steps > MAX_STEPS:
-        problems.append(doc.problem(("steps",), f"the flow has {steps} steps (route branches and "
-                                                f"blocks included); a flow may have at most "
-                                                f"{MAX_STEPS}: split it into several flows"))
-    for key, limit in (("agents", MAX_AGENTS), ("inputs", MAX_INPUTS)):
-        found = data.get(key)
-        if isinstance(found, dict) and len(found) > limit:
-            problems.append(doc.problem((key,), f"the flow has {len(found)} {key}; a flow may "
-                                                f"have at most {limit}"))
-    return problems
 
 
 def compile_document(doc: YamlDoc, org: Org | None = None,
