@@ -352,8 +352,10 @@ def status(
                f"at {current.created_at:%Y-%m-%d %H:%M:%S} UTC")
     typer.echo("  inputs: " + ", ".join(f"{k}={v}" for k, v in current.inputs.items()))
     assert current.id is not None
+    from orchestrator.gating import eligible
+
     for gate in eng.open_gates(current.id):
-        people = ", ".join(org.display(p) for p in gate.approvers)
+        people = ", ".join(org.display(p) for p in sorted(eligible(gate, current.requester)))
         typer.echo(f"  waiting at gate '{gate.key}' ({gate.kind}): {gate.title}")
         typer.echo(f"    can decide: {people}; options: {', '.join(o['id'] for o in gate.options)}")
         if gate.chain:

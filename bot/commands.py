@@ -23,6 +23,7 @@ from orchestrator import report
 from orchestrator.engine import FINISHED, Engine, parse_ref
 from orchestrator.errors import BatonError, NotFound
 from orchestrator.export import export_run
+from orchestrator.gating import eligible
 from orchestrator.inputs import parse_inputs, usage
 from orchestrator.queries import find_runs
 from orchestrator.stats import compute as compute_stats
@@ -212,7 +213,7 @@ class Commands:
         assert run.id is not None
         for gate in self.engine.open_gates(run.id):
             blocks.append(section(mrkdwn(self._gate_line(gate, now) + "\ncan decide: "
-                                         + mentions(self.org, gate.approvers))))
+                                         + mentions(self.org, sorted(eligible(gate, run.requester))))))
         return Reply(f"{run.ref} {esc(run.status)}", blocks)
 
     # -- trace ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from bot.replies import Replies
 from bot.views import gate_view
 from orchestrator.engine import Engine
 from orchestrator.errors import BatonError
+from orchestrator.gating import eligible
 from orchestrator.inputs import coerce
 from storage import repo
 from storage.models import Gate, Run
@@ -129,7 +130,7 @@ class GateActions:
             gate, run = found
             option = next((o for o in gate.options if o["id"] == option_id), None)
             if (gate.status == "open" and option is not None and option.get("reason_required")
-                    and self._principal(body["user"]["id"]) in gate.approvers):
+                    and self._principal(body["user"]["id"]) in eligible(gate, run.requester)):
                 ack()
                 self.soon(self._open_reason, client, body, gate, run, option)
                 return
@@ -141,7 +142,8 @@ class GateActions:
                 client: WebClient) -> None:
         found = self._gate(_gate_id(action.get("value")))
         user = body["user"]["id"]
-        if found is not None and found[0].status == "open" and self._principal(user) in found[0].approvers:
+        if (found is not None and found[0].status == "open"
+                and self._principal(user) in eligible(found[0], found[1].requester)):
             ack()
             self.soon(self._open_edit, client, body, *found)
             return

@@ -22,6 +22,7 @@ from bot.render.home import SHOWN_GATES, home_view
 from bot.views import gate_view, pending_gate_views
 from gates.org import Org
 from orchestrator.events import DomainEvent
+from orchestrator.gating import eligible, excluded
 from storage.engine import after_commit
 from storage.models import FlowVersion, Gate, Run, SlackOutbox, SlackRef
 
@@ -164,13 +165,13 @@ class SlackSink:
         view = gate_view(s, gate, run)
         ref = gate_ref(run.id, gate.id or 0)
         message = gate_render.gate_message(self.org, view)
-        pinged = " ".join(target(self.org, spec) for spec in p.get("notify", []))
+        pinged = self._pings(p.get("notify", []), gate, run)
         if pinged:
             message = {**message, "text": f"{pinged}: {message['text']}"}
         if self.channel_for(run) is not None:
             self._post(s, run, message, at, ref=ref)
         else:  # nowhere to post: the people who can decide get it directly
-            for principal in gate.approvers:
+            for principal in sorted(eligible(gate, run.requester)):
                 slack_id = self.org.slack_id(principal)
                 self._dm(s, run, principal, gate_render.gate_message(self.org, view, dm=True), at,
                          ref=f"{ref}:dm:{slack_id}")
@@ -179,6 +180,13 @@ class SlackSink:
 
     on_gate_opened = _open
     on_conflict_opened = _open
+
+    def _pings(self, specs: Iterable[str], gate: Gate, run: Run) -> str:
+        """The mentions that ping `specs` about `gate`: never its requester under four-eyes
+        (they wait for someone else's decision)."""
+        leave_out = excluded(gate, run.requester)
+        return " ".join(text for text in (target(self.org, spec, leave_out) for spec in specs)
+                        if text)
 
     def _card(self, s: Session, run: Run, status: str, reason: str | None = None) -> dict[str, Any]:
         title = self._titles.get(run.flow_version_id)
@@ -210,7 +218,7 @@ class SlackSink:
         if gate is None or run.id is None:
             return
         notify = p.get("notify", [])
-        pinged = " ".join(target(self.org, spec) for spec in notify) or "nobody"
+        pinged = self._pings(notify, gate, run) or "nobody"
         note = gate_render.escalation_note(self.org, run.ref, gate.key, level=p.get("level"),
                                            notify=pinged, why=p.get("why", ""),
                                            deadline=p.get("deadline"), final=p.get("final"))
@@ -229,7 +237,7 @@ class SlackSink:
                     self._post(s, run, {"text": text}, at, threaded=False, channel=channel)
             else:
                 people |= self.org.resolve(spec)
-        pinged_people = sorted(people & set(gate.approvers))
+        pinged_people = sorted(people & eligible(gate, run.requester))
         for principal in pinged_people:
             slack_id = self.org.slack_id(principal)
             self._dm(s, run, principal, gate_render.gate_message(self.org, view, dm=True), at,
@@ -240,7 +248,7 @@ class SlackSink:
         gate = s.get(Gate, p["gate_id"])
         if gate is None:
             return
-        pinged = " ".join(target(self.org, spec) for spec in p.get("notify", [])) or "nobody"
+        pinged = self._pings(p.get("notify", []), gate, run) or "nobody"
         self._post(s, run, gate_render.reminder_note(self.org, run.ref, gate.key, pinged,
                                                      p.get("deadline"), p.get("why")), at)
         self._gate_and_copies(s, run, gate, at)

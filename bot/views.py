@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from bot.render.gates import GateView
 from gates.escalation import Chain
+from orchestrator.gating import eligible
 from storage.models import Decision, Gate, Run, TraceEntry
 
 
@@ -27,7 +28,7 @@ def gate_view(session: Session, gate: Gate, run: Run | None = None,
     view = GateView(
         id=gate.id or 0, key=gate.key, kind=gate.kind, run=run.ref, requester=run.requester,
         title=gate.title, question=gate.question, options=list(gate.options),
-        approvers=list(gate.approvers), quorum=gate.quorum, status=gate.status,
+        approvers=sorted(eligible(gate, run.requester)), quorum=gate.quorum, status=gate.status,
         shown=dict(gate.shown), editable=list(gate.editable),
         approvals=[d.decider for d in counted if d.effect == "approve"],
         decisions=[{"by": d.decider, "option": d.option, "effect": d.effect, "reason": d.reason,
@@ -54,9 +55,14 @@ def pending_gate_ids(session: Session, user: str) -> list[int]:
     """Open gates `user` may decide, oldest first. The database looks for `user` in each
     open gate's approvers (a JSON list): this runs for every approver of a gate on every
     event of that gate, and loading the lists into Python cost a JSON parse per open gate,
-    hundreds per App Home at a busy company."""
+    hundreds per App Home at a busy company. A requester's own gate under four-eyes is not
+    theirs to decide (gates opened by older versions still list them)."""
+    own = sa.select(sa.literal(1)).select_from(Run).where(
+        col(Run.id) == col(Gate.run_id), col(Run.requester) == user)
     rows = session.exec(select(Gate.id).where(Gate.status == "open",
-                                              _among_approvers(session, user))
+                                              _among_approvers(session, user),
+                                              sa.or_(sa.not_(col(Gate.forbid_requester)),
+                                                     ~own.exists()))
                         .order_by(col(Gate.id)))
     return [gate_id for gate_id in rows if gate_id is not None]
 

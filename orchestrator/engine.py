@@ -961,4 +961,8 @@ class Engine:
             return list(s.exec(query.order_by(col(Gate.id))))
 
     def pending_for(self, user: str) -> list[Gate]:
-        return [g for g in self.open_gates() if user in g.approvers]
+        """Open gates `user` may decide (never their own request under four-eyes)."""
+        with self.db.read() as s:
+            found = s.exec(select(Gate, Run.requester).join(Run, col(Gate.run_id) == col(Run.id))
+                           .where(Gate.status == "open").order_by(col(Gate.id)))
+            return [g for g, requester in found if user in gating.eligible(g, requester)]

@@ -100,11 +100,14 @@ def open_gate(tx: Tx, node: Node, *, kind: str, key: str, title: str, question: 
         notify = list(position.notify)
         if position.can_decide:
             approvers |= tx.org.resolve_many(position.notify)
-    eligible = approvers - ({run.requester} if forbid_requester else set())
+    # Under four-eyes the requester is no approver at all: not listed, not pinged, not
+    # counted as pending, refused before a modal opens.
+    barred = {run.requester} if forbid_requester else set()
+    approvers -= barred
     fallback = None
-    if not eligible and chain is None:
+    if not approvers and chain is None:
         # Nobody could ever decide: hand it to the admins rather than wait forever.
-        approvers |= tx.org.admins
+        approvers |= tx.org.admins - barred
         fallback = "no eligible approver; the org's admins may decide"
     row["approvers"] = sorted(approvers)
     gate = rows.insert_now(tx.session, Gate, row)
@@ -195,7 +198,7 @@ def escalate(tx: Tx, gate: Gate, why: str, *, actor: str = "baton") -> Transitio
                           step.explanation, deciders=[], actor="baton")
     added: list[str] = []
     if step.can_decide:
-        new = tx.org.resolve_many(step.notify) - set(gate.approvers)
+        new = tx.org.resolve_many(step.notify) - set(gate.approvers) - excluded(gate, tx.run.requester)
         added = sorted(new)
         gate.approvers = sorted(set(gate.approvers) | new)
     _enter_position(tx, gate, chain, step)
@@ -210,9 +213,20 @@ def escalate(tx: Tx, gate: Gate, why: str, *, actor: str = "baton") -> Transitio
 
 
 # -- decisions ------------------------------------------------------------------------------
+def excluded(gate: Gate, requester: str) -> set[str]:
+    """Who may never decide `gate`: its run's requester, under four-eyes."""
+    return {requester} if gate.forbid_requester else set()
+
+
 def eligible(gate: Gate, requester: str) -> set[str]:
-    """Who could still approve: the gate's approvers, less the requester under four-eyes."""
-    return set(gate.approvers) - ({requester} if gate.forbid_requester else set())
+    """Who may decide: the gate's approvers, less the requester under four-eyes (gates
+    opened before the requester was left out of `approvers` still list them)."""
+    return set(gate.approvers) - excluded(gate, requester)
+
+
+def four_eyes_refusal(gate: Gate, ref: str) -> str:
+    return (f"you started {ref}; this flow requires someone else to decide it (four-eyes "
+            "rule). To withdraw your request, stop the run")
 
 
 def _refuse(tx: Tx, gate: Gate | None, user: str, option: str, why: str) -> DecisionReport:
@@ -231,15 +245,13 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
         option = find_option(options_of(gate), option_id)
     except Refusal as exc:
         return _refuse(tx, gate, user, option_id, str(exc)), None
+    if user in excluded(gate, run.requester):
+        return _refuse(tx, gate, user, option.id, four_eyes_refusal(gate, run.ref)), None
     if user not in gate.approvers:
-        names = ", ".join(tx.org.display(p) for p in gate.approvers) or "nobody yet"
+        names = ", ".join(tx.org.display(p) for p in sorted(eligible(gate, run.requester)))
         return _refuse(tx, gate, user, option.id,
                        f"you are not an approver of {run.ref} gate '{gate.key}' "
-                       f"(approvers: {names})"), None
-    if gate.forbid_requester and user == run.requester and option.effect == "approve":
-        return _refuse(tx, gate, user, option.id,
-                       f"you started {run.ref}; this flow requires someone else to approve "
-                       "it (four-eyes rule)"), None
+                       f"(approvers: {names or 'nobody yet'})"), None
     try:
         reason = check_reason(option, reason)
     except Refusal as exc:
@@ -466,6 +478,8 @@ def _action_outcome(tx: Tx, gate: Gate, node: Node, effect: str, explanation: st
 
 # -- claim, snooze, reassign ----------------------------------------------------------------
 def claim(tx: Tx, gate: Gate, user: str) -> str:
+    if user in excluded(gate, tx.run.requester):
+        raise Refusal(four_eyes_refusal(gate, tx.run.ref))
     if user not in gate.approvers:
         raise Refusal(f"only an approver of gate '{gate.key}' can claim it")
     if not gate.chain:
@@ -488,6 +502,8 @@ def claim(tx: Tx, gate: Gate, user: str) -> str:
 
 
 def snooze(tx: Tx, gate: Gate, user: str, wanted: timedelta) -> str:
+    if user in excluded(gate, tx.run.requester):
+        raise Refusal(four_eyes_refusal(gate, tx.run.ref))
     if user not in gate.approvers:
         raise Refusal(f"only an approver of gate '{gate.key}' can snooze it")
     if not gate.chain:
@@ -512,7 +528,7 @@ def snooze(tx: Tx, gate: Gate, user: str, wanted: timedelta) -> str:
 
 
 def reassign(tx: Tx, gate: Gate, user: str, to: str, *, is_admin: bool) -> str:
-    if user not in gate.approvers and not is_admin:
+    if user not in eligible(gate, tx.run.requester) and not is_admin:
         raise Refusal(f"only an approver of gate '{gate.key}' or an admin can reassign it")
     if to == tx.run.requester and gate.forbid_requester:
         raise Refusal(f"{tx.org.display(to)} started {tx.run.ref} and cannot approve it")

@@ -174,11 +174,13 @@ def compute(db: Database, *, now: datetime, since: timedelta = timedelta(days=7)
         stats.tokens, stats.cost = int(agent[3]), float(agent[4])
 
         pending: Counter[str] = Counter()  # waiting now, whenever the run started
-        open_gates = select(Gate.approvers).where(col(Gate.status) == "open")  # not whole rows
+        open_gates = (select(Gate.approvers, Gate.forbid_requester, Run.requester)  # not whole rows
+                      .join(Run, col(Gate.run_id) == col(Run.id))
+                      .where(col(Gate.status) == "open"))
         if flow is not None:
-            open_gates = open_gates.join(Run, col(Gate.run_id) == col(Run.id)).where(
-                col(Run.flow_name) == flow)
-        for approvers in s.exec(open_gates):
-            pending.update(approvers)
+            open_gates = open_gates.where(col(Run.flow_name) == flow)
+        for approvers, four_eyes, requester in s.exec(open_gates):
+            # under four-eyes the requester waits for others; it is not pending for them
+            pending.update(p for p in approvers if not (four_eyes and p == requester))
         stats.pending_by_approver = pending.most_common(5)
     return stats

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,17 +26,22 @@ def mentions(org: Org, principals: Iterable[str]) -> str:
     return ", ".join(mention(org, p) for p in principals) or "nobody"
 
 
-def target(org: Org, spec: str) -> str:
-    """A notify target (role, user, group, channel) as Slack shows it, pinging it."""
+def target(org: Org, spec: str, leave_out: Collection[str] = ()) -> str:
+    """A notify target (role, user, group, channel) as Slack shows it, pinging it; the
+    people in `leave_out` (a requester under four-eyes) are not pinged: "" if nobody is."""
     kind, sep, name = spec.partition(":")
-    if not sep:
-        return mention(org, org.principal(spec)) if _known(org, spec) else esc(spec)
+    if not sep or kind == "user":
+        who = name if sep else spec
+        if not _known(org, who):
+            return esc(who)
+        principal = org.principal(who)
+        return "" if principal in leave_out else mention(org, principal)
     if kind == "role":
-        return mentions(org, sorted(org.resolve(spec)))
-    if kind == "user":
-        return mention(org, org.principal(name)) if _known(org, name) else esc(name)
+        return ", ".join(mention(org, p) for p in sorted(org.resolve(spec)) if p not in leave_out)
     if kind == "group":
         group = org.data.groups.get(name)
+        if leave_out and set(leave_out) & org.resolve(spec):  # a group mention would ping them
+            return ", ".join(mention(org, p) for p in sorted(org.resolve(spec) - set(leave_out)))
         return f"<!subteam^{group.slack_id}>" if group and group.slack_id else esc(f"@{name}")
     if kind == "channel":
         channel = org.channel_id(name)
