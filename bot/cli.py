@@ -361,6 +361,10 @@ def status(
         if gate.chain:
             levels = len(gate.chain["levels"])
             state = gate.esc_state or "waiting"
+            if state == "claimed" and gate.claimed_by:
+                state = f"claimed by {org.display(gate.claimed_by)}"
+            elif state == "snoozed" and gate.snoozed_until:
+                state = f"snoozed until {gate.snoozed_until:%H:%M} UTC"
             typer.echo(f"    escalation {gate.chain['name']}: level {gate.esc_level + 1} of "
                        f"{levels}, {state}, next deadline "
                        f"{gate.next_deadline:%Y-%m-%d %H:%M:%S} UTC" if gate.next_deadline

@@ -197,6 +197,10 @@ class Commands:
         if gate.chain:
             level = f" · escalation level {gate.esc_level + 1} of {len(gate.chain['levels'])}"
         due = f" · next step {when(gate.next_deadline)}" if gate.next_deadline else ""
+        if gate.esc_state == "claimed" and gate.claimed_by:
+            due += f" · claimed by {esc(self.org.display(gate.claimed_by))}"
+        elif gate.esc_state == "snoozed" and gate.snoozed_until:
+            due += f" · snoozed until {when(gate.snoozed_until)}"
         return (f"*R-{gate.run_id}* `{esc(gate.key)}` {esc(gate.title)}\n"
                 f"waiting {age}{level}{due}")
 

@@ -258,8 +258,10 @@ class SlackSink:
                                               f"(pings paused until {p['until'][11:16]} UTC)")
 
     def on_snoozed(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+        deadline = f" · next step at {p['deadline'][11:16]} UTC" if p.get("deadline") else ""
         self._escalation_state(s, run, p, at, f":zzz: {mention(self.org, p['by'])} snoozed "
-                                              f"`{esc(p['gate'])}` until {p['until'][11:16]} UTC")
+                                              f"`{esc(p['gate'])}` until {p['until'][11:16]} UTC"
+                                              + deadline)
 
     def on_reassigned(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
         self._escalation_state(s, run, p, at, f":arrow_right: {mention(self.org, p['by'])} asked "

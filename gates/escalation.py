@@ -13,7 +13,11 @@ Semantics, after PagerDuty and Grafana OnCall:
 - after the last level the chain starts again from level 0, `repeat` times;
 - then `finally`: `reject` (fail closed, the default) or `hold` (stay open, stop pinging);
 - a claim ("I'm on it") stops the pings until `claim_timeout`, then escalation resumes at
-  the next level; a snooze delays the current level by one of the `snooze` choices.
+  the next level; a snooze stops the pings for one of the `snooze` choices;
+- a claim or a snooze can move the chain's next step later, never earlier, and never past
+  where the chain's own schedule (its levels' waits from the moment the gate opened) puts
+  the end of the current level by more than `max_postpone`: however many people claim or
+  snooze in turn, the final step comes at most `max_postpone` after it would have.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class Chain:
     claim_timeout: timedelta = timedelta(hours=1)
     snooze: tuple[timedelta, ...] = (timedelta(minutes=15), timedelta(hours=1),
                                      timedelta(hours=4), timedelta(days=1))
+    max_postpone: timedelta = timedelta(days=1)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +62,7 @@ class Chain:
             "final": self.final,
             "claim_timeout": self.claim_timeout.total_seconds(),
             "snooze": [s.total_seconds() for s in self.snooze],
+            "max_postpone": self.max_postpone.total_seconds(),
         }
 
     @classmethod
@@ -71,6 +77,8 @@ class Chain:
             final=data.get("final", "reject"),
             claim_timeout=timedelta(seconds=data.get("claim_timeout", 3600)),
             snooze=tuple(timedelta(seconds=s) for s in data.get("snooze", ())),
+            # chains frozen into gates before the cap existed get the default cap
+            max_postpone=timedelta(seconds=data.get("max_postpone", 86400)),
         )
 
 
@@ -128,3 +136,32 @@ def snooze_choice(chain: Chain, wanted: timedelta) -> timedelta:
     if wanted in chain.snooze:
         return wanted
     raise ValueError("snooze for one of: " + ", ".join(format_duration(s) for s in chain.snooze))
+
+
+@dataclass(frozen=True)
+class Postponement:
+    """Where a claim or a snooze leaves the chain's next step."""
+
+    deadline: datetime  # the next step: never earlier than it was
+    moved: timedelta  # how much later than it was
+    latest: datetime  # the latest the current level may end, whatever anyone does
+    capped: bool  # the cap kept the next step earlier than asked
+
+
+def scheduled_end(chain: Chain, opened_at: datetime, level: int, cycle: int) -> datetime:
+    """When `level` of round `cycle` ends on the chain's own schedule: nobody claimed or
+    snoozed, every level waited its full time from the moment the gate opened."""
+    per_round = sum((lv.wait for lv in chain.levels), timedelta())
+    return opened_at + per_round * cycle + sum((lv.wait for lv in chain.levels[:level + 1]),
+                                               timedelta())
+
+
+def postpone(chain: Chain, opened_at: datetime, level: int, cycle: int, deadline: datetime,
+             wanted: datetime) -> Postponement:
+    """Move the next step (due at `deadline`) to `wanted` if that is later, but not past the
+    scheduled end of the current level plus `max_postpone`. Each level's limit is its own
+    scheduled end plus the same cap, so postponements do not add up from level to level:
+    the chain's final step comes at most `max_postpone` after its schedule."""
+    latest = scheduled_end(chain, opened_at, level, cycle) + chain.max_postpone
+    moved_to = max(deadline, min(wanted, latest))
+    return Postponement(moved_to, moved_to - deadline, latest, capped=wanted > moved_to)

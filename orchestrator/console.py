@@ -41,7 +41,8 @@ def describe(event: DomainEvent, org: Org) -> str:
     if kind == "claimed":
         return f"{run} '{p['gate']}' claimed by {org.display(p['by'])} until {p['until']}"
     if kind == "snoozed":
-        return f"{run} '{p['gate']}' snoozed by {org.display(p['by'])} until {p['until']}"
+        return (f"{run} '{p['gate']}' snoozed by {org.display(p['by'])} until {p['until']}"
+                + (f", next step at {p['deadline']}" if p.get("deadline") else ""))
     if kind == "reassigned":
         return f"{run} '{p['gate']}' reassigned to {org.display(p['to'])} by {org.display(p['by'])}"
     if kind == "boundary_violated":

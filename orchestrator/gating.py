@@ -477,54 +477,94 @@ def _action_outcome(tx: Tx, gate: Gate, node: Node, effect: str, explanation: st
 
 
 # -- claim, snooze, reassign ----------------------------------------------------------------
-def claim(tx: Tx, gate: Gate, user: str) -> str:
+def _may_pause(tx: Tx, gate: Gate, user: str, what: str) -> esc.Chain:
     if user in excluded(gate, tx.run.requester):
         raise Refusal(four_eyes_refusal(gate, tx.run.ref))
     if user not in gate.approvers:
-        raise Refusal(f"only an approver of gate '{gate.key}' can claim it")
+        raise Refusal(f"only an approver of gate '{gate.key}' can {what} it")
     if not gate.chain:
-        raise Refusal(f"gate '{gate.key}' has no escalation chain: there is nothing to pause")
+        raise Refusal(f"gate '{gate.key}' has no escalation chain: there is nothing to {what}")
+    if gate.next_deadline is None:
+        raise Refusal(f"the escalation of gate '{gate.key}' has ended (held open, no more "
+                      f"pings): there is nothing to {what}")
+    return esc.Chain.from_dict(gate.chain)
+
+
+def _postpone(tx: Tx, gate: Gate, chain: esc.Chain, wanted: datetime) -> esc.Postponement:
+    assert gate.next_deadline is not None
+    return esc.postpone(chain, gate.opened_at, gate.esc_level, gate.esc_cycle,
+                        gate.next_deadline, wanted)
+
+
+def _cap_note(chain: esc.Chain, move: esc.Postponement) -> str:
+    return (f"; claims and snoozes may push this gate's escalation at most "
+            f"{format_duration(chain.max_postpone)} past its schedule (max_postpone), so the "
+            f"next step stays at {move.deadline:%H:%M} UTC" if move.capped else "")
+
+
+def claim(tx: Tx, gate: Gate, user: str) -> str:
+    """"I'm on it": pings pause, and the chain moves on when the claim ends: at the claim
+    timeout, or at the next step already due if that is later (a claim never brings the
+    next step forward)."""
+    chain = _may_pause(tx, gate, user, "claim")
     if gate.esc_state == "claimed" and gate.claimed_by == user:
         raise Refusal(f"you already claimed {tx.run.ref} until {gate.claim_until:%H:%M} UTC")
-    chain = esc.Chain.from_dict(gate.chain)
+    move = _postpone(tx, gate, chain, tx.now + chain.claim_timeout)
     cancel_timers(tx, gate)
     gate.esc_state = "claimed"
     gate.claimed_by = user
-    gate.claim_until = tx.now + chain.claim_timeout
-    gate.next_deadline = gate.claim_until
-    add_timer(tx, gate, "claim_expired", gate.claim_until)
+    gate.claim_until = gate.next_deadline = move.deadline
+    add_timer(tx, gate, "claim_expired", move.deadline, since=tx.now.isoformat())
     tx.session.add(gate)
-    tx.trace("claimed", {"gate": gate.key, "gate_id": gate.id,
-                         "until": gate.claim_until.isoformat()}, actor=user, node=gate.node)
+    data = {"gate": gate.key, "gate_id": gate.id, "until": move.deadline.isoformat(),
+            "deadline": move.deadline.isoformat(), "postponed_s": move.moved.total_seconds(),
+            "latest": move.latest.isoformat()}
+    if move.capped:
+        data["capped"] = True
+    tx.trace("claimed", data, actor=user, node=gate.node)
     tx.emit("claimed", {"gate_id": gate.id, "gate": gate.key, "by": user,
-                        "until": gate.claim_until.isoformat()})
-    return f"{tx.run.ref} is yours until {gate.claim_until:%H:%M} UTC; pings are paused"
+                        "until": move.deadline.isoformat(), "deadline": move.deadline.isoformat()})
+    return (f"{tx.run.ref} is yours until {move.deadline:%H:%M} UTC; pings are paused"
+            + _cap_note(chain, move))
 
 
 def snooze(tx: Tx, gate: Gate, user: str, wanted: timedelta) -> str:
-    if user in excluded(gate, tx.run.requester):
-        raise Refusal(four_eyes_refusal(gate, tx.run.ref))
-    if user not in gate.approvers:
-        raise Refusal(f"only an approver of gate '{gate.key}' can snooze it")
-    if not gate.chain:
-        raise Refusal(f"gate '{gate.key}' has no escalation chain to snooze")
-    chain = esc.Chain.from_dict(gate.chain)
+    """No pings for `wanted`; the chain's next step moves to the end of the snooze if that is
+    later (never earlier). A claim held stays held, by whoever holds it."""
+    chain = _may_pause(tx, gate, user, "snooze")
     try:
         duration = esc.snooze_choice(chain, wanted)
     except ValueError as exc:
         raise Refusal(str(exc)) from None
+    move = _postpone(tx, gate, chain, tx.now + duration)
+    quiet_until = min(tx.now + duration, move.deadline)
     cancel_timers(tx, gate)
-    gate.esc_state = "snoozed"
-    gate.snoozed_until = tx.now + duration
-    gate.next_deadline = gate.snoozed_until
-    add_timer(tx, gate, "snooze_ended", gate.snoozed_until)
+    gate.snoozed_until = quiet_until
+    gate.next_deadline = move.deadline
+    claimed = gate.esc_state == "claimed" and gate.claimed_by is not None
+    if claimed:
+        gate.claim_until = move.deadline
+        add_timer(tx, gate, "claim_expired", move.deadline, since=tx.now.isoformat())
+    else:
+        gate.esc_state = "snoozed"
+        add_timer(tx, gate, "escalate", move.deadline, snoozed=True)
+        if quiet_until < move.deadline:
+            add_timer(tx, gate, "snooze_ended", quiet_until)
     tx.session.add(gate)
-    tx.trace("snoozed", {"gate": gate.key, "gate_id": gate.id,
-                         "until": gate.snoozed_until.isoformat(),
-                         "for_s": duration.total_seconds()}, actor=user, node=gate.node)
+    data = {"gate": gate.key, "gate_id": gate.id, "until": quiet_until.isoformat(),
+            "for_s": duration.total_seconds(), "deadline": move.deadline.isoformat(),
+            "postponed_s": move.moved.total_seconds(), "latest": move.latest.isoformat()}
+    if claimed:
+        data["claim_kept"] = gate.claimed_by
+    if move.capped:
+        data["capped"] = True
+    tx.trace("snoozed", data, actor=user, node=gate.node)
     tx.emit("snoozed", {"gate_id": gate.id, "gate": gate.key, "by": user,
-                        "until": gate.snoozed_until.isoformat()})
-    return f"{tx.run.ref} snoozed until {gate.snoozed_until:%H:%M} UTC"
+                        "until": quiet_until.isoformat(), "deadline": move.deadline.isoformat()})
+    kept = (f"; {tx.org.display(gate.claimed_by)} still holds the claim"
+            if claimed and gate.claimed_by else "")
+    return (f"{tx.run.ref} snoozed until {quiet_until:%H:%M} UTC; next step at "
+            f"{move.deadline:%H:%M} UTC{kept}" + _cap_note(chain, move))
 
 
 def reassign(tx: Tx, gate: Gate, user: str, to: str, *, is_admin: bool) -> str:
@@ -557,20 +597,31 @@ def on_timer(tx: Tx, gate: Gate, timer: Timer) -> Transition | None:
                              if gate.next_deadline else None})
         return None
     if timer.kind == "escalate":
+        if timer.payload.get("snoozed"):
+            return escalate(tx, gate, f"no decision at level {gate.esc_level + 1} by the end "
+                                      "of its snooze")
         return escalate(tx, gate, f"no decision within {_fmt(level.wait)} at level "
                                   f"{gate.esc_level + 1}")
     if timer.kind == "claim_expired":
         who = tx.org.display(gate.claimed_by or "?")
-        return escalate(tx, gate, f"{who} claimed it but did not decide within "
-                                  f"{_fmt(chain.claim_timeout)}")
+        since = timer.payload.get("since")
+        held = _fmt(timer.due_at.replace(tzinfo=None)
+                    - datetime.fromisoformat(since).replace(tzinfo=None)) if since else _fmt(
+            chain.claim_timeout)
+        return escalate(tx, gate, f"{who} claimed it but did not decide within {held}")
     if timer.kind == "snooze_ended":
-        position = esc.position(chain, gate.esc_level, gate.esc_cycle, tx.now)
-        _enter_position(tx, gate, chain, position)
+        if gate.next_deadline is None or gate.next_deadline <= tx.now:
+            # a snooze from before snoozes kept the next step: its time has come
+            return escalate(tx, gate, f"no decision at level {gate.esc_level + 1} by the end "
+                                      "of its snooze")
+        gate.esc_state = "waiting"
+        tx.session.add(gate)
+        deadline = gate.next_deadline.isoformat()
         tx.trace("snooze_ended", {"gate": gate.key, "gate_id": gate.id,
                                   "level": gate.esc_level + 1, "notify": list(level.notify),
-                                  "deadline": position.deadline.isoformat()}, node=gate.node)
+                                  "deadline": deadline}, node=gate.node)
         tx.emit("reminder", {"gate_id": gate.id, "gate": gate.key, "level": gate.esc_level + 1,
-                             "notify": list(level.notify), "deadline": position.deadline.isoformat(),
+                             "notify": list(level.notify), "deadline": deadline,
                              "why": "snooze ended"})
         return None
     raise ValueError(f"unknown timer kind {timer.kind}")

@@ -59,6 +59,7 @@ def chain_from_spec(name: str, spec: EscalationSpec) -> Chain:
         final=spec.finally_,
         claim_timeout=spec.claim_timeout,
         snooze=tuple(spec.snooze),
+        max_postpone=spec.max_postpone,
     )
 
 

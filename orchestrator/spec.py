@@ -377,6 +377,9 @@ class EscalationSpec(Strict):
     claim_timeout: Duration = timedelta(hours=1)
     snooze: list[Duration] = [timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4),
                               timedelta(days=1)]
+    max_postpone: Duration = Field(
+        default=timedelta(days=1),
+        description="how much later than its schedule claims and snoozes may push the chain")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

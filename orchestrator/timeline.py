@@ -94,7 +94,12 @@ def describe(entry: TraceEntry, org: Org) -> str:
     if k == "reminder":
         return f"reminded level {d['level']} ({', '.join(d['notify'])}) about '{d['gate']}'"
     if k in ("claimed", "snoozed"):
-        return f"{who} {k} '{d['gate']}' until {d['until']}"
+        text = f"{who} {k} '{d['gate']}' until {d['until']}"
+        if d.get("deadline") and d["deadline"] != d["until"]:
+            text += f"; next step at {d['deadline']}"
+        if d.get("capped"):
+            text += f" (held to the cap: the level ends by {d.get('latest')} at the latest)"
+        return text
     if k == "snooze_ended":
         return f"snooze of '{d['gate']}' ended; level {d['level']} notified again"
     if k == "reassigned":

@@ -73,6 +73,8 @@ class GateView:
     chain: str | None = None
     esc_state: str | None = None
     claimed_by: str | None = None
+    claim_until: datetime | None = None
+    snoozed_until: datetime | None = None
     snooze: list[float] = field(default_factory=list)
     version: int = 0
 
@@ -103,16 +105,18 @@ def _escalation_controls(gate: GateView) -> list[dict[str, Any]]:
     return controls
 
 
-def _state_line(gate: GateView) -> Block | None:
+def _state_line(org: Org, gate: GateView) -> Block | None:
     parts = []
     if gate.deadline is not None and gate.status == "open":
         parts.append(f":alarm_clock: next step {when(gate.deadline)}")
     if gate.chain:
         parts.append(f"escalation level {gate.level + 1} of {gate.levels} ({esc(gate.chain)})")
     if gate.esc_state == "claimed" and gate.claimed_by:
-        parts.append(f"claimed by {esc(gate.claimed_by)}")
+        parts.append(f"claimed by {esc(org.display(gate.claimed_by))}"
+                     + (f" until {when(gate.claim_until)}" if gate.claim_until else ""))
     elif gate.esc_state == "snoozed":
-        parts.append("snoozed")
+        parts.append("snoozed" + (f" until {when(gate.snoozed_until)}" if gate.snoozed_until
+                                  else ""))
     elif gate.esc_state == "held":
         parts.append("escalation ended: held open")
     return context(mrkdwn(" · ".join(parts))) if parts else None
@@ -160,7 +164,7 @@ def gate_message(org: Org, gate: GateView, *, dm: bool = False) -> dict[str, Any
         who = mentions(org, gate.approvers)
         need = f" · {len(gate.approvals)} of {gate.quorum} approvals" if gate.quorum > 1 else ""
         blocks.append(context(mrkdwn(f"*Can decide:* {who}{need}")))
-        state = _state_line(gate)
+        state = _state_line(org, gate)
         if state is not None:
             blocks.append(state)
         blocks.append(actions(_decide_buttons(gate), block_id=f"gate-{gate.id}-v{gate.version}"))

@@ -89,17 +89,39 @@ def test_claim_pauses_pings_and_re_escalates_after_the_claim_timeout(
     assert test_engine.decide(run.ref, "dave", "approve").outcome == "approve"
 
 
-def test_snooze_delays_the_current_level(test_engine: Engine, clock: FakeClock) -> None:
+def test_a_snooze_past_the_deadline_moves_the_next_step_to_its_end(
+        test_engine: Engine, clock: FakeClock) -> None:
+    """Snoozing 1h at a level with 30m to go: no pings for the hour, and the chain moves on
+    when the snooze ends (it used to restart the level's 30m wait there, so every snooze
+    postponed the chain by more than its own length)."""
+    t0 = clock.now()
     run = test_engine.start_run("escalating", {}, "alice")
     with pytest.raises(BatonError, match="snooze for one of: 15m, 1h"):
         test_engine.snooze(run.ref, "bob", "3d")
-    test_engine.snooze(run.ref, "bob", "1h")
-    assert tick(test_engine, clock, 59) == 0
-    assert tick(test_engine, clock, 1) == 1  # snooze over: level 1 pinged again, new 30m wait
+    message = test_engine.snooze(run.ref, "bob", "1h")
+    assert "snoozed until" in message and "next step at" in message
     (gate,) = test_engine.open_gates(run.id)
-    assert gate.esc_level == 0 and gate.next_deadline == clock.now() + 30 * M
+    assert (gate.esc_state, gate.next_deadline) == ("snoozed", t0 + 60 * M)
+    assert tick(test_engine, clock, 59) == 0  # the 30m deadline and its reminder do nothing
+    assert events(test_engine, "reminder") == []
+    assert tick(test_engine, clock, 1) == 1
+    (gate,) = test_engine.open_gates(run.id)
+    assert gate.esc_level == 1 and gate.next_deadline == clock.now() + 60 * M
+    assert events(test_engine, "escalated")[-1]["why"] == "no decision at level 1 by the end of its snooze"
+
+
+def test_a_short_snooze_pings_again_at_its_end_and_keeps_the_deadline(
+        test_engine: Engine, clock: FakeClock) -> None:
+    t0 = clock.now()
+    run = test_engine.start_run("escalating", {}, "alice")
+    test_engine.snooze(run.ref, "bob", "15m")
+    (gate,) = test_engine.open_gates(run.id)
+    assert gate.next_deadline == t0 + 30 * M and gate.snoozed_until == t0 + 15 * M
+    assert tick(test_engine, clock, 15) == 1  # snooze over: level 1 pinged again
     assert events(test_engine, "reminder")[-1]["why"] == "snooze ended"
-    assert tick(test_engine, clock, 30) == 2  # reminder at +20m, escalation at +30m
+    (gate,) = test_engine.open_gates(run.id)
+    assert (gate.esc_state, gate.next_deadline) == ("waiting", t0 + 30 * M)
+    assert tick(test_engine, clock, 15) == 1  # the level's own deadline, unchanged
     assert test_engine.open_gates(run.id)[0].esc_level == 1
 
 
