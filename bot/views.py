@@ -49,6 +49,7 @@ def gate_view(session: Session, gate: Gate, run: Run | None = None,
             view.outcome_effect = entry.data.get("outcome")
             view.decided_by = list(entry.data.get("decided_by", []))
             view.why = entry.data.get("why", "")
+            view.then = entry.data.get("then")  # a conflict: what following its signal does
     return view
 
 

@@ -10,7 +10,8 @@ gates and boundaries are written in it and never in Python. A condition sees:
 |           | rationale, failed, branch}; the latest signal of each agent that ran      |
 | `run`     | {id, flow, requester, steps, tokens, started_at, comments}               |
 | `gates`   | gate id -> {outcome, option, decided_by, reason}                          |
-| `conflicts` | conflict id -> {agreed, winner, verdict, severity, policy}             |
+| `conflicts` | conflict id -> {agreed, winner, verdict, severity, policy, followed,   |
+|           | effect}: the signal followed and what following it did                    |
 | `now`     | the current time (a CEL timestamp)                                       |
 
 Expressions are compiled when the flow file is loaded, and checked against a sample

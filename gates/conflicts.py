@@ -86,3 +86,50 @@ def resolve(signals: Mapping[str, SignalView | None], *, policy: Policy,
                           f"signals disagree ({summary}); a person must choose which to follow")
     return Resolution(False, policy, None, False, True, verdicts, abstained,
                       f"signals disagree ({summary}); escalated by policy")
+
+
+# -- what following a signal does ---------------------------------------------------------------
+# The verdict a conflict follows, or `none` when there was no signal to compare (every agent
+# failed or gave none).
+FOLLOWED = ("ok", "warn", "block", "none")
+# Following a block never silently carries on: it stops the run. Following a warning asks a
+# person (the next gate opens, whatever its `when`); `none` does what `warn` does.
+DEFAULT_THEN = {"block": "stop", "warn": "gate", "ok": "continue"}
+EFFECT_KINDS = ("continue", "stop", "gate", "path")
+
+
+@dataclass(frozen=True)
+class FollowEffect:
+    kind: str  # continue | stop | gate | path
+    path: str | None = None  # the block a `path:NAME` effect runs
+
+    def __str__(self) -> str:
+        return f"path:{self.path}" if self.kind == "path" else self.kind
+
+
+def parse_effect(text: object) -> FollowEffect:
+    """`continue`, `stop`, `gate` or `path:BLOCK`; ValueError names what is allowed."""
+    if isinstance(text, str):
+        kind, sep, name = text.strip().partition(":")
+        if not sep and kind in ("continue", "stop", "gate"):
+            return FollowEffect(kind)
+        if sep and kind == "path" and name.strip():
+            return FollowEffect("path", name.strip())
+    raise ValueError(f"expected continue, stop, gate or path:BLOCK (a block's name), got {text!r}")
+
+
+def follow_effects(then: Mapping[str, str]) -> dict[str, FollowEffect]:
+    """The effect of following each verdict: the flow's `then`, over the defaults."""
+    effects = {v: parse_effect(then.get(v, DEFAULT_THEN.get(v, "continue")))
+               for v in ("ok", "warn", "block")}
+    effects["none"] = parse_effect(then["none"]) if "none" in then else effects["warn"]
+    return effects
+
+
+def followed(verdict: str | None) -> str:
+    return verdict if verdict in ("ok", "warn", "block") else "none"
+
+
+def nothing_to_compare(signals: Mapping[str, SignalView | None]) -> bool:
+    """No agent gave a signal: there is no disagreement to put to anyone."""
+    return all(s is None or s.abstains for s in signals.values())

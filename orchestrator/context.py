@@ -115,7 +115,8 @@ def sample_contexts(flow: Flow, gate_labels: Iterable[str], conflict_labels: Ite
         "gates": {g: {"outcome": "approve", "option": "approve", "decided_by": ["sample"],
                       "reason": ""} for g in gate_labels},
         "conflicts": {c: {"agreed": True, "winner": "", "verdict": "ok", "severity": "info",
-                          "policy": "ask"} for c in conflict_labels},
+                          "policy": "ask", "followed": "ok", "effect": "continue"}
+                      for c in conflict_labels},
         "now": now,
     }
     return [{**base, "inputs": full}, {**base, "inputs": minimal}]

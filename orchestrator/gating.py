@@ -22,6 +22,7 @@ from gates.durations import format_duration
 from gates.options import BUILTIN_OPTIONS, Option, Refusal, check_reason, find_option
 from gates.quorum import Vote, tally
 from orchestrator.failpoints import crash_point
+from orchestrator.follow import apply_follow, effect_words, what_was_followed
 from orchestrator.inputs import coerce
 from orchestrator.program import Node
 from orchestrator.runtime import Finish, Goto, Transition, Tx
@@ -117,6 +118,9 @@ def open_gate(tx: Tx, node: Node, *, kind: str, key: str, title: str, question: 
             "quorum": quorum, "options": [o.id for o in options]}
     if forbid_requester:
         data["forbid_requester"] = True
+    for detail in ("required_by", "recheck"):  # why a gate opened that `when` alone would not
+        if policy and policy.get(detail):
+            data[detail] = policy[detail]
     if fallback:
         data["note"] = fallback
     if chain is not None and position is not None:
@@ -322,9 +326,13 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
         deciders = [user]
     transition = close_gate(tx, gate, result.outcome, result.option or option.id,
                             result.explanation, deciders=deciders, actor=user)
-    return DecisionReport("recorded", f"{run.ref} {_past(result.outcome)}: {result.explanation}",
-                          run.ref, gate.key, gate.id, outcome=result.outcome,
-                          option=result.option), transition
+    message = f"{run.ref} {_past(result.outcome)}: {result.explanation}"
+    if gate.kind == "conflict" and result.outcome == "approve":  # nothing was approved
+        record = tx.run.context.get("conflicts", {}).get(gate.key, {})
+        message = (f"{run.ref} follows {what_was_followed(record)}, chosen by "
+                   f"{tx.org.display(user)}: {effect_words(record)}")
+    return DecisionReport("recorded", message, run.ref, gate.key, gate.id,
+                          outcome=result.outcome, option=result.option), transition
 
 
 def _past(effect: str) -> str:
@@ -447,16 +455,17 @@ def _conflict_outcome(tx: Tx, gate: Gate, node: Node, effect: str, option: str,
     signal = tx.signals().get(winner)
     decision = tx.session.exec(select(Decision).where(
         Decision.gate_id == gate.id, col(Decision.counted)).order_by(col(Decision.id).desc())).first()
-    record = {"agreed": False, "winner": winner, "policy": gate.policy.get("policy", "ask"),
-              "verdict": signal.verdict if signal else "", "severity":
-              signal.severity if signal else "", "chosen_by": decision.decider if decision else None,
-              "reason": decision.reason if decision else None}
-    tx.run.context = {**tx.run.context,
-                      "conflicts": {**tx.run.context.get("conflicts", {}), gate.key: record}}
+    transition, record = apply_follow(tx, node, {
+        "agreed": False, "winner": winner, "policy": gate.policy.get("policy", "ask"),
+        "verdict": signal.verdict or "" if signal else "",
+        "severity": signal.severity or "" if signal else "",
+        "chosen_by": decision.decider if decision else None,
+        "reason": decision.reason if decision else None})
     data["winner"] = winner
     data["winning_signal"] = {"agent": winner, "verdict": record["verdict"],
                               "severity": record["severity"]}
-    return Goto(node.next)
+    data.update(followed=record["followed"], effect=record["effect"], then=effect_words(record))
+    return transition
 
 
 def _action_outcome(tx: Tx, gate: Gate, node: Node, effect: str, explanation: str) -> Transition:

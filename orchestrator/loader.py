@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from gates.conditions import (
     check_against,
     compile_condition,
 )
+from gates.conflicts import follow_effects
 from gates.options import BUILTIN_OPTIONS
 from gates.org import Org, OrgFile, SpecError
 from orchestrator import spec as S
@@ -175,6 +177,29 @@ class _Checker:
     def add(self, path: tuple, message: str) -> None:
         self.problems.append(self.doc.problem(path, message))
 
+    def step_lists(self) -> Iterator[tuple[tuple, list[S.Step]]]:
+        """Every list of steps in the file (the flow's, route branches', blocks') with its
+        path: where a step's neighbours are."""
+        def lists(items: list[S.Step], path: tuple) -> Iterator[tuple[tuple, list[S.Step]]]:
+            yield path, items
+            for i, step in enumerate(items):
+                if step.kind == "route":
+                    for branch, body in step.route.branches.items():
+                        if isinstance(body, list):
+                            yield from lists(body, path + (i, "route", "branches", branch))
+        yield from lists(self.flow.steps, ("steps",))
+        for name, body in self.flow.blocks.items():
+            yield from lists(body, ("blocks", name))
+
+    def conditions_read(self) -> list[str]:
+        """The source of every CEL condition in the flow."""
+        sources = [step.body.when for _, step in self.walk() if step.kind == "gate"]
+        sources += [step.body.check for _, step in self.walk() if step.kind == "boundary"]
+        for agent in self.flow.agents.values():
+            if isinstance(agent, S.RulesAgent):
+                sources += [rule.when for rule in agent.rules]
+        return sources
+
     def walk(self) -> Iterator[tuple[tuple, S.Step]]:
         def steps(items: list[S.Step], path: tuple) -> Iterator[tuple[tuple, S.Step]]:
             for i, step in enumerate(items):
@@ -295,6 +320,10 @@ class _Checker:
             self.chain(("limits", "escalation"), flow.limits.escalation, "on_violation: escalate")
         for path, step in self.walk():
             getattr(self, f"step_{step.kind}")(path, step.body)
+        for path, items in self.step_lists():
+            for i, step in enumerate(items):
+                if step.kind == "conflict":
+                    self.conflict_effects(path + (i, "conflict"), step.conflict, items[i + 1:])
 
     def llm_roles(self) -> None:
         """An llm agent is asked for one kind of answer (a signal, a branch, subtasks): the
@@ -425,6 +454,41 @@ class _Checker:
         else:
             self.chain(path + ("escalation",), body.escalation)
         self.people(path + ("deciders",), body.deciders)
+
+    def conflict_effects(self, path: tuple, body: S.ConflictStep, after: list[S.Step]) -> None:
+        """Following a signal must do what the flow says, and something: a `gate` effect
+        needs a gate later in the same list with no action before it, and a conflict whose
+        every effect is `continue` must be read by a later condition (conflicts.ID)."""
+        effects = follow_effects(body.then)
+        gated = [v for v, e in effects.items() if e.kind == "gate"]
+        words = {"none": "no signal at all"}
+        if gated:
+            said = [v for v in gated if v in body.then]
+            how = (f"then: {{{', '.join(f'{v}: gate' for v in said)}}}" if said else
+                   "the default")
+            before = next((s for s in after if s.kind in ("gate", "action", "route", "plan")),
+                          None)
+            if before is None or before.kind != "gate":
+                where = (f"a {before.kind} step ({before.body.id or before.kind}) comes first, "
+                         "and could act before anyone approves" if before is not None
+                         else "no gate follows this conflict in its list of steps")
+                self.add(path + (("then",) if said else ()),
+                         f"following {' or '.join(words.get(v, v) for v in gated)} opens the "
+                         f"next gate ({how}), but "
+                         f"{where}; add a gate right after it, or say what following "
+                         f"{gated[0]} does instead: then: {{{gated[0]}: stop | continue | "
+                         "path:BLOCK}")
+        if all(e.kind == "continue" for e in effects.values()):
+            read = body.id is not None and any(
+                re.search(rf"\bconflicts\s*(\.\s*{re.escape(body.id)}\b|\[)", source)
+                for source in self.conditions_read())
+            if not read:
+                self.add(path + ("then",),
+                         "this conflict's result is never used: following any signal "
+                         "continues and no condition reads conflicts."
+                         + (body.id or "ID (give the conflict an id)")
+                         + "; say what following a signal does (then: {block: stop, "
+                           "warn: gate}) or read the result in a later gate or boundary")
 
     def step_boundary(self, path: tuple, body: S.BoundaryStep) -> None:
         self.condition(path + ("check",), body.check)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gates.conditions import Condition
+from gates.conflicts import follow_effects
 from gates.escalation import Chain, Level
 from orchestrator.spec import EscalationSpec, Flow, Step
 
@@ -26,6 +27,7 @@ class Node:
     next: str | None = None
     branches: dict[str, str | None] = field(default_factory=dict)  # route: branch -> entry
     back_to: str | None = None  # gate: where request_changes goes
+    next_gate: str | None = None  # conflict: the gate a `gate` effect opens
     conditions: dict[str, Condition] = field(default_factory=dict)
 
 
@@ -102,6 +104,26 @@ def compile_flow(flow: Flow) -> Program:
                                        "step in the same list; earlier steps: "
                                        + (", ".join(earlier) or "none"))
                 node.back_to = earlier[step.body.back_to]
+            if step.kind == "conflict":
+                node.next_gate = next((keys[j] for j in range(index + 1, len(steps))
+                                       if steps[j].kind == "gate"), None)
+                entries: dict[str, str | None] = {}  # a path's block, compiled once
+                for verdict, effect in follow_effects(step.body.then).items():
+                    name = effect.path
+                    if name is None:
+                        continue
+                    if name not in entries:
+                        where = step_path + ("then", verdict)
+                        if name not in flow.blocks:
+                            raise CompileError(where, f"unknown block {name!r}; blocks: "
+                                                      + (", ".join(flow.blocks) or "none"))
+                        if name in stack:
+                            cycle = " -> ".join((*stack, name))
+                            raise CompileError(where, f"path cycle: {cycle} (a block cannot "
+                                                      "lead back into itself)")
+                        entries[name] = sequence(flow.blocks[name], f"{key}.{name}.",
+                                                 ("blocks", name), node.next, (*stack, name))
+                    node.branches[verdict] = entries[name]
             if step.kind == "route":
                 after = key if step.body.repeat else node.next
                 for branch, body in step.body.branches.items():

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from gates.conflicts import parse_effect
 from gates.durations import parse_duration
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -251,6 +252,9 @@ class GateStep(StepBase):
 
 class ConflictStep(StepBase):
     among: NameList = Field(min_length=2)
+    then: dict[Literal["ok", "warn", "block", "none"], str] = Field(
+        default_factory=dict, description="what following each verdict does: continue, stop, "
+                                          "gate (the next gate opens) or path:BLOCK")
     on_disagreement: Literal["follow_priority", "most_severe", "ask", "escalate"] = "ask"
     priority: NameList = Field(default_factory=list)
     compare: list[Literal["verdict", "severity"]] = ["verdict"]
@@ -258,6 +262,16 @@ class ConflictStep(StepBase):
     escalation: str | None = None
     settle: Duration | None = None
     reason_required: bool = True
+
+    @field_validator("then")
+    @classmethod
+    def _then(cls, value: dict[str, str]) -> dict[str, str]:
+        for verdict, effect in value.items():
+            try:
+                parse_effect(effect)
+            except ValueError as exc:
+                raise ValueError(f"then.{verdict}: {exc}") from None
+        return value
 
 
 class BoundaryStep(StepBase):

@@ -21,7 +21,15 @@ from sqlmodel import select
 
 from gates.boundaries import check_boundary, lookup
 from gates.conditions import ConditionError
-from gates.conflicts import VERDICT_RANK, SignalView, resolve, severity_order
+from gates.conflicts import (
+    VERDICT_RANK,
+    SignalView,
+    follow_effects,
+    followed,
+    nothing_to_compare,
+    resolve,
+    severity_order,
+)
 from gates.options import Option
 from orchestrator import gating
 from orchestrator.agents import AgentContext, AgentOutput, AgentResult, build_agent, run_agent
@@ -29,6 +37,7 @@ from orchestrator.agents.base import Attempt, _call_with_timeout, backoff_delay
 from orchestrator.callables import CallableError
 from orchestrator.context import signal_view
 from orchestrator.failpoints import crash_point
+from orchestrator.follow import apply_follow, effect_words
 from orchestrator.program import Node
 from orchestrator.runtime import Finish, Goto, Hold, StoredSignal, Transition, Tx, Wait, Work, latest_signals
 from orchestrator.spec import RetrySpec
@@ -310,6 +319,13 @@ def step_gate(tx: Tx, node: Node) -> Transition:
         needed = condition.is_true(cel)
     except ConditionError as exc:
         needed, error = True, f"{exc}; asking a person instead (gates fail closed)"
+    # A conflict before it followed a signal whose effect is this gate: it opens whatever
+    # its `when` says (once: a later visit asks `when` again).
+    pending = dict(tx.run.context.get("required_gates", {}))
+    required = pending.pop(node.key, None)
+    if required is not None:
+        tx.run.context = {**tx.run.context, "required_gates": pending}
+        needed = True
     if not needed:
         shown = ", ".join(f"{k}={v}" for k, v in values.items())
         tx.trace("gate_skipped", {"gate": node.label, "when": spec.when, "values": values,
@@ -318,16 +334,18 @@ def step_gate(tx: Tx, node: Node) -> Transition:
         return Goto(node.next)
     flow = tx.program.flow
     title = spec.title or f"Approve {flow.title or flow.name}?"
-    policy = {"when": spec.when, "values": values}
+    policy: dict[str, Any] = {"when": spec.when, "values": values}
     if error:
         policy["error"] = error
+    shown = shown_to_decider(tx, spec.show)
+    if required is not None:
+        policy["required_by"] = shown["required_by"] = required
     gating.open_gate(
         tx, node, kind="approval", key=node.label, title=title, question=spec.ask or "",
         approver_specs=spec.approvers,
         options=gating.gate_options(spec.options, spec.reason_required),
         quorum=spec.quorum, forbid_requester=spec.forbid_requester,
-        reject_ends=spec.reject_ends, editable=spec.editable, policy=policy,
-        shown=shown_to_decider(tx, spec.show),
+        reject_ends=spec.reject_ends, editable=spec.editable, policy=policy, shown=shown,
         chain=tx.program.chains.get(spec.escalation) if spec.escalation else None)
     return Wait()
 
@@ -368,17 +386,30 @@ def step_conflict(tx: Tx, node: Node) -> Transition:
                             "policy": spec.on_disagreement, "why": result.explanation}
     if result.abstained:
         data["abstained"] = list(result.abstained)
+    if nothing_to_compare(views):
+        # Not a disagreement: nobody is asked to choose between no signals. The run does
+        # what the flow says following no signal does (then.none; by default as for warn).
+        data.update(agreed=False, skipped=True,
+                    why="nothing to compare: no agent gave a signal ("
+                        + ", ".join(spec.among) + " failed or are missing)")
+        transition, record = apply_follow(tx, node, {
+            "agreed": False, "winner": "", "policy": spec.on_disagreement, "verdict": "",
+            "severity": "", "skipped": True})
+        data.update(followed="none", effect=record["effect"], then=effect_words(record))
+        tx.trace("conflict", data, node=node.key)
+        return transition
     if result.winner is not None and not result.needs_human and not result.escalate:
         winner = signals[result.winner]
-        record = {"agreed": result.agreed, "winner": result.winner, "policy": spec.on_disagreement,
-                  "verdict": winner.verdict or "", "severity": winner.severity or ""}
-        tx.run.context = {**tx.run.context,
-                          "conflicts": {**tx.run.context.get("conflicts", {}), node.label: record}}
+        transition, record = apply_follow(tx, node, {
+            "agreed": result.agreed, "winner": result.winner, "policy": spec.on_disagreement,
+            "verdict": winner.verdict or "", "severity": winner.severity or ""})
         data["winner"] = result.winner
         data["winning_signal"] = {"agent": result.winner, "verdict": winner.verdict,
                                   "severity": winner.severity}
+        data.update(followed=record["followed"], effect=record["effect"],
+                    then=effect_words(record))
         tx.trace("conflict", data, node=node.key)
-        return Goto(node.next)
+        return transition
     tx.trace("conflict", data, node=node.key)
     chain = tx.program.chains.get(spec.escalation) if spec.escalation else None
     candidates = [n for n in spec.among if views[n] is not None and not views[n].abstains]
@@ -394,10 +425,23 @@ def step_conflict(tx: Tx, node: Node) -> Transition:
     gating.open_gate(
         tx, node, kind="conflict", key=node.label,
         title="Agents disagree: which signal should the run follow?",
-        question=result.explanation, approver_specs=deciders, options=options,
+        question=f"{result.explanation}. {choice_effects(tx, node, ranked, views)}",
+        approver_specs=deciders, options=options,
         policy={"policy": spec.on_disagreement, "among": list(spec.among)},
         shown=shown_to_decider(tx, list(spec.among)), chain=chain)
     return Wait()
+
+
+def choice_effects(tx: Tx, node: Node, candidates: list[str],
+                   views: dict[str, SignalView | None]) -> str:
+    """What each choice on a conflict card does, so the person choosing knows."""
+    said = []
+    for verdict in dict.fromkeys(views[n].verdict for n in candidates if views[n] is not None):
+        record = {"effect": str(follow_effects(node.spec.then)[followed(verdict)]),
+                  "gate": tx.node(node.next_gate).label if node.next_gate else None}
+        said.append(f"following {verdict} means {effect_words(record)}")
+    text = "; ".join(said)
+    return f"{text[:1].upper()}{text[1:]}." if text else ""
 
 
 # -- boundary -------------------------------------------------------------------------------------

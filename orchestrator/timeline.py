@@ -41,8 +41,13 @@ def describe(entry: TraceEntry, org: Org) -> str:
         return f"agent {d['agent']} FAILED after {d.get('attempts', 1)} attempt(s): {d.get('error')}"
     if k == "conflict":
         if d.get("agreed"):
-            return f"conflict '{d['conflict']}': signals agree - {d['why']}"
+            return (f"conflict '{d['conflict']}': signals agree - {d['why']}"
+                    + (f"; {d['then']}" if d.get("then") else ""))
+        if d.get("skipped"):
+            return f"conflict '{d['conflict']}' skipped: {d['why']}; {d.get('then', '')}"
         tail = f"; winner {d['winner']}" if d.get("winner") else ""
+        if d.get("then"):
+            tail += f"; {d['then']}"
         return f"conflict '{d['conflict']}': {d['why']} (policy {d['policy']}){tail}"
     if k == "boundary":
         state = "passed" if d["passed"] else "VIOLATED"
@@ -62,6 +67,10 @@ def describe(entry: TraceEntry, org: Org) -> str:
             text += f"; quorum {d['quorum']}"
         if d.get("escalation"):
             text += f"; escalation {d['escalation']['chain']} until {d['escalation']['deadline']}"
+        if d.get("required_by"):
+            need = d["required_by"]
+            text += (f"; needed because conflict '{need['conflict']}' followed "
+                     f"{need.get('winner') or 'no signal'} ({need.get('verdict') or '-'})")
         return text
     if k == "decision":
         text = f"{who} chose {d['option']} at '{d['gate']}'"
@@ -83,6 +92,8 @@ def describe(entry: TraceEntry, org: Org) -> str:
             text += f"; {name} requested {change['requested']}, approved {change['approved']}"
         if d.get("winner"):
             text += f"; following {d['winner']}"
+        if d.get("then"):
+            text += f": {d['then']}"
         return text
     if k == "escalated":
         return (f"escalated '{d['gate']}' to level {d['level']} ({', '.join(d['notify'])}): "

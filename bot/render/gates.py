@@ -77,6 +77,7 @@ class GateView:
     snoozed_until: datetime | None = None
     snooze: list[float] = field(default_factory=list)
     version: int = 0
+    then: str | None = None  # a decided conflict: what following the chosen signal does
 
 
 def _decide_buttons(gate: GateView) -> list[dict[str, Any]]:
@@ -159,6 +160,9 @@ def gate_message(org: Org, gate: GateView, *, dm: bool = False) -> dict[str, Any
     checked = boundary_line(gate.shown.get("boundaries", []))
     if checked is not None:
         blocks.append(checked)
+    required = _required_line(gate)
+    if required is not None:
+        blocks.append(required)
     blocks.append(divider())
     if gate.status == "open":
         who = mentions(org, gate.approvers)
@@ -175,20 +179,50 @@ def gate_message(org: Org, gate: GateView, *, dm: bool = False) -> dict[str, Any
         text = f"{esc(gate.run)}: {esc(gate.title)} (can decide: {who})"
     else:
         blocks.extend(decided_blocks(org, gate))
-        icon, word = OUTCOME_WORDS.get(gate.outcome_effect or "cancelled", OUTCOME_WORDS["cancelled"])
-        text = f"{icon} {esc(gate.run)} {word}"
+        icon, word = outcome_words(gate)
+        text = f"{icon} {esc(gate.run)} {esc(word)}"
     return {"text": fallback(text), "blocks": fit(blocks, f"See /baton trace {gate.run}.")}
 
 
-def decided_blocks(org: Org, gate: GateView) -> list[Block]:
+def outcome_words(gate: GateView) -> tuple[str, str]:
+    """The icon and words of a decided gate. Only an approval gate is "Approved": elsewhere
+    the option chosen says what happened ("Follow research (warn)", "Allow this once",
+    "Continue without it")."""
     icon, word = OUTCOME_WORDS.get(gate.outcome_effect or "cancelled", OUTCOME_WORDS["cancelled"])
+    if gate.kind == "approval" or gate.status == "cancelled":
+        return icon, word
+    label = next((o["label"] for o in gate.options if o["id"] == gate.outcome_option), None)
+    if gate.kind == "conflict" and gate.outcome_effect == "approve":
+        icon = ":arrow_right:"
+    return icon, label or word
+
+
+def _required_line(gate: GateView) -> Block | None:
+    """Why a gate is open that its `when` alone would not have opened."""
+    need = gate.shown.get("required_by")
+    if not isinstance(need, dict) or gate.status != "open":
+        return None
+    followed = (f"{need.get('winner')} ({need.get('verdict') or '-'})" if need.get("winner")
+                else "no signal (every agent failed)")
+    text = f":warning: Asked because conflict `{esc(str(need.get('conflict')))}` followed {esc(followed)}"
+    if need.get("reason"):
+        return context(mrkdwn(text + ":"), plain(f"“{need['reason']}”", 1000))
+    return context(mrkdwn(text))
+
+
+def decided_blocks(org: Org, gate: GateView) -> list[Block]:
+    icon, word = outcome_words(gate)
     if gate.status == "cancelled":
         return [section(mrkdwn(f"{icon} *Closed without a decision* · the run ended"))]
     by = mentions(org, gate.decided_by) if gate.decided_by else "Baton"
     option = next((o["label"] for o in gate.options if o["id"] == gate.outcome_option), None)
     # a custom option ("Approve with conditions") is named; a plain approve is not repeated
-    chosen = f" ({esc(option)})" if option and gate.outcome_option != gate.outcome_effect else ""
-    blocks: list[Block] = [section(mrkdwn(f"{icon} *{word}*{chosen} by {by} · {when(gate.decided_at)}"))]
+    chosen = (f" ({esc(option)})" if gate.kind == "approval" and option
+              and gate.outcome_option != gate.outcome_effect else "")
+    blocks: list[Block] = [section(mrkdwn(f"{icon} *{esc(word)}*{chosen} by {by} · "
+                                          f"{when(gate.decided_at)}"))]
+    if gate.then:
+        blocks.append(context(mrkdwn(f"Then: {esc(gate.then)}")))
     reasons = [d for d in gate.decisions if d.get("reason")]
     for decision in reasons[-5:]:
         blocks.append(context(mrkdwn(f"{mention(org, decision['by'])}:"),
