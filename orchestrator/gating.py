@@ -8,9 +8,10 @@ decision and refusal, and writes the timers escalation needs.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,9 +19,11 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from gates import escalation as esc
+from gates.boundaries import BoundaryCheck, check_boundary
 from gates.durations import format_duration
 from gates.options import BUILTIN_OPTIONS, Option, Refusal, check_reason, find_option
 from gates.quorum import Vote, tally
+from orchestrator import recheck
 from orchestrator.failpoints import crash_point
 from orchestrator.follow import apply_follow, effect_words, what_was_followed
 from orchestrator.inputs import coerce
@@ -78,16 +81,64 @@ def options_of(gate: Gate) -> list[Option]:
 
 
 # -- opening --------------------------------------------------------------------------------
+def shown_to_decider(tx: Tx, agents: list[str] | None) -> dict[str, Any]:
+    """What a gate shows the people deciding it: signals, boundaries checked, inputs."""
+    signals = tx.signals()
+    names = agents if agents is not None else list(signals)
+    shown = {"signals": [
+        {"agent": n, "verdict": signals[n].verdict, "severity": signals[n].severity,
+         "summary": _clip(signals[n].summary), "failed": signals[n].status == "failed"}
+        for n in names if n in signals]}
+    shown["boundaries"] = list(tx.run.context.get("boundaries", []))
+    shown["inputs"] = dict(tx.run.inputs)
+    return shown
+
+
+def _clip(text: str | None, limit: int = 300) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[:limit] + f"... [{len(text) - limit} more characters]"
+
+
+def violation_reason(node: Node, check: BoundaryCheck) -> str:
+    spec = node.spec
+    values = ", ".join(f"{k}={v}" for k, v in check.values.items())
+    return ((spec.message or f"boundary '{node.label}' violated: `{spec.check}` is false"
+             + (f" ({values})" if values else "")) + (f"; {check.error}" if check.error else ""))
+
+
+def open_boundary_gate(tx: Tx, node: Node, check: BoundaryCheck, reason: str, *,
+                       recheck: Mapping[str, Any] | None = None, row_node: str | None = None,
+                       visit: int | None = None) -> Gate:
+    """Ask the people a violated boundary names (`on_violation: escalate` or `gate`)
+    whether to allow it once."""
+    spec = node.spec
+    options = [Option("approve", "Allow this once", "approve", "primary", True),
+               Option("reject", "Stop the run", "reject", "danger")]
+    chain = tx.program.chains.get(spec.escalation) if spec.escalation else None
+    policy: dict[str, Any] = {"check": spec.check, "values": check.values}
+    if recheck is not None:
+        policy["recheck"] = dict(recheck)
+    return open_gate(tx, node, kind="boundary", key=node.label,
+                     title=f"Boundary '{node.label}' needs a decision", question=reason,
+                     approver_specs=list(spec.approvers or []), options=options,
+                     policy=policy, shown=shown_to_decider(tx, None), chain=chain,
+                     row_node=row_node, visit=visit)
+
+
 def open_gate(tx: Tx, node: Node, *, kind: str, key: str, title: str, question: str,
               approver_specs: Sequence[str], options: list[Option], quorum: int = 1,
               forbid_requester: bool = False, reject_ends: bool = True,
               editable: Sequence[str] = (), policy: Mapping[str, Any] | None = None,
-              shown: Mapping[str, Any] | None = None, chain: esc.Chain | None = None) -> Gate:
+              shown: Mapping[str, Any] | None = None, chain: esc.Chain | None = None,
+              row_node: str | None = None, visit: int | None = None) -> Gate:
+    """Open a gate at `node`. A gate a re-check opens (orchestrator.recheck) is stored under
+    `row_node` and `visit` of its own: the run is not at `node`."""
     run = tx.run
-    visit = int(run.visits.get(node.key, 1))
+    visit = int(run.visits.get(node.key, 1)) if visit is None else visit
     approvers = set(tx.org.resolve_many(approver_specs))
     row: dict[str, Any] = {
-        "run_id": run.id, "node": node.key, "visit": visit, "key": key, "kind": kind,
+        "run_id": run.id, "node": row_node or node.key, "visit": visit, "key": key, "kind": kind,
         "status": "open", "title": title, "question": question,
         "approver_spec": list(approver_specs), "quorum": quorum,
         "forbid_requester": forbid_requester, "reject_ends": reject_ends,
@@ -104,6 +155,8 @@ def open_gate(tx: Tx, node: Node, *, kind: str, key: str, title: str, question: 
     # Under four-eyes the requester is no approver at all: not listed, not pinged, not
     # counted as pending, refused before a modal opens.
     barred = {run.requester} if forbid_requester else set()
+    if policy and policy.get("recheck", {}).get("by"):
+        barred.add(policy["recheck"]["by"])  # see `excluded`
     approvers -= barred
     fallback = None
     if not approvers and chain is None:
@@ -218,8 +271,14 @@ def escalate(tx: Tx, gate: Gate, why: str, *, actor: str = "baton") -> Transitio
 
 # -- decisions ------------------------------------------------------------------------------
 def excluded(gate: Gate, requester: str) -> set[str]:
-    """Who may never decide `gate`: its run's requester, under four-eyes."""
-    return {requester} if gate.forbid_requester else set()
+    """Who may never decide `gate`: its run's requester, under four-eyes; and for a gate a
+    re-check opened, the approver whose edit it is (another person looks at an edit that
+    needs more than the gate it was made at)."""
+    barred = {requester} if gate.forbid_requester else set()
+    about = (gate.policy or {}).get("recheck")
+    if about and about.get("by"):
+        barred.add(about["by"])
+    return barred
 
 
 def eligible(gate: Gate, requester: str) -> set[str]:
@@ -228,7 +287,11 @@ def eligible(gate: Gate, requester: str) -> set[str]:
     return set(gate.approvers) - excluded(gate, requester)
 
 
-def four_eyes_refusal(gate: Gate, ref: str) -> str:
+def four_eyes_refusal(gate: Gate, ref: str, user: str | None = None) -> str:
+    about = (gate.policy or {}).get("recheck") or {}
+    if user is not None and about.get("by") == user:
+        return (f"gate '{gate.key}' of {ref} is needed because of your edit at gate "
+                f"'{about.get('gate')}'; someone else decides it")
     return (f"you started {ref}; this flow requires someone else to decide it (four-eyes "
             "rule). To withdraw your request, stop the run")
 
@@ -250,7 +313,7 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
     except Refusal as exc:
         return _refuse(tx, gate, user, option_id, str(exc)), None
     if user in excluded(gate, run.requester):
-        return _refuse(tx, gate, user, option.id, four_eyes_refusal(gate, run.ref)), None
+        return _refuse(tx, gate, user, option.id, four_eyes_refusal(gate, run.ref, user)), None
     if user not in gate.approvers:
         names = ", ".join(tx.org.display(p) for p in sorted(eligible(gate, run.requester)))
         return _refuse(tx, gate, user, option.id,
@@ -266,7 +329,6 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
             changes = _check_edits(tx, gate, option, edits)
         except Refusal as exc:
             return _refuse(tx, gate, user, option.id, str(exc)), None
-
     if option.effect == "escalate":
         if not gate.chain:
             return _refuse(tx, gate, user, option.id, "this gate has no escalation chain"), None
@@ -285,6 +347,18 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
             f"you already chose {existing.option} on {run.ref} at "
             f"{existing.created_at:%Y-%m-%d %H:%M} UTC; one decision per person counts",
             run.ref, gate.key, gate.id), None
+    if option.effect == "approve":
+        # The values this approval would put in effect pass the flow's policy again: an
+        # edit (this one, or one proposed earlier that this approval would settle) that
+        # breaks a `stop` boundary is refused here, and nothing changes.
+        effective = {**run.inputs, **gate.proposal, **{k: v["to"] for k, v in changes.items()}}
+        if effective != run.inputs:
+            at = recheck.resumes_at(tx, gate.policy) or tx.node(gate.node)
+            changed = sorted(k for k in effective if effective[k] != run.requested_inputs.get(k))
+            outcome = recheck.recheck(tx, at, effective, by=user, edited=changed)
+            if outcome.refusal is not None:
+                return _refuse(tx, gate, user, option.id,
+                               recheck.refusal_message(outcome.refusal, run.ref)), None
 
     if changes:
         _dismiss_stale_approvals(tx, gate, user, changes)
@@ -326,7 +400,8 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
         deciders = [user]
     transition = close_gate(tx, gate, result.outcome, result.option or option.id,
                             result.explanation, deciders=deciders, actor=user)
-    message = f"{run.ref} {_past(result.outcome)}: {result.explanation}"
+    message = f"{run.ref} {_past(result.outcome)}: {result.explanation}" + "".join(
+        f"; {note}" for note in tx.notes)
     if gate.kind == "conflict" and result.outcome == "approve":  # nothing was approved
         record = tx.run.context.get("conflicts", {}).get(gate.key, {})
         message = (f"{run.ref} follows {what_was_followed(record)}, chosen by "
@@ -394,15 +469,22 @@ def close_gate(tx: Tx, gate: Gate, effect: str, option: str, explanation: str, *
     data: dict[str, Any] = {"gate": gate.key, "gate_id": gate.id, "outcome": effect,
                             "option": option, "decided_by": deciders, "why": explanation,
                             "waited_s": round((tx.now - gate.opened_at).total_seconds(), 3)}
-    node = tx.node(gate.node)
-    transition: Transition
+    about = gate.policy.get("recheck")  # a gate a re-check opened is stored apart
+    node = tx.node(about["target"] if about else gate.node)
+    # A re-check after edits may open another gate: it comes after this one's decision.
+    transition: Transition | Callable[[], Transition]
     if gate.kind == "approval":
         transition = _approval_outcome(tx, gate, node, effect, data)
     elif gate.kind == "conflict":
         transition = _conflict_outcome(tx, gate, node, effect, option, data)
     elif gate.kind == "boundary":
-        transition = (Goto(node.next) if effect == "approve" else
-                      Finish("stopped", "boundary", f"boundary '{gate.key}': {explanation}"))
+        if effect == "approve":
+            _allowed_once(tx, gate, node, deciders)
+            after = recheck.resumes_at(tx, gate.policy)
+            transition = (partial(recheck.continue_after, tx, after, by=about["by"])
+                          if after is not None and about is not None else Goto(node.next))
+        else:
+            transition = Finish("stopped", "boundary", f"boundary '{gate.key}': {explanation}")
     elif gate.kind == "action":
         transition = _action_outcome(tx, gate, node, effect, explanation)
     elif gate.kind == "agent":
@@ -421,19 +503,43 @@ def close_gate(tx: Tx, gate: Gate, effect: str, option: str, explanation: str, *
     tx.emit("gate_decided", {"gate_id": gate.id, "gate": gate.key, "kind": gate.kind,
                              "outcome": effect, "option": option, "decided_by": deciders,
                              "why": explanation})
-    return transition
+    return transition() if callable(transition) else transition
+
+
+def _editor(tx: Tx, gate: Gate) -> str | None:
+    """Who proposed the values in effect at `gate` (the last approver who edited)."""
+    edited = [d for d in rows.load(tx.session, Decision, _GATE_DECISIONS, {"gate": gate.id})
+              if d.counted and d.edits]
+    return edited[-1].decider if edited else None
+
+
+def _allowed_once(tx: Tx, gate: Gate, node: Node, deciders: list[str]) -> None:
+    """Remember that people allowed boundary `node` for these values: a re-check of the same
+    values does not ask them again; different values (a later edit) do."""
+    values = check_boundary(node.label, node.conditions["check"], tx.conditions()).values
+    tx.run.context = {**tx.run.context, "overrides": [
+        *tx.run.context.get("overrides", []),
+        {"boundary": node.key, "gate": gate.key, "gate_id": gate.id, "by": deciders,
+         "inputs": dict(tx.run.inputs), "values": values}]}
 
 
 def _approval_outcome(tx: Tx, gate: Gate, node: Node, effect: str,
-                      data: dict[str, Any]) -> Transition:
+                      data: dict[str, Any]) -> Transition | Callable[[], Transition]:
     run = tx.run
     if effect == "approve":
+        about = gate.policy.get("recheck")
+        by = about["by"] if about else None
         if gate.proposal:
             approved = {}
             for name, value in gate.proposal.items():
                 approved[name] = {"requested": run.inputs.get(name), "approved": value}
             run.inputs = {**run.inputs, **gate.proposal}
             data["approved_inputs"] = approved
+            by = _editor(tx, gate) or by
+        if by is not None:
+            # new values, or a gate the last re-check asked for: policy again before going on
+            after = recheck.resumes_at(tx, gate.policy) or node
+            return partial(recheck.continue_after, tx, after, by=by)
         return Goto(node.next)
     if effect == "request_changes":
         decision = tx.session.exec(select(Decision).where(
@@ -488,7 +594,7 @@ def _action_outcome(tx: Tx, gate: Gate, node: Node, effect: str, explanation: st
 # -- claim, snooze, reassign ----------------------------------------------------------------
 def _may_pause(tx: Tx, gate: Gate, user: str, what: str) -> esc.Chain:
     if user in excluded(gate, tx.run.requester):
-        raise Refusal(four_eyes_refusal(gate, tx.run.ref))
+        raise Refusal(four_eyes_refusal(gate, tx.run.ref, user))
     if user not in gate.approvers:
         raise Refusal(f"only an approver of gate '{gate.key}' can {what} it")
     if not gate.chain:
@@ -579,8 +685,11 @@ def snooze(tx: Tx, gate: Gate, user: str, wanted: timedelta) -> str:
 def reassign(tx: Tx, gate: Gate, user: str, to: str, *, is_admin: bool) -> str:
     if user not in eligible(gate, tx.run.requester) and not is_admin:
         raise Refusal(f"only an approver of gate '{gate.key}' or an admin can reassign it")
-    if to == tx.run.requester and gate.forbid_requester:
-        raise Refusal(f"{tx.org.display(to)} started {tx.run.ref} and cannot approve it")
+    if to in excluded(gate, tx.run.requester):
+        if to == tx.run.requester:
+            raise Refusal(f"{tx.org.display(to)} started {tx.run.ref} and cannot approve it")
+        raise Refusal(f"{tx.org.display(to)} made the edit gate '{gate.key}' of {tx.run.ref} "
+                      "is needed for, and cannot decide it")
     if to in gate.approvers:
         raise Refusal(f"{tx.org.display(to)} can already decide {tx.run.ref}")
     gate.approvers = sorted({*gate.approvers, to})

@@ -101,6 +101,16 @@ def conflicts(s: TraceSummary, org: Org) -> Section:
     return Section("Conflicts", lines or ["no conflict step ran"])
 
 
+def recheck_note(b: dict) -> str:
+    """A boundary checked again because an approver edited the inputs."""
+    about = b.get("recheck")
+    if not about:
+        return ""
+    edited = ", ".join(about.get("edited", [])) or "inputs"
+    return f" [re-checked: {edited} edited at '{about.get('gate')}'" + (
+        f"; {b['note']}]" if b.get("note") else "]")
+
+
 def boundaries(s: TraceSummary) -> Section:
     lines = []
     for b in s.boundaries:
@@ -108,8 +118,11 @@ def boundaries(s: TraceSummary) -> Section:
         if "limit" in b:
             values = f"{_value(b['value'])} of {_value(b['limit'])}"
         state = "passed" if b["passed"] else f"VIOLATED -> {b.get('on_violation', 'stop')}"
+        if b.get("result") in ("allowed", "deferred"):
+            state = f"VIOLATED, {b['result']}" if b["result"] == "allowed" else "not yet checkable"
         check = b.get("check") or b.get("message", "")
-        lines.append(f"{b['boundary']}: {state}: {check}" + (f" ({values})" if values else ""))
+        lines.append(f"{b['boundary']}: {state}: {check}" + (f" ({values})" if values else "")
+                     + recheck_note(b))
     return Section("Boundaries checked", lines or ["none"])
 
 

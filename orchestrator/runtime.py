@@ -89,6 +89,11 @@ class Tx:
     now: datetime
     _signals: dict[str, Signal] | None = field(default=None, repr=False)
     _gates: dict[str, dict[str, Any]] | None = field(default=None, repr=False)
+    # Re-checks of edited values already made and traced in this transaction, by values
+    # (orchestrator.recheck): a decision and the gate it closes check once.
+    rechecked: dict[str, Any] = field(default_factory=dict, repr=False)
+    # What the person whose command this transaction carries should also be told.
+    notes: list[str] = field(default_factory=list, repr=False)
 
     @classmethod
     def new_run(cls, session: Session, run: Run, program: Program, engine: Engine,

@@ -31,6 +31,7 @@ from gates.conflicts import (
     severity_order,
 )
 from gates.options import Option
+from gates.recheck import reads_inputs
 from orchestrator import gating
 from orchestrator.agents import AgentContext, AgentOutput, AgentResult, build_agent, run_agent
 from orchestrator.agents.base import Attempt, _call_with_timeout, backoff_delay
@@ -38,6 +39,7 @@ from orchestrator.callables import CallableError
 from orchestrator.context import signal_view
 from orchestrator.failpoints import crash_point
 from orchestrator.follow import apply_follow, effect_words
+from orchestrator.gating import shown_to_decider
 from orchestrator.program import Node
 from orchestrator.runtime import Finish, Goto, Hold, StoredSignal, Transition, Tx, Wait, Work, latest_signals
 from orchestrator.spec import RetrySpec
@@ -297,18 +299,6 @@ def limit_violation(tx: Tx, node: Node, guard: str, limit: float, value: float,
 
 
 # -- gate ---------------------------------------------------------------------------------------
-def shown_to_decider(tx: Tx, agents: list[str] | None) -> dict[str, Any]:
-    signals = tx.signals()
-    names = agents if agents is not None else list(signals)
-    shown = {"signals": [
-        {"agent": n, "verdict": signals[n].verdict, "severity": signals[n].severity,
-         "summary": _clip(signals[n].summary, 300), "failed": signals[n].status == "failed"}
-        for n in names if n in signals]}
-    shown["boundaries"] = list(tx.run.context.get("boundaries", []))
-    shown["inputs"] = dict(tx.run.inputs)
-    return shown
-
-
 def step_gate(tx: Tx, node: Node) -> Transition:
     spec = node.spec
     cel = tx.conditions()
@@ -326,7 +316,10 @@ def step_gate(tx: Tx, node: Node) -> Transition:
     if required is not None:
         tx.run.context = {**tx.run.context, "required_gates": pending}
         needed = True
+    skipped = [k for k in tx.run.context.get("skipped_gates", []) if k != node.key]
     if not needed:
+        if reads_inputs(condition):  # an approver's edit that makes `when` hold must pass it
+            tx.run.context = {**tx.run.context, "skipped_gates": [*skipped, node.key]}
         shown = ", ".join(f"{k}={v}" for k, v in values.items())
         tx.trace("gate_skipped", {"gate": node.label, "when": spec.when, "values": values,
                                   "why": f"no approval needed: `{spec.when}` is false"
@@ -334,6 +327,8 @@ def step_gate(tx: Tx, node: Node) -> Transition:
         return Goto(node.next)
     flow = tx.program.flow
     title = spec.title or f"Approve {flow.title or flow.name}?"
+    if "skipped_gates" in tx.run.context:
+        tx.run.context = {**tx.run.context, "skipped_gates": skipped}
     policy: dict[str, Any] = {"when": spec.when, "values": values}
     if error:
         policy["error"] = error
@@ -453,25 +448,16 @@ def step_boundary(tx: Tx, node: Node) -> Transition:
     tx.trace("boundary", data, node=node.key)
     tx.run.context = {**tx.run.context, "boundaries": [
         *tx.run.context.get("boundaries", []),
-        {"boundary": node.label, "check": spec.check, "passed": check.passed}]}
+        {"boundary": node.label, "check": spec.check, "passed": check.passed, "node": node.key}]}
     if check.passed:
         return Goto(node.next)
-    values = ", ".join(f"{k}={v}" for k, v in check.values.items())
-    reason = (spec.message or f"boundary '{node.label}' violated: `{spec.check}` is false"
-              + (f" ({values})" if values else "")) + (f"; {check.error}" if check.error else "")
+    reason = gating.violation_reason(node, check)
     tx.emit("boundary_violated", {"boundary": node.label, "check": spec.check,
                                   "values": check.values, "message": reason,
                                   "on_violation": spec.on_violation})
     if spec.on_violation == "stop":
         return Finish("stopped", "boundary", reason)
-    options = [Option("approve", "Allow this once", "approve", "primary", True),
-               Option("reject", "Stop the run", "reject", "danger")]
-    chain = tx.program.chains.get(spec.escalation) if spec.escalation else None
-    gating.open_gate(tx, node, kind="boundary", key=node.label,
-                     title=f"Boundary '{node.label}' needs a decision", question=reason,
-                     approver_specs=list(spec.approvers or []), options=options,
-                     policy={"check": spec.check, "values": check.values},
-                     shown=shown_to_decider(tx, None), chain=chain)
+    gating.open_boundary_gate(tx, node, check, reason)
     return Wait()
 
 

@@ -55,8 +55,16 @@ def describe(entry: TraceEntry, org: Org) -> str:
         if "limit" in d:
             extra = f" ({d['value']:g} of {d['limit']:g})"
         text = f"boundary {d['boundary']} {state}: {d.get('check', d.get('message', ''))}{extra}"
-        if not d["passed"]:
+        if d.get("result") == "allowed":
+            text += " -> allowed once already for these values"
+        elif d.get("result") == "deferred":
+            text += " -> checked when the run reaches it"
+        elif not d["passed"]:
             text += f" -> {d.get('on_violation')}"
+        if d.get("recheck"):
+            about = d["recheck"]
+            text += (f" (re-check: {', '.join(about.get('edited', [])) or 'inputs'} edited by "
+                     f"{org.display(about.get('by') or '?')} at '{about.get('gate')}')")
         return text
     if k == "gate_skipped":
         return f"gate '{d['gate']}' not needed: {d['why']}"

@@ -1,0 +1,171 @@
+"""Edits pass policy again (gates/recheck.py) before anything after the gate runs.
+
+Twice for an edit: when an approver proposes it (an edit that breaks a `stop` boundary is
+refused there, with the boundary named, and changes nothing), and when the gate closes and
+the values take effect (`continue_after`): a boundary the run has passed that now needs
+people opens its gate, a gate the run skipped that now applies opens, one at a time, and
+the run goes on past the edited gate only once all of them have passed. Each re-check is
+traced: one `boundary` entry per boundary, marked `recheck`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gates import recheck as policy
+from orchestrator import gating
+from orchestrator.program import Node
+from orchestrator.runtime import Finish, Goto, Transition, Tx, Wait
+
+RECHECK_NODE = "{}:recheck"  # where the gates a re-check opens are stored (their own rows)
+
+
+@dataclass
+class Outcome:
+    boundaries: list[policy.BoundaryResult] = field(default_factory=list)
+    required_gate: Node | None = None
+    gate_values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def refusal(self) -> policy.BoundaryResult | None:
+        return next((r for r in self.boundaries if r.stops), None)
+
+    @property
+    def asks(self) -> policy.BoundaryResult | None:
+        return next((r for r in self.boundaries if r.asks_now), None)
+
+
+def _reachable(tx: Tx, start: Node) -> list[str]:
+    """Steps the run may still reach from `start`: next steps, branches, paths, and where
+    a later gate may send it back to."""
+    seen: set[str] = set()
+    queue = deque(k for k in (start.next, *start.branches.values()) if k)
+    while queue:
+        key = queue.popleft()
+        if key in seen:
+            continue
+        seen.add(key)
+        node = tx.node(key)
+        queue.extend(k for k in (node.next, node.back_to, *node.branches.values()) if k)
+    return [key for key in tx.program.nodes if key in seen]
+
+
+def _boundary_rules(tx: Tx, at: Node) -> list[policy.BoundaryRule]:
+    """The boundaries reading inputs that the run has passed or may still reach."""
+    checked = tx.run.context.get("boundaries", [])
+    passed = {b["node"] for b in checked if "node" in b}
+    labels = {b["boundary"] for b in checked if "node" not in b}  # runs from before "node"
+    ahead = set(_reachable(tx, at))
+    rules = []
+    for key, node in tx.program.nodes.items():
+        if node.kind != "boundary" or not policy.reads_inputs(node.conditions["check"]):
+            continue
+        behind = key in passed or node.label in labels
+        if behind or key in ahead:
+            rules.append(policy.BoundaryRule(key, node.label, node.conditions["check"],
+                                             node.spec.on_violation, node.spec.message,
+                                             passed_before=behind))
+    return rules
+
+
+def _skipped_gates(tx: Tx) -> list[policy.GateRule]:
+    skipped = tx.run.context.get("skipped_gates", [])
+    return [policy.GateRule(key, tx.node(key).label, tx.node(key).conditions["when"])
+            for key in tx.program.nodes if key in skipped
+            and policy.reads_inputs(tx.node(key).conditions["when"])]
+
+
+def _overrides(tx: Tx) -> list[policy.Override]:
+    return [policy.Override(o["boundary"], o.get("inputs", {}), o.get("values", {}))
+            for o in tx.run.context.get("overrides", [])]
+
+
+def recheck(tx: Tx, at: Node, values: Mapping[str, Any], *, by: str,
+            edited: list[str]) -> Outcome:
+    """Check the flow's policy against `values`, the inputs an approval at `at` would put
+    in effect, and trace it (once per transaction and values)."""
+    memo = json.dumps([at.key, values], sort_keys=True, default=str)
+    if memo in tx.rechecked:
+        return tx.rechecked[memo]
+    context = {**tx.conditions(), "inputs": dict(values)}
+    outcome = Outcome(policy.recheck_boundaries(_boundary_rules(tx, at), context,
+                                                _overrides(tx)))
+    about = {"gate": at.label, "by": by, "edited": edited}
+    for result in outcome.boundaries:
+        tx.trace("boundary", {**result.as_trace(), "recheck": about}, node=result.rule.key)
+    if outcome.refusal is None and outcome.asks is None:
+        for rule in _skipped_gates(tx):
+            needed, read = policy.gate_now_required(rule, context)
+            if needed:
+                outcome.required_gate, outcome.gate_values = tx.node(rule.key), read
+                break
+    tx.rechecked[memo] = outcome
+    return outcome
+
+
+def refusal_message(result: policy.BoundaryResult, ref: str) -> str:
+    values = ", ".join(f"{k}={v}" for k, v in result.check.values.items())
+    why = result.rule.message or f"`{result.check.check}` is false"
+    return (f"with these edits {ref} would break boundary '{result.rule.label}': {why}"
+            + (f" ({values})" if values else "") + "; nothing was changed")
+
+
+def continue_after(tx: Tx, at: Node, *, by: str) -> Transition:
+    """The values an approval at `at` put in effect have been re-checked: go on past `at`,
+    or first through what they now require (one gate at a time: when it passes, this runs
+    again)."""
+    run = tx.run
+    edited = sorted(k for k in run.inputs if run.inputs.get(k) != run.requested_inputs.get(k))
+    outcome = recheck(tx, at, run.inputs, by=by, edited=edited)
+    count = int(run.context.get("recheck_gates", 0)) + 1
+    about = {"after": at.key, "gate": at.label, "by": by, "edited": edited}
+    if outcome.refusal is not None:  # the values changed since the edit was accepted
+        return Finish("stopped", "boundary", refusal_message(outcome.refusal, run.ref))
+    asks = outcome.asks
+    if asks is not None:
+        node = tx.node(asks.rule.key)
+        run.context = {**run.context, "recheck_gates": count}
+        reason = (f"{gating.violation_reason(node, asks.check)} (after edits at gate "
+                  f"'{at.label}')")
+        tx.emit("boundary_violated", {"boundary": node.label, "check": node.spec.check,
+                                      "values": asks.check.values, "message": reason,
+                                      "on_violation": node.spec.on_violation})
+        gating.open_boundary_gate(tx, node, asks.check, reason,
+                                  recheck={**about, "target": node.key},
+                                  row_node=RECHECK_NODE.format(at.key), visit=count)
+        tx.notes.append(f"the edited values break boundary '{node.label}': "
+                        f"it needs a decision before the run goes on")
+        return Wait()
+    gate = outcome.required_gate
+    if gate is not None:
+        run.context = {**run.context, "recheck_gates": count,
+                       "skipped_gates": [k for k in run.context.get("skipped_gates", [])
+                                         if k != gate.key]}
+        spec = gate.spec
+        flow = tx.program.flow
+        shown = gating.shown_to_decider(tx, spec.show)
+        gating.open_gate(
+            tx, gate, kind="approval", key=gate.label,
+            title=spec.title or f"Approve {flow.title or flow.name}?",
+            question=spec.ask or "", approver_specs=spec.approvers,
+            options=gating.gate_options(spec.options, spec.reason_required),
+            quorum=spec.quorum, forbid_requester=spec.forbid_requester,
+            reject_ends=spec.reject_ends, editable=spec.editable,
+            policy={"when": spec.when, "values": outcome.gate_values,
+                    "recheck": {**about, "target": gate.key}},
+            shown=shown, chain=tx.program.chains.get(spec.escalation) if spec.escalation else None,
+            row_node=RECHECK_NODE.format(at.key), visit=count)
+        tx.notes.append(f"with the edited values gate '{gate.label}' applies "
+                        f"(`{spec.when}`): it must approve before the run goes on")
+        return Wait()
+    return Goto(at.next)
+
+
+def resumes_at(tx: Tx, gate_policy: Mapping[str, Any]) -> Node | None:
+    """The edited gate a re-check gate was opened after, if it was opened by one."""
+    about = gate_policy.get("recheck")
+    return tx.node(about["after"]) if about else None
