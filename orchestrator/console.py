@@ -30,6 +30,8 @@ def describe(event: DomainEvent, org: Org) -> str:
                 f"({p['approvals']} of {p['quorum']} approvals)")
     if kind == "gate_decided":
         who = _people(org, p["decided_by"]) if p["decided_by"] else "Baton"
+        if p.get("kind", "approval") != "approval":  # only an approval gate "approves"
+            return f"{run} gate '{p['gate']}' decided ({p['option']}): {p['why']}"
         return f"{run} gate '{p['gate']}' {p['outcome']} ({p['option']}) by {who}: {p['why']}"
     if kind == "escalated":
         if p.get("final"):

@@ -398,8 +398,14 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
     deciders = list(result.rejections if result.outcome == "reject" else result.approvals)
     if result.outcome in ("request_changes", "retry"):
         deciders = [user]
+    explanation = result.explanation
+    if gate.kind != "approval" and result.outcome == "approve":
+        # only an approval gate approves: elsewhere the option says what was chosen
+        chosen = find_option(options_of(gate), result.option or option.id)
+        explanation = (f"chosen by {', '.join(tx.org.display(p) for p in deciders)}: "
+                       f"{chosen.label}")
     transition = close_gate(tx, gate, result.outcome, result.option or option.id,
-                            result.explanation, deciders=deciders, actor=user)
+                            explanation, deciders=deciders, actor=user)
     message = f"{run.ref} {_past(result.outcome)}: {result.explanation}" + "".join(
         f"; {note}" for note in tx.notes)
     if gate.kind == "conflict" and result.outcome == "approve":  # nothing was approved

@@ -1,4 +1,14 @@
-from gates.conflicts import SignalView, resolve
+import pytest
+
+from gates.conflicts import (
+    FollowEffect,
+    SignalView,
+    follow_effects,
+    followed,
+    nothing_to_compare,
+    parse_effect,
+    resolve,
+)
 
 DISAGREE = {
     "research": SignalView("research", "ok", "info"),
@@ -39,3 +49,29 @@ def test_compare_on_severity_sees_more_disagreement() -> None:
     signals = {"a": SignalView("a", "warn", "low"), "b": SignalView("b", "warn", "high")}
     assert resolve(signals, policy="ask").agreed
     assert not resolve(signals, policy="ask", compare=("verdict", "severity")).agreed
+
+
+# -- what following a signal does ---------------------------------------------------------------
+def test_safe_defaults_a_block_stops_a_warning_asks_and_no_signal_does_as_a_warning() -> None:
+    effects = follow_effects({})
+    assert {v: str(e) for v, e in effects.items()} == {
+        "ok": "continue", "warn": "gate", "block": "stop", "none": "gate"}
+    said = follow_effects({"warn": "path:review"})
+    assert said["warn"] == FollowEffect("path", "review") == said["none"]
+    assert follow_effects({"warn": "continue", "none": "stop"})["none"].kind == "stop"
+
+
+@pytest.mark.parametrize("text", ["", "halt", "path:", "path: ", "gate:approve", None, 3, "stop:x"])
+def test_only_the_documented_effects_parse(text: object) -> None:
+    with pytest.raises(ValueError, match="continue, stop, gate or path:BLOCK"):
+        parse_effect(text)
+
+
+def test_the_verdict_followed_and_nothing_to_compare() -> None:
+    assert [followed(v) for v in ("ok", "warn", "block", "", None, "weird")] == [
+        "ok", "warn", "block", "none", "none", "none"]
+    failed = {"a": SignalView("a", None, None, failed=True), "b": None}
+    assert nothing_to_compare(failed)
+    assert not nothing_to_compare({**failed, "c": SignalView("c", "ok", "info")})
+    # resolve alone would call this "agreed" and ask a person under `ask`: the engine does not
+    assert resolve(failed, policy="ask").needs_human
