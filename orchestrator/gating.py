@@ -618,9 +618,9 @@ def _postpone(tx: Tx, gate: Gate, chain: esc.Chain, wanted: datetime) -> esc.Pos
 
 
 def _cap_note(chain: esc.Chain, move: esc.Postponement) -> str:
-    return (f"; claims and snoozes may push this gate's escalation at most "
-            f"{format_duration(chain.max_postpone)} past its schedule (max_postpone), so the "
-            f"next step stays at {move.deadline:%H:%M} UTC" if move.capped else "")
+    return (f" (no later: claims and snoozes may push this gate's escalation at most "
+            f"{format_duration(chain.max_postpone)} past its schedule, max_postpone)"
+            if move.capped else "")
 
 
 def claim(tx: Tx, gate: Gate, user: str) -> str:
@@ -645,8 +645,8 @@ def claim(tx: Tx, gate: Gate, user: str) -> str:
     tx.trace("claimed", data, actor=user, node=gate.node)
     tx.emit("claimed", {"gate_id": gate.id, "gate": gate.key, "by": user,
                         "until": move.deadline.isoformat(), "deadline": move.deadline.isoformat()})
-    return (f"{tx.run.ref} is yours until {move.deadline:%H:%M} UTC; pings are paused"
-            + _cap_note(chain, move))
+    return (f"{tx.run.ref} is yours until {move.deadline:%H:%M} UTC{_cap_note(chain, move)}; "
+            "pings are paused")
 
 
 def snooze(tx: Tx, gate: Gate, user: str, wanted: timedelta) -> str:
@@ -685,7 +685,7 @@ def snooze(tx: Tx, gate: Gate, user: str, wanted: timedelta) -> str:
     kept = (f"; {tx.org.display(gate.claimed_by)} still holds the claim"
             if claimed and gate.claimed_by else "")
     return (f"{tx.run.ref} snoozed until {quiet_until:%H:%M} UTC; next step at "
-            f"{move.deadline:%H:%M} UTC{kept}" + _cap_note(chain, move))
+            f"{move.deadline:%H:%M} UTC{_cap_note(chain, move)}{kept}")
 
 
 def reassign(tx: Tx, gate: Gate, user: str, to: str, *, is_admin: bool) -> str:
