@@ -162,7 +162,8 @@ def open_gate(tx: Tx, node: Node, *, kind: str, key: str, title: str, question: 
     if not approvers and chain is None:
         # Nobody could ever decide: hand it to the admins rather than wait forever.
         approvers |= tx.org.admins - barred
-        fallback = "no eligible approver; the org's admins may decide"
+        fallback = ("no eligible approver; the org's admins may decide" if approvers else
+                    "nobody may decide it: an admin can reassign it, or the run can be stopped")
     row["approvers"] = sorted(approvers)
     gate = rows.insert_now(tx.session, Gate, row)
     crash_point("gate.opened")
