@@ -266,7 +266,7 @@ class GateActions:
                 edits: dict[str, Any] | None, origin: dict[str, Any]) -> None:
         report = self.engine.decide(run.ref, self._principal(user), option, reason=reason,
                                     edits=edits, gate=str(gate.id))
-        if report.status == "recorded" and report.outcome is not None:
+        if report.status == "recorded" and report.outcome is not None and not report.notes:
             return  # the gate message itself now shows who decided, for everyone
         icon = {"refused": ":no_entry_sign:", "duplicate": ":information_source:",
                 "escalated": ":rotating_light:"}.get(report.status, ":white_check_mark:")

@@ -31,7 +31,7 @@ from sqlmodel import col, select, update
 from gates.durations import parse_duration
 from gates.options import Refusal
 from gates.org import Org
-from orchestrator import gating, steps
+from orchestrator import claims, gating, steps
 from orchestrator.agents import LlmDefaults
 from orchestrator.agents.base import (
     AgentFailure,
@@ -801,7 +801,7 @@ class Engine:
 
     def claim(self, ref: str | int, user: str, gate: str | None = None) -> str:
         return self._gate_command(ref, user, gate, "claim",
-                                  lambda tx, g: gating.claim(tx, g, user))
+                                  lambda tx, g: claims.claim(tx, g, user))
 
     def snooze(self, ref: str | int, user: str, duration: str | timedelta,
                gate: str | None = None) -> str:
@@ -810,12 +810,12 @@ class Engine:
         except ValueError as exc:
             raise BatonError(str(exc)) from None
         return self._gate_command(ref, user, gate, "snooze",
-                                  lambda tx, g: gating.snooze(tx, g, user, wanted))
+                                  lambda tx, g: claims.snooze(tx, g, user, wanted))
 
     def reassign(self, ref: str | int, user: str, to: str, gate: str | None = None) -> str:
         return self._gate_command(
             ref, user, gate, "reassign",
-            lambda tx, g: gating.reassign(tx, g, user, to, is_admin=self.org.is_admin(user)))
+            lambda tx, g: claims.reassign(tx, g, user, to, is_admin=self.org.is_admin(user)))
 
     def halt(self, user: str, reason: str | None = None) -> None:
         self._set_halt(user, True, reason)

@@ -48,6 +48,36 @@ def test_an_edit_in_the_modal_past_the_limit_is_refused_and_nothing_runs(
         assert s.exec(Decision.__table__.select()).all() == []  # type: ignore[attr-defined]
 
 
+def test_an_edit_that_needs_the_cfo_goes_to_the_cfo_not_to_the_editor(make_baton, ledger) -> None:  # type: ignore[no-untyped-def]
+    baton: Baton = make_baton(TEST_FLOWS)
+    baton.driver.slash_command("run edit-recheck amount=1000", user=ALICE, channel=PAYMENTS)
+    baton.settle()
+    gate = baton.gate_message()
+    baton.driver.click(user=BOB, action_id="gate.edit", channel=PAYMENTS, ts=gate.ts)
+    baton.submit(BOB, {"edit:amount": "60000", "edit:vendor": "ACME", "edit:urgent": "false"})
+    baton.settle()
+    told = baton.ephemerals(BOB)[-1].text
+    assert "break boundary 'amount-limit'" in told and "needs a decision" in told
+    (_, boundary) = gate_messages(baton)
+    card = shown(boundary)
+    assert "Boundary 'amount-limit' needs a decision" in card and "*Can decide:* <@U0ERIN001>" in card
+    baton.driver.click(user=BOB, action_id="gate.decide.approve", channel=PAYMENTS, ts=boundary.ts)
+    baton.settle()
+    assert baton.slack.workspace.modal_stack(BOB) == []  # not his to allow
+    assert "because of your edit" in baton.ephemerals(BOB)[-1].text
+    baton.driver.click(user="U0ERIN001", action_id="gate.decide.approve", channel=PAYMENTS,
+                       ts=boundary.ts)
+    baton.submit("U0ERIN001", {"reason": "Board approved the milestone"})
+    baton.settle()
+    assert "*Allow this once* by <@U0ERIN001>" in shown(
+        baton.slack.workspace.message(PAYMENTS, boundary.ts))
+    (*_, cfo) = gate_messages(baton)
+    assert "CFO approval for a large payment" in shown(cfo) and ledger() == []
+    baton.driver.click(user="U0ERIN001", action_id="gate.decide.approve", channel=PAYMENTS, ts=cfo.ts)
+    baton.settle()
+    assert [e["inputs"]["amount"] for e in ledger()] == [60000.0]
+
+
 # -- issue 24.3: the requester is not an approver under four-eyes --------------------------------
 def test_the_requester_is_not_listed_pinged_pending_or_let_into_a_modal(make_baton) -> None:  # type: ignore[no-untyped-def]
     clock = FakeClock()
