@@ -85,19 +85,25 @@ def conflicts(s: TraceSummary, org: Org) -> Section:
     lines = []
     for c in s.conflicts:
         verdicts = ", ".join(f"{a} {v or 'abstained'}" for a, v in c.get("verdicts", {}).items())
+        then = f"; {c['then']}" if c.get("then") else ""
+        if c.get("skipped"):
+            lines.append(f"{c['conflict']}: skipped, {c['why']}{then}")
+            continue
         if c.get("agreed"):
-            lines.append(f"{c['conflict']}: signals agree ({verdicts}); policy {c['policy']} not needed")
+            lines.append(f"{c['conflict']}: signals agree ({verdicts}); policy {c['policy']} "
+                         f"not needed{then}")
             continue
         line = f"{c['conflict']}: disagreement ({verdicts}); policy {c['policy']}"
         if c.get("winner"):
-            line += f" -> followed {c['winner']}"
+            line += f" -> followed {c['winner']}{then}"
         lines.append(line)
     for gate in s.gates:
         if gate.kind == "conflict" and gate.winner:
             who = _people(org, gate.decided_by)
             reason = next((d["reason"] for d in reversed(gate.decisions) if d.get("reason")), None)
             lines.append(f"{gate.key}: {who} chose to follow {gate.winner}"
-                         + (f': "{one_line(reason, 300)}"' if reason else ""))
+                         + (f': "{one_line(reason, 300)}"' if reason else "")
+                         + (f"; {gate.then}" if gate.then else ""))
     return Section("Conflicts", lines or ["no conflict step ran"])
 
 
@@ -143,7 +149,9 @@ def _gate_lines(gate: GateStory, org: Org) -> list[str]:
     if gate.outcome:
         waited = (gate.decided_at - gate.opened_at).total_seconds() if gate.decided_at else None
         by = _people(org, gate.decided_by) if gate.decided_by else "Baton"
-        line = f"  -> {gate.outcome} ({gate.option}) by {by} after {_duration(waited)}: {gate.why}"
+        # only an approval gate "approves": elsewhere the option chosen says it
+        outcome = gate.outcome if gate.kind == "approval" else "decided"
+        line = f"  -> {outcome} ({gate.option}) by {by} after {_duration(waited)}: {gate.why}"
         for name, change in gate.approved_inputs.items():
             line += (f"; {name}: requested {_value(change['requested'])}, approved "
                      f"{_value(change['approved'])}")

@@ -77,6 +77,7 @@ class GateStory:
     why: str = ""
     approved_inputs: dict[str, Any] = field(default_factory=dict)
     winner: str | None = None
+    then: str | None = None  # a conflict: what following the chosen signal did
 
 
 @dataclass
@@ -171,6 +172,7 @@ def summarize(run: Run, entries: list[TraceEntry], org: Org) -> TraceSummary:
                 found.why = d.get("why", "")
                 found.approved_inputs = dict(d.get("approved_inputs", {}))
                 found.winner = d.get("winner")
+                found.then = d.get("then")
         elif kind in ("escalated", "reminder", "escalation_exhausted", "claimed", "snoozed",
                       "reassigned", "escalation_requested", "snooze_ended"):
             _escalation(summary, story(d), entry)
