@@ -29,8 +29,9 @@ def rechecks(entries: list[dict]) -> list[dict]:
 
 # -- issue 21.1: an approver's edits pass policy again -------------------------------------------
 def test_an_edit_past_a_stop_boundary_before_the_gate_is_refused_and_changes_nothing(
-        baton: Baton) -> None:
+        cli: InProcess) -> None:
     """The issue's example: the 50,000 limit comes before the gate in vendor-payment."""
+    baton = cli
     assert baton("run", "vendor-payment", "vendor=ACME", "amount=20000", "--as", "alice").returncode == 0
     refused = baton("decide", "R-1", "approve", "--as", "bob", "--reason", "x",
                     "--edit", "amount=9999999")
