@@ -84,7 +84,8 @@ class SlackBot:
             assert row.id is not None
             try:
                 if row.kind == "command":
-                    self.conversations.finish_command(row.id, row.key, row.payload)
+                    self.conversations.finish_command(row.id, row.key, row.payload,
+                                                      row.received_at)
                 elif row.kind == "event":
                     self.conversations.finish_event(row.id, row.key, row.payload)
                 else:

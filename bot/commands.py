@@ -75,6 +75,14 @@ def error_reply(message: str, hint: str | None = None) -> Reply:
     return Reply(f"Error: {esc(message)}", blocks)
 
 
+# The answer to a request Baton already has: Socket Mode redelivering an envelope whose
+# acknowledgement was late, or someone replaying a captured request. It says nothing of
+# what the first copy was told.
+ALREADY_HANDLED = Reply("Baton already has this request", [context(mrkdwn(
+    ":information_source: Baton already has this very request: it is handled once, and "
+    "nothing was done again. To do it again, type the command afresh."))])
+
+
 def help_reply(prefix: str = "/baton") -> Reply:
     lines = "\n".join(f"`{prefix} {esc(cmd)}` {esc(what)}" for cmd, what in HELP)
     return Reply("Baton commands", [section(mrkdwn(f"*Baton commands*\n{lines}"))])
@@ -302,7 +310,7 @@ class Commands:
             ":octagonal_sign: Halted: no new runs and no actions until `/baton resume`."))]), None
 
     def cmd_resume(self, words: list[str], who: Invocation) -> tuple[Reply, None]:
-        held = self.engine.resume(who.user)
+        held = self.engine.resume(who.user, asked_at=who.now)
         more = f" Continuing {', '.join(held)}." if held else ""
         return Reply("Baton resumed", [section(mrkdwn(f":arrow_forward: Resumed.{esc(more)}"))]), None
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from bot.commands import Commands, Invocation
-from bot.inbox import Inbox
+from bot.commands import ALREADY_HANDLED, Commands, Invocation
+from bot.inbox import Inbox, request_key, signed_at
 from bot.notifier import SlackSink
 from bot.replies import Replies
 from orchestrator.engine import Engine
@@ -32,45 +33,56 @@ class Conversations:
                           now=self.engine.clock.now())
 
     # -- slash command ------------------------------------------------------------------------
-    def on_command(self, ack: Callable[..., None], body: dict[str, Any]) -> None:
+    def on_command(self, ack: Callable[..., None], body: dict[str, Any], request: Any) -> None:
+        # Stored before anything is done: the same request again (a replayed capture of a
+        # signed `/baton resume`, say) finds its key taken and changes nothing.
+        key = request_key("command", body, signed_at(request))
+        row = self.inbox.accept(key, "command", body)
+        if row is None:
+            ack(response_type="ephemeral", **ALREADY_HANDLED.payload())
+            return
         who = self._who(body["user_id"], body.get("channel_id"), "command")
         reply, follow = self.commands.handle(body.get("text", ""), who)
         if follow is None:  # answered in full (or refused) right here
+            self.inbox.finish(row)
             ack(response_type="in_channel" if reply.in_channel else "ephemeral", **reply.payload())
             return
-        key = f"command:{body.get('trigger_id') or body.get('response_url')}"
-        row = self.inbox.accept(key, "command", body)
-        ack(response_type="ephemeral", **reply.payload())
-        if row is not None:
-            self.later(self.finish_command, row, key, body)
+        ack(response_type="in_channel" if reply.in_channel else "ephemeral", **reply.payload())
+        self.later(self.finish_command, row, key, body)
 
-    def finish_command(self, row: int, key: str, body: dict[str, Any]) -> None:
+    def finish_command(self, row: int, key: str, body: dict[str, Any],
+                       received_at: datetime | None = None) -> None:
+        """The work after the acknowledgement; also a stored command whose process died
+        before it was answered (`received_at` then says when it was asked)."""
         who = self._who(body["user_id"], body.get("channel_id"), "command")
-        _, follow = self.commands.handle(body.get("text", ""), who)
-        problem = follow(key) if follow is not None else None
-        if problem is not None:
-            self.replies.tell(body.get("response_url"), problem, channel=who.channel,
-                              user=who.slack_user, once=f"{key}:problem")
+        if received_at is not None:
+            who.now = received_at
+        reply, follow = self.commands.handle(body.get("text", ""), who)
+        told = follow(key) if follow is not None else reply
+        if told is not None:
+            self.replies.tell(body.get("response_url"), told,
+                              channel=who.channel, user=who.slack_user,
+                              once=f"{key}:problem" if follow is not None else f"{key}:reply")
         self.inbox.finish(row)
 
     # -- DMs and mentions -----------------------------------------------------------------------
-    def on_mention(self, event: dict[str, Any], body: dict[str, Any]) -> None:
-        self._accept_event(body)
+    def on_mention(self, event: dict[str, Any], body: dict[str, Any], request: Any) -> None:
+        self._accept_event(body, request)
 
-    def on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+    def on_message(self, event: dict[str, Any], body: dict[str, Any], request: Any) -> None:
         if event.get("channel_type") != "im" or event.get("bot_id") or event.get("subtype"):
             return
         if self.bot_user() and event.get("user") == self.bot_user():
             return
-        self._accept_event(body)
+        self._accept_event(body, request)
 
-    def _accept_event(self, body: dict[str, Any]) -> None:
+    def _accept_event(self, body: dict[str, Any], request: Any) -> None:
         event = body.get("event")
         if not isinstance(event, dict) or not all(isinstance(event.get(k), str) and event[k]
                                                   for k in ("user", "channel")) \
                 or not isinstance(event.get("text", ""), str):
             return  # not a message a person wrote: nothing to answer, nothing to store
-        key = f"event:{body.get('event_id')}"
+        key = request_key("event", body, signed_at(request))
         row = self.inbox.accept(key, "event", body)
         if row is not None:  # None: Slack delivered it again (a retry); handled already
             self.later(self.finish_event, row, key, body)

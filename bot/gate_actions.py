@@ -7,7 +7,6 @@ done. The gate policy decides who may decide; the bot only reports what it said.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -15,10 +14,11 @@ from slack_sdk import WebClient
 
 from bot.blocks import esc
 from bot.commands import Reply, error_reply
-from bot.inbox import Inbox
+from bot.inbox import Inbox, request_key, signed_at
 from bot.render.modals import REASON_ACTION, REASON_BLOCK, edit_modal, reason_modal
 from bot.replies import Replies
 from bot.views import gate_view
+from bot.wire import parse_json
 from orchestrator.engine import Engine
 from orchestrator.errors import BatonError
 from orchestrator.gating import eligible
@@ -59,7 +59,7 @@ def _origin(body: dict[str, Any]) -> dict[str, Any]:
 def _metadata(view: dict[str, Any]) -> dict[str, Any]:
     """What Baton put in a modal's private_metadata; {} when it is not Baton's JSON object."""
     try:
-        meta = json.loads(view.get("private_metadata") or "{}")
+        meta = parse_json(view.get("private_metadata") or "{}")
     except (ValueError, TypeError):
         return {}
     if not isinstance(meta, dict):
@@ -77,7 +77,7 @@ def _id(value: Any) -> int | None:
 
 def _gate_id(value: Any) -> int | None:
     try:
-        return _id(json.loads(value or "{}")["g"])
+        return _id(parse_json(value or "{}")["g"])
     except (ValueError, KeyError, TypeError):
         return None
 
@@ -105,26 +105,22 @@ class GateActions:
             run = repo.get(s, Run, gate.run_id) if gate else None
         return (gate, run) if gate and run else None
 
-    def _store(self, ack: Callable[..., None], body: dict[str, Any], kind: str) -> tuple[int, str] | None:
+    def _store(self, ack: Callable[..., None], body: dict[str, Any], kind: str,
+               request: Any) -> tuple[int, str] | None:
         """Accept the request into the inbox, then acknowledge it."""
-        key = f"{kind}:{body.get('trigger_id') or body.get('view', {}).get('id')}"
+        key = request_key(kind, body, signed_at(request))
         row = self.inbox.accept(key, kind, body)
         ack()
         return (row, key) if row is not None else None
 
     # -- clicks -------------------------------------------------------------------------------
     def on_decide(self, ack: Callable[..., None], body: dict[str, Any], action: dict[str, Any],
-                  client: WebClient) -> None:
+                  client: WebClient, request: Any) -> None:
         try:
-            value = json.loads(action.get("value") or "{}")
+            value = parse_json(action.get("value") or "{}")
             gate_id, option_id = _id(value["g"]), str(value["o"])
         except (ValueError, KeyError, TypeError):
             gate_id = None
-        if gate_id is None:
-            ack()
-            self.replies.tell(_origin(body).get("r"), error_reply("this button is not one of Baton's"),
-                              channel=_origin(body).get("c"), user=body["user"]["id"])
-            return
         found = self._gate(gate_id)
         if found is not None:
             gate, run = found
@@ -134,12 +130,12 @@ class GateActions:
                 ack()
                 self.soon(self._open_reason, client, body, gate, run, option)
                 return
-        stored = self._store(ack, body, "action")
+        stored = self._store(ack, body, "action", request)
         if stored is not None:
             self.later(self.finish, *stored, body)
 
     def on_edit(self, ack: Callable[..., None], body: dict[str, Any], action: dict[str, Any],
-                client: WebClient) -> None:
+                client: WebClient, request: Any) -> None:
         found = self._gate(_gate_id(action.get("value")))
         user = body["user"]["id"]
         if (found is not None and found[0].status == "open"
@@ -147,7 +143,7 @@ class GateActions:
             ack()
             self.soon(self._open_edit, client, body, *found)
             return
-        stored = self._store(ack, body, "action")  # not theirs to edit: the policy says why
+        stored = self._store(ack, body, "action", request)  # not theirs to edit: the policy says why
         if stored is not None:
             self.later(self.finish, *stored, body)
 
@@ -167,13 +163,15 @@ class GateActions:
             view, {**run.inputs, **gate.proposal}, types, _origin(body),
             bool(approve.get("reason_required"))))
 
-    def on_escalation_control(self, ack: Callable[..., None], body: dict[str, Any]) -> None:
-        stored = self._store(ack, body, "action")
+    def on_escalation_control(self, ack: Callable[..., None], body: dict[str, Any],
+                              request: Any) -> None:
+        stored = self._store(ack, body, "action", request)
         if stored is not None:
             self.later(self.finish, *stored, body)
 
     # -- modals -------------------------------------------------------------------------------
-    def on_reason(self, ack: Callable[..., None], body: dict[str, Any], view: dict[str, Any]) -> None:
+    def on_reason(self, ack: Callable[..., None], body: dict[str, Any], view: dict[str, Any],
+                  request: Any) -> None:
         meta = _metadata(view)
         reason = _reason(view)
         found = self._gate(_id(meta.get("g")))
@@ -182,19 +180,19 @@ class GateActions:
             ack(response_action="errors",
                 errors={REASON_BLOCK: "Please say why: people read this in the trace later."})
             return
-        stored = self._store(ack, body, "view")
+        stored = self._store(ack, body, "view", request)
         if stored is not None:
             self.later(self.finish, *stored, body)
 
     def on_edit_submit(self, ack: Callable[..., None], body: dict[str, Any],
-                       view: dict[str, Any]) -> None:
+                       view: dict[str, Any], request: Any) -> None:
         found = self._gate(_id(_metadata(view).get("g")))
         if found is not None:
             errors = self._edit_errors(found[0], found[1], view)
             if errors:
                 ack(response_action="errors", errors=errors)
                 return
-        stored = self._store(ack, body, "view")
+        stored = self._store(ack, body, "view", request)
         if stored is not None:
             self.later(self.finish, *stored, body)
 
@@ -258,7 +256,9 @@ class GateActions:
                                       "approve")
                     self._decide(key, run, gate, user, option, None, None, origin)
                 else:
-                    self.replies.tell(origin.get("r"), error_reply("that gate no longer exists"),
+                    problem = "that gate no longer exists" if _gate_id(action.get("value")) \
+                        else "this button is not one of Baton's"
+                    self.replies.tell(origin.get("r"), error_reply(problem),
                                       channel=origin.get("c"), user=user, once=f"{key}:told")
         self.inbox.finish(row)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from typing import Any
 from urllib.parse import parse_qsl
@@ -29,6 +28,7 @@ from starlette.routing import Route
 
 from bot import webhooks
 from bot.metrics import BatonCollector, metrics_text
+from bot.wire import TooDeep, parse_json
 from orchestrator.clock import SystemClock
 from orchestrator.engine import Engine
 from orchestrator.text import well_formed
@@ -59,7 +59,9 @@ def parse_slack_body(text: str, content_type: str) -> dict[str, Any] | str:
     """The payload of a Slack request, or what is wrong with it."""
     if content_type == "application/json":
         try:
-            data = json.loads(text)
+            data = parse_json(text)
+        except TooDeep as exc:
+            return f"body is too deeply nested ({exc})"
         except ValueError:
             return "body is not valid JSON"
         return data if isinstance(data, dict) else "body must be a JSON object"
@@ -68,7 +70,9 @@ def parse_slack_body(text: str, content_type: str) -> dict[str, Any] | str:
         return fields if "command" in fields else \
             "expected a slash command (command=...) or an interaction (payload=...)"
     try:
-        payload = json.loads(fields["payload"])
+        payload = parse_json(fields["payload"])
+    except TooDeep as exc:
+        return f"payload is too deeply nested ({exc})"
     except ValueError:
         return "payload is not valid JSON"
     return payload if isinstance(payload, dict) else "payload must be a JSON object"

@@ -1,15 +1,20 @@
-"""Requests from Slack that change something are stored before they are acknowledged.
+"""Requests from Slack are stored before they are acknowledged.
 
 Slack needs its answer within three seconds; the work (recording a decision, starting a
 run) follows the answer. Between the two the process may die: Slack has its 200 and
-nobody would ever do the work. So the request is written here first (one small insert,
-keyed by Slack's trigger or event id, which also makes a redelivered request a no-op),
+nobody would ever do the work. So the request is written here first (one small insert),
 then acknowledged, then processed. A request whose processor died is finished by the
 next sweep of any replica.
+
+The row's key is what makes a request happen once: the same request again, whether Slack
+redelivers it or someone replays a captured copy within the five minutes its signature
+lasts, finds the key taken and changes nothing (`request_key`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +26,33 @@ from storage.engine import Database
 from storage.models import SlackInbox
 
 CLAIM = timedelta(seconds=60)
+# Slack's ids are a few dozen characters; a longer one (only a forger holding the signing
+# secret could send it) is keyed by its digest, so the key always fits the unique index.
+MAX_ID = 200
+
+
+def request_key(kind: str, body: dict[str, Any], signed_at: str | None = None) -> str:
+    """The inbox key of a Slack request of `kind` (command | action | view | event).
+
+    Slack's own id for the request when it has one: `event_id` for an event, `trigger_id`
+    for a command, click or submission (Slack mints one per interaction, and a redelivery,
+    freshly signed, keeps it). A request without it is keyed by a digest of the signed bytes
+    (`signed_at`, its X-Slack-Request-Timestamp, and everything the body says): the same
+    bytes sent again are the same request, and no two different requests share a key
+    because a field is missing from both."""
+    ident = body.get("event_id" if kind == "event" else "trigger_id")
+    if isinstance(ident, str) and ident:
+        if len(ident) <= MAX_ID:
+            return f"{kind}:{ident}"
+        return f"{kind}:id-sha256:{hashlib.sha256(ident.encode('utf-8', 'replace')).hexdigest()}"
+    said = json.dumps([signed_at, body], sort_keys=True, ensure_ascii=True, default=str)
+    return f"{kind}:body-sha256:{hashlib.sha256(said.encode()).hexdigest()}"
+
+
+def signed_at(request: Any) -> str | None:
+    """The signature timestamp of a bolt request (None in Socket Mode, where there is none)."""
+    found = getattr(request, "headers", {}).get("x-slack-request-timestamp") or [None]
+    return found[0] if isinstance(found, list | tuple) else found
 
 
 class Inbox:

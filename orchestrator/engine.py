@@ -820,8 +820,10 @@ class Engine:
     def halt(self, user: str, reason: str | None = None) -> None:
         self._set_halt(user, True, reason)
 
-    def resume(self, user: str) -> list[str]:
-        self._set_halt(user, False, None)
+    def resume(self, user: str, asked_at: datetime | None = None) -> list[str]:
+        """Lift the emergency stop. With `asked_at` (when the person asked), only a halt
+        from before then: a resume handled late never lifts a newer halt."""
+        self._set_halt(user, False, None, asked_at)
         with self.db.read() as s:
             held_ids = list(s.exec(select(Run.id).where(Run.status == "held")))
         resumed: list[Run] = []
@@ -841,7 +843,8 @@ class Engine:
             self._schedule(run.id)
         return [r.ref for r in resumed]
 
-    def _set_halt(self, user: str, halted: bool, reason: str | None) -> None:
+    def _set_halt(self, user: str, halted: bool, reason: str | None,
+                  asked_at: datetime | None = None) -> None:
         word = "halt" if halted else "resume"
         reason = well_formed(reason)
         with self.db.write() as s:
@@ -854,6 +857,10 @@ class Engine:
                 refusal = why
             elif state.halted == halted:
                 refusal = "Baton is already halted" if halted else "Baton is not halted"
+            elif not halted and asked_at is not None and state.halted_at is not None \
+                    and state.halted_at > asked_at:
+                refusal = (f"Baton was halted again at {state.halted_at:%H:%M:%S} UTC, after "
+                           "this resume was asked; resume again to lift the new halt")
             else:
                 refusal = None
                 state.halted = halted

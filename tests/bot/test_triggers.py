@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from bot.webhooks import sign
+from bot.webhooks import sign, sign_v2
 from orchestrator.errors import FlowError
 from orchestrator.loader import load_flow, load_org
 from orchestrator.triggers import Schedules
@@ -28,8 +28,9 @@ def post(baton: Baton, flow: str, body: dict, *, secret: str = SECRET, ts: int |
     ts = int(time.time()) if ts is None else ts
     headers = {"content-type": content_type, "x-baton-timestamp": str(ts),
                "x-baton-signature": sign(secret, ts, raw)}
-    if key:
+    if key:  # a key counts only when the signature covers it: v2
         headers["idempotency-key"] = key
+        headers["x-baton-signature"] = sign_v2(secret, ts, flow, raw, key)
     with httpx.Client(trust_env=False) as http:
         return http.post(f"{baton.url}/hooks/{flow}", content=raw, headers=headers)
 
