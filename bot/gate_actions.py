@@ -231,6 +231,11 @@ class GateActions:
                     self._decide(key, run, gate, user, approve, _reason(view) or None, edits, origin)
                 else:
                     self._decide(key, run, gate, user, str(origin.get("o")), _reason(view), None, origin)
+            else:
+                problem = "that gate no longer exists" if _id(origin.get("g")) \
+                    else "this form is not one of Baton's"
+                self.replies.tell(origin.get("r"), error_reply(problem), channel=origin.get("c"),
+                                  user=user, once=f"{key}:told")
         else:
             action = (body.get("actions") or [{}])[0]
             origin = _origin(body)
