@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -341,6 +341,7 @@ def status(
             typer.echo(f"\n{len(mine)} pending for {org.display(user)}:")
             for gate in mine:
                 typer.echo(f"  R-{gate.run_id} gate '{gate.key}': {gate.title}")
+        _failed_slack_calls(eng)
         return
     try:
         current = eng.get_run(ref)
@@ -369,6 +370,22 @@ def status(
                        f"{levels}, {state}, next deadline "
                        f"{gate.next_deadline:%Y-%m-%d %H:%M:%S} UTC" if gate.next_deadline
                        else f"    escalation {gate.chain['name']}: {state}")
+    _failed_slack_calls(eng, current.id)
+
+
+def _failed_slack_calls(eng: Any, run_id: int | None = None) -> None:
+    """Say so when messages to Slack failed for good (of one run, with `run_id`)."""
+    from storage.slack_calls import latest_failed
+
+    with eng.db.read() as s:
+        count, latest = latest_failed(s, run_id=run_id)
+    if not count:
+        return
+    typer.echo(f"{'  ' if run_id else chr(10)}{count} Slack call(s) failed for good "
+               "(baton_slack_calls_failed in /metrics, slack_call_failed in the log); latest:")
+    for call in latest:
+        at = f"{call.sent_at:%Y-%m-%d %H:%M:%S} UTC" if call.sent_at else "?"
+        typer.echo(f"{'    ' if run_id else '  '}{at} {call.method}: {call.last_error or 'failed'}")
 
 
 @app.command("trace")

@@ -20,6 +20,7 @@ from sqlmodel import col, select
 from orchestrator.stats import Stats, compute
 from storage.engine import Database
 from storage.models import Event, Gate, SlackOutbox
+from storage.slack_calls import failed_by_method
 
 if TYPE_CHECKING:
     from orchestrator.engine import Engine
@@ -34,13 +35,13 @@ class BatonCollector:
         self.clock = clock
         self.cache_s = cache_s
         self.engine = engine  # with it, the flows' setup problems are reported too
-        self._cached: tuple[float, Stats, dict[str, int]] | None = None
+        self._cached: tuple[float, Stats, dict[str, int], dict[str, int]] | None = None
         self._lock = threading.Lock()
 
-    def _figures(self) -> tuple[Stats, dict[str, int]]:
+    def _figures(self) -> tuple[Stats, dict[str, int], dict[str, int]]:
         with self._lock:
             if self._cached and time.monotonic() - self._cached[0] < self.cache_s:
-                return self._cached[1], self._cached[2]
+                return self._cached[1], self._cached[2], self._cached[3]
             stats = compute(self.db, now=self.clock.now(), since=WINDOW)
             with self.db.read() as s:
                 backlog = {
@@ -52,11 +53,12 @@ class BatonCollector:
                         select(sa.func.count()).select_from(SlackOutbox)
                         .where(col(SlackOutbox.status).in_(("pending", "sending", "unsure")))).one(),
                 }
-            self._cached = (time.monotonic(), stats, backlog)
-            return stats, backlog
+                failed = failed_by_method(s)
+            self._cached = (time.monotonic(), stats, backlog, failed)
+            return stats, backlog, failed
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        stats, backlog = self._figures()
+        stats, backlog, failed = self._figures()
         window = {"window": "7d"}
 
         def gauge(name: str, doc: str, value: float | None, labels: dict[str, str] | None = None
@@ -108,6 +110,13 @@ class BatonCollector:
             family = GaugeMetricFamily(f"baton_{name}", name.replace("_", " ").capitalize())
             family.add_metric([], value)
             yield family
+        # Calls retried to their limit, or refused for good (an expired response_url whose
+        # reply also failed by postEphemeral and DM, a channel that is gone): all time.
+        gave_up = GaugeMetricFamily("baton_slack_calls_failed",
+                                    "Slack calls Baton gave up on, by method", labels=["method"])
+        for method, count in sorted(failed.items()):
+            gave_up.add_metric([method], count)
+        yield gave_up
 
 
 def metrics_text(collector: BatonCollector) -> bytes:

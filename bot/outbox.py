@@ -17,6 +17,15 @@ attached (`baton_outbox` with the row id), so neither a crash nor a timeout post
 A payload `{"render": NAME, ...}` is built just before it is sent, by the renderer
 registered under NAME, from the database as it is then (App Home views: see
 `SlackSink.refresh_home`).
+
+Retries are bounded, so a call that can never succeed ends in `failed` (counted in
+`/metrics`, logged as `slack_call_failed`, listed by `baton status`) and its lane moves on:
+an error Slack does not call transient is tried `UNKNOWN_ERROR_ATTEMPTS` times, and nothing
+is retried past `give_up_after` (a day: longer than Slack's outages). A reply to one person
+(`bot.replies.Replies.tell`) says where it may go instead (`fallback`): a `response_url`
+that expired (404, 410), is not Slack's, or keeps failing is answered by
+`chat.postEphemeral`, and one that cannot be posted there by a DM. The row is rewritten in
+place, keeping its place in its lane.
 """
 
 from __future__ import annotations
@@ -31,12 +40,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+import httpx
 import structlog
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import Connection
 from sqlmodel import Session, col, select, update
 
+from bot import response_urls
+from bot.response_urls import ResponseUrls
 from orchestrator.failpoints import crash_point
 from orchestrator.owners import Owners
 from orchestrator.workers import BackgroundLoop
@@ -65,6 +77,13 @@ class Made(NamedTuple):
     response: dict[str, Any]
 
 METADATA_TYPE = "baton_outbox"
+# An error code Slack answers that is neither known to be transient nor permanent: tried a
+# few times, in case it is new and transient, then given up.
+UNKNOWN_ERROR_ATTEMPTS = 5
+# A response_url that answers 5xx or not at all: this many tries, then the reply goes by
+# chat.postEphemeral or DM (the person is waiting; the URL dies after 30 minutes anyway).
+RESPONSE_URL_ATTEMPTS = 3
+GIVE_UP_AFTER = timedelta(days=1)
 CLAIM = timedelta(seconds=60)  # longer than any Web API call's timeout
 OPEN = ("pending", "sending", "unsure")
 # Errors another attempt cannot fix: the row is marked failed and its lane moves on.
@@ -95,17 +114,19 @@ class Outcome:
     failed: int = 0
     deferred: int = 0
     superseded: int = 0
+    rerouted: int = 0  # sent another way at once (a dead response_url: postEphemeral, DM)
 
     @property
     def progressed(self) -> bool:
-        """Rows left the queue: there may be more behind them at once."""
-        return bool(self.sent or self.failed or self.superseded)
+        """Rows left the queue (or changed course): there may be more behind them at once."""
+        return bool(self.sent or self.failed or self.superseded or self.rerouted)
 
     def add(self, other: Outcome) -> None:
         self.sent += other.sent
         self.failed += other.failed
         self.deferred += other.deferred
         self.superseded += other.superseded
+        self.rerouted += other.rerouted
 
 
 class RetryLater(Exception):
@@ -114,18 +135,31 @@ class RetryLater(Exception):
         self.delay = delay
 
 
+class Undeliverable(Exception):
+    """This call can never succeed where it is addressed (an expired response_url)."""
+
+
+class Transient(Exception):
+    """This call failed in a way another attempt may not (a response_url's 5xx)."""
+
+
 class OutboxSender:
     """Delivers queued calls. `wake()` after a commit makes it look at once; it also polls,
     so rows written by other processes are sent too."""
 
     def __init__(self, db: Database, client: WebClient, clock: Any, *,
-                 http_post: Callable[[str, dict[str, Any]], None] | None = None,
+                 http_post: Callable[[str, dict[str, Any]], httpx.Response] | None = None,
+                 response_urls: ResponseUrls | None = None,
                  poll: float = 1.0, max_backoff: float = 30.0, batch: int = 100,
-                 doubt_wait: float | None = None, lanes_at_once: int = 4) -> None:
+                 doubt_wait: float | None = None, lanes_at_once: int = 4,
+                 give_up_after: timedelta = GIVE_UP_AFTER) -> None:
         self.db = db
         self.client = client
         self.clock = clock
         self.http_post = http_post
+        # checked again at sending: a row queued by an older version was never checked
+        self.response_urls = response_urls or ResponseUrls(str(getattr(client, "base_url", "")))
+        self.give_up_after = give_up_after
         self.max_backoff = max_backoff
         self.batch = batch
         # A call that timed out may still be running at Slack: look for its message only once
@@ -210,6 +244,9 @@ class OutboxSender:
                     outcome.failed += 1
                 elif result == "superseded":
                     outcome.superseded += 1
+                elif result == "rerouted":  # the same row, to be sent another way: next round
+                    outcome.rerouted += 1
+                    break
                 elif result != "done":  # deferred, or another sender has it: the lane waits
                     outcome.deferred += 1
                     break
@@ -283,22 +320,27 @@ class OutboxSender:
                     return "sent", Made(row, found)
             response = self._call(row, refs)
             crash_point("message.sent")
+        except Undeliverable as exc:
+            return self._fall_back(row, str(exc)), None
         except RetryLater as exc:
-            return self._defer(row, exc.delay, str(exc)), None
+            return self._retry(row, exc.delay, str(exc), exact=True), None
+        except Transient as exc:
+            return self._retry(row, self._backoff(row), str(exc)), None
         except SlackApiError as exc:
             error = str(exc.response.get("error", "")) if exc.response is not None else ""
             status = exc.response.status_code if exc.response is not None else 0
             if status == 429:
                 retry_after = float(exc.response.headers.get("Retry-After", 1) or 1)
-                return self._defer(row, retry_after, "rate limited (429)", exact=True), None
+                return self._retry(row, retry_after, "rate limited (429)", exact=True), None
             if status >= 500 or error in ("fatal_error", "internal_error", "service_unavailable",
                                           "request_timeout", "ratelimited"):
-                return self._defer(row, self._backoff(row), f"Slack {status} {error}"), None
+                return self._retry(row, self._backoff(row), f"Slack {status} {error}"), None
             if error in PERMANENT or status in (400, 403, 404):
-                return self._fail(row, f"{error or status}"), None
-            return self._defer(row, self._backoff(row), f"Slack error {error or status}"), None
+                return self._fall_back(row, f"{error or status}"), None
+            return self._retry(row, self._backoff(row), f"Slack error {error or status}",
+                               attempts=UNKNOWN_ERROR_ATTEMPTS), None
         except Exception as exc:  # timeouts, refused or dropped connections: maybe sent
-            return self._defer(row, self._backoff(row), f"{type(exc).__name__}: {exc}",
+            return self._retry(row, self._backoff(row), f"{type(exc).__name__}: {exc}",
                                unsure=True), None
         return "sent", Made(row, response)
 
@@ -335,6 +377,7 @@ class OutboxSender:
 
     def _payload(self, row: SlackOutbox, refs: dict[str, Ref]) -> dict[str, Any]:
         payload = dict(row.payload)
+        payload.pop("fallback", None)  # where it goes if this call cannot: not for Slack
         name = payload.pop("render", None)
         if name is not None:
             payload = self._render(str(name), payload)
@@ -368,13 +411,27 @@ class OutboxSender:
                                         thread_ts=payload.get("thread_ts"))
             return {}
         if row.method == "response_url":
-            if self.http_post is None:
-                raise RuntimeError("no HTTP client for response_url")
-            url = payload.pop("url")
-            self.http_post(url, payload)
-            return {}
+            return self._respond(payload)
         response = self.client.api_call(row.method, json=payload)
         return dict(response.data) if isinstance(response.data, dict) else {}
+
+    def _respond(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST a reply to the response_url of the request it answers."""
+        if self.http_post is None:
+            raise RuntimeError("no HTTP client for response_url")
+        url = payload.pop("url", None)
+        if not self.response_urls.allows(url):
+            raise Undeliverable("the response_url is not Slack's")
+        answer = self.http_post(str(url), payload)
+        status = answer.status_code
+        if status == 429:
+            raise RetryLater(float(answer.headers.get("Retry-After", 1) or 1),
+                             "response_url rate limited (429)")
+        if status >= 500:
+            raise Transient(f"response_url answered {status}")
+        if status >= 400:  # 404, 410: expired or used up; any other 4xx will not change either
+            raise Undeliverable(f"response_url answered {status} {answer.text[:100]}".strip())
+        return {}
 
     def _find_sent(self, row: SlackOutbox, refs: dict[str, Ref]) -> dict[str, Any] | None:
         """Look for a message this row already posted before a crash."""
@@ -410,6 +467,54 @@ class OutboxSender:
                 conn.execute(REFS.insert().values(
                     key=row.ref, run_id=row.run_id, channel=response["channel"],
                     ts=response["ts"], created_at=now))
+
+    def _retry(self, row: SlackOutbox, delay: float, reason: str, *, exact: bool = False,
+               unsure: bool = False, attempts: int | None = None) -> str:
+        """Try again after `delay`, unless the row has had its share of tries: a reply to a
+        response_url then goes another way; anything else fails for good."""
+        tried = row.attempts + 1  # this attempt's count was added in the database, not here
+        age = self.clock.now() - row.created_at
+        if row.method == "response_url" and (
+                tried >= RESPONSE_URL_ATTEMPTS or age >= response_urls.LIFETIME):
+            return self._fall_back(row, f"{reason} ({tried} attempts)")
+        if attempts is not None and tried >= attempts:
+            return self._fail(row, f"{reason} ({tried} attempts)")
+        if age >= self.give_up_after:
+            return self._fail(row, f"{reason} (still failing after {tried} attempts in "
+                                   f"{age.total_seconds() / 3600:.0f} h)")
+        return self._defer(row, delay, reason, exact=exact, unsure=unsure)
+
+    def _fall_back(self, row: SlackOutbox, reason: str) -> str:
+        """A call that cannot succeed: sent the way its `fallback` says (a response_url's
+        reply by postEphemeral, an ephemeral by DM), or failed for good if it has none."""
+        payload = dict(row.payload)
+        to = payload.pop("fallback", None)
+        if not isinstance(to, dict) or not to.get("user"):
+            return self._fail(row, reason)
+        for key in ("url", "response_type", "replace_original", "delete_original", "channel",
+                    "user"):
+            payload.pop(key, None)
+        if row.method == "response_url" and to.get("channel"):
+            method = "chat.postEphemeral"
+            payload.update(channel=to["channel"], user=to["user"], fallback={"user": to["user"]})
+        else:
+            method = "chat.postMessage"  # a DM: the channel named by the person's id
+            payload.update(channel=to["user"])
+        with self.db.write() as s:
+            fresh = s.get(SlackOutbox, row.id)
+            if fresh is None:
+                return "done"
+            fresh.method = method
+            fresh.payload = payload
+            fresh.status = "pending"
+            fresh.next_attempt_at = None
+            fresh.claimed_by = None
+            fresh.attempts = 0
+            fresh.last_error = f"{row.method}: {reason}"[:500]
+            s.add(fresh)
+        log.warning("slack_call_rerouted", method=row.method, instead=method, lane=row.lane,
+                    why=reason)
+        return "rerouted"
 
     def _backoff(self, row: SlackOutbox) -> float:
         base = min(self.max_backoff, 0.5 * 2 ** max(0, row.attempts))

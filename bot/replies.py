@@ -1,9 +1,15 @@
 """Saying things in Slack from a listener: every reply goes through the outbox, so it is
 delivered even when Slack is down. A reply tied to a request carries that request's key
-(`once`), so processing a request twice never says it twice."""
+(`once`), so processing a request twice never says it twice.
+
+A reply to one person goes by the request's response_url when it is Slack's (see
+bot.response_urls), in a lane of its own: a URL that expired or fails holds up no other
+reply to that person. It carries where it may go instead (`fallback`): the outbox sends it
+by chat.postEphemeral, then by DM, when the URL cannot take it."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -11,15 +17,18 @@ from sqlmodel import select
 
 from bot.commands import Reply
 from bot.outbox import enqueue
+from bot.response_urls import ResponseUrls
 from storage.engine import Database
 from storage.models import SlackOutbox
 
 
 class Replies:
-    def __init__(self, db: Database, clock: Any, wake: Callable[[], None]) -> None:
+    def __init__(self, db: Database, clock: Any, wake: Callable[[], None],
+                 response_urls: ResponseUrls | None = None) -> None:
         self.db = db
         self.clock = clock
         self.wake = wake
+        self.response_urls = response_urls or ResponseUrls()
 
     def queue(self, lane: str, method: str, payload: dict[str, Any], *, once: str | None = None) -> None:
         with self.db.write() as s:
@@ -32,12 +41,16 @@ class Replies:
              user: str | None = None, once: str | None = None) -> None:
         """An ephemeral message to one person, by response_url, else postEphemeral, else DM."""
         body = reply.payload()
-        if response_url:
-            self.queue(f"eph:{user}", "response_url",
-                       {"url": response_url, "response_type": "ephemeral",
-                        "replace_original": False, **body}, once=once)
+        url = self.response_urls.slack_only(response_url, slack_user=user)
+        fallback = {k: v for k, v in {"channel": channel, "user": user}.items() if v}
+        if url:
+            lane = "reply:" + hashlib.sha256(url.encode()).hexdigest()[:24]
+            self.queue(lane, "response_url",
+                       {"url": url, "response_type": "ephemeral", "replace_original": False,
+                        **body, "fallback": fallback}, once=once)
         elif channel and user:
-            self.queue(f"eph:{user}", "chat.postEphemeral", {"channel": channel, "user": user, **body},
+            self.queue(f"eph:{user}", "chat.postEphemeral",
+                       {"channel": channel, "user": user, **body, "fallback": {"user": user}},
                        once=once)
         elif user:
             self.queue(f"dm:{user}", "chat.postMessage", {"channel": user, **body}, once=once)

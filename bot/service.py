@@ -17,6 +17,7 @@ from bot.app import BotIdentity, SlackBot, build_app
 from bot.directory import SlackDirectory
 from bot.notifier import HOME, SlackSink
 from bot.outbox import OutboxSender
+from bot.response_urls import ResponseUrls
 from bot.retention import Retention
 from orchestrator.bootstrap import open_engine
 from orchestrator.clock import Clock, SystemClock
@@ -46,9 +47,10 @@ class EventPump:
         self._loop.wake()
 
 
-def _post_json(url: str, payload: dict[str, Any]) -> None:
-    with httpx.Client(timeout=10, trust_env=False) as http:
-        http.post(url, json=payload).raise_for_status()
+def _post_json(url: str, payload: dict[str, Any]) -> httpx.Response:
+    """POST a reply to a response_url (the outbox checked it is Slack's; no redirects)."""
+    with httpx.Client(timeout=10, trust_env=False, follow_redirects=False) as http:
+        return http.post(url, json=payload)
 
 
 class BatonService:
@@ -63,11 +65,14 @@ class BatonService:
         api = settings.slack_api_url or WebClient.BASE_URL
         token = settings.slack_bot_token
         self.client = WebClient(token=token, base_url=api, timeout=10)
+        # Replies go to Slack's own response URLs only (and the emulator's, in the sandbox).
+        self.response_urls = ResponseUrls(settings.slack_api_url)
         # The outbox does its own retrying (and checks before re-posting): no SDK retries.
         self.outbox = OutboxSender(self.engine.db, WebClient(token=token, base_url=api,
                                                              timeout=slack_timeout,
                                                              retry_handlers=[]),
-                                   self.clock, http_post=_post_json, poll=poll)
+                                   self.clock, http_post=_post_json,
+                                   response_urls=self.response_urls, poll=poll)
         self.sink = SlackSink(self.engine.org, on_queued=self.outbox.wake)
         self.outbox.renderers[HOME] = self.sink.home_payload
         self.pump = EventPump(Dispatcher(self.engine.db, self.sink, self.clock), poll=poll)
@@ -81,6 +86,7 @@ class BatonService:
         # seconds the click's trigger lasts, so never queued behind the work above.
         self.prompt = TrackingExecutor(8, thread_name_prefix="baton-modal")
         self.bot = SlackBot(self.engine, self.sink, self.identity, self.outbox.wake,
+                            self.response_urls,
                             later=functools.partial(self._hand, self.work),
                             soon=functools.partial(self._hand, self.prompt))
         self.retention = Retention(
