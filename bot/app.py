@@ -12,20 +12,23 @@ down.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable
 from typing import Any
 
 import structlog
-from slack_bolt import App
+from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
+from bot.commands import error_reply
 from bot.conversations import Conversations
 from bot.gate_actions import GateActions
 from bot.inbox import Inbox
 from bot.notifier import SlackSink
 from bot.replies import Replies
+from bot.response_urls import ResponseUrls
 from orchestrator.engine import Engine
 
 log = structlog.get_logger("baton.slack")
@@ -67,11 +70,11 @@ class SlackBot:
     """The Slack features, sharing one inbox (requests to finish) and one way to reply."""
 
     def __init__(self, engine: Engine, sink: SlackSink, identity: BotIdentity,
-                 wake_outbox: Callable[[], None],
+                 wake_outbox: Callable[[], None], response_urls: ResponseUrls,
                  later: Callable[..., None], soon: Callable[..., None]) -> None:
         self.engine = engine
         self.identity = identity
-        self.replies = Replies(engine.db, engine.clock, wake_outbox)
+        self.replies = Replies(engine.db, engine.clock, wake_outbox, response_urls)
         self.inbox = Inbox(engine.db, engine.clock)
         self.conversations = Conversations(engine, self.replies, self.inbox, sink,
                                            lambda: identity.user_id, later)
@@ -97,6 +100,20 @@ class SlackBot:
         if rows:
             log.info("inbox_requests_finished", count=len(rows))
         return len(rows)
+
+
+def on_listener_error(error: Exception, body: dict[str, Any]) -> BoltResponse:
+    """A listener raised: a bug, or a payload no check foresaw. Logged with its traceback;
+    Slack gets a 200 (never bolt's 500), and a slash command an answer saying what happened.
+    A request stored before the error is finished by the inbox's sweep."""
+    log.error("listener_failed", exc_info=error)
+    if isinstance(body, dict) and "command" in body and "type" not in body:
+        reply = error_reply("Baton could not do that because of an error on its side (logged as "
+                            "listener_failed). Try again; if it persists, tell whoever runs Baton.")
+        return BoltResponse(status=200, body=json.dumps({"response_type": "ephemeral",
+                                                         **reply.payload()}),
+                            headers={"content-type": "application/json"})
+    return BoltResponse(status=200, body="")
 
 
 def request_context(listener: Callable[..., Any]) -> Callable[..., Any]:
@@ -131,6 +148,7 @@ def build_app(bot: SlackBot, client: WebClient, signing_secret: str | None) -> A
               authorize=bot.identity.authorizer(), process_before_response=True,
               ignoring_self_events_enabled=False, url_verification_enabled=True)
 
+    app.error(on_listener_error)
     listen = request_context
     app.command("/baton")(listen(bot.conversations.on_command))
     app.event("app_mention")(listen(bot.conversations.on_mention))

@@ -12,6 +12,7 @@ per field, 150 per header, 75 per button label, 50 blocks per message.
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from typing import Any
 
@@ -48,6 +49,18 @@ def clean(text: object) -> str:
     characters."""
     value = str(text) if text is not None else ""
     return "".join(ch for ch in value if _shown(ch))
+
+
+# An absolute path (`/srv/baton/flows/pay.yaml`): not a URL's path (`https://x/y`), not a
+# fraction (`1/2`).
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])(?:/[\w.@+-]+)+/?")
+
+
+def hide_paths(text: str) -> str:
+    """`text` with each absolute file path shortened to its last part (`pay.yaml`): error
+    messages name the file to fix without telling a workspace member (or anyone who can
+    reach an HTTP endpoint) how the server's disk is laid out."""
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1] or "/", text)
 
 
 def esc(text: object) -> str:

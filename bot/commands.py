@@ -11,14 +11,27 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlmodel import col, select
 
 from bot.arguments import ArgumentError, parse, split_words, unslack
-from bot.blocks import Block, context, esc, fallback, fit, header, mrkdwn, plain, section
+from bot.blocks import (
+    Block,
+    context,
+    esc,
+    fallback,
+    fit,
+    header,
+    hide_paths,
+    mrkdwn,
+    plain,
+    section,
+)
 from bot.render.common import STATUS_ICON, mentions, when
 from bot.render.trace import runs_list, stats_message, trace_message
 from bot.views import pending_gate_ids
 from gates.durations import format_duration, parse_duration
+from gates.org import SpecError
 from orchestrator import report
 from orchestrator.engine import FINISHED, Engine, parse_ref
 from orchestrator.errors import BatonError, NotFound
@@ -30,6 +43,8 @@ from orchestrator.stats import compute as compute_stats
 from orchestrator.summary import summarize
 from storage.models import Gate, Run
 from storage.trace import chain_entries
+
+log = structlog.get_logger("baton.commands")
 
 HELP = [
     ("run FLOW key=value …", "start a run; its updates go into the thread under its card"),
@@ -68,6 +83,7 @@ class Reply:
 
 
 def error_reply(message: str, hint: str | None = None) -> Reply:
+    message = hide_paths(message)
     blocks: list[Block] = [section(mrkdwn(":warning: *That did not work*")),
                            section(plain(message, 2900))]
     if hint:
@@ -144,6 +160,11 @@ class Commands:
             return handler(rest, who)
         except (BatonError, ArgumentError) as exc:
             return error_reply(str(exc), _hint(verb)), None
+        except Exception:  # a bug, not the person's input: they still get an answer
+            log.exception("command_failed", verb=verb)
+            return error_reply("Baton could not do that because of an error on its side (logged "
+                               "as command_failed). Try again; if it persists, tell whoever runs "
+                               "Baton."), None
 
     # -- run ---------------------------------------------------------------------------------
     def cmd_run(self, words: list[str], who: Invocation) -> tuple[Reply, FollowUp | None]:
@@ -259,7 +280,12 @@ class Commands:
         since_at = now - since(options["since"]) if "since" in options else None
         decided_by = None
         if "decided-by" in options:
-            decided_by = self.org.principal(options["decided-by"].removeprefix("@"))
+            try:
+                decided_by = self.org.principal(options["decided-by"].removeprefix("@"))
+            except SpecError:
+                raise ArgumentError(f"--decided-by {options['decided-by']!r}: nobody by that name "
+                                    "in Baton's org file; mention the person (@name) or use "
+                                    "their name there") from None
         flow = options.get("flow")
         if flow is not None:
             self.engine.flows.get(flow)  # an unknown flow is an error, not an empty list

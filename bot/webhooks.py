@@ -29,6 +29,7 @@ from typing import Any
 
 import structlog
 
+from bot.blocks import hide_paths
 from bot.wire import parse_json
 from gates.org import SpecError
 from orchestrator.engine import Engine
@@ -136,5 +137,5 @@ def handle(engine: Engine, flow: str, headers: Mapping[str, str], body: bytes,
     except SetupError as exc:  # the server's to fix, not the caller's request
         return 503, {"error": str(exc)}
     except BatonError as exc:
-        return 400, {"error": str(exc)}
+        return 400, {"error": hide_paths(str(exc))}
     return 202, {"run": run.ref, "status": run.status}
