@@ -246,7 +246,8 @@ def test_later_replies_are_not_held_behind_a_failing_one(make_reliable, figures:
     for left in (1, 0):  # its second and third tries fail too
         clock.advance(timedelta(minutes=1))
         baton.service.outbox.wake()
-        wait_until(lambda: baton.slack.faults.pending("response_url") == left, what="a retry")
+        wait_until(lambda left=left: baton.slack.faults.pending("response_url") == left,
+                   what="a retry")
     wait_until(lambda: len(baton.ephemerals(GRACE)) == 2, what="the first reply, rerouted")
     (done,) = [r for r in outbox(baton) if r.id == first[0].id]
     assert done.method == "chat.postEphemeral" and done.status == "sent"
@@ -280,8 +281,9 @@ def test_a_call_that_can_never_succeed_fails_visibly_and_its_lane_moves_on(
     try:
         wait_until(lambda: any(r.status == "pending" and r.next_attempt_at for r in outbox(baton)),
                    what="a retry")
-    except AssertionError:
-        raise AssertionError(str([(r.method, r.status, r.last_error) for r in outbox(baton)]))
+    except AssertionError as exc:
+        raise AssertionError(str([(r.method, r.status, r.last_error)
+                                  for r in outbox(baton)])) from exc
     for _ in range(30):
         clock.advance(timedelta(hours=1))
         baton.service.outbox.deliver()
