@@ -51,9 +51,9 @@ def clean(text: object) -> str:
     return "".join(ch for ch in value if _shown(ch))
 
 
-# An absolute path (`/srv/baton/flows/pay.yaml`): not a URL's path (`https://x/y`), not a
-# fraction (`1/2`).
-_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])(?:/[\w.@+-]+)+/?")
+# An absolute path (`/srv/baton/flows/pay.yaml`, two parts at least): not a URL's path
+# (`https://x/y`), not a fraction (`1/2`), not a command (`/baton`).
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])(?:/[\w.@+-]+){2,}/?")
 
 
 def hide_paths(text: str) -> str:

@@ -40,6 +40,11 @@ MAX_AGE = 5 * 60  # Slack's rule: a signature older (or newer) than five minutes
 # Interactions that always say who acted.
 USER_PAYLOADS = ("block_actions", "view_submission", "view_closed", "shortcut", "message_action",
                  "block_suggestion")
+# The kinds of payload Baton's app takes (manifest.yaml enables no shortcuts, menus, dialogs
+# or legacy attachments). Any other is refused here: bolt's path for a request no listener
+# handles builds a message from its fields, assuming Slack's types, and fails with a 500.
+PAYLOAD_TYPES = ("block_actions", "view_submission", "view_closed", "event_callback",
+                 "url_verification", "app_rate_limited")
 
 
 def signed_by_slack(secret: str, headers: Any, body: bytes, now: float) -> bool:
@@ -95,6 +100,8 @@ def payload_problem(body: dict[str, Any]) -> str | None:
     kind = body.get("type")
     if not _text(kind):
         return "the payload has no type"
+    if kind not in PAYLOAD_TYPES:
+        return f"Baton takes no {kind[:40]!r} payloads (it takes {', '.join(PAYLOAD_TYPES)})"
     if kind in USER_PAYLOADS and not (_object(body.get("user")) and _text(body["user"].get("id"))):
         return f"a {kind} payload needs user.id"
     for name in ("view", "container", "channel", "message", "state"):
@@ -108,6 +115,11 @@ def payload_problem(body: dict[str, Any]) -> str | None:
     if kind in ("view_submission", "view_closed") and not _text(_object(body.get("view"))
                                                               and body["view"].get("type")):
         return f"a {kind} payload needs a view with a type"
+    for found in (body, body.get("view") or {}, *(body.get("actions") or [])):
+        for name in ("callback_id", "action_id", "block_id"):  # what bolt matches listeners on
+            if isinstance(found, dict) and found.get(name) is not None \
+                    and not isinstance(found[name], str):
+                return f"{name} must be a string"
     if kind == "event_callback":
         event = body.get("event")
         if not _object(event) or not _text(event.get("type")) or not _text(body.get("event_id")):

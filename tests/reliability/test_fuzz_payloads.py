@@ -104,6 +104,36 @@ event_callback = st.fixed_dictionaries(
               "authorizations": anything})
 
 
+# Shapes Slack sends that Baton has no listener for, and the edit modal's submission with the
+# values people type into a number field.
+numbers = st.one_of(st.sampled_from(["12345.678", "12345678", "1.23457e+07", "-1", "0", "1e999",
+                                     "NaN", "", " 5 ", "1,000", "0x10", "9" * 400]),
+                    st.floats().map(repr), st.integers().map(str))
+other_kinds = st.fixed_dictionaries(
+    {"type": st.sampled_from(["shortcut", "message_action", "block_suggestion",
+                              "interactive_message", "dialog_submission", "workflow_step_edit"]),
+     "user": user, "trigger_id": maybe(st.text(min_size=1, max_size=10))},
+    optional={"callback_id": maybe(st.sampled_from(CALLBACKS)), "action_id": maybe(
+        st.sampled_from(ACTION_IDS)), "value": maybe(st.text(max_size=10)),
+              "message": maybe(st.fixed_dictionaries({"ts": st.text(max_size=5)})),
+              "channel": channel, "response_url": maybe(st.sampled_from(
+                  ["https://hooks.slack.com/actions/T1/1/x", "http://127.0.0.1:9/x", ""]))})
+edit_submission = st.fixed_dictionaries(
+    {"type": st.just("view_submission"), "user": user,
+     "trigger_id": st.text(min_size=1, max_size=10),
+     "view": st.fixed_dictionaries(
+         {"type": st.just("modal"), "id": st.text(min_size=1, max_size=6),
+          "callback_id": st.just("gate.edit"),
+          "private_metadata": st.builds(lambda g: json.dumps({"g": g, "c": PAYMENTS}), gate_ids),
+          "state": st.fixed_dictionaries({"values": st.fixed_dictionaries(
+              {}, optional={"edit:amount": st.fixed_dictionaries({"value": st.fixed_dictionaries(
+                  {"type": st.just("number_input"), "value": maybe(numbers)})}),
+                  "reason": st.fixed_dictionaries({"reason_input": st.fixed_dictionaries(
+                      {"value": maybe(st.text(max_size=20))})})})})})})
+url_verification = st.fixed_dictionaries({"type": st.just("url_verification"),
+                                          "challenge": maybe(st.text(max_size=20))})
+
+
 def form(payload: Any) -> tuple[bytes, str]:
     return urlencode({"payload": json.dumps(payload)}).encode(), "application/x-www-form-urlencoded"
 
@@ -118,6 +148,8 @@ BODIES = st.one_of(
     event_callback.map(as_json),
     st.dictionaries(st.text(max_size=10), anything, max_size=5).map(form),
     anything.map(form), anything.map(as_json),
+    other_kinds.map(form), edit_submission.map(form), edit_submission.map(form),
+    url_verification.map(as_json),
     st.dictionaries(st.sampled_from(["command", "text", "user_id", "channel_id", "trigger_id",
                                      "payload", "type"]), st.text(max_size=20), max_size=5)
     .map(lambda d: (urlencode(d).encode(), "application/x-www-form-urlencoded")))
@@ -160,7 +192,7 @@ def legitimate(baton: Baton) -> None:
     assert len(deciders) == len(set(deciders))
 
 
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=400)
 @given(body=BODIES)
 @example(body=form({"type": "block_actions", "user": {"id": BOB}, "trigger_id": "t1",
                     "actions": [{"action_id": "gate.decide.approve", "value": '{"g": 1, "o": "approve"}'}],
@@ -188,6 +220,9 @@ def test_any_payload_is_answered_without_a_500_and_a_refusal_changes_nothing(
     reply = baton.driver.post(*body)
     figures.add("requests_sent")
     figures.add("examples")
+    figures.add("fuzzed_requests")
+    if reply.status >= 500:
+        figures.add("server_errors")
     assert reply.status in ALLOWED, (reply.status, reply.body)
     assert reply.acked_in_time
     baton.settle()
