@@ -200,8 +200,11 @@ class GateActions:
         flow = self.engine.program_for(run).flow
         edits: dict[str, Any] = {}
         errors: dict[str, str] = {}
+        values = _dig(view, "state", "values")
         for name in gate.editable:
-            raw = _dig(view, "state", "values", f"edit:{name}", "value", "value")
+            if not isinstance(values, dict) or f"edit:{name}" not in values:
+                continue  # shown read-only (too long, invisible characters): kept as it is
+            raw = _dig(values, f"edit:{name}", "value", "value")
             try:
                 edits[name] = coerce(flow.inputs[name], raw if raw is not None else "", name)
             except ValueError as exc:

@@ -136,3 +136,24 @@ def test_edit_and_approve_from_the_modal_after_the_app_home(slack: Callable[...,
     expect(s.message("R-1 Done", s.thread)).to_be_visible()
     assert [entry["amount"] for entry in ledger()] == [9000.0]
     assert s.errors == []
+
+
+def test_the_edit_modal_shows_the_amount_exactly_and_unchanged_changes_nothing(
+        slack: Callable[..., Slack], ledger: Callable) -> None:
+    """12345.678 used to appear as 12345.7, so approving the modal as shown paid 12345.7."""
+    s = slack()
+    s.open("alice")
+    s.type("/baton run vendor-payment vendor=ACME amount=12345.678")
+    expect(s.message("R-1").locator(".replies")).to_be_visible()
+    s.be(CAROL)
+    s.open_thread("R-1")
+    gate = s.message("Approve vendor payment?", s.thread)
+    gate.locator("button", has_text="Edit & approve").click()
+    amount = s.modal.locator("input[type=number]")
+    expect(amount).to_have_value("12345.678")
+    s.modal.locator("textarea").fill("The invoice is right as it is")
+    s.modal.locator("[data-submit]").click()
+    expect(s.modal).to_have_count(0)
+    expect(s.message("R-1 Done", s.thread)).to_be_visible()
+    assert [entry["amount"] for entry in ledger()] == [12345.678]
+    assert s.errors == []

@@ -1,0 +1,122 @@
+"""The edit modal shows the values it will submit (issue 21, item 8), through the real
+endpoint: numbers written out in full, a value too long for an input or holding invisible
+or direction-changing characters shown read-only and kept, and a modal submitted unchanged
+changes nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from storage.models import Decision, TraceEntry
+from tests.bot.conftest import ALICE, CAROL, PAYMENTS, Baton
+from tests.conftest import EXAMPLE_FLOWS
+from tests.figures import Figures
+
+pytestmark = pytest.mark.reliability(
+    item="21.8", promise="The edit modal shows the values it will submit: submitted unchanged, "
+                         "it changes nothing")
+
+FLOW = """
+name: edit-me
+title: Edit me
+inputs:
+  amount: {type: number, required: true}
+  count: {type: integer, required: true}
+  small: {type: number}
+  note: {type: string, max_length: 20000}
+  label: {type: string}
+  lines: {type: string}
+steps:
+  - gate:
+      id: approve
+      title: "Approve it?"
+      approvers: "role:finance-approver"
+      options: [approve, reject]
+      editable: [amount, count, small, note, label, lines]
+"""
+LONG = "x" * 3100
+SNEAKY = "pay \u202eevil\u202c to \u200bACME"
+
+
+@pytest.fixture
+def editing(make_baton, tmp_path: Path) -> Baton:  # type: ignore[no-untyped-def]
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    shutil.copy(EXAMPLE_FLOWS / "org.yaml", flows / "org.yaml")
+    (flows / "edit-me.yaml").write_text(FLOW)
+    return make_baton(flows, org=flows / "org.yaml")
+
+
+def inputs_of(modal: Any) -> dict[str, dict[str, Any]]:
+    return {b["block_id"].removeprefix("edit:"): b["element"] for b in modal.blocks
+            if b.get("type") == "input" and b["block_id"].startswith("edit:")}
+
+
+def start(baton: Baton, amount: str, count: str, small: str = "0.0000001") -> None:
+    text = (f'run edit-me amount={amount} count={count} small={small} note="{LONG}" '
+            f'label="{SNEAKY}" lines="one\\ntwo"')
+    reply = baton.driver.slash_command(text.replace("\\n", "\n"), user=ALICE, channel=PAYMENTS)
+    assert reply.status == 200 and "Error" not in reply.body, reply.body
+    baton.settle()
+
+
+@pytest.mark.parametrize(("amount", "count", "shown"), [
+    ("12345.678", "12345678", ("12345.678", "12345678")),
+    ("1e20", "7", ("100000000000000000000", "7")),
+    ("0.1", "0", ("0.1", "0")),
+])
+def test_a_modal_submitted_unchanged_changes_nothing(editing: Baton, figures: Figures, amount: str,
+                                                     count: str, shown: tuple[str, str]) -> None:
+    baton = editing
+    start(baton, amount, count)
+    before = dict(baton.engine.get_run("R-1").inputs)
+    gate = baton.gate_message()
+    baton.driver.click(user=CAROL, action_id="gate.edit", channel=PAYMENTS, ts=gate.ts)
+    modal = baton.modal(CAROL)
+    fields = inputs_of(modal)
+    assert (fields["amount"]["initial_value"], fields["count"]["initial_value"]) == shown
+    assert fields["small"]["initial_value"] == "0.0000001"
+    assert fields["lines"]["multiline"] and fields["lines"]["initial_value"] == "one\ntwo"
+    # the long and the sneaky values have no input: shown read-only, and why
+    assert "note" not in fields and "label" not in fields
+    said = json.dumps(modal.blocks, ensure_ascii=False)
+    assert "Too long to edit here (3,100 characters)" in said
+    assert "Contains invisible or direction-changing characters" in said
+    assert "\u202e" not in said and "\u200b" not in said and "pay evil to ACME" in said
+    reply = baton.submit(CAROL, {"reason": "Looks right as it is"})
+    figures.add("requests_sent", 3)
+    assert reply.status == 200 and "errors" not in reply.body
+    baton.settle()
+    run = baton.engine.get_run("R-1")
+    assert run.status == "succeeded"
+    assert run.inputs == before  # exactly: 12345.678 stays 12345.678, the long note whole
+    assert run.inputs["note"] == LONG and run.inputs["label"] == SNEAKY
+    with baton.engine.db.read() as s:
+        (decision,) = s.exec(select(Decision)).all()
+        edited = s.exec(select(TraceEntry).where(TraceEntry.kind == "gate_decided")).all()
+    assert not decision.edits, decision.edits
+    assert all(not e.data.get("edits") for e in edited)
+    figures.add("decisions_recorded")
+
+
+def test_an_edit_changes_only_what_was_edited(editing: Baton, figures: Figures) -> None:
+    baton = editing
+    start(baton, "12345.678", "12345678")
+    gate = baton.gate_message()
+    baton.driver.click(user=CAROL, action_id="gate.edit", channel=PAYMENTS, ts=gate.ts)
+    baton.submit(CAROL, {"edit:amount": "9000.5", "reason": "First milestone"})
+    baton.settle()
+    run = baton.engine.get_run("R-1")
+    assert run.inputs["amount"] == 9000.5 and run.inputs["count"] == 12345678
+    assert run.inputs["note"] == LONG and run.inputs["label"] == SNEAKY
+    with baton.engine.db.read() as s:
+        (decision,) = s.exec(select(Decision)).all()
+    assert set(decision.edits or {}) == {"amount"}
+    figures.add("requests_sent", 3)
+    figures.add("decisions_recorded")
