@@ -49,9 +49,11 @@ log = structlog.get_logger("baton.commands")
 HELP = [
     ("run FLOW key=value …", "start a run; its updates go into the thread under its card"),
     ("status [R-42]", "one run, or your open runs and what waits for you"),
-    ("trace R-42 [full]", "why a run was decided the way it was; full attaches the whole trace"),
+    ("trace R-42 [full] [--share]", "why a run was decided the way it was; full sends you the "
+     "whole trace by DM (--share posts it here)"),
     ("trace [--flow F] [--since 7d] [--decided-by @p]", "find runs"),
-    ("stats [FLOW] [--since 7d]", "approval rates, escalations, time to decision, agent costs"),
+    ("stats [FLOW] [--since 7d] [--share]", "approval rates, escalations, time to decision, agent "
+     "costs; for you alone unless --share"),
     ("stop R-42 [reason]", "stop a run (its requester or an admin)"),
     ("flows", "the flows you can run, with their inputs"),
     ("halt [reason] · resume", "emergency stop of all runs and actions (admins)"),
@@ -130,13 +132,16 @@ FollowUp = Callable[[str], Reply | None]
 
 
 Upload = Callable[..., None]  # (channel, files, comment, thread_ts, once=key)
+UploadPrivately = Callable[..., None]  # (slack user, files, comment, once=key)
 
 
 class Commands:
-    def __init__(self, engine: Engine, upload: Upload | None = None) -> None:
+    def __init__(self, engine: Engine, upload: Upload | None = None,
+                 upload_privately: UploadPrivately | None = None) -> None:
         self.engine = engine
         self.org = engine.org
         self.upload = upload  # queue files for Slack: (channel, files, comment, thread_ts)
+        self.upload_privately = upload_privately  # ... for one person alone, by DM
 
     def handle(self, text: str, who: Invocation) -> tuple[Reply, FollowUp | None]:
         prefix = "/baton" if who.source == "command" else ""
@@ -251,17 +256,25 @@ class Commands:
 
     # -- trace ---------------------------------------------------------------------------
     def cmd_trace(self, words: list[str], who: Invocation) -> tuple[Reply, FollowUp | None]:
-        parsed = parse(words, options=("flow", "since", "decided-by"))
+        parsed = parse(_flags(words, "share"), options=("flow", "since", "decided-by", "share"))
+        share = "share" in parsed.options
         refs = [w for w in parsed.words if w.lower() != "full"]
         if not refs:
+            if share:
+                raise ArgumentError("--share goes with a full trace: trace R-42 full --share")
             return self._find(parsed.options, who), None
         run = self.engine.get_run(run_ref(refs[0]))
+        full = "full" in [w.lower() for w in parsed.words]
+        if share and not full:
+            raise ArgumentError("--share goes with a full trace: trace R-42 full --share")
+        if share:
+            self._may_share_trace(run, who)
         with self.engine.db.read() as s:
             entries = chain_entries(s, run.ref)
         summary = summarize(run, entries, self.org)
         message = trace_message(run.ref, report.sections(summary, self.org), status=run.status)
-        reply = Reply(message["text"], message["blocks"])
-        if "full" not in [w.lower() for w in parsed.words]:
+        reply = Reply(message["text"], message["blocks"], in_channel=share)
+        if not full:
             return reply, None
         export = json.dumps(export_run(self.engine.db, run), indent=2, ensure_ascii=False)
         files = [{"filename": f"{run.ref}-trace.json", "title": f"{run.ref} trace (JSON)",
@@ -270,10 +283,27 @@ class Commands:
                   "content": report.markdown(summary, self.org)}]
 
         def upload(key: str) -> Reply | None:
-            self._upload(who, files, f"Full trace of {run.ref}", once=f"{key}:files")
+            self._upload(who, files, f"Full trace of {run.ref}", once=f"{key}:files", share=share)
             return None
 
+        if not share and who.source != "dm":
+            reply.blocks.insert(1, context(mrkdwn(
+                f":lock: The full trace of {run.ref} comes to you alone, by DM. "
+                f"`/baton trace {run.ref} full --share` posts it here for everyone.")))
         return reply, upload
+
+    def _may_share_trace(self, run: Run, who: Invocation) -> None:
+        """Who may post a run's full trace into a channel: its requester, the people its gates
+        named (they saw it to decide it), and admins. Anyone may read it privately."""
+        assert run.id is not None
+        with self.engine.db.read() as s:
+            named = {p for gate in s.exec(select(Gate).where(Gate.run_id == run.id))
+                     for p in gate.approvers}
+        if who.user == run.requester or who.user in named or self.org.is_admin(who.user):
+            return
+        raise ArgumentError(f"only {run.ref}'s requester, its approvers or an admin may post its "
+                            f"full trace in a channel; `/baton trace {run.ref} full` sends it to "
+                            "you alone")
 
     def _find(self, options: dict[str, str], who: Invocation) -> Reply:
         now = who.now or self.engine.clock.now()
@@ -297,20 +327,34 @@ class Commands:
         message = runs_list(self.org, runs, title)
         return Reply(message["text"], message["blocks"])
 
-    def _upload(self, who: Invocation, files: list[dict[str, Any]], comment: str, once: str) -> None:
+    def _upload(self, who: Invocation, files: list[dict[str, Any]], comment: str, once: str,
+                *, share: bool) -> None:
+        """Files for the conversation (`share`), or for the person who asked, by DM."""
+        if not share:
+            if self.upload_privately is not None:
+                self.upload_privately(who.slack_user, files, comment, once=once)
+            return
         if who.channel is None or self.upload is None:
             return
         self.upload(who.channel, files, comment, who.thread_ts, once=once)
 
     # -- stats -------------------------------------------------------------------------------
     def cmd_stats(self, words: list[str], who: Invocation) -> tuple[Reply, FollowUp | None]:
-        parsed = parse(words, options=("since",))
+        parsed = parse(_flags(words, "share"), options=("since", "share"))
+        share = "share" in parsed.options
         flow = parsed.words[0] if parsed.words else None
         if flow is not None:
             self.engine.flows.get(flow)
         figures = compute_stats(self.engine.db, now=who.now or self.engine.clock.now(),
                                 since=since(parsed.options.get("since", "7d")), flow=flow)
         message = stats_message(report.stats_lines(figures, self.org), flow)
+        blocks = list(message["blocks"])
+        if not share and who.source == "command":
+            blocks.append(context(mrkdwn(":lock: For you alone, the chart too (by DM). "
+                                         "`/baton stats --share` answers for everyone here.")))
+        elif not share and who.source == "mention":
+            blocks.append(context(mrkdwn(":lock: The chart comes to you alone, by DM; "
+                                         "add --share to post it here.")))
 
         def chart(key: str) -> Reply | None:
             from orchestrator.charts import stats_chart
@@ -318,10 +362,11 @@ class Commands:
             png = stats_chart(figures)
             self._upload(who, [{"filename": "baton-stats.png", "title": "Decisions per day and "
                                 "time to a decision", "content_b64": base64.b64encode(png).decode()}],
-                         "Baton stats" + (f" · {flow}" if flow else ""), once=f"{key}:chart")
+                         "Baton stats" + (f" · {flow}" if flow else ""), once=f"{key}:chart",
+                         share=share)
             return None
 
-        return Reply(message["text"], message["blocks"]), chart
+        return Reply(message["text"], blocks, in_channel=share), chart
 
     # -- stop / halt / resume ----------------------------------------------------------------
     def cmd_stop(self, words: list[str], who: Invocation) -> tuple[Reply, None]:
@@ -354,6 +399,19 @@ class Commands:
 
     def cmd_help(self, words: list[str], who: Invocation) -> tuple[Reply, None]:
         return help_reply(), None
+
+
+def _flags(words: list[str], *names: str) -> list[str]:
+    """`--name` (an option that takes no value) as `--name=yes`, for `parse`."""
+    found = []
+    for word in words:
+        name, eq, _ = word.removeprefix("--").partition("=")
+        if word.startswith("--") and name.lower() in names:
+            if eq:
+                raise ArgumentError(f"--{name.lower()} takes no value")
+            word = f"--{name.lower()}=yes"
+        found.append(word)
+    return found
 
 
 def _hint(verb: str) -> str | None:

@@ -24,7 +24,8 @@ class Conversations:
         self.inbox = inbox
         self.sink = sink
         self.bot_user = bot_user
-        self.commands = Commands(engine, upload=replies.upload)
+        self.commands = Commands(engine, upload=replies.upload,
+                                 upload_privately=replies.upload_privately)
 
     def _who(self, user: str, channel: str | None, source: str,
              thread_ts: str | None = None) -> Invocation:

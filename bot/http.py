@@ -127,10 +127,18 @@ def payload_problem(body: dict[str, Any]) -> str | None:
     return None
 
 
+def bearer_matches(headers: Any, token: str) -> bool:
+    """Whether the request says `Authorization: Bearer <token>` (compared in constant time)."""
+    scheme, _, given = (headers.get("authorization") or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode("latin-1", "replace"), token.encode())
+
+
 def http_app(app: App, db: Database, extra_routes: list[Route] | None = None,
              clock: Any = None, signing_secret: str | None = None,
-             engine: Engine | None = None) -> Starlette:
-    """The routes; with an `engine`, also `POST /hooks/FLOW` (webhook triggers)."""
+             engine: Engine | None = None, metrics_token: str | None = None) -> Starlette:
+    """The routes; with an `engine`, also `POST /hooks/FLOW` (webhook triggers); with a
+    `metrics_token` (BATON_METRICS_TOKEN), `/metrics` answers only a bearer of it."""
     clock = clock or SystemClock()
     collector = BatonCollector(db, clock, engine=engine)
     # The app's own secret unless told otherwise (bolt keeps it as `_signing_secret`).
@@ -185,6 +193,10 @@ def http_app(app: App, db: Database, extra_routes: list[Route] | None = None,
         return JSONResponse(status, status_code=200 if status["ok"] else 503)
 
     async def metrics(request: Request) -> Response:
+        if metrics_token and not bearer_matches(request.headers, metrics_token):
+            return JSONResponse({"error": "send Authorization: Bearer <BATON_METRICS_TOKEN>"},
+                                status_code=401,
+                                headers={"WWW-Authenticate": 'Bearer realm="baton-metrics"'})
         body = await run_in_threadpool(metrics_text, collector)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 

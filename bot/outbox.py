@@ -406,7 +406,10 @@ class OutboxSender:
             files = [{"filename": f["filename"], "title": f.get("title", f["filename"]),
                       "content": base64.b64decode(f["content_b64"]) if "content_b64" in f
                       else f["content"]} for f in payload["files"]]
-            self.client.files_upload_v2(file_uploads=files, channel=payload["channel"],
+            # for one person alone (`user`): their DM with the bot, opened (or found) first
+            channel = payload.get("channel") or \
+                self.client.conversations_open(users=payload["user"])["channel"]["id"]
+            self.client.files_upload_v2(file_uploads=files, channel=channel,
                                         initial_comment=payload.get("initial_comment"),
                                         thread_ts=payload.get("thread_ts"))
             return {}

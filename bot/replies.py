@@ -68,3 +68,10 @@ class Replies:
         if thread_ts:
             payload["thread_ts"] = thread_ts
         self.queue(f"files:{channel}", "files.upload_v2", payload, once=once)
+
+    def upload_privately(self, user: str, files: list[dict[str, Any]], comment: str, *,
+                         once: str | None = None) -> None:
+        """Files for one person alone: in their DM with the bot (Slack has no ephemeral
+        files). The DM is opened when the files are sent."""
+        self.queue(f"dm:{user}", "files.upload_v2",
+                   {"user": user, "files": files, "initial_comment": comment}, once=once)

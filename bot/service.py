@@ -134,7 +134,8 @@ class BatonService:
         """The HTTP mode's routes: Slack's requests, health, metrics, webhook triggers."""
         from bot.http import http_app
 
-        return http_app(self.app, self.engine.db, clock=self.clock, engine=self.engine)
+        return http_app(self.app, self.engine.db, clock=self.clock, engine=self.engine,
+                        metrics_token=self.settings.metrics_token)
 
     @staticmethod
     def _hand(pool: TrackingExecutor, fn: Any, *args: Any) -> None:

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
         description="days sent Slack calls, handled Slack requests and delivered events are "
                     "kept (0: for good)")
 
+    metrics_token: str | None = Field(
+        None, alias="BATON_METRICS_TOKEN",
+        description="when set, GET /metrics requires `Authorization: Bearer <this token>`")
+
     slack_bot_token: str | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_app_token: str | None = Field(None, alias="SLACK_APP_TOKEN")
     slack_signing_secret: str | None = Field(None, alias="SLACK_SIGNING_SECRET")
@@ -65,7 +69,17 @@ class Settings(BaseSettings):
         """What flow files may reach, from these settings."""
         return Reach.of(self.llm_hosts, self.llm_key_envs,
                         own_values=(self.slack_bot_token, self.slack_app_token,
-                                    self.slack_signing_secret, self.database_url))
+                                    self.slack_signing_secret, self.database_url,
+                                    self.metrics_token))
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_enough(cls, value: str | None) -> str | None:
+        if value is not None and value != "" and (len(value) < 16 or not value.isascii()
+                                                  or not value.isprintable() or " " in value):
+            raise ValueError("BATON_METRICS_TOKEN must be at least 16 printable ASCII characters "
+                             "without spaces (e.g. `openssl rand -hex 32`)")
+        return value or None
 
     @property
     def org_path(self) -> Path:

@@ -258,7 +258,7 @@ class File:
             "name": self.name,
             "title": self.title or self.name,
             "mimetype": "text/plain" if self.name.endswith((".txt", ".md", ".json", ".csv")) else
-            "application/octet-stream",
+            "image/png" if self.name.endswith(".png") else "application/octet-stream",
             "filetype": self.name.rsplit(".", 1)[-1] if "." in self.name else "binary",
             "user": app.bot_user_id,
             "user_team": team.id,

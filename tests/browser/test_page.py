@@ -76,3 +76,22 @@ def test_a_dm_and_a_mention_reach_the_bot_and_the_call_log_shows_its_calls(
     expect(rows.filter(has_text="auth.test").first.locator("pre").last).to_contain_text('"ok": true')
     calls.screenshot(path=str(s.shot("mention").with_name(f"{s.name}-calls.png")))
     assert s.errors == []
+
+
+def test_stats_answer_privately_and_the_chart_shows_as_an_image_in_the_dm(
+        slack: Callable[..., Slack]) -> None:
+    s = slack()
+    s.open("alice")
+    s.type("/baton stats")
+    expect(s.message("Baton stats")).to_contain_text("For you alone")
+    expect(s.messages.locator("img")).to_have_count(0)  # nothing for the channel to see
+    s.go("dm")
+    chart = s.messages.locator("figure.file.image img")
+    expect(chart).to_be_visible()
+    # the image loaded: its bytes were served and decoded (a broken image has no width)
+    s.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=chart.element_handle())
+    s.shot("stats-chart")
+    s.go("payments")
+    s.type("/baton stats --share")
+    expect(s.messages.locator("figure.file.image img")).to_be_visible()
+    assert s.errors == []

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from bot.sandbox.errors import ApiError
 from bot.sandbox.records import Channel, Ephemeral, Message, View
 from bot.sandbox.ui.blocks import Surface, blocks_html, text_html
 from bot.sandbox.ui.mrkdwn import Names, esc, mrkdwn_html
@@ -80,15 +81,38 @@ def _author(ws: Workspace, user_id: str | None, bot_id: str | None) -> tuple[str
     return ((found.real_name or found.name) if found else (user_id or "someone")), False
 
 
+# What the bytes of an image say they are (the file's name is the uploader's word, not proof).
+_IMAGES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"),
+           (b"GIF87a", "image/gif"), (b"GIF89a", "image/gif"))
+
+
+def image_type(content: bytes | None) -> str | None:
+    """The media type of an image the page may show; None for anything else."""
+    return next((media for magic, media in _IMAGES if content and content.startswith(magic)), None)
+
+
+def _file_html(ws: Workspace, file: dict[str, Any]) -> str:
+    """A shared file as Slack shows it: an image inline, anything else as a named box."""
+    title = esc(str(file.get("title") or file.get("name")))
+    size = file.get("size")
+    try:
+        stored = ws.file(str(file.get("id", "")))
+    except ApiError:
+        stored = None
+    if stored is not None and image_type(stored.content):
+        return (f'<figure class="file image"><img src="/_ui/files/{esc(stored.id)}" alt="{title}" '
+                f'loading="lazy"><figcaption>{title}</figcaption></figure>')
+    return (f'<div class="file">\U0001f4c4 {title}'
+            f'{f" · {size} bytes" if size is not None else ""}</div>')
+
+
 def _content(ws: Workspace, text: str, blocks: Sequence[Any], files: Sequence[Any], viewer: str) -> str:
     shown = surface(ws, viewer)
     body = blocks_html(blocks, shown) if blocks else \
         f'<div class="text">{mrkdwn_html(text, shown.names)}</div>' if text else ""
     for file in files:
         if isinstance(file, dict):
-            size = file.get("size")
-            body += (f'<div class="file">\U0001f4c4 {esc(str(file.get("title") or file.get("name")))}'
-                     f'{f" · {size} bytes" if size is not None else ""}</div>')
+            body += _file_html(ws, file)
     return body
 
 

@@ -75,6 +75,7 @@ class SandboxPage:
             Route("/_calls", guarded(self._calls_page), methods=["GET"]),
             Route("/_calls.json", guarded(self._calls_json), methods=["GET"]),
             Route("/_ui/static/{name}", guarded(self._static), methods=["GET"]),
+            Route("/_ui/files/{file_id}", guarded(self._file), methods=["GET"]),
             Route("/_ui/state", guarded(self._state), methods=["GET"]),
             Route("/_ui/events", guarded(self._events), methods=["GET"]),
             Route("/_ui/calls", guarded(self._calls_rows), methods=["GET"]),
@@ -128,6 +129,20 @@ class SandboxPage:
             return Response(status_code=404)
         return FileResponse(STATIC / name, media_type=ASSETS[name],
                             headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
+    async def _file(self, request: Request) -> Response:
+        """An uploaded image, for the page to show as Slack does. Only the image types the
+        bytes themselves say they are (never SVG, which can carry script)."""
+        try:
+            file = self.workspace.file(request.path_params["file_id"])
+        except ApiError:
+            return Response(status_code=404)
+        media = pages.image_type(file.content) if file.completed else None
+        if media is None:
+            return Response(status_code=404)
+        return Response(file.content, media_type=media, headers={
+            "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'"})
 
     def _viewer(self, value: str | None) -> User:
         users = [u for u in self.workspace.users() if not u.is_bot]

@@ -1,0 +1,128 @@
+"""What is private stays private (issue 24, item 5; issue 21, item 11), through the real
+endpoint: `/baton stats` and its chart go to the asker alone unless `--share`; a full trace
+goes to the asker by DM, and into a channel only with `--share` from the run's requester,
+its approvers or an admin; `/metrics` answers only the bearer of BATON_METRICS_TOKEN when
+one is set."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from tests.bot.conftest import ALICE, BOB, PAYMENTS, Baton
+from tests.figures import Figures
+
+pytestmark = pytest.mark.reliability(
+    item="21.11", promise="What is private stays private: stats and full traces go to the asker "
+                          "alone unless shared on purpose; /metrics can require a bearer token")
+
+GRACE = "U0GRACE01"  # the release manager: no part in a vendor payment
+
+
+@pytest.fixture(name="baton")
+def examples_baton(make_baton) -> Baton:  # type: ignore[no-untyped-def]
+    """Baton over the shipped flows and org file."""
+    return make_baton()
+
+
+def approved_run(baton: Baton) -> None:
+    baton.driver.slash_command("run vendor-payment vendor=ACME amount=20000", user=ALICE,
+                               channel=PAYMENTS)
+    baton.settle()
+    gate = baton.gate_message()
+    baton.driver.click(user=BOB, action_id="gate.decide.approve", channel=PAYMENTS, ts=gate.ts)
+    baton.submit(BOB, {"reason": "Invoice matches PO 4471"})
+    baton.settle()
+
+
+def files_in(baton: Baton, channel: str) -> list[str]:
+    """Names of the files shared in `channel` (messages and thread replies)."""
+    found = []
+    for message in baton.slack.workspace.messages(channel):
+        found += [f.get("name") for f in message.files if isinstance(f, dict)]
+    return sorted(found)
+
+
+def dm_of(baton: Baton, user: str) -> str:
+    channel = baton.slack.workspace.dm_of(user)
+    assert channel is not None, f"no DM with {user}"
+    return channel.id
+
+
+def test_stats_answer_privately_chart_included_unless_shared(baton: Baton, figures: Figures) -> None:
+    approved_run(baton)
+    reply = baton.driver.slash_command("stats", user=ALICE, channel=PAYMENTS)
+    figures.add("requests_sent")
+    assert reply.json()["response_type"] == "ephemeral"
+    assert "For you alone" in json.dumps(reply.json())
+    baton.settle()
+    assert files_in(baton, PAYMENTS) == []  # the chart did not go to the channel
+    assert files_in(baton, dm_of(baton, ALICE)) == ["baton-stats.png"]
+    shared = baton.driver.slash_command("stats vendor-payment --share", user=ALICE, channel=PAYMENTS)
+    figures.add("requests_sent")
+    assert shared.json()["response_type"] == "in_channel"
+    baton.settle()
+    assert files_in(baton, PAYMENTS) == ["baton-stats.png"]
+    mention = baton.driver.mention("stats", user=BOB, channel=PAYMENTS)
+    figures.add("requests_sent")
+    assert mention.status == 200
+    baton.settle()
+    assert files_in(baton, PAYMENTS) == ["baton-stats.png"]  # Bob's chart went to Bob
+    assert files_in(baton, dm_of(baton, BOB)) == ["baton-stats.png"]
+    bad = baton.driver.slash_command("stats --share=no", user=ALICE, channel=PAYMENTS)
+    assert "--share takes no value" in bad.body
+
+
+def test_a_full_trace_goes_to_the_asker_unless_shared_by_someone_it_concerns(
+        baton: Baton, figures: Figures) -> None:
+    approved_run(baton)
+    traced = baton.driver.slash_command("trace R-1 full", user=GRACE, channel=PAYMENTS)
+    figures.add("requests_sent")
+    assert traced.json()["response_type"] == "ephemeral"
+    assert "comes to you alone, by DM" in json.dumps(traced.json())
+    baton.settle()
+    assert files_in(baton, PAYMENTS) == []
+    assert files_in(baton, dm_of(baton, GRACE)) == ["R-1-trace.json", "R-1-trace.md"]
+    # Grace is neither R-1's requester, nor one who could decide it, nor an admin
+    refused = baton.driver.slash_command("trace R-1 full --share", user=GRACE, channel=PAYMENTS)
+    figures.add("requests_sent")
+    figures.add("refusals")
+    assert "only R-1's requester, its approvers or an admin" in refused.body
+    baton.settle()
+    assert files_in(baton, PAYMENTS) == []
+    shared = baton.driver.slash_command("trace R-1 full --share", user=ALICE, channel=PAYMENTS)
+    figures.add("requests_sent")
+    assert shared.json()["response_type"] == "in_channel"
+    baton.settle()
+    assert files_in(baton, PAYMENTS) == ["R-1-trace.json", "R-1-trace.md"]
+    assert "--share goes with a full trace" in baton.driver.slash_command(
+        "trace R-1 --share", user=ALICE, channel=PAYMENTS).body
+
+
+def test_metrics_answer_only_the_bearer_of_the_token(make_baton, figures: Figures) -> None:  # type: ignore[no-untyped-def]
+    token = "metrics-token-0123456789abcdef"
+    baton: Baton = make_baton(BATON_METRICS_TOKEN=token)
+    url = f"{baton.url}/metrics"
+    with httpx.Client(trust_env=False) as http:
+        for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"},
+                        {"Authorization": f"Basic {token}"}, {"Authorization": token},
+                        {"Authorization": f"Bearer {token}x"}, {"Authorization": "Bearer"}):
+            refused = http.get(url, headers=headers)
+            figures.add("requests_sent")
+            assert refused.status_code == 401 and "baton_" not in refused.text, headers
+            assert refused.headers["www-authenticate"].startswith("Bearer")
+            figures.add("refusals")
+        allowed = http.get(url, headers={"Authorization": f"Bearer {token}"})
+        assert allowed.status_code == 200 and "baton_runs" in allowed.text
+        assert http.get(f"{baton.url}/healthz").status_code == 200  # health stays open
+
+
+def test_a_short_metrics_token_is_refused_at_start() -> None:
+    from pydantic import ValidationError
+
+    from orchestrator.settings import Settings
+
+    with pytest.raises(ValidationError, match="at least 16"):
+        Settings(BATON_METRICS_TOKEN="short")
