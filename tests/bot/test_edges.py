@@ -149,3 +149,39 @@ def test_odd_but_valid_arguments_reach_the_run(baton: Baton) -> None:
     baton.settle()
     (run,) = runs(baton)
     assert run.inputs == {"vendor": "Café & Co <Ltd>", "amount": 5000.0, "note": ""}
+
+
+def test_a_listener_that_raises_answers_slack_without_a_500() -> None:
+    """The last line of defence (bot.app.on_listener_error), under a bolt app of its own with
+    a listener that fails the way a bug would: a slash command is told, anything else gets
+    an empty 200, never bolt's 500."""
+    from slack_bolt import App, BoltRequest
+    from slack_bolt.authorization import AuthorizeResult
+
+    from bot.app import on_listener_error
+
+    app = App(signing_secret="", request_verification_enabled=False,
+              authorize=lambda **_: AuthorizeResult(enterprise_id=None, team_id="T1",
+                                                    bot_token="xoxb-1", bot_user_id="U0BOT"),
+              process_before_response=True)
+    app.error(on_listener_error)
+
+    @app.command("/baton")
+    def fails(ack: object, body: dict) -> None:
+        raise RuntimeError("a bug")
+
+    @app.action("gate.claim")
+    def fails_too(ack: object, body: dict) -> None:
+        raise RuntimeError("another bug")
+
+    command = app.dispatch(BoltRequest(body={"command": "/baton", "text": "status",
+                                             "user_id": ALICE, "team_id": "T1"},
+                                       mode="socket_mode"))
+    assert command.status == 200
+    answer = json.loads(command.body)
+    assert answer["response_type"] == "ephemeral" and "error on its side" in json.dumps(answer)
+    click = app.dispatch(BoltRequest(body={"type": "block_actions", "user": {"id": ALICE},
+                                           "team": {"id": "T1"},
+                                           "actions": [{"action_id": "gate.claim"}]},
+                                     mode="socket_mode"))
+    assert click.status == 200 and click.body == ""

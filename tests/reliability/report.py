@@ -19,7 +19,9 @@ from tests.figures import ARTIFACTS, FORMAT, ROOT
 REPORT = ROOT / "docs" / "reliability.md"
 BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
 ITEMS = {"1": "Crash at every step", "2": "Concurrency", "3": "Slack faults",
-         "4": "Requests from outside", "5": "Hostile text and code", "6": "Fuzzing"}
+         "4": "Requests from outside", "5": "Hostile text and code", "6": "Fuzzing",
+         "21.3": "Replayed requests", "21.4": "Nested JSON", "21.5": "Replies only to Slack",
+         "21.8": "The edit modal", "21.11": "Private answers and metrics"}
 COLUMNS = ("requests_sent", "faults_injected", "refusals", "decisions_lost")
 
 
@@ -46,7 +48,9 @@ def render(run: dict[str, Any]) -> str:
         f"{totals.get('faults_injected', 0):,} faults injected, "
         f"{totals.get('refusals', 0):,} refusals, {totals.get('examples', 0):,} fuzz examples, "
         f"{totals.get('decisions_recorded', 0):,} decisions recorded, "
-        f"decisions lost: {totals.get('decisions_lost', 0)}.**",
+        f"decisions lost: {totals.get('decisions_lost', 0)}; "
+        f"{totals.get('fuzzed_requests', 0):,} fuzzed requests through the HTTP endpoint, "
+        f"server errors: {totals.get('server_errors', 0)}.**",
         "",
     ]
     by_item: dict[str, list[dict[str, Any]]] = defaultdict(list)
