@@ -31,7 +31,7 @@ from tests.reliability.test_fuzz_payloads import Errors
 from tests.reliability.test_socket_mode import Socket
 
 pytestmark = pytest.mark.reliability(
-    item="21.4", promise="Deeply nested JSON in a Slack payload, a webhook body, a button value or "
+    item="9", promise="Deeply nested JSON in a Slack payload, a webhook body, a button value or "
                          "modal metadata gets a 400 (or is ignored), never a 500")
 
 FORM = "application/x-www-form-urlencoded"

@@ -19,7 +19,7 @@ from tests.conftest import EXAMPLE_FLOWS
 from tests.figures import Figures
 
 pytestmark = pytest.mark.reliability(
-    item="21.8", promise="The edit modal shows the values it will submit: submitted unchanged, "
+    item="12", promise="The edit modal shows the values it will submit: submitted unchanged, "
                          "it changes nothing")
 
 FLOW = """

@@ -15,7 +15,7 @@ from tests.bot.conftest import ALICE, BOB, PAYMENTS, Baton
 from tests.figures import Figures
 
 pytestmark = pytest.mark.reliability(
-    item="21.11", promise="What is private stays private: stats and full traces go to the asker "
+    item="13", promise="What is private stays private: stats and full traces go to the asker "
                           "alone unless shared on purpose; /metrics can require a bearer token")
 
 GRACE = "U0GRACE01"  # the release manager: no part in a vendor payment

@@ -22,7 +22,7 @@ from tests.figures import Figures
 from tests.reliability.conftest import ALICE, BOB, CAROL, ERIN, GRACE, PAYMENTS, footprint
 
 pytestmark = pytest.mark.reliability(
-    item="21.3", promise="A replayed request (Slack or webhook) changes nothing: every command, "
+    item="8", promise="A replayed request (Slack or webhook) changes nothing: every command, "
                          "click, submission, DM and mention is acted on once")
 
 FORM = "application/x-www-form-urlencoded"

@@ -24,7 +24,7 @@ from tests.conftest import TEST_FLOWS
 from tests.figures import Figures
 
 pytestmark = pytest.mark.reliability(
-    item="21.3", promise="A replayed webhook starts no second run; an Idempotency-Key counts only "
+    item="8", promise="A replayed webhook starts no second run; an Idempotency-Key counts only "
                          "when the signature covers it")
 
 SECRET = "a-webhook-secret-of-forty-bytes-or-more-0123"

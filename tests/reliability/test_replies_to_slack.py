@@ -48,7 +48,7 @@ from tests.reliability.conftest import (
 )
 
 pytestmark = pytest.mark.reliability(
-    item="21.5", promise="Baton sends replies only to Slack's own origins; an expired response_url "
+    item="10", promise="Baton sends replies only to Slack's own origins; an expired response_url "
                          "fails that reply alone, which reaches the person another way; retries are "
                          "bounded and a call that cannot succeed ends visibly failed")
 
