@@ -3,6 +3,7 @@ injected clock. Nothing of Baton's own is patched."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -18,6 +19,25 @@ from orchestrator.engine import Engine
 from orchestrator.settings import Settings
 
 pytest_plugins = ["tests.figures"]  # the reliability report's figures
+
+
+def _import_anyio_up_front() -> None:
+    """anyio imports its submodules lazily, and as a pytest plugin's package they are
+    assertion-rewritten when first imported. A first import inside a server's thread while
+    hypothesis has raised the recursion limit makes CPython's AST compiler fail ("AST
+    constructor recursion depth mismatch"), and the request gets a 500. Import them now."""
+    import importlib
+    import pkgutil
+
+    import anyio
+
+    for module in pkgutil.walk_packages(anyio.__path__, "anyio."):
+        if "trio" not in module.name and "interpreter" not in module.name:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(module.name)
+
+
+_import_anyio_up_front()
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_FLOWS = ROOT / "flows"
