@@ -9,7 +9,7 @@ the expression's structure and the largest values it can be given, never by runn
 The unit is one step of the interpreter (reading a name, an operator, one element of a
 comprehension), about 0.1-0.2 microseconds. Work proportional to text counts one step per
 CHARS_PER_STEP characters. `matches` compiles its pattern on every call; its cost comes from
-the pattern's estimated program (`regex_program`), which is why a pattern must be written
+the pattern's estimated program (gates/cel_regex.py), which is why a pattern must be written
 in the condition, where its size is known.
 
 Estimates are upper bounds: both sides of `&&` and of `?:` are counted, comprehensions run
@@ -19,13 +19,17 @@ allows (see `Shape`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gates.cel_regex import PatternProblem, regex_program
 from gates.cel_syntax import Node, SyntaxProblem, parse, string_value
 
 CHARS_PER_STEP = 100
+# `matches`: steps per unit of a pattern's compiled size, and per character and state of a
+# search the fast engine gave up on (measured: up to 200 ns, two steps; bench/conditions.py).
+COMPILE_STEPS = 10
+FALLBACK_STEPS = 2
 MACROS = ("all", "exists", "exists_one", "map", "filter")
 # Nesting and literal limits, stated plainly (the estimate would refuse most of these too,
 # but a person reads "3 deep" more easily than a cost).
@@ -82,114 +86,6 @@ def text(chars: int) -> Shape:
 def collection(items: int, item: Shape, key: Shape | None = None) -> Shape:
     """A list of `items` items (or, with `key`, a map of that many entries)."""
     return Shape(items=items, item=item, key=key)
-
-
-# -- regular expressions (`matches`) ------------------------------------------------------------
-@dataclass(frozen=True)
-class Program:
-    """What a pattern compiles to: `size` weighs what compiling costs (Unicode classes are
-    tables of hundreds of ranges), `states` what running it costs per character when it is
-    too large for the fast engines (`(a{100}){100}` is 10,000 states)."""
-
-    size: int
-    states: int
-
-    def __add__(self, other: Program) -> Program:
-        return Program(self.size + other.size, self.states + other.states)
-
-    def times(self, count: int) -> Program:
-        return Program(self.size * count, self.states * count)
-
-
-UNICODE_CLASS = Program(300, 4)  # \w, \d, \s, \p{..}
-ANY_CHAR = Program(8, 4)  # `.`: any UTF-8 sequence
-ONE = Program(1, 1)
-NOTHING = Program(0, 0)
-_REPEAT = re.compile(r"\{(\d+)(,(\d*))?\}\??")
-
-
-def regex_program(pattern: str) -> Program:
-    """An upper estimate of what `pattern` compiles to. Counted repeats multiply, Unicode
-    classes are large, case-insensitive matching about triples the letters."""
-    program, end = _alternatives(pattern, 0)
-    if end < len(pattern):  # an unmatched ')': the library will refuse it; assume the worst
-        return UNICODE_CLASS.times(len(pattern))
-    if re.search(r"\(\?[a-zA-Z]*i", pattern):
-        program = program.times(3)
-    return Program(max(program.size, 1), max(program.states, 1))
-
-
-def _alternatives(pattern: str, at: int) -> tuple[Program, int]:
-    total = current = NOTHING
-    while at < len(pattern) and pattern[at] != ")":
-        if pattern[at] == "|":
-            total, current, at = total + current, NOTHING, at + 1
-            continue
-        atom, at = _atom(pattern, at)
-        atom, at = _repeated(pattern, at, atom)
-        current = current + atom
-    return total + current, at
-
-
-def _atom(pattern: str, at: int) -> tuple[Program, int]:
-    char = pattern[at]
-    if char == "(":
-        at += 1
-        if pattern.startswith("?", at):  # (?flags), (?flags:...), (?P<name>...), (?<name>...)
-            flags = re.match(r"\?(?:P?<\w+>|[a-zA-Z-]*:?)", pattern[at:])
-            at += flags.end() if flags else 1
-            if flags and not flags.group().endswith((":", ">")) and pattern.startswith(")", at):
-                return NOTHING, at + 1  # a flag setting such as (?i)
-        inner, at = _alternatives(pattern, at)
-        return inner + ONE, at + 1
-    if char == "[":
-        end = at + 1
-        if pattern.startswith("^", end):
-            end += 1
-        if pattern.startswith("]", end):
-            end += 1
-        depth = 1
-        while end < len(pattern) and depth:
-            if pattern[end] == "\\":
-                end += 2
-                continue
-            if pattern[end] == "[":
-                depth += 1
-            elif pattern[end] == "]":
-                depth -= 1
-            end += 1
-        body = pattern[at:end]
-        heavy = bool(re.search(r"\\[wWdDsSpP]|\[:", body)) or body.startswith("[^")
-        return Program(len(body), 1) + (UNICODE_CLASS if heavy else NOTHING), end
-    if char == "\\":
-        kind = pattern[at + 1:at + 2]
-        if kind in ("p", "P"):
-            named = re.match(r"\{[^}]*\}|.", pattern[at + 2:])
-            return UNICODE_CLASS, at + 2 + (named.end() if named else 0)
-        if kind == "x":
-            hexa = re.match(r"\{[0-9a-fA-F]*\}|[0-9a-fA-F]{0,2}", pattern[at + 2:])
-            return ONE, at + 2 + (hexa.end() if hexa else 0)
-        if kind and kind in "wWdDsSbB":
-            return UNICODE_CLASS, at + 2
-        return ONE, at + 2
-    if char == ".":
-        return ANY_CHAR, at + 1
-    return ONE, at + 1
-
-
-def _repeated(pattern: str, at: int, atom: Program) -> tuple[Program, int]:
-    if at < len(pattern) and pattern[at] in "*+?":
-        at += 1
-        if at < len(pattern) and pattern[at] == "?":
-            at += 1
-        return atom + ONE, at
-    counted = _REPEAT.match(pattern, at)
-    if counted:
-        low = int(counted.group(1))
-        high = counted.group(3)
-        times = int(high) if high else low + 1
-        return atom.times(max(times, 1)) + ONE, counted.end()
-    return atom, at
 
 
 # -- expressions ----------------------------------------------------------------------------------
@@ -295,11 +191,17 @@ class _Estimator:
         if pattern is None:
             raise CostProblem("matches() takes its pattern as a string written in the condition "
                               "(such as matches('^INV-[0-9]+$')), so that its cost is known")
+        try:
+            program = regex_program(pattern)
+        except PatternProblem as exc:
+            raise CostProblem(f"has a matches() pattern whose cost Baton cannot bound: {exc}") \
+                from None
         subject = parts[0].shape.chars if len(parts) > 1 else 0
-        program = regex_program(pattern)
-        # Compiled on every call (about 10 steps per unit of size), then run over the text:
-        # a program too large for the fast engines runs in time proportional to both.
-        return program.size * 10 + subject * program.states // 50 + subject // CHARS_PER_STEP
+        # Compiled on every call, then run over the text: plain text as cheaply as contains(),
+        # anything else at worst through every state of the pattern for every character.
+        search = (subject // CHARS_PER_STEP if program.plain
+                  else subject * program.states * FALLBACK_STEPS)
+        return program.size * COMPILE_STEPS + search + subject // CHARS_PER_STEP
 
     def _macro(self, node: Node, scope: Mapping[str, Shape], depth: int) -> _Cost:
         if depth >= MAX_NESTED_MACROS:

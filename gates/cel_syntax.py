@@ -66,9 +66,24 @@ def tokens(source: str) -> list[Token]:
     return found
 
 
+_ESCAPE = re.compile(r"\\(?:([abfnrtv\\?\"'`])|[xX]([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})"
+                     r"|U([0-9a-fA-F]{8})|([0-3][0-7]{2})|(.?))", re.DOTALL)
+_SIMPLE = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+def _unescaped(match: re.Match[str]) -> str:
+    simple, hex2, hex4, hex8, octal, other = match.groups()
+    if other is not None:
+        raise ValueError(other)
+    if simple is not None:
+        return _SIMPLE.get(simple, simple)
+    return chr(int(hex2 or hex4 or hex8 or "0", 16) if octal is None else int(octal, 8))
+
+
 def string_value(text: str) -> str | None:
-    """The text of a string literal without its quotes, or None when it is bytes or uses
-    escapes this reader does not decode (the caller then assumes the worst)."""
+    """The text of a string literal without its quotes, decoded as CEL decodes it (`\\?` is
+    `?` in CEL, not in Python), or None when it is bytes or an escape is unknown (the caller
+    then assumes the worst)."""
     prefix = re.match(r"[rRbB]*", text).group()  # type: ignore[union-attr]
     if "b" in prefix.lower():
         return None
@@ -78,8 +93,8 @@ def string_value(text: str) -> str | None:
     if "r" in prefix.lower():
         return inner
     try:
-        return inner.encode("latin-1", "backslashreplace").decode("unicode_escape")
-    except UnicodeDecodeError:
+        return _ESCAPE.sub(_unescaped, inner)
+    except (ValueError, OverflowError):
         return None
 
 

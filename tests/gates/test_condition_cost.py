@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gates.cel_cost import Shape, collection, estimate, regex_program, text
+from gates.cel_cost import CostProblem, Shape, collection, estimate, text
+from gates.cel_regex import PatternProblem, regex_program
 from gates.conditions import COST_BUDGET, ConditionError, compile_condition
 
 
@@ -75,7 +76,8 @@ def test_regex_programs_grow_with_counted_repeats_and_unicode_classes() -> None:
     assert regex_program("\\w").size > 100 * regex_program("a").size
     assert regex_program("(?i)abc").size == 3 * regex_program("abc").size
     assert regex_program("[^a]").size > 100  # a negated class is most of Unicode
-    assert regex_program("a)") == regex_program("\\w").times(2)  # unbalanced: the worst
+    with pytest.raises(PatternProblem, match="an unmatched '\\)'"):
+        regex_program("a)")  # the library refuses it too; the reader never guesses
 
 
 def test_costs_add_up_text_copies_and_comparisons() -> None:
@@ -96,3 +98,50 @@ def test_the_estimate_refuses_or_bounds_any_text_the_library_compiles(source: st
     except ConditionError:
         return
     assert condition.cost >= 1
+
+
+# -- matches(): a pattern is read as the engine reads it, or refused ---------------------------
+@pytest.mark.parametrize(("pattern", "why"), [
+    # Under the x flag a space separates an atom from its repeat: a looser reading counted the
+    # space a thousand times and the group once (3.8 s in a loop, within the budget).
+    ("(?x)(. {100}) {100}", "the x flag"),
+    ("(?x:\\w) {300}", "the x flag"),
+    ("\\u{41}{1000}", "an escape \\u"),  # an escape the reader does not know hides the repeat
+    ("a{ 5}", "not a counted repeat"),
+    ("a{,5}", "not a counted repeat"),
+    ("a**", "a repeat of a repeat"),
+    ("\\b{3}", "nothing to repeat"),
+    ("(?#comment)", "unknown group or flags"),
+    ("a{5000}", "a counted repeat over 1000"),
+    ("(" * 40 + "x" + ")" * 40, "nested more than 32 deep"),  # was a RecursionError
+    ("[" * 40 + "x" + "]" * 40, "nested more than 32 deep"),
+    ("[a", "an unclosed '['"),
+    ("a\\", "at the end of the pattern"),
+])
+def test_a_pattern_the_reader_cannot_follow_is_refused(pattern: str, why: str) -> None:
+    with pytest.raises(PatternProblem) as refused:
+        regex_program(pattern)
+    assert why in str(refused.value)
+
+
+def test_searching_counts_every_state_unless_the_pattern_is_plain_text() -> None:
+    """The engine's fast automaton gives up on `[ab]*a[ab]{20}c` over random a/b text and
+    follows every state for every character (171 ms over 100,000 characters, estimated at
+    54,000 steps before); literal text never makes it give up."""
+    assert regex_program("(?i)^fraud|scam$").plain
+    assert not regex_program("[ab]*a[ab]{20}c").plain
+    assert not regex_program("\\bfraud\\b").plain  # non-ASCII text: the slow engine
+    note = {"inputs": collection(1, text(100_000))}
+    plain = estimate("inputs.note.matches('(?i)fraud|scam')", note)
+    assert plain < COST_BUDGET / 20
+    exploding = "inputs.note.matches('[ab]*a[ab]{20}c')"
+    assert estimate(exploding, note) > 100_000 * 25  # each character, each state
+    assert estimate(exploding, {"inputs": collection(1, text(200))}) < COST_BUDGET
+
+
+def test_a_pattern_is_decoded_as_cel_decodes_it() -> None:
+    """`\\?` is `?` in a CEL string (a repeat in the pattern); Python's decoding kept it as an
+    escaped `?`. An escape CEL does not have leaves nothing to read: the worst is assumed."""
+    assert estimate("'x'.matches('a\\?')", {}) == estimate("'x'.matches('a?')", {})
+    with pytest.raises(CostProblem, match="its pattern as a string written in the condition"):
+        estimate("'x'.matches(b'a')", {})
