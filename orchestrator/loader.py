@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import structlog
 from pydantic import BaseModel, ValidationError
 
 from gates.conditions import (
@@ -38,6 +39,7 @@ from orchestrator.yamlfile import YamlDoc, format_path, parse_yaml, read_yaml
 from storage.trace import canonical_json
 
 ORG_FILE_NAME = "org.yaml"
+log = structlog.get_logger("baton.flows")
 
 
 def _vocabulary(*models: type[BaseModel]) -> set[str]:
@@ -112,7 +114,7 @@ def load_org(path: Path) -> Org:
     Slack user ids can be named)."""
     if not path.exists():
         return Org.empty()
-    doc = read_yaml(path, max_bytes=None)
+    doc = read_yaml(path, max_bytes=None, max_values=None)
     if doc.data is None:
         return Org(OrgFile(), source=str(path))
     if not isinstance(doc.data, dict):
@@ -576,8 +578,11 @@ def load_flow(path: Path, org: Org | None = None, callables: CallableLoader | No
 
 def program_from_definition(data: dict[str, Any], source: str = "(stored flow)") -> Program:
     """Rebuild a stored flow version. People, modules and what it may reach are checked when
-    they are used (an llm agent checks its server and key before every call)."""
-    return compile_document(parse_yaml(canonical_json(data), source))
+    they are used (an llm agent checks its server and key before every call). Its size was
+    checked when its file was loaded: as JSON, with shorthands spelt out, it may be larger
+    than the file was, and it must still rebuild."""
+    return compile_document(parse_yaml(canonical_json(data), source, max_bytes=None,
+                                       max_values=None))
 
 
 class FlowCatalog:
@@ -607,6 +612,11 @@ class FlowCatalog:
                                                     reach=self.reach)
         except FlowError as exc:
             result = exc
+        except Exception as exc:  # a bug in one file's checks must not take every flow down
+            log.exception("flow_check_crashed", file=str(path))
+            result = FlowError([Problem(str(path), "", f"Baton could not check this file "
+                                                       f"({type(exc).__name__}), so it is not "
+                                                       "loaded; please report it")])
         self._cache[path] = (mtime, result)
         return result
 

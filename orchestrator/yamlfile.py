@@ -1,6 +1,11 @@
 """Reading YAML the way a validator needs it: data, the line of every value, and no
 silently dropped duplicate keys.
 
+A flow file is refused as soon as it has more values than any flow needs: PyYAML's parser
+is pure Python, about 50 us a value, so 256 KiB of `[0,0,0,…]` (128,000 values) took 15 s
+of CPU to read, twice over (once to check its shape, once to load it), before anything
+refused it. The document is read once, counted as it is read, and loaded from what was read.
+
 A document is refused before anything walks it when it nests too deeply (PyYAML and the
 validators recurse: a RecursionError escaped as a crash) or when its aliases expand to too
 many values: ten lines of `&a [*b, *b, ...]` anchors (a "billion laughs") expand to tens of
@@ -18,15 +23,27 @@ from orchestrator.errors import FlowError, Problem
 
 # A flow file is a few kilobytes; past this, it is refused before it is read or parsed.
 MAX_BYTES = 256 * 1024
-# Aliases may repeat a value, not multiply the document: past this many values, the
-# expanded document may be at most EXPANSION times the size of what is written.
-MAX_VALUES = 10_000
-EXPANSION = 10
+# Values (scalars, keys, lists, mappings) in a flow file, aliases expanded: the largest flow
+# the other limits allow (200 steps, 50 agents with their rules) has a few thousand.
+MAX_VALUES = 20_000
 MAX_DEPTH = 50  # lists and mappings inside each other
 
 
-class _Loader(yaml.SafeLoader):
+class _TooManyValues(yaml.YAMLError):
     pass
+
+
+class _Loader(yaml.SafeLoader):
+    max_values: int | None = None
+    values = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self.values += 1
+        if self.max_values is not None and self.values > self.max_values:
+            raise _TooManyValues(f"the file has more than {self.max_values:,} values (scalars, "
+                                 "keys, lists and mappings); a flow file may have at most "
+                                 f"{self.max_values:,}: split it into several flows")
+        return super().compose_node(parent, index)  # type: ignore[no-any-return]
 
 
 def _mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -91,9 +108,10 @@ def format_path(path: tuple) -> str:
     return text
 
 
-def read_yaml(path: Path, source: str | None = None, max_bytes: int | None = MAX_BYTES) -> YamlDoc:
-    """A flow file (at most `max_bytes`, checked before it is read; None: any size, for the
-    org file, which an operator writes and a large company's may be big)."""
+def read_yaml(path: Path, source: str | None = None, max_bytes: int | None = MAX_BYTES,
+              max_values: int | None = MAX_VALUES) -> YamlDoc:
+    """A flow file (at most `max_bytes`, checked before it is read, and `max_values`; None:
+    any size, for the org file, which an operator writes and a large company's may be big)."""
     source = source or str(path)
     try:
         size = path.stat().st_size
@@ -104,7 +122,7 @@ def read_yaml(path: Path, source: str | None = None, max_bytes: int | None = MAX
         raise FlowError([Problem(source, "", "file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise FlowError([Problem(source, "", f"cannot read the file: {exc}")]) from None
-    return parse_yaml(text, source, max_bytes)
+    return parse_yaml(text, source, max_bytes, max_values)
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -115,7 +133,7 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def _shape_problem(root: yaml.Node) -> str | None:
+def _shape_problem(root: yaml.Node, max_values: int | None) -> str | None:
     """What makes the document too big or too deep to walk, counting every alias as the
     value it stands for (without walking it more than once: that is what a bomb exploits)."""
     size: dict[int, int] = {}
@@ -146,9 +164,9 @@ def _shape_problem(root: yaml.Node) -> str | None:
             if id(kid) not in size:
                 stack.append((kid, None))
     expanded, written = size[id(root)], len(size)
-    if expanded > MAX_VALUES and expanded > EXPANSION * written:
-        return (f"its aliases (*name) expand {written:,} values into {expanded:,}; at most "
-                f"{EXPANSION} times what is written")
+    if max_values is not None and expanded > max_values:
+        return (f"its aliases (*name) expand {written:,} values into {expanded:,}; a flow file "
+                f"may have at most {max_values:,}, aliases expanded")
     return None
 
 
@@ -157,17 +175,23 @@ def _too_big(size: int, limit: int) -> str:
             "(split it into several flows)")
 
 
-def parse_yaml(text: str, source: str, max_bytes: int | None = MAX_BYTES) -> YamlDoc:
+def parse_yaml(text: str, source: str, max_bytes: int | None = MAX_BYTES,
+               max_values: int | None = MAX_VALUES) -> YamlDoc:
     if max_bytes is not None and len(text) > max_bytes // 4:  # 4: the most bytes a character takes
         size = len(text.encode("utf-8"))
         if size > max_bytes:
             raise FlowError([Problem(source, "", _too_big(size, max_bytes))])
+    loader: _Loader | None = None
     try:
-        root = yaml.compose(text, Loader=_Loader)
-        problem = _shape_problem(root) if root is not None else None
+        loader = _Loader(text)
+        loader.max_values = max_values
+        root = loader.get_single_node()
+        problem = _shape_problem(root, max_values) if root is not None else None
         if problem is not None:
             raise FlowError([Problem(source, "", f"invalid YAML: {problem}")])
-        data = yaml.load(text, Loader=_Loader)
+        data = loader.construct_document(root) if root is not None else None
+    except _TooManyValues as exc:
+        raise FlowError([Problem(source, "", str(exc))]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -177,6 +201,9 @@ def parse_yaml(text: str, source: str, max_bytes: int | None = MAX_BYTES) -> Yam
     except RecursionError:
         raise FlowError([Problem(source, "", "invalid YAML: lists and mappings are nested more "
                                              f"than {MAX_DEPTH} deep")]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     lines: dict[tuple, int] = {}
     if root is not None:
         _lines(root, (), lines)
