@@ -23,8 +23,8 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
-_KEY = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}\Z")
+_KEY = re.compile(r"^[a-z0-9][a-z0-9._-]*\Z")
 
 
 class Strict(BaseModel):
@@ -161,7 +161,7 @@ class Org:
         channel = self.data.channels.get(name)
         if channel is not None:
             return channel.slack_id or name
-        return name if re.match(r"^[CGD][A-Z0-9]{2,}$", name) else None
+        return name if re.match(r"^[CGD][A-Z0-9]{2,}\Z", name) else None
 
     def resolve(self, spec: str) -> set[str]:
         """The principals a spec names (empty for channels)."""

@@ -31,7 +31,7 @@ OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 # Baton's own secrets: its Slack credentials, its database, its own settings (webhook
 # secrets, tokens), and libpq's password variables.
 OWN_SECRET_PREFIXES = ("SLACK_", "BATON_", "DATABASE_", "PG")
-HOOK_SECRET = re.compile(r"^BATON_HOOK_SECRET(?:_[A-Z0-9_]+)?$")
+HOOK_SECRET = re.compile(r"^BATON_HOOK_SECRET(?:_[A-Z0-9_]+)?\Z")
 MIN_HOOK_SECRET_BYTES = 32
 _SCHEMES = {"http": 80, "https": 443}
 

@@ -25,9 +25,11 @@ from pydantic import (
 from gates.conflicts import parse_effect
 from gates.durations import parse_duration
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# `\Z`, never `$`, which also matches before a final newline: "approve\n" passed as a name and
+# went into Slack ids, while no command, condition or template could ever name it.
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")
 # Inputs and agents are read from CEL (`inputs.amount`, `signals.risk`): identifiers only.
-IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*\Z")
 # Every name a flow gives (flow, inputs, agents, step ids, options, branches, blocks, chains)
 # ends up inside Slack ids: `gate.decide.<option>` and `follow_<agent>` action_ids (at most
 # 255 characters), `edit:<input>` block_ids, `{"g":…,"o":"<option>"}` button values (2,000)
@@ -105,9 +107,11 @@ class Rule(Strict):
     verdict: Verdict | None = None
     severity: Severity = "info"
     confidence: float = Field(default=1.0, ge=0, le=1)
-    summary: str = ""
-    rationale: str = ""
-    evidence: list[str] = []
+    # A rule's signal is held to what every agent's is (agents/base.py AgentOutput): longer
+    # passed validation and failed the agent in every run.
+    summary: str = Field(default="", max_length=4000)
+    rationale: str = Field(default="", max_length=20000)
+    evidence: list[str] = Field(default=[], max_length=100)
     branch: str | None = Field(default=None, description="for router agents: the branch to take")
     why: str | None = Field(default=None, description="for router agents: why this branch")
     subtasks: list[Subtask] | None = Field(default=None, description="for planner agents")
@@ -135,7 +139,7 @@ class PythonAgent(AgentBase):
     @field_validator("call")
     @classmethod
     def _dotted(cls, value: str) -> str:
-        if not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", value):
+        if not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*\Z", value):
             raise ValueError(f"expected module.path:function, got {value!r}")
         return value
 
@@ -149,7 +153,7 @@ class ExternalAgent(AgentBase):
     submitters: NameList = Field(min_length=1, description="who may submit this signal")
 
 
-API_KEY_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+API_KEY_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 ResponseFormat = Literal["auto", "json_schema", "json_object"]
 
 
@@ -448,7 +452,7 @@ class WebhookTrigger(Strict):
     @field_validator("secret_env")
     @classmethod
     def _env(cls, value: str) -> str:
-        if not re.match(r"^[A-Z_][A-Z0-9_]*$", value):
+        if not re.match(r"^[A-Z_][A-Z0-9_]*\Z", value):
             raise ValueError(f"expected an environment variable name such as "
                              f"BATON_HOOK_SECRET_DEPLOYS, got {value!r}")
         return value  # which names: checked by the loader (orchestrator/reach.py)

@@ -149,3 +149,67 @@ steps:
     decided = baton("decide", "R-1", "approve", "--as", "bob", BATON_FLOWS=str(folder))
     assert decided.returncode == 0, decided.stderr
     assert "R-1 succeeded" in decided.stdout
+
+
+# -- names that slipped past validation --------------------------------------------------------
+NAMED = """\
+name: {flow}
+inputs:
+  {input}: {{type: number}}
+agents:
+  {agent}: {{kind: rules, rules: [{{when: "true"}}]}}
+steps:
+  - agent: {{id: {step}, agent: {agent}}}
+  - gate:
+      id: {gate}
+      approvers: "role:finance-approver"
+      options: [{{id: {option}, label: Fine, effect: approve}}, reject]
+      escalation: {chain}
+escalations:
+  {chain}: {{levels: [{{notify: {notify}, wait: 1h}}]}}
+triggers:
+  webhook: {{secret_env: {secret}, requester: alice}}
+"""
+FINE = {"flow": "named", "input": "amount", "agent": "risk", "step": "assess", "gate": "approve",
+        "option": "fine", "chain": "finance-chain", "notify": '"channel:C0123ABCD"',
+        "secret": "BATON_HOOK_SECRET_NAMED"}
+
+
+@pytest.mark.parametrize(("part", "where"), [
+    ("flow", "name"), ("input", "inputs"), ("agent", "agents"), ("step", "steps[0].agent.id"),
+    ("gate", "steps[1].gate.id"), ("option", "steps[1].gate.options[0].id"),
+    ("chain", "escalations"), ("notify", "escalations.finance-chain.levels[0].notify"),
+    ("secret", "triggers.webhook.secret_env"),
+])
+def test_a_name_ending_in_a_newline_is_refused(cli: InProcess, tmp_path: Path, part: str,
+                                                where: str) -> None:
+    """`$` also matches before a final newline: `"approve\\n"` passed as a name, went into
+    Slack ids and channel ids, and no command, condition or template could ever name it."""
+    value = FINE[part].strip('"') + "\\n"
+    path = write(tmp_path, "named", NAMED.format(**{**FINE, part: f'"{value}"'}))
+    result = cli("flows", "validate", str(path))
+    assert result.returncode == 2, result.stdout
+    assert f": {where}" in result.stderr, result.stderr
+
+
+def test_the_same_names_without_the_newline_are_valid(cli: InProcess, tmp_path: Path) -> None:
+    path = write(tmp_path, "named", NAMED.format(**FINE))
+    assert cli("flows", "validate", str(path)).returncode == 0
+
+
+def test_a_rule_gives_only_a_signal_an_agent_may_give(baton: Baton, tmp_path: Path) -> None:
+    """A 5,000-character summary passed validation, then failed the agent in every run."""
+    folder = tmp_path / "flows"
+    path = write(folder, "wordy", f"""\
+name: wordy
+agents:
+  a: {{kind: rules, rules: [{{when: "true", verdict: ok, summary: "{'x' * 5000}"}}]}}
+steps:
+  - agent: a
+""")
+    validated = baton("flows", "validate", str(path))
+    assert validated.returncode == 2
+    assert f"{path}:3: agents.a.rules[0].summary: String should have at most 4000 characters" \
+        in validated.stderr
+    started = baton("run", "wordy", "--as", "alice", BATON_FLOWS=str(folder))
+    assert started.returncode == 2 and "R-1" not in started.stdout
