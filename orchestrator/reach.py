@@ -24,7 +24,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 OPENAI_KEY_ENV = "OPENAI_API_KEY"
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
@@ -33,6 +33,7 @@ OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 OWN_SECRET_PREFIXES = ("SLACK_", "BATON_", "DATABASE_", "PG")
 HOOK_SECRET = re.compile(r"^BATON_HOOK_SECRET(?:_[A-Z0-9_]+)?\Z")
 MIN_HOOK_SECRET_BYTES = 32
+MIN_SECRET_CHARS = 8  # shorter values of Baton's settings are words (`info`), not secrets
 _SCHEMES = {"http": 80, "https": 443}
 
 
@@ -120,6 +121,14 @@ class Reach:
         allowed += [_entry(h) for h in self.llm_hosts]
         return allowed
 
+    def is_default_server(self, base_url: str) -> bool:
+        """Whether `base_url` is OPENAI_BASE_URL's server (api.openai.com's when it is unset):
+        the one the openai client's own settings are for."""
+        try:
+            return server_of(base_url) == server_of(self.default_url())
+        except ValueError:
+            return False
+
     def host_problem(self, base_url: str) -> str | None:
         """Why an llm agent may not call `base_url`, or None."""
         try:
@@ -149,13 +158,25 @@ class Reach:
 
     def value_problem(self, name: str, value: str) -> str | None:
         """Why the value of `name` may not be sent: it is the value of one of Baton's own
-        secrets (the same token under another name)."""
+        secrets (the same token under another name), or the password inside one
+        (DATABASE_URL's)."""
+        owned = {v for k, v in os.environ.items() if own_secret(k)} | self.own_values
+        passwords = {password for v in owned if (password := _password(v))}
         # Short values are settings (`BATON_LOG_LEVEL=info`), not secrets: no false alarms.
-        owned = {v for k, v in os.environ.items() if own_secret(k) and len(v) >= 8}
-        owned |= self.own_values
-        if value in owned:
+        if (len(value) >= MIN_SECRET_CHARS and value in owned) or value in passwords:
             return (f"the value of {name} is also the value of one of Baton's own secrets "
-                    "(SLACK_*, BATON_*, DATABASE_*, PG*); it is never sent to a model server")
+                    "(SLACK_*, BATON_*, DATABASE_*, PG*), or the password in one; it is never "
+                    "sent to a model server")
+        return None
+
+
+def _password(url: str) -> str | None:
+    """The password of a URL with credentials (`postgresql://baton:PASSWORD@db/baton`)."""
+    if "@" not in url or "://" not in url:
+        return None
+    try:
+        return unquote(urlsplit(url).password or "") or None
+    except ValueError:
         return None
 
 

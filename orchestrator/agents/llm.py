@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import hashlib
+import os
 import re
 import threading
 import time
@@ -81,7 +82,8 @@ _json_mode_only: set[tuple[str | None, str]] = set()
 def client_for(where: Endpoint, reach: Reach | None = None) -> openai.OpenAI:
     """One client (one connection pool) per server and key, shared by every agent. The
     server and key are checked against the operator's settings first, every time."""
-    key = api_key(where, reach if reach is not None else Reach())
+    reach = reach if reach is not None else Reach()
+    key = api_key(where, reach)
     cache_key = (where.base_url, hashlib.sha256(key.encode()).hexdigest())
     with _clients_lock:
         client = _clients.get(cache_key)
@@ -89,9 +91,27 @@ def client_for(where: Endpoint, reach: Reach | None = None) -> openai.OpenAI:
             # Redirects are not followed: a server allowed by the settings must not hand the
             # request (the key, the run's data) on to one that is not.
             client = openai.OpenAI(api_key=key, base_url=where.base_url, max_retries=0,
+                                   default_headers=_headers_for(where, reach, key),
                                    http_client=openai.DefaultHttpxClient(follow_redirects=False))
             _clients[cache_key] = client
         return client
+
+
+def _headers_for(where: Endpoint, reach: Reach, key: str) -> dict[str, Any] | None:
+    """The openai client adds headers of its own from the environment: OPENAI_ORG_ID,
+    OPENAI_PROJECT_ID, and OPENAI_CUSTOM_HEADERS, which may hold a gateway's credentials and
+    whose `Authorization` even replaces the key. They are the operator's settings for
+    OPENAI_BASE_URL's server: any other server gets the key Baton checked, and nothing else."""
+    if reach.is_default_server(where.label):
+        return None
+    ambient = ["OpenAI-Organization", "OpenAI-Project"]
+    for line in os.environ.get("OPENAI_CUSTOM_HEADERS", "").split("\n"):
+        name, colon, _ = line.partition(":")
+        if colon and name.strip():
+            ambient.append(name.strip())
+    headers: dict[str, Any] = {name: openai.omit for name in ambient}
+    headers["Authorization"] = f"Bearer {key}"
+    return headers
 
 
 # -- one agent call ---------------------------------------------------------------------------
