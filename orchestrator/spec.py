@@ -35,6 +35,12 @@ IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*\Z")
 # 255 characters), `edit:<input>` block_ids, `{"g":…,"o":"<option>"}` button values (2,000)
 # and modal metadata (3,000). At this length every one of them fits with room to spare.
 MAX_NAME = 64
+# The loop guard's own ceilings: a flow may tighten it, not lift it. Rules agents run inline,
+# so a route repeating forever under max_steps 10**9 never returned from `baton run`: 5,000
+# rows written in its first 20 s, and on. A run now takes at most 1,000 steps (15 s of one
+# worker's time at most, on a busy machine; a 100-round route stops in 2-3 s).
+MAX_RUN_STEPS = 1000
+MAX_ROUTE_ROUNDS = 100
 Verdict = Literal["ok", "warn", "block"]
 Severity = Literal["info", "low", "medium", "high", "critical"]
 
@@ -312,7 +318,7 @@ class RouteStep(StepBase):
     branches: dict[str, list[Step] | str]
     repeat: bool = Field(default=False, description="supervisor loop: ask the router again "
                                                     "after each branch until it says `done`")
-    max_rounds: int = Field(default=10, ge=1)
+    max_rounds: int = Field(default=10, ge=1, le=MAX_ROUTE_ROUNDS)
 
     @field_validator("branches")
     @classmethod
@@ -403,8 +409,9 @@ class EscalationSpec(Strict):
 
 
 class LimitsSpec(Strict):
-    max_steps: int = Field(default=200, ge=1)
-    max_visits: int = Field(default=20, ge=1, description="times one step may be entered")
+    max_steps: int = Field(default=200, ge=1, le=MAX_RUN_STEPS)
+    max_visits: int = Field(default=20, ge=1, le=MAX_RUN_STEPS,
+                            description="times one step may be entered")
     max_duration: Duration = timedelta(days=30)
     token_budget: int | None = Field(default=None, ge=1)
     on_violation: Literal["stop", "escalate"] = "stop"

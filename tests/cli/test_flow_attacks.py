@@ -213,3 +213,40 @@ steps:
         in validated.stderr
     started = baton("run", "wordy", "--as", "alice", BATON_FLOWS=str(folder))
     assert started.returncode == 2 and "R-1" not in started.stdout
+
+
+# -- the loop guard has ceilings ----------------------------------------------------------------
+SPIN = """\
+name: spin
+agents:
+  router: {{kind: rules, rules: [{{when: "true", branch: again}}]}}
+  worker: {{kind: rules, rules: [{{when: "true", verdict: ok, summary: "again"}}]}}
+steps:
+  - route:
+      agent: router
+      repeat: true
+      max_rounds: {rounds}
+      branches:
+        again:
+          - agent: worker
+limits: {{max_steps: {steps}, max_visits: {steps}}}
+"""
+
+
+def test_a_flow_cannot_lift_the_loop_guard(baton: Baton, tmp_path: Path) -> None:
+    """A route whose router always answers `again`, under limits of a billion: `baton run`
+    never returned, writing thousands of rows (a worker of `baton serve` likewise, for good)."""
+    folder = tmp_path / "flows"
+    path = write(folder, "spin", SPIN.format(rounds=10**9, steps=10**9))
+    validated = baton("flows", "validate", str(path))
+    assert validated.returncode == 2
+    assert f"{path}:9: steps[0].route.max_rounds: Input should be less than or equal to 100" \
+        in validated.stderr
+    assert "limits.max_steps: Input should be less than or equal to 1000" in validated.stderr
+    assert "limits.max_visits: Input should be less than or equal to 1000" in validated.stderr
+
+    write(folder, "spin", SPIN.format(rounds=100, steps=1000))
+    started = baton("run", "spin", "--as", "alice", BATON_FLOWS=str(folder))
+    assert started.returncode == 0, started.stderr
+    assert "R-1 stopped: loop guard: 100 visits to step route-1 reached the limit of 100" \
+        in started.stdout
