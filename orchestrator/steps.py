@@ -109,7 +109,8 @@ def run_agents(engine: Any, program: Any, now: Any, jobs: list[tuple[str, AgentC
         if len(slow) == 1:
             results[slow[0]] = one(*jobs[slow[0]])
         elif slow:
-            workers = min(len(slow), limit or engine.agent_concurrency)
+            # The step may ask for fewer calls at once than the operator allows, never more.
+            workers = min(len(slow), limit or engine.agent_concurrency, engine.agent_concurrency)
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="baton-agents") as pool:
                 # Each call keeps the step's log context (run, flow, step).
                 futures = {i: pool.submit(contextvars.copy_context().run, one, *jobs[i])

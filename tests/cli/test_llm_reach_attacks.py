@@ -11,6 +11,7 @@ import pytest
 
 from tests.cli.conftest import Baton
 from tests.fakes import FakeOpenAI, Reply, signal
+from tests.fakes.openai_server import Recorded
 
 FLOW = """\
 name: reach
@@ -94,3 +95,34 @@ def test_a_listed_variable_holding_the_database_password_is_not_sent(
     assert "the value of TEAM_KEY is also the value of one of Baton's own secrets" in output
     assert "or the password in one" in output
     assert own.requests == []
+
+
+def test_a_step_cannot_call_more_agents_at_once_than_the_operator_allows(
+        baton: Baton, tmp_path: Path) -> None:
+    """`max_concurrency: 50` on a step used to win over BATON_AGENT_CONCURRENCY: a flow could
+    point fifty calls at once at the operator's model server."""
+    with FakeOpenAI() as own:
+        own.script(Reply(signal(), delay=0.5))
+        calls = run_wide(baton, tmp_path, own)
+    spans = [(r.started, r.finished or r.started) for r in calls]
+    in_flight = max(sum(1 for s, f in spans if s <= at < f) for at, _ in spans)
+    assert in_flight <= 2
+
+
+def run_wide(baton: Baton, tmp_path: Path, own: FakeOpenAI) -> list[Recorded]:
+    agents = "\n".join(f"  a{i}: {{kind: llm, instructions: \"You assess risk.\"}}" for i in range(4))
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "wide.yaml").write_text(f"""\
+name: wide
+agents:
+{agents}
+steps:
+  - parallel: {{agents: [a0, a1, a2, a3], max_concurrency: 50}}
+""")
+    result = baton("run", "wide", "--as", "alice", BATON_FLOWS=str(folder),
+                   OPENAI_BASE_URL=own.base_url, OPENAI_API_KEY="sk-operators",
+                   BATON_AGENT_CONCURRENCY="2")
+    assert "R-1 succeeded" in result.stdout, result.stdout + result.stderr
+    assert len(own.requests) == 4
+    return own.requests
