@@ -5,14 +5,20 @@ compiled). A flow people can read and approvers can follow is far inside these; 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from orchestrator.errors import Problem
+from orchestrator.spec import RetrySpec
 from orchestrator.yamlfile import YamlDoc
 
 MAX_STEPS = 200  # every step, those inside route branches and blocks included
 MAX_AGENTS = 50
 MAX_INPUTS = 50
+# An agent call or an action runs in one of the server's few run workers, which waits out
+# each timeout and sleeps through each backoff: `timeout: 0.05s` with `backoff: 100000d`
+# parked a worker for good, and eight such runs stopped every flow.
+MAX_HOLD = timedelta(hours=1)
 
 
 def _count_steps(items: Any) -> int:
@@ -46,3 +52,24 @@ def size_problems(doc: YamlDoc) -> list[Problem]:
             problems.append(doc.problem((key,), f"the flow has {len(found)} {key}; a flow may "
                                                 f"have at most {limit}"))
     return problems
+
+
+def hold_problem(what: str, timeout: timedelta, retry: RetrySpec) -> str | None:
+    """Why an agent or action may hold a run worker too long: every attempt may take its
+    timeout, and every retry may wait max_backoff (a server's Retry-After is honoured up to
+    it)."""
+    hold = timeout * retry.attempts + retry.max_backoff * (retry.attempts - 1)
+    if hold <= MAX_HOLD:
+        return None
+    return (f"this {what} may hold one of the server's run workers for {_duration(hold)} "
+            f"({retry.attempts} attempt(s) of up to {_duration(timeout)}, waiting up to "
+            f"{_duration(retry.max_backoff)} between them); at most {_duration(MAX_HOLD)}: lower "
+            "timeout, retry.attempts or retry.max_backoff")
+
+
+def _duration(value: timedelta) -> str:
+    seconds = value.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g}{unit}"
+    return f"{seconds:.3g}s"

@@ -32,7 +32,7 @@ from orchestrator.agents.prompts import template_problems
 from orchestrator.callables import CallableError, CallableLoader
 from orchestrator.context import condition_shapes, sample_contexts
 from orchestrator.errors import FlowError, NotFound, Problem
-from orchestrator.filelimits import size_problems
+from orchestrator.filelimits import hold_problem, size_problems
 from orchestrator.program import CompileError, Program, compile_flow
 from orchestrator.reach import Reach, hook_secret_problem, own_secret
 from orchestrator.yamlfile import YamlDoc, format_path, parse_yaml, read_yaml
@@ -293,6 +293,10 @@ class _Checker:
         self.people(("requesters",), flow.requesters)
         for name, agent in flow.agents.items():
             path = ("agents", name)
+            if isinstance(agent, S.PythonAgent | S.LlmAgent):
+                held = hold_problem("agent", agent.timeout, agent.retry)
+                if held:
+                    self.add(path + ("timeout",), held)
             if agent.on_failure == "escalate":
                 self.chain(path + ("escalation",), agent.escalation, "on_failure: escalate")
             elif agent.escalation:
@@ -504,6 +508,9 @@ class _Checker:
 
     def step_action(self, path: tuple, body: S.ActionStep) -> None:
         self.call(path + ("call",), body.call)
+        held = hold_problem("action", body.timeout, body.retry)
+        if held:
+            self.add(path + ("timeout",), held)
         self.chain(path + ("escalation",), body.escalation)
         self.people(path + ("approvers",), body.approvers)
         if body.retry.attempts > 1 and not body.idempotent:

@@ -250,3 +250,29 @@ def test_a_flow_cannot_lift_the_loop_guard(baton: Baton, tmp_path: Path) -> None
     assert started.returncode == 0, started.stderr
     assert "R-1 stopped: loop guard: 100 visits to step route-1 reached the limit of 100" \
         in started.stdout
+
+
+@pytest.mark.parametrize(("where", "body"), [
+    ("agents.slow.timeout", """\
+agents:
+  slow: {kind: llm, instructions: "You assess risk.", timeout: 0.05s,
+         retry: {attempts: 10, backoff: 100000d, max_backoff: 100000d}}
+steps:
+  - agent: slow
+"""),
+    ("steps[0].action.timeout", """\
+steps:
+  - action: {call: "examples.actions:send_payment", timeout: 2h}
+"""),
+])
+def test_an_agent_or_action_cannot_hold_a_run_worker_for_long(
+        cli: InProcess, tmp_path: Path, where: str, body: str) -> None:
+    """The run workers (eight) wait out every timeout and sleep through every backoff: an
+    agent that times out at once, with a backoff of 100,000 days, parked a worker for good,
+    and eight such runs stopped every flow of the server."""
+    path = write(tmp_path, "parked", "name: parked\n" + body)
+    result = cli("flows", "validate", str(path))
+    assert result.returncode == 2
+    assert f": {where}: this " in result.stderr
+    assert "may hold one of the server's run workers for" in result.stderr
+    assert "at most 1h: lower timeout, retry.attempts or retry.max_backoff" in result.stderr
