@@ -69,7 +69,6 @@ def hold_problem(what: str, timeout: timedelta, retry: RetrySpec) -> str | None:
 
 def _duration(value: timedelta) -> str:
     seconds = value.total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.3g}{unit}"
-    return f"{seconds:.3g}s"
+    unit, size = next(((u, s) for u, s in (("d", 86400), ("h", 3600), ("m", 60))
+                       if seconds >= s), ("s", 1))
+    return f"{seconds / size:,.2f}".rstrip("0").rstrip(".") + unit
