@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Baton, InProcess
+from tests.cli.conftest import InProcess
 from tests.conftest import EXAMPLE_FLOWS
 
 
@@ -52,18 +52,18 @@ ONES = "[" + ",".join("1" for _ in range(44)) + "]"
     ("(?x)(. {100}) {100}", "the x flag (spaces and comments ignored) is not supported"),
     ("\\\\\\\\u{41}{500}", "an escape \\u that Baton does not read"),
 ])
-def test_a_pattern_that_hides_its_repeats_is_refused(baton: Baton, tmp_path: Path, pattern: str,
+def test_a_pattern_that_hides_its_repeats_is_refused(cli: InProcess, tmp_path: Path, pattern: str,
                                                       why: str) -> None:
     condition = f"{ONES}.exists(i, 'x'.matches('{pattern}'))"
     path = write(tmp_path / "flows", "hidden", gate_when("hidden", condition))
-    validated = baton("flows", "validate", str(path))
+    validated = cli("flows", "validate", str(path))
     assert validated.returncode == 2
     assert f"{path}:7: steps[0].gate.when: " in validated.stderr
     assert "has a matches() pattern whose cost Baton cannot bound: " + why in validated.stderr
 
-    started = baton("run", "hidden", "--as", "alice", BATON_FLOWS=str(path.parent))
+    started = cli("run", "hidden", "--as", "alice", BATON_FLOWS=str(path.parent))
     assert started.returncode == 2 and why in started.stderr
-    assert "R-1" not in baton("status", BATON_FLOWS=str(path.parent)).stdout
+    assert "R-1" not in cli("status", BATON_FLOWS=str(path.parent)).stdout
 
 
 def test_a_search_the_fast_engine_gives_up_on_is_counted_state_by_state(
@@ -83,18 +83,18 @@ def test_a_search_the_fast_engine_gives_up_on_is_counted_state_by_state(
 
 
 def test_a_pattern_nested_too_deep_is_refused_and_every_other_flow_still_runs(
-        baton: Baton, tmp_path: Path) -> None:
+        cli: InProcess, tmp_path: Path) -> None:
     """1,500 nested groups overflowed the estimate's recursion: `baton flows validate` crashed,
     and so did loading the folder, so no flow at all could start."""
     deep = "(" * 1500 + "x" + ")" * 1500
     folder = examples_with(tmp_path, "deep", gate_when("deep", f"'x'.matches('{deep}')"))
-    validated = baton("flows", "validate", BATON_FLOWS=str(folder))
+    validated = cli("flows", "validate", BATON_FLOWS=str(folder))
     assert validated.returncode == 2 and "Traceback" not in validated.stderr
     assert f"{folder / 'deep.yaml'}:7: steps[0].gate.when: " in validated.stderr
     assert "groups or classes nested more than 32 deep" in validated.stderr
     assert f"ok    {folder / 'vendor-payment.yaml'}" in validated.stdout
 
-    started = baton("run", "vendor-payment", "vendor=ACME", "amount=500", "note=chairs",
+    started = cli("run", "vendor-payment", "vendor=ACME", "amount=500", "note=chairs",
                     "--as", "alice", BATON_FLOWS=str(folder))
     assert started.returncode == 0, started.stderr
     assert "R-1 succeeded" in started.stdout
@@ -131,7 +131,7 @@ steps:
 
 
 def test_a_waiting_run_outlives_a_new_version_of_a_file_near_the_size_limit(
-        baton: Baton, tmp_path: Path) -> None:
+        cli: InProcess, tmp_path: Path) -> None:
     """A run continues on the version it started with, rebuilt from the database as JSON,
     where 200,000 quotes take 400,000 bytes: the file limit refused it, and the run was
     stranded at its gate once the file changed."""
@@ -144,9 +144,9 @@ steps:
 """
     folder = tmp_path / "flows"
     path = write(folder, "quoted", text)
-    assert baton("run", "quoted", "--as", "alice", BATON_FLOWS=str(folder)).returncode == 0
+    assert cli("run", "quoted", "--as", "alice", BATON_FLOWS=str(folder)).returncode == 0
     path.write_text(text.replace("steps:", "title: The second version\nsteps:"))
-    decided = baton("decide", "R-1", "approve", "--as", "bob", BATON_FLOWS=str(folder))
+    decided = cli("decide", "R-1", "approve", "--as", "bob", BATON_FLOWS=str(folder))
     assert decided.returncode == 0, decided.stderr
     assert "R-1 succeeded" in decided.stdout
 
@@ -197,7 +197,7 @@ def test_the_same_names_without_the_newline_are_valid(cli: InProcess, tmp_path: 
     assert cli("flows", "validate", str(path)).returncode == 0
 
 
-def test_a_rule_gives_only_a_signal_an_agent_may_give(baton: Baton, tmp_path: Path) -> None:
+def test_a_rule_gives_only_a_signal_an_agent_may_give(cli: InProcess, tmp_path: Path) -> None:
     """A 5,000-character summary passed validation, then failed the agent in every run."""
     folder = tmp_path / "flows"
     path = write(folder, "wordy", f"""\
@@ -207,11 +207,11 @@ agents:
 steps:
   - agent: a
 """)
-    validated = baton("flows", "validate", str(path))
+    validated = cli("flows", "validate", str(path))
     assert validated.returncode == 2
     assert f"{path}:3: agents.a.rules[0].summary: String should have at most 4000 characters" \
         in validated.stderr
-    started = baton("run", "wordy", "--as", "alice", BATON_FLOWS=str(folder))
+    started = cli("run", "wordy", "--as", "alice", BATON_FLOWS=str(folder))
     assert started.returncode == 2 and "R-1" not in started.stdout
 
 
@@ -233,12 +233,12 @@ limits: {{max_steps: {steps}, max_visits: {steps}}}
 """
 
 
-def test_a_flow_cannot_lift_the_loop_guard(baton: Baton, tmp_path: Path) -> None:
+def test_a_flow_cannot_lift_the_loop_guard(cli: InProcess, tmp_path: Path) -> None:
     """A route whose router always answers `again`, under limits of a billion: `baton run`
     never returned, writing thousands of rows (a worker of `baton serve` likewise, for good)."""
     folder = tmp_path / "flows"
     path = write(folder, "spin", SPIN.format(rounds=10**9, steps=10**9))
-    validated = baton("flows", "validate", str(path))
+    validated = cli("flows", "validate", str(path))
     assert validated.returncode == 2
     assert f"{path}:9: steps[0].route.max_rounds: Input should be less than or equal to 100" \
         in validated.stderr
@@ -246,7 +246,7 @@ def test_a_flow_cannot_lift_the_loop_guard(baton: Baton, tmp_path: Path) -> None
     assert "limits.max_visits: Input should be less than or equal to 1000" in validated.stderr
 
     write(folder, "spin", SPIN.format(rounds=100, steps=1000))
-    started = baton("run", "spin", "--as", "alice", BATON_FLOWS=str(folder))
+    started = cli("run", "spin", "--as", "alice", BATON_FLOWS=str(folder))
     assert started.returncode == 0, started.stderr
     assert "R-1 stopped: loop guard: 100 visits to step route-1 reached the limit of 100" \
         in started.stdout

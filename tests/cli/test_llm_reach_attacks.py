@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Baton
+from tests.cli.conftest import InProcess
 from tests.fakes import FakeOpenAI, Reply, signal
 from tests.fakes.openai_server import Recorded
 
@@ -48,25 +48,25 @@ def host_of(server: FakeOpenAI) -> str:
     return server.base_url.split("//")[1].split("/")[0]
 
 
-def run_flow(baton: Baton, tmp_path: Path, base_url: str, key_env: str | None,
+def run_flow(cli: InProcess, tmp_path: Path, base_url: str, key_env: str | None,
              **env: str) -> str:
     folder = tmp_path / "flows"
     folder.mkdir(exist_ok=True)
     key_line = f"api_key_env: {key_env}" if key_env else ""
     (folder / "reach.yaml").write_text(FLOW.format(base_url=base_url, key_line=key_line))
-    result = baton("run", "reach", "--as", "alice", BATON_FLOWS=str(folder), **env)
+    result = cli("run", "reach", "--as", "alice", BATON_FLOWS=str(folder), **env)
     return result.stdout + result.stderr
 
 
 def test_the_openai_clients_own_headers_go_only_to_its_own_server(
-        baton: Baton, tmp_path: Path, own: FakeOpenAI, other: FakeOpenAI) -> None:
+        cli: InProcess, tmp_path: Path, own: FakeOpenAI, other: FakeOpenAI) -> None:
     """OPENAI_ORG_ID, OPENAI_PROJECT_ID and OPENAI_CUSTOM_HEADERS are read by the openai client
     for every server: a flow naming another allowed server got the gateway's key, the
     organisation, and an Authorization that replaced the key Baton had checked."""
     env = {**AMBIENT, "OPENAI_BASE_URL": own.base_url, "OPENAI_API_KEY": "sk-operators",
            "BATON_LLM_HOSTS": host_of(other), "BATON_LLM_KEY_ENVS": "TEAM_KEY",
            "TEAM_KEY": "team-key-for-the-other-server"}
-    output = run_flow(baton, tmp_path, other.base_url, "TEAM_KEY", **env)
+    output = run_flow(cli, tmp_path, other.base_url, "TEAM_KEY", **env)
     assert "R-1 succeeded" in output, output
     (call,) = other.requests
     assert call.headers["authorization"] == "Bearer team-key-for-the-other-server"
@@ -76,7 +76,7 @@ def test_the_openai_clients_own_headers_go_only_to_its_own_server(
         assert leaked not in sent
 
     # The operator's own server still gets what the operator configured for it.
-    output = run_flow(baton, tmp_path, own.base_url, None, **env)
+    output = run_flow(cli, tmp_path, own.base_url, None, **env)
     assert "R-2 succeeded" in output and own.requests, output
     headers = own.requests[0].headers
     assert headers["x-gateway-key"] == "gw-secret"
@@ -84,11 +84,11 @@ def test_the_openai_clients_own_headers_go_only_to_its_own_server(
 
 
 def test_a_listed_variable_holding_the_database_password_is_not_sent(
-        baton: Baton, tmp_path: Path, own: FakeOpenAI) -> None:
+        cli: InProcess, tmp_path: Path, own: FakeOpenAI) -> None:
     """Only a variable equal to a whole secret was refused: the password inside
     DATABASE_URL (or any DATABASE_*, PG*, SLACK_*, BATON_* URL) went out as a key."""
     password = "pg-Secret-Passw0rd"
-    output = run_flow(baton, tmp_path, own.base_url, "TEAM_KEY",
+    output = run_flow(cli, tmp_path, own.base_url, "TEAM_KEY",
                       OPENAI_BASE_URL=own.base_url, BATON_LLM_KEY_ENVS="TEAM_KEY",
                       TEAM_KEY=password,
                       DATABASE_REPLICA_URL=f"postgresql://reader:{password}@db.internal/baton")
@@ -98,18 +98,18 @@ def test_a_listed_variable_holding_the_database_password_is_not_sent(
 
 
 def test_a_step_cannot_call_more_agents_at_once_than_the_operator_allows(
-        baton: Baton, tmp_path: Path) -> None:
+        cli: InProcess, tmp_path: Path) -> None:
     """`max_concurrency: 50` on a step used to win over BATON_AGENT_CONCURRENCY: a flow could
     point fifty calls at once at the operator's model server."""
     with FakeOpenAI() as own:
         own.script(Reply(signal(), delay=0.5))
-        calls = run_wide(baton, tmp_path, own)
+        calls = run_wide(cli, tmp_path, own)
     spans = [(r.started, r.finished or r.started) for r in calls]
     in_flight = max(sum(1 for s, f in spans if s <= at < f) for at, _ in spans)
     assert in_flight <= 2
 
 
-def run_wide(baton: Baton, tmp_path: Path, own: FakeOpenAI) -> list[Recorded]:
+def run_wide(cli: InProcess, tmp_path: Path, own: FakeOpenAI) -> list[Recorded]:
     agents = "\n".join(f"  a{i}: {{kind: llm, instructions: \"You assess risk.\"}}" for i in range(4))
     folder = tmp_path / "flows"
     folder.mkdir()
@@ -120,7 +120,7 @@ agents:
 steps:
   - parallel: {{agents: [a0, a1, a2, a3], max_concurrency: 50}}
 """)
-    result = baton("run", "wide", "--as", "alice", BATON_FLOWS=str(folder),
+    result = cli("run", "wide", "--as", "alice", BATON_FLOWS=str(folder),
                    OPENAI_BASE_URL=own.base_url, OPENAI_API_KEY="sk-operators",
                    BATON_AGENT_CONCURRENCY="2")
     assert "R-1 succeeded" in result.stdout, result.stdout + result.stderr
