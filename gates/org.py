@@ -13,6 +13,7 @@ Approver and notify specs:
 | `U0123ABC`           | one person, by Slack user id                              |
 | `group:finance-team` | a Slack user group: its listed members, plus its live members in Slack |
 | `channel:#finance`   | a channel (notify targets only; a channel cannot decide)  |
+| `service:billing-agent` | an agent outside Baton (API tokens act as it): never decides |
 """
 
 from __future__ import annotations
@@ -49,6 +50,14 @@ class OrgGroup(Strict):
     members: list[str] = []
 
 
+class OrgService(Strict):
+    """An agent or system outside Baton that asks for approvals with an API token."""
+
+    name: str | None = None
+    description: str = ""
+    owner: str | None = Field(default=None, description="the person who answers for it")
+
+
 class OrgChannel(Strict):
     slack_id: str | None = Field(default=None, description="Slack channel id (C...)")
 
@@ -58,10 +67,11 @@ class OrgFile(Strict):
     roles: dict[str, list[str]] = {}
     groups: dict[str, OrgGroup] = {}
     channels: dict[str, OrgChannel] = {}
+    services: dict[str, OrgService] = {}
     admins: list[str] = []
     default_channel: str | None = None
 
-    @field_validator("users", "roles", "groups", "channels")
+    @field_validator("users", "roles", "groups", "channels", "services")
     @classmethod
     def _keys(cls, value: dict) -> dict:
         for key in value:
@@ -82,6 +92,14 @@ class SpecError(ValueError):
     pass
 
 
+SERVICE = "service:"
+
+
+def is_service(principal: str) -> bool:
+    """Whether `principal` is a service (an agent), which never decides a gate."""
+    return principal.startswith(SERVICE)
+
+
 class Org:
     def __init__(self, data: OrgFile, source: str = "org.yaml") -> None:
         self.data = data
@@ -95,7 +113,10 @@ class Org:
 
     # -- people ---------------------------------------------------------------------
     def principal(self, who: str) -> str:
-        """Map an org key, `@key`, `user:key` or Slack id to a principal; raise if unknown."""
+        """Map an org key, `@key`, `user:key`, Slack id or `service:NAME` to a principal;
+        raise if unknown."""
+        if who.strip().startswith(SERVICE):
+            return self.service(who.strip())
         name = who.strip().removeprefix("user:").removeprefix("@")
         if name in self.data.users:
             return name
@@ -105,6 +126,14 @@ class Org:
             return name
         known = ", ".join(sorted(self.data.users)) or "none"
         raise SpecError(f"unknown user {who!r}; users in {self.source}: {known}")
+
+    def service(self, spec: str) -> str:
+        """`service:NAME` as a principal, if the org file declares that service."""
+        name = spec.removeprefix(SERVICE)
+        if name in self.data.services:
+            return SERVICE + name
+        known = ", ".join(SERVICE + n for n in sorted(self.data.services)) or "none"
+        raise SpecError(f"unknown service {spec!r}; services in {self.source}: {known}")
 
     def principal_for_slack(self, slack_id: str) -> str:
         return self._by_slack.get(slack_id, slack_id)
@@ -116,6 +145,10 @@ class Org:
         return principal if SLACK_USER_ID.match(principal) else None
 
     def display(self, principal: str) -> str:
+        if is_service(principal):
+            service = self.data.services.get(principal.removeprefix(SERVICE))
+            name = principal.removeprefix(SERVICE)
+            return (service.name or name) if service else principal
         user = self.data.users.get(principal)
         return (user.name or principal) if user else principal
 
@@ -143,6 +176,8 @@ class Org:
                                 + (", ".join(sorted(self.data.groups)) or "none"))
         elif kind == "user":
             self.principal(name)
+        elif kind == "service":
+            self.service(spec)
         elif kind == "channel":
             if not allow_channel:
                 raise SpecError(f"{spec!r}: a channel can be notified but cannot decide")
@@ -152,8 +187,8 @@ class Org:
                                 + " (or use a Slack channel id such as C0123ABCD)")
         else:
             raise SpecError(
-                f"{spec!r}: expected role:NAME, user:NAME, group:NAME, channel:NAME or a "
-                "Slack user id"
+                f"{spec!r}: expected role:NAME, user:NAME, group:NAME, channel:NAME, "
+                "service:NAME or a Slack user id"
             )
 
     def channel_id(self, name: str) -> str | None:
@@ -184,6 +219,8 @@ class Org:
             return found
         if kind == "user":
             return {self.principal(name)}
+        if kind == "service":
+            return {self.service(spec)} if name in self.data.services else set()
         return set()
 
     def resolve_many(self, specs: Iterable[str]) -> set[str]:

@@ -30,8 +30,8 @@ from sqlmodel import col, select, update
 
 from gates.durations import parse_duration
 from gates.options import Refusal
-from gates.org import Org
-from orchestrator import claims, gating, steps
+from gates.org import Org, is_service
+from orchestrator import claims, external, gating, steps
 from orchestrator.agents import LlmDefaults
 from orchestrator.agents.base import (
     AgentFailure,
@@ -42,7 +42,15 @@ from orchestrator.agents.base import (
 from orchestrator.agents.endpoints import SetupProblem, explain, setup_problems
 from orchestrator.callables import CallableLoader
 from orchestrator.clock import Clock, SystemClock
-from orchestrator.errors import BatonError, NotFound, SetupError
+from orchestrator.errors import (
+    BatonError,
+    Conflict,
+    Forbidden,
+    InputError,
+    NotFound,
+    SetupError,
+    Unavailable,
+)
 from orchestrator.events import DomainEvent, Notifier, emit
 from orchestrator.failpoints import crash_point
 from orchestrator.gating import DecisionReport
@@ -63,6 +71,8 @@ log = structlog.get_logger("baton.engine")
 
 T = TypeVar("T")
 FINISHED = frozenset({"succeeded", "rejected", "stopped", "failed"})
+ONLY_PEOPLE = ("only people decide, claim, snooze or reassign gates; a service (an agent) "
+               "starts runs, submits signals and reports results")
 _REF = re.compile(r"^\s*(?:R-?)?(\d+)\s*$", re.IGNORECASE)
 _GATES = Gate.__table__  # type: ignore[attr-defined]
 # A run's open gates, oldest first; built once (cheaper than building it per read).
@@ -253,7 +263,7 @@ class Engine:
         program = self.flows.get(flow_name)
         flow = program.flow
         if flow.requesters and requester not in self.org.resolve_many(flow.requesters):
-            raise BatonError(f"you may not start {flow.name}; it may be started by: "
+            raise Forbidden(f"you may not start {flow.name}; it may be started by: "
                              + ", ".join(flow.requesters))
         values = parse_inputs(flow, inputs)
         self.check_setup(program)
@@ -299,7 +309,7 @@ class Engine:
             with self.db.write() as s:
                 state = halt_state(s)
                 if state.halted:
-                    raise BatonError(
+                    raise Unavailable(
                         f"Baton is halted (emergency stop by {self.org.display(state.halted_by or '?')}"
                         + (f": {state.halt_reason}" if state.halt_reason else "")
                         + "); no new runs start until an admin runs `resume`")
@@ -700,6 +710,9 @@ class Engine:
                     why = f"{run.ref} already finished ({run.status}: {run.reason})"
                     self._refused(tx, "decide", user, why, option=option)
                     return DecisionReport("refused", why, run.ref), False, None
+                if is_service(user):
+                    self._refused(tx, "decide", user, ONLY_PEOPLE, option=option)
+                    return DecisionReport("refused", ONLY_PEOPLE, run.ref), False, None
                 try:
                     found = self._open_gate(s, run, gate)
                 except Refusal as exc:
@@ -718,11 +731,48 @@ class Engine:
             raise
         return report, resume, carry
 
+    def report_external(self, ref: str | int, by: str, report: external.Report) -> Run:
+        """Record the caller's report of an external action it performed. Refusals (a second
+        report, other arguments, nothing approved) are traced and raise Conflict."""
+        report = external.Report(report.approval, well_formed(dict(report.arguments)),
+                                 report.succeeded, well_formed(report.result),
+                                 well_formed(report.error))
+        refused, resume, carry, run = self._isolate_on_crash(partial(
+            self._record_report, ref, by, report))
+        if refused is not None:
+            raise Conflict(refused.message)
+        if carry is not None:
+            carry()
+        elif resume:
+            self._schedule(parse_ref(ref))
+        return run
+
+    def _record_report(self, ref: str | int, by: str, report: external.Report, isolated: bool,
+                       ) -> tuple[external.ReportRefused | None, bool, _Carry | None, Run]:
+        carry: _Carry | None = None
+        try:
+            with self.db.write() as s:
+                run = self._run_for_update(s, ref)
+                tx = self._tx(s, run)
+                outcome = external.record_report(tx, report, by)
+                if isinstance(outcome, external.ReportRefused):
+                    return outcome, False, None, run
+                log.info("external_reported", run=run.ref, by=by, succeeded=report.succeeded)
+                resume = self._resume_after(tx, outcome)
+                if resume:
+                    carry = self._carry_on(tx, isolated=isolated)
+        except BaseException:
+            if carry is not None:  # it did not commit
+                carry.abandon()
+            raise
+        return None, resume, carry, run
+
     def submit_signal(self, ref: str | int, agent: str, output: Mapping[str, Any], by: str) -> str:
         """Record an external agent's signal; a conflict settling for it continues once every
         signal it compares is in."""
         output = well_formed(dict(output))
         refusal = None
+        refusal_kind: type[BatonError] = BatonError
         resume = False
         with self.db.write() as s:
             run = self._run_for_update(s, ref)
@@ -731,18 +781,20 @@ class Engine:
             spec = flow.agents.get(agent)
             externals = [n for n, a in flow.agents.items() if a.kind == "external"]
             if run.status in FINISHED:
-                refusal = f"{run.ref} already finished ({run.status})"
+                refusal, refusal_kind = f"{run.ref} already finished ({run.status})", Conflict
             elif spec is None or not isinstance(spec, ExternalAgent):
                 refusal = (f"{agent!r} is not an external agent of {flow.name}; external agents: "
                            + (", ".join(externals) or "none"))
+                refusal_kind = InputError
             elif by not in self.org.resolve_many(spec.submitters):
                 refusal = f"you may not submit {agent}'s signal; submitters: " + ", ".join(
                     spec.submitters)
+                refusal_kind = Forbidden
             else:
                 try:
                     output_model = validate_output(agent, dict(output))
                 except AgentFailure as exc:
-                    refusal = str(exc)
+                    refusal, refusal_kind = str(exc), InputError
             if refusal:
                 self._refused(tx, "signal", by, refusal, agent=agent)
             else:
@@ -757,7 +809,7 @@ class Engine:
                     s.add(run)
                     resume = True
         if refusal:
-            raise BatonError(refusal)
+            raise refusal_kind(refusal)
         if resume:
             self._schedule(parse_ref(ref))
         return f"{agent} signal recorded on {run.ref}"
@@ -768,18 +820,20 @@ class Engine:
         with self.db.write() as s:
             run = self._run_for_update(s, ref)
             tx = self._tx(s, run)
+            refusal_kind: type[BatonError] = Conflict
             if run.status in FINISHED:
                 refusal = f"{run.ref} already finished ({run.status})"
             elif user != run.requester and not self.org.is_admin(user):
                 refusal = (f"only the requester ({self.org.display(run.requester)}) or an admin "
                            f"can stop {run.ref}")
+                refusal_kind = Forbidden
             if refusal:
                 self._refused(tx, "stop", user, refusal)
             else:
                 why = f"stopped by {self.org.display(user)}" + (f": {reason}" if reason else "")
                 self._finish(tx, Finish("stopped", "stopped", why), actor=user)
         if refusal:
-            raise BatonError(refusal)
+            raise refusal_kind(refusal)
         return run
 
     def _gate_command(self, ref: str | int, user: str, gate_key: str | None, action: str,
@@ -790,6 +844,8 @@ class Engine:
             run = self._run_for_update(s, ref)
             tx = self._tx(s, run)
             try:
+                if is_service(user):
+                    raise Refusal(ONLY_PEOPLE)
                 gate = self._open_gate(s, run, gate_key)
                 message = fn(tx, gate)
             except Refusal as exc:
@@ -813,6 +869,8 @@ class Engine:
                                   lambda tx, g: claims.snooze(tx, g, user, wanted))
 
     def reassign(self, ref: str | int, user: str, to: str, gate: str | None = None) -> str:
+        if is_service(to):
+            raise BatonError(f"{to} cannot be asked to decide: {ONLY_PEOPLE}")
         return self._gate_command(
             ref, user, gate, "reassign",
             lambda tx, g: claims.reassign(tx, g, user, to, is_admin=self.org.is_admin(user)))
@@ -911,6 +969,25 @@ class Engine:
         return acted
 
     def _fire_run_timer(self, s: Any, run: Run, timer: Timer) -> bool:
+        """A timer of the run itself (not of a gate), by its kind."""
+        handlers = {"settle": self._end_settle, external.TIMER_KIND: self._external_overdue}
+        return handlers[timer.kind](s, run, timer)
+
+    def _external_overdue(self, s: Any, run: Run, timer: Timer) -> bool:
+        """The caller did not report an external action's result in time."""
+        tx = self._tx(s, run)
+        transition = external.on_timeout(tx, timer)
+        timer.status = "stale" if transition is None else "fired"
+        s.add(timer)
+        if transition is None:
+            return False
+        if self._resume_after(tx, transition):
+            assert run.id is not None
+            run_id = run.id
+            after_commit(s, lambda: self._schedule(run_id))
+        return True
+
+    def _end_settle(self, s: Any, run: Run, timer: Timer) -> bool:
         """A settle window closed: continue the conflict step with the signals it has."""
         node = timer.payload.get("node")
         current = (run.status == "waiting" and run.cursor == node

@@ -25,6 +25,18 @@ class SetupError(BatonError):
     the operator's to fix, told to whoever asked."""
 
 
+class Forbidden(BatonError):
+    """Who asked may not do this (a flow they may not start, a signal they may not submit)."""
+
+
+class Conflict(BatonError):
+    """What was asked contradicts the state (a result reported twice, a finished run)."""
+
+
+class Unavailable(BatonError):
+    """Baton cannot do it now (the emergency stop); the same request may work later."""
+
+
 @dataclass(frozen=True)
 class Problem:
     file: str

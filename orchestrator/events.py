@@ -36,6 +36,7 @@ EVENT_KINDS = frozenset({
     "run_started", "gate_opened", "conflict_opened", "vote_recorded", "gate_decided",
     "escalated", "reminder", "claimed", "snoozed", "reassigned", "boundary_violated",
     "run_held", "run_finished", "run_failed", "run_stopped", "halted", "resumed",
+    "action_due", "action_reported",
 })
 
 

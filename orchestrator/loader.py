@@ -25,7 +25,7 @@ from gates.conditions import (
 )
 from gates.conflicts import follow_effects
 from gates.options import BUILTIN_OPTIONS
-from gates.org import Org, OrgFile, SpecError
+from gates.org import Org, OrgFile, SpecError, is_service
 from orchestrator import spec as S
 from orchestrator.agents.answers import agent_uses
 from orchestrator.agents.prompts import template_problems
@@ -53,7 +53,8 @@ def _vocabulary(*models: type[BaseModel]) -> set[str]:
 _ALL_KEYS = _vocabulary(
     S.InputSpec, S.RetrySpec, S.Subtask, S.Rule, S.RulesAgent, S.PythonAgent, S.ExternalAgent,
     S.LlmAgent, S.LlmDefaults, S.ParallelStep,
-    S.OptionSpec, S.GateStep, S.ConflictStep, S.BoundaryStep, S.ActionStep, S.AgentStep,
+    S.OptionSpec, S.GateStep, S.ConflictStep, S.BoundaryStep, S.ActionStep, S.ExternalStep,
+    S.AgentStep,
     S.RouteStep, S.PlanStep, S.Step, S.LevelSpec, S.EscalationSpec, S.LimitsSpec, S.Flow,
     S.ScheduleTrigger, S.WebhookTrigger, S.Triggers,
 ) | {"kind"}
@@ -144,8 +145,18 @@ def load_org(path: Path) -> Org:
     for i, admin in enumerate(data.admins):
         try:
             org.check_spec(admin)
+            if any(is_service(p) for p in org.resolve(admin)):
+                problems.append(doc.problem(("admins", i), "a service cannot be an admin: "
+                                                          "admins are people"))
         except SpecError as exc:
             problems.append(doc.problem(("admins", i), str(exc)))
+    for name, service in data.services.items():
+        if service.owner is not None:
+            try:
+                if is_service(org.principal(service.owner)):
+                    raise SpecError("a service's owner is a person")
+            except SpecError as exc:
+                problems.append(doc.problem(("services", name, "owner"), str(exc)))
     if problems:
         raise FlowError(problems)
     return org
@@ -231,14 +242,23 @@ class _Checker:
             known = ", ".join(self.flow.escalations) or "none declared"
             self.add(path, f"unknown escalation chain {name!r}; escalations: {known}")
 
-    def people(self, path: tuple, specs: list[str] | None, *, channels: bool = False) -> None:
+    def people(self, path: tuple, specs: list[str] | None, *, channels: bool = False,
+               deciding: bool = False) -> None:
+        """Check that `specs` name people of the org file; `deciding`: people who decide,
+        which a service (an agent) never is."""
         if self.org is None or not specs:
             return
         for i, spec in enumerate(specs):
+            where = path + ((i,) if len(specs) > 1 else ())
             try:
                 self.org.check_spec(spec, allow_channel=channels)
             except SpecError as exc:
-                self.add(path + ((i,) if len(specs) > 1 else ()), str(exc))
+                self.add(where, str(exc))
+                continue
+            services = sorted(p for p in self.org.resolve(spec) if is_service(p))
+            if deciding and services:
+                self.add(where, f"{spec!r} names {', '.join(services)}: only people decide, "
+                                "a service (an agent) never does")
 
     def condition(self, path: tuple, source: str) -> Condition | None:
         try:
@@ -317,7 +337,7 @@ class _Checker:
         for name, chain in flow.escalations.items():
             for i, level in enumerate(chain.levels):
                 self.people(("escalations", name, "levels", i, "notify"), level.notify,
-                            channels=True)
+                            channels=True, deciding=level.can_decide)
                 if level.remind_before and level.remind_before >= level.wait:
                     self.add(("escalations", name, "levels", i, "remind_before"),
                              "remind_before must be shorter than wait")
@@ -412,7 +432,7 @@ class _Checker:
 
     def step_gate(self, path: tuple, body: S.GateStep) -> None:
         self.condition(path + ("when",), body.when)
-        self.people(path + ("approvers",), body.approvers)
+        self.people(path + ("approvers",), body.approvers, deciding=True)
         self.chain(path + ("escalation",), body.escalation)
         option_ids = []
         for i, option in enumerate(body.options):
@@ -459,7 +479,7 @@ class _Checker:
             self.chain(path + ("escalation",), body.escalation, "on_disagreement: escalate")
         else:
             self.chain(path + ("escalation",), body.escalation)
-        self.people(path + ("deciders",), body.deciders)
+        self.people(path + ("deciders",), body.deciders, deciding=True)
 
     def conflict_effects(self, path: tuple, body: S.ConflictStep, after: list[S.Step]) -> None:
         """Following a signal must do what the flow says, and something: a `gate` effect
@@ -504,7 +524,7 @@ class _Checker:
             self.chain(path + ("escalation",), body.escalation)
         if body.on_violation == "gate" and not body.approvers:
             self.add(path + ("approvers",), "on_violation: gate needs approvers: who may pass it")
-        self.people(path + ("approvers",), body.approvers)
+        self.people(path + ("approvers",), body.approvers, deciding=True)
 
     def step_action(self, path: tuple, body: S.ActionStep) -> None:
         self.call(path + ("call",), body.call)
@@ -512,10 +532,26 @@ class _Checker:
         if held:
             self.add(path + ("timeout",), held)
         self.chain(path + ("escalation",), body.escalation)
-        self.people(path + ("approvers",), body.approvers)
+        self.people(path + ("approvers",), body.approvers, deciding=True)
         if body.retry.attempts > 1 and not body.idempotent:
             self.add(path + ("retry",), "only an idempotent action may be retried "
                                         "(set idempotent: true if running it twice is safe)")
+
+    def step_external(self, path: tuple, body: S.ExternalStep) -> None:
+        self.chain(path + ("escalation",), body.escalation)
+        self.people(path + ("approvers",), body.approvers, deciding=True)
+        seen: set[str] = set()
+        for i, name in enumerate(body.arguments or []):
+            where = path + ("arguments", i) if len(body.arguments or []) > 1 else path + ("arguments",)
+            if name not in self.flow.inputs:
+                self.add(where, f"{name!r} is not an input of this flow; the tool's arguments "
+                                "are inputs: " + (", ".join(self.flow.inputs) or "none declared"))
+            elif name in seen:
+                self.add(where, f"{name!r} is listed twice")
+            seen.add(name)
+        if body.arguments is None and not self.flow.inputs:
+            self.add(path, "an external action hands the caller its arguments, which are the "
+                           "flow's inputs: declare them under inputs")
 
     def step_route(self, path: tuple, body: S.RouteStep) -> None:
         self.agent(path + ("agent",), body.agent)

@@ -41,6 +41,8 @@ MAX_NAME = 64
 # worker's time at most, on a busy machine; a 100-round route stops in 2-3 s).
 MAX_RUN_STEPS = 1000
 MAX_ROUTE_ROUNDS = 100
+# A tool as callers name it (a Python function, an MCP tool, an OpenAI function).
+TOOL = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$")
 Verdict = Literal["ok", "warn", "block"]
 Severity = Literal["info", "low", "medium", "high", "critical"]
 
@@ -309,6 +311,39 @@ class ActionStep(StepBase):
         return PythonAgent._dotted(value)
 
 
+class ExternalStep(StepBase):
+    """An action the caller performs, not Baton: an agent outside Baton asked for approval
+    (API, client, MCP). When the run gets here, Baton answers the caller "approved, with
+    exactly these arguments" (the run's inputs after edits and every check before this
+    step), and waits for the caller to report the result once."""
+
+    tool: str = Field(description="the caller's tool or function this step approves")
+    arguments: NameList | None = Field(
+        default=None, description="the inputs handed to the caller as the tool's arguments "
+                                  "(default: every input)")
+    timeout: Duration = Field(default=timedelta(hours=1),
+                              description="how long the caller has to report the result")
+    on_unknown: Literal["escalate", "fail"] = "escalate"
+    escalation: str | None = None
+    approvers: NameList | None = Field(
+        default=None, description="who settles an action whose outcome is unknown")
+
+    @field_validator("tool")
+    @classmethod
+    def _tool(cls, value: str) -> str:
+        if not TOOL.match(value):
+            raise ValueError(f"tool {value!r} must be a function or tool name: letters, digits, "
+                             "'_', '.', '-', at most 100 characters")
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= timedelta(days=30):
+            raise ValueError("timeout must be between 1s and 30d")
+        return value
+
+
 class AgentStep(StepBase):
     agent: str
 
@@ -339,7 +374,8 @@ class PlanStep(StepBase):
     max_concurrency: int | None = Field(default=None, ge=1)
 
 
-STEP_KINDS = ("parallel", "agent", "conflict", "gate", "boundary", "action", "route", "plan")
+STEP_KINDS = ("parallel", "agent", "conflict", "gate", "boundary", "action", "external", "route",
+              "plan")
 
 
 class Step(Strict):
@@ -351,6 +387,7 @@ class Step(Strict):
     gate: GateStep | None = None
     boundary: BoundaryStep | None = None
     action: ActionStep | None = None
+    external: ExternalStep | None = None
     route: RouteStep | None = None
     plan: PlanStep | None = None
 

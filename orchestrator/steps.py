@@ -32,7 +32,7 @@ from gates.conflicts import (
 )
 from gates.options import Option
 from gates.recheck import reads_inputs
-from orchestrator import gating
+from orchestrator import external, gating
 from orchestrator.agents import AgentContext, AgentOutput, AgentResult, build_agent, run_agent
 from orchestrator.agents.base import Attempt, _call_with_timeout, backoff_delay
 from orchestrator.callables import CallableError
@@ -759,6 +759,7 @@ _HANDLERS: dict[str, Callable[[Tx, Node], Transition | Work]] = {
     "conflict": step_conflict,
     "boundary": step_boundary,
     "action": step_action,
+    "external": external.step_external,
     "route": step_route,
     "plan": step_plan,
 }

@@ -189,17 +189,25 @@ class Decision(SQLModel, table=True):
 
 
 class Action(SQLModel, table=True):
+    """A side effect of a run, at most once per run and step: one Baton calls (`action`
+    steps), or one the caller performs after Baton approved it (`external` steps)."""
+
     __tablename__ = "action"
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="run.id", index=True)
     node: str
     idempotency_key: str = Field(unique=True)
-    call: str
-    status: str  # started | done | failed | unknown
+    call: str  # the callable (action), or the caller's tool (external)
+    status: str  # started | due (external: approved, not reported) | done | failed | unknown | retry
     attempts: int = 1
     result: dict = _json(default_factory=_new_dict)
     error: str | None = None
+    # external actions: the approved arguments, the approval id bound to them (a digest of
+    # run, step, attempt, tool and arguments), and when the caller's report is due
+    arguments: dict = _json(default_factory=_new_dict)
+    approval: str | None = Field(default=None, unique=True)
+    deadline: datetime | None = None
     started_at: datetime
     finished_at: datetime | None = None
 
@@ -342,3 +350,48 @@ class SlackInbox(SQLModel, table=True):
     error: str | None = None
     received_at: datetime
     processed_at: datetime | None = None
+
+
+class ApiToken(SQLModel, table=True):
+    """A scoped API token (`baton tokens create`). Only the token's SHA-256 is kept; the
+    callback signing secret is kept as is, since Baton signs with it."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    principal: str  # an org person, or a `service:NAME` principal
+    flows: list = _json(default_factory=_new_list)  # the flows it may start
+    token_hash: str = Field(unique=True)
+    hint: str  # the token's first characters, to tell tokens apart in `baton tokens list`
+    callback_secret: str
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class CallbackDelivery(SQLModel, table=True):
+    """A signed POST Baton owes a caller's `callback_url`: written in the transaction that
+    handles the event it reports, sent after commit, retried with backoff until delivered
+    or `give_up_at`. `event_id` is what the receiver de-duplicates on."""
+
+    __tablename__ = "callback_delivery"
+    __table_args__ = (sa.Index("ix_callback_delivery_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True)
+    run_id: int = Field(foreign_key="run.id", index=True)
+    token_id: int = Field(foreign_key="api_token.id")
+    url: str
+    kind: str  # action.due | gate.decided | run.finished
+    body: dict = _json(default_factory=_new_dict)
+    status: str = "pending"  # pending | sending | delivered | failed
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    claimed_by: str | None = None
+    claim_until: datetime | None = None
+    last_status: int | None = None  # the receiver's last HTTP status
+    last_error: str | None = None
+    created_at: datetime
+    give_up_at: datetime
+    delivered_at: datetime | None = None

@@ -1,0 +1,230 @@
+"""The `external` step: an action the caller performs, not Baton.
+
+An agent outside Baton (through the API, the Python client or MCP) starts a run of a flow
+an operator wrote. When the run reaches its external step, Baton answers "approved, with
+exactly these arguments": the run's inputs as they are after every edit and every check
+before this step. The approval is an id bound to the run, the step, the attempt, the tool
+and those arguments, and it is consumed once: the caller reports the result with that id and
+the arguments it used; a second report, or a report with other arguments, is refused and
+traced. A report that never comes makes the outcome unknown once the step's `timeout` has
+passed (a durable run timer), and a person settles it, as for an action found in flight
+after a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import select
+
+from gates.durations import format_duration
+from orchestrator import gating
+from orchestrator.inputs import coerce
+from orchestrator.program import Node
+from orchestrator.runtime import Finish, Goto, Hold, Transition, Tx, Wait
+from storage.models import Action, Timer
+from storage.repo import halt_state
+from storage.rows import insert_new
+from storage.trace import canonical_json
+
+TIMER_KIND = "external_timeout"
+FINISHED = ("succeeded", "rejected", "stopped", "failed")
+MAX_TRACED_RESULT = 4000  # characters of a reported result's JSON kept in the trace entry
+
+
+def approved_arguments(tx: Tx, node: Node) -> dict[str, Any]:
+    """The tool's arguments: the named inputs (default: all) as the run has them now."""
+    names = node.spec.arguments if node.spec.arguments is not None else list(tx.program.flow.inputs)
+    return {name: tx.run.inputs[name] for name in names if name in tx.run.inputs}
+
+
+def approval_id(run: str, step: str, attempt: int, tool: str, arguments: Mapping[str, Any]) -> str:
+    """The approval, bound to exactly these arguments: a report must name it."""
+    body = {"run": run, "step": step, "attempt": attempt, "tool": tool, "arguments": arguments}
+    return "ap_" + hashlib.sha256(canonical_json(body).encode()).hexdigest()[:40]
+
+
+def step_external(tx: Tx, node: Node) -> Transition:
+    spec = node.spec
+    state = halt_state(tx.session)
+    if state.halted:
+        return Hold(f"emergency stop by {tx.org.display(state.halted_by or '?')}"
+                    + (f": {state.halt_reason}" if state.halt_reason else ""))
+    key = f"{tx.run.ref}:{node.key}"
+    arguments = approved_arguments(tx, node)
+    deadline = tx.now + spec.timeout
+    action_id = insert_new(tx.session, Action, {
+        "run_id": tx.run.id, "node": node.key, "idempotency_key": key, "call": spec.tool,
+        "status": "due", "arguments": arguments,
+        "approval": approval_id(tx.run.ref, node.key, 1, spec.tool, arguments),
+        "deadline": deadline, "started_at": tx.now}, unique="idempotency_key")
+    if action_id is not None:
+        attempt, why = 1, None
+    else:
+        action = tx.session.exec(select(Action).where(Action.idempotency_key == key)).one()
+        if action.status == "done":
+            tx.trace("action_skipped", {"action": node.label, "idempotency_key": key,
+                                        "why": "the caller already reported it for this run "
+                                               "(at most once)"}, node=node.key)
+            return Goto(node.next)
+        # Only a person's "it did not run: ask again" (status retry) leads back here.
+        action.attempts += 1
+        action.status = "due"
+        action.arguments = arguments
+        action.approval = approval_id(tx.run.ref, node.key, action.attempts, spec.tool, arguments)
+        action.deadline = deadline
+        action.error = None
+        tx.session.add(action)
+        action_id, attempt, why = action.id, action.attempts, "a person asked the caller to run it again"
+    approval = approval_id(tx.run.ref, node.key, attempt, spec.tool, arguments)
+    gating.add_timer(tx, None, TIMER_KIND, deadline, token=approval, node=node.key,
+                     action_id=action_id)
+    data: dict[str, Any] = {"action": node.label, "tool": spec.tool, "arguments": arguments,
+                            "approval": approval, "idempotency_key": key,
+                            "deadline": deadline.isoformat(), "attempt": attempt}
+    if why:
+        data["why"] = why
+    tx.trace("action_due", data, node=node.key)
+    tx.emit("action_due", data)
+    return Wait()
+
+
+# -- the caller's report -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Report:
+    """What a caller says happened: the approval it acted on, the arguments it used, and
+    the result (`succeeded`) or the error."""
+
+    approval: str
+    arguments: Mapping[str, Any]
+    succeeded: bool
+    result: Any = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportRefused:
+    """A report that contradicts what Baton holds (already reported, other arguments, not
+    approved yet, the run over): it changes nothing but the trace."""
+
+    message: str
+
+
+def _traced_result(value: Any) -> Any:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    if len(text) <= MAX_TRACED_RESULT:
+        return value
+    return text[:MAX_TRACED_RESULT] + f"... [{len(text) - MAX_TRACED_RESULT} more characters]"
+
+
+def _same_arguments(tx: Tx, action: Action, reported: Mapping[str, Any]) -> str | None:
+    """Why `reported` are not the approved arguments, or None when they are (compared as the
+    flow's inputs are typed: 18000 and 18000.0 are the same amount)."""
+    approved = dict(action.arguments)
+    if set(reported) != set(approved):
+        missing = sorted(set(approved) - set(reported))
+        extra = sorted(set(reported) - set(approved))
+        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
+            [f"not approved: {', '.join(extra)}"] if extra else [])
+        return "the arguments are not the approved ones (" + "; ".join(parts) + ")"
+    inputs = tx.program.flow.inputs
+    for name, value in approved.items():
+        given = reported[name]
+        try:
+            typed = coerce(inputs[name], given, name) if name in inputs else given
+        except ValueError:
+            typed = given
+        if canonical_json(typed) != canonical_json(value):
+            return f"{name} was approved as {value!r}, reported as {given!r}"
+    return None
+
+
+def record_report(tx: Tx, report: Report, by: str) -> ReportRefused | Transition:
+    """Apply a caller's report in the run's write transaction: the step's transition, or
+    why it is refused (traced, nothing else changes)."""
+    run = tx.run
+    action = tx.session.exec(select(Action).where(Action.run_id == run.id,
+                                                  Action.approval == report.approval)).first()
+    why: str | None = None
+    if action is None:
+        if run.status in FINISHED:
+            why = f"{run.ref} already finished ({run.status}); there is nothing to report"
+        elif due_action(tx.session, run.id) is not None:
+            why = (f"{report.approval!r} is not the approval {run.ref} gave; report the one in "
+                   "the run's `action`")
+        else:
+            why = (f"{run.ref} has not approved an action yet (it is {run.status}); wait for "
+                   "the approval, then act and report")
+    elif action.status in ("done", "failed"):
+        by_whom = action.result.get("reported_by") if isinstance(action.result, dict) else None
+        when = f"{action.finished_at:%Y-%m-%d %H:%M:%S} UTC" if action.finished_at else "before"
+        why = (f"the result of {run.ref} '{action.node}' was already reported at {when}"
+               + (f" by {tx.org.display(by_whom)}" if by_whom else "")
+               + "; an approval is consumed once")
+    elif action.status == "unknown":
+        why = (f"no result came within the step's timeout, so the outcome of {run.ref} "
+               f"'{action.node}' was declared unknown; a person settles it in Slack (this "
+               "report is kept in the trace for them)")
+    elif action.status != "due" or run.status != "waiting" or run.cursor != action.node:
+        why = f"{run.ref} is not waiting for the result of '{action.node}' ({run.status})"
+    else:
+        why = _same_arguments(tx, action, report.arguments)
+    if why is not None:
+        data: dict[str, Any] = {"approval": report.approval, "why": why,
+                                "arguments": _traced_result(dict(report.arguments)),
+                                "succeeded": report.succeeded}
+        if report.succeeded:
+            data["result"] = _traced_result(report.result)
+        else:
+            data["error"] = report.error
+        tx.trace("action_report_refused", data, actor=by, node=action.node if action else None)
+        return ReportRefused(why)
+    assert action is not None
+    node = tx.node(action.node)
+    action.status = "done" if report.succeeded else "failed"
+    action.result = {"value": report.result, "reported_by": by}
+    action.error = None if report.succeeded else (report.error or "the caller reported a failure")
+    action.finished_at = tx.now
+    tx.session.add(action)
+    data = {"action": node.label, "tool": action.call, "idempotency_key": action.idempotency_key,
+            "approval": action.approval, "arguments": dict(action.arguments),
+            "reported_by": by, "attempts": action.attempts}
+    if report.succeeded:
+        tx.trace("action_done", {**data, "result": _traced_result(report.result)},
+                 actor=by, node=node.key)
+        tx.emit("action_reported", {**data, "succeeded": True,
+                                    "result": _traced_result(report.result)})
+        return Goto(node.next)
+    tx.trace("action_failed", {**data, "error": action.error}, actor=by, node=node.key)
+    tx.emit("action_reported", {**data, "succeeded": False, "error": action.error})
+    return Finish("failed", "action_failed", f"{action.call} ('{node.label}') failed, as "
+                                             f"{tx.org.display(by)} reported: {action.error}")
+
+
+# -- no report in time ----------------------------------------------------------------------------
+def on_timeout(tx: Tx, timer: Timer) -> Transition | None:
+    """The report of an external action did not come in time: its outcome is unknown, and a
+    person settles it (or the run fails, as the step says). None: the timer is stale."""
+    from orchestrator.steps import unknown_action  # steps imports this module
+
+    run = tx.run
+    node_key = timer.payload.get("node")
+    action = tx.session.get(Action, timer.payload.get("action_id"))
+    if (action is None or action.status != "due" or action.approval != timer.token
+            or run.status != "waiting" or run.cursor != node_key):
+        return None
+    node = tx.node(node_key)
+    waited = format_duration(node.spec.timeout)
+    transition = unknown_action(tx, node, action, f"the caller did not report the result of "
+                                                  f"{action.call} within {waited}")
+    return transition
+
+
+def due_action(session: Any, run_id: int | None) -> Action | None:
+    """The external action a run waits on its caller for, if any."""
+    return session.exec(select(Action).where(Action.run_id == run_id,
+                                             Action.status == "due")).first()
