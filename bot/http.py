@@ -24,7 +24,8 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from bot import webhooks
 from bot.metrics import BatonCollector, metrics_text
@@ -136,9 +137,11 @@ def bearer_matches(headers: Any, token: str) -> bool:
 
 def http_app(app: App, db: Database, extra_routes: list[Route] | None = None,
              clock: Any = None, signing_secret: str | None = None,
-             engine: Engine | None = None, metrics_token: str | None = None) -> Starlette:
+             engine: Engine | None = None, metrics_token: str | None = None,
+             api: ASGIApp | None = None) -> Starlette:
     """The routes; with an `engine`, also `POST /hooks/FLOW` (webhook triggers); with a
-    `metrics_token` (BATON_METRICS_TOKEN), `/metrics` answers only a bearer of it."""
+    `metrics_token` (BATON_METRICS_TOKEN), `/metrics` answers only a bearer of it; with an
+    `api`, the approval API under `/api/v1` (bot.api)."""
     clock = clock or SystemClock()
     collector = BatonCollector(db, clock, engine=engine)
     # The app's own secret unless told otherwise (bolt keeps it as `_signing_secret`).
@@ -219,4 +222,6 @@ def http_app(app: App, db: Database, extra_routes: list[Route] | None = None,
               Route("/metrics", metrics, methods=["GET"]), *(extra_routes or [])]
     if engine is not None:
         routes.append(Route("/hooks/{flow}", hook, methods=["POST"]))
+    if api is not None:
+        routes.append(Mount("/api/v1", app=api))
     return Starlette(routes=routes)

@@ -19,6 +19,8 @@ from bot.notifier import HOME, SlackSink
 from bot.outbox import OutboxSender
 from bot.response_urls import ResponseUrls
 from bot.retention import Retention
+from gates.callbacks import parse_allowlist
+from orchestrator.approvals import ApprovalService
 from orchestrator.bootstrap import open_engine
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.events import Dispatcher, DomainEvent
@@ -99,6 +101,9 @@ class BatonService:
         self.timers.also.append(self.schedules.sync)  # flow files may change while we run
         self.timers.also.append(self.retention.sweep)  # housekeeping last
         self.app = build_app(self.bot, self.client, settings.slack_signing_secret)
+        # External agents' approvals (HTTP mode serves them under /api/v1).
+        self.approvals = ApprovalService(self.engine,
+                                         callback_hosts=parse_allowlist(settings.callback_hosts))
         self._learning: threading.Thread | None = None
 
     def log_setup(self) -> None:
@@ -126,16 +131,20 @@ class BatonService:
         self.outbox.start()
         self.pump.start()
         self.timers.start()
+        self.approvals.start()
         self.schedules.sync()
         self.engine.recover()
         self.bot.finish_abandoned()
 
     def http_app(self) -> Any:
-        """The HTTP mode's routes: Slack's requests, health, metrics, webhook triggers."""
+        """The HTTP mode's routes: Slack's requests, health, metrics, webhook triggers, and
+        the approval API for external agents."""
+        from bot.api.routes import api_app
         from bot.http import http_app
 
         return http_app(self.app, self.engine.db, clock=self.clock, engine=self.engine,
-                        metrics_token=self.settings.metrics_token)
+                        metrics_token=self.settings.metrics_token,
+                        api=api_app(self.approvals))
 
     @staticmethod
     def _hand(pool: TrackingExecutor, fn: Any, *args: Any) -> None:
@@ -155,6 +164,7 @@ class BatonService:
         self.prompt.shutdown(wait=True)
         self.work.shutdown(wait=True)
         self.timers.shutdown()
+        self.approvals.stop()
         self.pump.stop()
         self.outbox.stop()
         self.directory.stop()

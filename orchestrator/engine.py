@@ -735,7 +735,7 @@ class Engine:
         """Record the caller's report of an external action it performed. Refusals (a second
         report, other arguments, nothing approved) are traced and raise Conflict."""
         report = external.Report(report.approval, well_formed(dict(report.arguments)),
-                                 report.succeeded, well_formed(report.result),
+                                 report.outcome, well_formed(report.result),
                                  well_formed(report.error))
         refused, resume, carry, run = self._isolate_on_crash(partial(
             self._record_report, ref, by, report))
@@ -757,7 +757,7 @@ class Engine:
                 outcome = external.record_report(tx, report, by)
                 if isinstance(outcome, external.ReportRefused):
                     return outcome, False, None, run
-                log.info("external_reported", run=run.ref, by=by, succeeded=report.succeeded)
+                log.info("external_reported", run=run.ref, by=by, outcome=report.outcome)
                 resume = self._resume_after(tx, outcome)
                 if resume:
                     carry = self._carry_on(tx, isolated=isolated)

@@ -17,7 +17,16 @@ class NotFound(BatonError):
 
 
 class InputError(BatonError):
-    """Run inputs that do not fit the flow's declared inputs."""
+    """Input that does not fit what it is checked against (a flow's declared inputs, a
+    request's fields). `fields`: each problem as (the field, what is wrong with it)."""
+
+    def __init__(self, message: str, fields: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.fields = list(fields or [])
+
+
+class Unauthorized(BatonError):
+    """No credentials, or ones Baton does not accept (unknown, expired, revoked)."""
 
 
 class SetupError(BatonError):

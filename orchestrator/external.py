@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from gates.durations import format_duration
 from orchestrator import gating
@@ -96,14 +96,19 @@ def step_external(tx: Tx, node: Node) -> Transition:
 # -- the caller's report -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Report:
-    """What a caller says happened: the approval it acted on, the arguments it used, and
-    the result (`succeeded`) or the error."""
+    """What a caller says: the approval it acts on, the arguments it uses, and `outcome`:
+    `started` (it is performing the action now: a retried call must not perform it again),
+    `succeeded` (with its result) or `failed` (with the error)."""
 
     approval: str
     arguments: Mapping[str, Any]
-    succeeded: bool
+    outcome: str  # started | succeeded | failed
     result: Any = None
     error: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome == "succeeded"
 
 
 @dataclass(frozen=True)
@@ -165,26 +170,40 @@ def record_report(tx: Tx, report: Report, by: str) -> ReportRefused | Transition
         why = (f"the result of {run.ref} '{action.node}' was already reported at {when}"
                + (f" by {tx.org.display(by_whom)}" if by_whom else "")
                + "; an approval is consumed once")
+    elif action.status == "started" and report.outcome == "started":
+        when = f"{action.finished_at:%Y-%m-%d %H:%M:%S} UTC" if action.finished_at else "before"
+        why = (f"the action of {run.ref} '{action.node}' was started at {when}; it may have run, "
+               "so it is not started twice: report its result")
     elif action.status == "unknown":
         why = (f"no result came within the step's timeout, so the outcome of {run.ref} "
                f"'{action.node}' was declared unknown; a person settles it in Slack (this "
                "report is kept in the trace for them)")
-    elif action.status != "due" or run.status != "waiting" or run.cursor != action.node:
+    elif action.status not in ("due", "started") or run.status != "waiting" \
+            or run.cursor != action.node:
         why = f"{run.ref} is not waiting for the result of '{action.node}' ({run.status})"
     else:
         why = _same_arguments(tx, action, report.arguments)
     if why is not None:
         data: dict[str, Any] = {"approval": report.approval, "why": why,
                                 "arguments": _traced_result(dict(report.arguments)),
-                                "succeeded": report.succeeded}
+                                "outcome": report.outcome}
         if report.succeeded:
             data["result"] = _traced_result(report.result)
-        else:
+        elif report.outcome == "failed":
             data["error"] = report.error
         tx.trace("action_report_refused", data, actor=by, node=action.node if action else None)
         return ReportRefused(why)
     assert action is not None
     node = tx.node(action.node)
+    if report.outcome == "started":
+        action.status = "started"
+        action.finished_at = tx.now  # when it was started; replaced when it is reported
+        tx.session.add(action)
+        tx.trace("action_started", {"action": node.label, "call": action.call,
+                                    "idempotency_key": action.idempotency_key,
+                                    "approval": action.approval, "reported_by": by},
+                 actor=by, node=node.key)
+        return Wait()
     action.status = "done" if report.succeeded else "failed"
     action.result = {"value": report.result, "reported_by": by}
     action.error = None if report.succeeded else (report.error or "the caller reported a failure")
@@ -214,7 +233,7 @@ def on_timeout(tx: Tx, timer: Timer) -> Transition | None:
     run = tx.run
     node_key = timer.payload.get("node")
     action = tx.session.get(Action, timer.payload.get("action_id"))
-    if (action is None or action.status != "due" or action.approval != timer.token
+    if (action is None or action.status not in ("due", "started") or action.approval != timer.token
             or run.status != "waiting" or run.cursor != node_key):
         return None
     node = tx.node(node_key)
@@ -227,4 +246,4 @@ def on_timeout(tx: Tx, timer: Timer) -> Transition | None:
 def due_action(session: Any, run_id: int | None) -> Action | None:
     """The external action a run waits on its caller for, if any."""
     return session.exec(select(Action).where(Action.run_id == run_id,
-                                             Action.status == "due")).first()
+                                             col(Action.status).in_(("due", "started")))).first()

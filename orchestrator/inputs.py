@@ -81,29 +81,36 @@ def usage(flow: Flow) -> str:
     return f"run {flow.name} " + " ".join(parts)
 
 
-def parse_inputs(flow: Flow, given: Mapping[str, Any]) -> dict[str, Any]:
-    """Check `given` against the flow; return the typed inputs with defaults applied."""
-    problems: list[str] = []
+def check_inputs(flow: Flow, given: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The typed inputs with defaults applied, and each problem as (input name, message)."""
+    problems: list[tuple[str, str]] = []
     result: dict[str, Any] = {}
     for name, value in given.items():
         spec = flow.inputs.get(name)
         if spec is None:
             known = ", ".join(flow.inputs) or "none"
-            problems.append(f"unknown input {name!r}; {flow.name} takes: {known}")
+            problems.append((name, f"unknown input {name!r}; {flow.name} takes: {known}"))
             continue
         try:
             result[name] = coerce(spec, value, name)
         except ValueError as exc:
-            problems.append(str(exc))
+            problems.append((name, str(exc)))
     for name, spec in flow.inputs.items():
-        if name in result:
+        if name in result or any(name == bad for bad, _ in problems):
             continue
         if spec.default is not None:
             result[name] = coerce(spec, spec.default, name)
         elif spec.required:
-            problems.append(f"missing required input {name!r}")
+            problems.append((name, f"missing required input {name!r}"))
+    return result, problems
+
+
+def parse_inputs(flow: Flow, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Check `given` against the flow; return the typed inputs with defaults applied."""
+    result, problems = check_inputs(flow, given)
     if problems:
-        raise InputError("\n".join(problems) + f"\nusage: {usage(flow)}")
+        raise InputError("\n".join(message for _, message in problems)
+                         + f"\nusage: {usage(flow)}", fields=problems)
     return result
 
 

@@ -43,17 +43,30 @@ class Settings(BaseSettings):
     metrics_token: str | None = Field(
         None, alias="BATON_METRICS_TOKEN",
         description="when set, GET /metrics requires `Authorization: Bearer <this token>`")
+    callback_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="BATON_CALLBACK_HOSTS",
+        description="hosts API callers' callback_url may name: host, host:port, http://host "
+                    "(plain HTTP allowed); comma-separated")
 
     slack_bot_token: str | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_app_token: str | None = Field(None, alias="SLACK_APP_TOKEN")
     slack_signing_secret: str | None = Field(None, alias="SLACK_SIGNING_SECRET")
     slack_api_url: str | None = Field(None, alias="SLACK_API_URL")
 
-    @field_validator("python_modules", "llm_hosts", "llm_key_envs", mode="before")
+    @field_validator("python_modules", "llm_hosts", "llm_key_envs", "callback_hosts",
+                     mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("callback_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        from gates.callbacks import parse_allowlist
+
+        parse_allowlist(value)  # raises CallbackHostError (a ValueError) naming the entry
         return value
 
     @field_validator("keep_delivered_days")
