@@ -196,7 +196,7 @@ class SlackSink:
             self._titles[run.flow_version_id] = title
         return run_render.run_card(self.org, ref=run.ref, flow=run.flow_name, title=title,
                                    requester=run.requester, inputs=run.inputs, status=status,
-                                   reason=reason)
+                                   reason=reason, origin=run.origin)
 
     def on_vote_recorded(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
         gate = s.get(Gate, p["gate_id"])
@@ -284,6 +284,12 @@ class SlackSink:
         self._post(s, run, run_render.note(
             f":no_entry: Boundary `{esc(p['boundary'])}` violated → {esc(p['on_violation'])}",
             p.get("message")), at)
+
+    def on_action_due(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+        self._post(s, run, run_render.action_due_note(self.org, run.requester, p), at)
+
+    def on_action_reported(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+        self._post(s, run, run_render.action_reported_note(self.org, p), at)
 
     def on_run_held(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
         assert run.id is not None

@@ -14,6 +14,7 @@ import structlog
 from slack_sdk import WebClient
 
 from bot.app import BotIdentity, SlackBot, build_app
+from bot.callbacks import CallbackSender, CallbackSink
 from bot.directory import SlackDirectory
 from bot.notifier import HOME, SlackSink
 from bot.outbox import OutboxSender
@@ -23,7 +24,7 @@ from gates.callbacks import parse_allowlist
 from orchestrator.approvals import ApprovalService
 from orchestrator.bootstrap import open_engine
 from orchestrator.clock import Clock, SystemClock
-from orchestrator.events import Dispatcher, DomainEvent
+from orchestrator.events import Dispatcher, DomainEvent, Sinks
 from orchestrator.settings import Settings
 from orchestrator.timers import TimerService
 from orchestrator.triggers import Schedules
@@ -77,7 +78,13 @@ class BatonService:
                                    response_urls=self.response_urls, poll=poll)
         self.sink = SlackSink(self.engine.org, on_queued=self.outbox.wake)
         self.outbox.renderers[HOME] = self.sink.home_payload
-        self.pump = EventPump(Dispatcher(self.engine.db, self.sink, self.clock), poll=poll)
+        # Signed callbacks to API callers: queued beside the Slack messages, in the same
+        # transaction as the event they report.
+        hosts = parse_allowlist(settings.callback_hosts)
+        self.callback_sender = CallbackSender(self.engine.db, self.clock, hosts, poll=poll)
+        self.callbacks = CallbackSink(self.clock, on_queued=self.callback_sender.wake)
+        self.pump = EventPump(Dispatcher(self.engine.db, Sinks(self.sink, self.callbacks),
+                                         self.clock), poll=poll)
         self.engine.observers.append(self.pump)
         self.identity = BotIdentity(token)
         self.directory = SlackDirectory(self.engine.org, self.client)
@@ -102,8 +109,7 @@ class BatonService:
         self.timers.also.append(self.retention.sweep)  # housekeeping last
         self.app = build_app(self.bot, self.client, settings.slack_signing_secret)
         # External agents' approvals (HTTP mode serves them under /api/v1).
-        self.approvals = ApprovalService(self.engine,
-                                         callback_hosts=parse_allowlist(settings.callback_hosts))
+        self.approvals = ApprovalService(self.engine, callback_hosts=hosts)
         self._learning: threading.Thread | None = None
 
     def log_setup(self) -> None:
@@ -129,6 +135,7 @@ class BatonService:
         self._learning.start()
         self.directory.start()
         self.outbox.start()
+        self.callback_sender.start()
         self.pump.start()
         self.timers.start()
         self.approvals.start()
@@ -166,6 +173,7 @@ class BatonService:
         self.timers.shutdown()
         self.approvals.stop()
         self.pump.stop()
+        self.callback_sender.stop()
         self.outbox.stop()
         self.directory.stop()
         self.engine.shutdown()

@@ -1,9 +1,10 @@
 """Where callbacks may go: the operator's allowlist (`BATON_CALLBACK_HOSTS`), checked
 strictly. Pure policy, no network.
 
-An entry is `host`, `host:port`, or either with `http://` in front to allow plain HTTP to
-it (otherwise callbacks go over HTTPS only). A URL's host must equal an entry's host
-exactly: `allowed.com.evil.com` and `evil.com/allowed.com` are other hosts. Anything that
+An entry is `host` (port 443), `host:port`, or either with `http://` in front to allow
+plain HTTP to it (port 80 unless given; otherwise callbacks go over HTTPS only). A URL's
+host must equal an entry's host exactly: `allowed.com.evil.com` and `evil.com/allowed.com`
+are other hosts. Anything that
 parsers read differently is refused rather than interpreted: user information
 (`https://allowed.com@evil.com`), backslashes, percent-escapes, spaces or control
 characters in the address, a fragment.
@@ -29,7 +30,8 @@ class AllowedHost:
     plain_http: bool = False
 
     def admits(self, scheme: str, host: str, port: int) -> bool:
-        return (host == self.host and (self.port is None or self.port == port)
+        """Without a port, an entry admits the scheme's own (443, or 80 for plain HTTP)."""
+        return (host == self.host and port == (self.port or _DEFAULT_PORT[scheme])
                 and (scheme == "https" or self.plain_http))
 
 
@@ -96,7 +98,8 @@ def callback_problem(url: str, allowed: Iterable[AllowedHost]) -> str | None:
     if any(entry.admits(parts.scheme, host, port) for entry in allowed):
         return None
     same_host = [entry for entry in allowed if entry.host == host]
-    if same_host and not any(entry.port in (None, port) for entry in same_host):
+    if same_host and not any((entry.port or _DEFAULT_PORT[parts.scheme]) == port
+                             for entry in same_host):
         return f"port {port} is not allowed for {host}"
     if same_host and parts.scheme == "http":
         return f"plain http:// is not allowed for {host}; use https://"

@@ -70,6 +70,18 @@ class EventSink(Protocol):
     def handle(self, session: Session, event: DomainEvent) -> None: ...
 
 
+class Sinks:
+    """Several durable consumers as one: each handles every event in the same transaction,
+    so they all take it or none does (and it is retried)."""
+
+    def __init__(self, *sinks: EventSink) -> None:
+        self.sinks = sinks
+
+    def handle(self, session: Session, event: DomainEvent) -> None:
+        for sink in self.sinks:
+            sink.handle(session, event)
+
+
 def emit(session: Session, run: Run | None, kind: str, payload: dict[str, Any], at: datetime,
          publish: Callable[[list[DomainEvent]], None] | None = None) -> DomainEvent:
     """Record an event in the current write transaction: a plain row, inserted with the

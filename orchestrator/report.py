@@ -212,6 +212,8 @@ def actions(s: TraceSummary) -> Section:
     for a in s.actions:
         kind = a["kind"].removeprefix("action_")
         detail = a.get("result") if kind == "done" else a.get("error") or a.get("why") or ""
+        if kind == "due":  # an external action, approved for its caller
+            detail = f"{a['tool']}(" + ", ".join(f"{k}={v}" for k, v in a["arguments"].items()) + ")"
         lines.append(f"{_t(a['at'])} {a['action']}: {kind}" + (f" - {one_line(str(detail), 200)}"
                                                               if detail else ""))
     for r in s.routes:

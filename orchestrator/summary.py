@@ -177,7 +177,7 @@ def summarize(run: Run, entries: list[TraceEntry], org: Org) -> TraceSummary:
                       "reassigned", "escalation_requested", "snooze_ended"):
             _escalation(summary, story(d), entry)
         elif kind in ("action_started", "action_done", "action_failed", "action_unknown",
-                      "action_skipped"):
+                      "action_skipped", "action_due"):
             summary.actions.append({**d, "kind": kind, "at": entry.created_at})
             if kind in ("action_failed", "action_unknown"):
                 summary.failures.append({"at": entry.created_at, "what": f"action {d['action']}",

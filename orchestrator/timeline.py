@@ -134,8 +134,23 @@ def describe(entry: TraceEntry, org: Org) -> str:
     if k == "action_started":
         return f"action '{d['action']}' started ({d['call']}, key {d['idempotency_key']})" + (
             f" - {d['why']}" if d.get("why") else "")
+    if k == "action_due":
+        args = _values(d.get("arguments", {}))
+        return (f"action '{d['action']}' approved for the caller: {d['tool']}({args}), "
+                f"approval {d['approval']}, report by {d['deadline']}")
     if k == "action_done":
-        return f"action '{d['action']}' done: {d.get('result')}"
+        by = f" (reported by {who})" if d.get("reported_by") else ""
+        return f"action '{d['action']}' done{by}: {d.get('result')}"
+    if k == "action_report_refused":
+        return f"REFUSED report by {who}: {d['why']}"
+    if k in ("callback_delivered", "callback_failed", "callback_abandoned"):
+        state = {"callback_delivered": "delivered", "callback_failed": "failed",
+                 "callback_abandoned": "abandoned"}[k]
+        detail = f"HTTP {d['status']}" if d.get("status") else ""
+        if d.get("error"):
+            detail = d["error"]
+        return (f"callback {d['type']} {d['event_id']} to {d.get('host')} {state} "
+                f"(attempt {d['attempt']})" + (f": {detail}" if detail else ""))
     if k == "action_failed":
         return f"action '{d['action']}' FAILED: {d.get('error')}"
     if k == "action_unknown":

@@ -21,6 +21,11 @@ def decisions_of_run(session: Session, run_id: int) -> list[Decision]:
                              .order_by(col(Decision.created_at), col(Decision.id))))
 
 
+def decisions_of_gate(session: Session, gate_id: int) -> list[Decision]:
+    return list(session.exec(select(Decision).where(Decision.gate_id == gate_id)
+                             .order_by(col(Decision.id))))
+
+
 def actions_of_run(session: Session, run_id: int) -> list[Action]:
     return list(session.exec(select(Action).where(Action.run_id == run_id)
                              .order_by(col(Action.id))))
