@@ -70,7 +70,7 @@ def api_app(service: ApprovalService) -> Any:
                                             Security(bearer)] = None) -> Caller:
         who = await service.call(service.authenticate,
                                  credentials.credentials if credentials else None)
-        structlog.contextvars.bind_contextvars(api_token=who.token)
+        structlog.contextvars.bind_contextvars(caller=who.token)
         return who
 
     Who = Annotated[Caller, Depends(caller)]
@@ -110,7 +110,7 @@ def api_app(service: ApprovalService) -> Any:
               summary="Start a run: ask for approval")
     async def start_run(body: StartRun, who: Who, request: Request, response: Response,
                         idempotency_key: Annotated[str | None, Header(
-                            max_length=255, description="the same key (for this token) "
+                            alias="Idempotency-Key", max_length=255, description="the same key (for this token) "
                                                         "starts one run")] = None) -> RunView:
         view, created = await service.call(service.start_run, who, body, idempotency_key)
         response.status_code = 201 if created else 200
