@@ -83,7 +83,8 @@ def test_refusals_before_a_run_exists_write_nothing(api: Api, token: Token) -> N
     assert "64 deep" in deep["detail"]
     _problem(_call(api, "POST", "/runs", token, content=json.dumps(START).encode(),
                    headers={"Content-Type": "text/plain"}), 415)
-    _problem(_call(api, "POST", "/runs", token, content=b'{"flow": "x", "inputs": {"a": 1' + b"1" * 5000 + b"}}",
+    huge_number = b'{"flow": "x", "inputs": {"a": 1' + b"1" * 5000 + b"}}"
+    _problem(_call(api, "POST", "/runs", token, content=huge_number,
                    headers={"Content-Type": "application/json"}), 400)
     key = _problem(_call(api, "POST", "/runs", token, json=START,
                          headers={"Idempotency-Key": "clé".encode()}), 422)
