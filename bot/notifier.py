@@ -298,6 +298,9 @@ class SlackSink:
 
     def _finished(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
         assert run.id is not None
+        # Gates the run left open (stopped, cancelled by its API caller) lose their buttons.
+        for gate in s.exec(select(Gate).where(Gate.run_id == run.id, Gate.status == "cancelled")):
+            self._gate_and_copies(s, run, gate, at)
         extra = f"{p.get('steps', 0)} steps · {p.get('duration_s', 0):g}s · `/baton trace {run.ref}`"
         if p.get("outcome") == "setup":  # not the approvers' to fix: the requester is told
             extra = (f"{mention(self.org, run.requester)}: your run could not reach its model. "

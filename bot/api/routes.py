@@ -110,8 +110,9 @@ def api_app(service: ApprovalService) -> Any:
               summary="Start a run: ask for approval")
     async def start_run(body: StartRun, who: Who, request: Request, response: Response,
                         idempotency_key: Annotated[str | None, Header(
-                            alias="Idempotency-Key", max_length=255, description="the same key (for this token) "
-                                                        "starts one run")] = None) -> RunView:
+                            alias="Idempotency-Key", max_length=255,
+                            description="the same key (for this token) starts one run")] = None,
+                        ) -> RunView:
         view, created = await service.call(service.start_run, who, body, idempotency_key)
         response.status_code = 201 if created else 200
         response.headers["Location"] = f"{request.scope.get('root_path', '')}/runs/{view.id}"
