@@ -577,7 +577,8 @@ def serve(
         else:
             import uvicorn
 
-            typer.echo(f"listening on http://{host}:{port}/slack/events (health: /healthz)")
+            typer.echo(f"listening on http://{host}:{port}/slack/events (health: /healthz; "
+                       f"approval API: /api/v1)")
             _freeze_startup_heap()
             uvicorn.run(service.http_app(), host=host, port=port,
                         log_level="warning")
@@ -586,11 +587,13 @@ def serve(
 
 
 @app.command()
-def dev(port: Annotated[int, typer.Option(help="port of the sandbox page")] = 3000) -> None:
+def dev(port: Annotated[int, typer.Option(help="port of the sandbox page")] = 3000,
+        api_port: Annotated[int | None, typer.Option(
+            help="port of the bot and the approval API (default: the next one)")] = None) -> None:
     """Run Baton against a local Slack sandbox in your browser (no Slack workspace needed)."""
     from bot.dev import run_dev
 
-    raise typer.Exit(run_dev(settings(), port=port))
+    raise typer.Exit(run_dev(settings(), port=port, api_port=api_port))
 
 
 # -- API tokens -----------------------------------------------------------------------------------

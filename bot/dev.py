@@ -66,10 +66,13 @@ class DevSandbox:
     """
 
     def __init__(self, settings: Settings, workspace: Workspace, *, port: int = 0, poll: float = 1.0,
-                 clock: Clock | None = None, keep: Path | None = None) -> None:
+                 clock: Clock | None = None, keep: Path | None = None, bot_port: int = 0) -> None:
         self.settings = settings
         self.workspace = workspace
         self.port = port
+        # The bot (and the approval API under /api/v1) listens here; when it is taken, on
+        # any free port (the banner says which).
+        self.bot_port = bot_port
         self.poll = poll
         self.clock = clock
         # Where the workspace is kept between runs (None: it lives as long as the process).
@@ -89,6 +92,11 @@ class DevSandbox:
     def request_url(self) -> str:
         assert self.bot is not None, "the bot is not running"
         return f"{self.bot.url}/slack/events"
+
+    @property
+    def api_url(self) -> str:
+        assert self.bot is not None, "the bot is not running"
+        return f"{self.bot.url}/api/v1"
 
     @property
     def bot_settings(self) -> Settings:
@@ -113,7 +121,13 @@ class DevSandbox:
                 self.keep.start()
             self.service = BatonService(self.bot_settings, clock=self.clock, poll=self.poll)
             self.service.start()
-            self.bot = LoopbackServer(self.service.http_app()).start()
+            app = self.service.http_app()
+            try:
+                self.bot = LoopbackServer(app, port=self.bot_port).start()
+            except OSError:
+                if not self.bot_port:
+                    raise
+                self.bot = LoopbackServer(app).start()
         except BaseException:
             self.stop()
             raise
@@ -202,6 +216,7 @@ def _banner(dev: DevSandbox, settings: Settings, org_source: str, out: TextIO) -
         f"  slack     {dev.keep.path if dev.keep else '(in memory)'}: channels and messages, kept across "
         f"restarts{f' ({dev.restored} messages restored)' if dev.restored else ''}",
         f"  bot       {dev.request_url} (HTTP mode, requests signed with a secret made up for this run)",
+        f"  api       {dev.api_url} (for agents: `baton tokens create`, docs/api.md)",
         f"  calls     {dev.url}_calls (every Web API call the bot makes)",
     ]
     if errors:
@@ -215,9 +230,10 @@ def _banner(dev: DevSandbox, settings: Settings, org_source: str, out: TextIO) -
 
 
 def run_dev(settings: Settings, *, port: int = 3000, stop: threading.Event | None = None,
-            out: TextIO | None = None) -> int:
-    """Serve the sandbox on 127.0.0.1:`port` with the real bot behind it, until SIGINT or
-    SIGTERM (or `stop`, for a caller that is not the main thread). Returns the exit code."""
+            out: TextIO | None = None, api_port: int | None = None) -> int:
+    """Serve the sandbox on 127.0.0.1:`port` with the real bot behind it (and the approval
+    API, on `api_port`, by default the next port), until SIGINT or SIGTERM (or `stop`, for a
+    caller that is not the main thread). Returns the exit code."""
     out = out or sys.stdout
     err = sys.stderr
     configure_logging(settings.log_format, settings.log_level)
@@ -240,7 +256,8 @@ def run_dev(settings: Settings, *, port: int = 3000, stop: threading.Event | Non
         keep, belongs = snapshot_path(settings.database_url)
         if not belongs:
             keep.unlink(missing_ok=True)  # a new database: the old sandbox's messages would mislead
-        dev = DevSandbox(settings, workspace, port=port, keep=keep)
+        bot_port = api_port if api_port is not None else (port + 1 if 0 < port < 65535 else 0)
+        dev = DevSandbox(settings, workspace, port=port, keep=keep, bot_port=bot_port)
         try:
             dev.start()
         except PortInUse as error:

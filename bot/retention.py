@@ -1,7 +1,8 @@
 """Deleting what Slack delivery is done with.
 
 Every Web API call the bot owes Slack (`slack_outbox`), every request Slack sends it
-(`slack_inbox`) and every domain event (`event`) is stored before it is acted on, so that
+(`slack_inbox`), every domain event (`event`) and every callback owed to an API caller
+(`callback_delivery`) is stored before it is acted on, so that
 nothing is lost in a crash, a retry or a Slack outage. Once the call is sent, the request
 handled and the event delivered, the row has a short use left: a request Slack delivers
 again (its retries come within the hour) is recognised by its key, a reply is sent once
@@ -30,7 +31,7 @@ import sqlalchemy as sa
 import structlog
 
 from storage.engine import Database
-from storage.models import Event, SlackInbox, SlackOutbox
+from storage.models import CallbackDelivery, Event, SlackInbox, SlackOutbox
 
 log = structlog.get_logger("baton.retention")
 
@@ -50,10 +51,12 @@ def _walks() -> list[_Walk]:
     outbox = SlackOutbox.__table__  # type: ignore[attr-defined]
     inbox = SlackInbox.__table__  # type: ignore[attr-defined]
     events = Event.__table__  # type: ignore[attr-defined]
+    callbacks = CallbackDelivery.__table__  # type: ignore[attr-defined]
     return [
         _Walk(outbox, outbox.c.created_at, outbox.c.status.in_(("sent", "superseded"))),
         _Walk(inbox, inbox.c.received_at, inbox.c.status == "done"),
         _Walk(events, events.c.created_at, events.c.delivered_at.is_not(None)),
+        _Walk(callbacks, callbacks.c.created_at, callbacks.c.status == "delivered"),
     ]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Session, col, or_, select
 
 from storage import rows
@@ -69,11 +68,3 @@ def record_failure(session: Session, delivery_id: int, *, status: int | None, er
 def callbacks_of_run(session: Session, run_id: int) -> list[CallbackDelivery]:
     return list(session.exec(select(CallbackDelivery).where(CallbackDelivery.run_id == run_id)
                              .order_by(col(CallbackDelivery.id))))
-
-
-def forget_delivered(session: Session, before: datetime) -> int:
-    """Delete deliveries that ended before `before` (housekeeping; the trace keeps them)."""
-    result = session.connection().execute(_TABLE.delete().where(
-        _TABLE.c.status.in_(("delivered", "failed")),
-        sa.func.coalesce(_TABLE.c.delivered_at, _TABLE.c.give_up_at) < before))
-    return int(result.rowcount or 0)
