@@ -48,7 +48,9 @@ class Sizes:
 FULL = Sizes(10_000, ("sync", "async"), 1_000, 10_000, 20.0, 80, 100_000, 200, 3, True)
 # 15 = 3 a person: at most 3 clicks in 2 s (each waits 1-3 s after an answer)
 QUICK = Sizes(1_000, ("sync",), 0, 200, 2.0, 15, 2_000, 50, 0, False)
-SECTIONS = ("suspend", "modes", "waiting", "click", "trace")
+SECTIONS = ("suspend", "modes", "waiting", "click", "trace", "api")
+# the approval API (bench/api.py): runs timed one after another, long polls held at once
+API_SIZES = {"full": (200, 1_000), "quick": (30, 200)}
 
 
 def machine() -> dict[str, Any]:
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     args = parser.parse_args(argv)
 
-    from bench import click_ack, suspend_resume, trace_size, waiting
+    from bench import api, click_ack, suspend_resume, trace_size, waiting
     from bench.common import Row, quiet_logs, table
 
     base = QUICK if args.quick else FULL
@@ -157,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
                                 processes=sizes.trace_processes)
         rows += trace_size.rows(traced)
         figures["trace"] = {k: (v.__dict__ if hasattr(v, "__dict__") else v) for k, v in traced.items()}
+    if "api" in sections:
+        samples, waiters = API_SIZES["quick" if args.quick else "full"]
+        step(f"approval API: {samples} runs, {waiters:,} waiters")
+        found = api.run(workdir, samples, waiters, log=print)
+        rows += api.rows(found)
+        figures["api"] = found
     step("done")
     about["load_avg_end"] = os.getloadavg()
     print()
