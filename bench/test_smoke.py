@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from bench import run, suspend_resume, trace_size
+from bench import api, run, suspend_resume, trace_size
 from bench.common import table
 
 
@@ -45,3 +45,9 @@ def test_generated_year_verifies(tmp_path: Path) -> None:
     result = trace_size.run(tmp_path, 60, samples=3, log=lambda _: None, processes=0)
     assert result["counts"]["runs"] == 60 and result["counts"]["entries"] > 400
     assert "trace at size" in table(trace_size.rows(result))
+
+
+def test_the_api_benchmark_runs(tmp_path: Path) -> None:
+    found = api.run(tmp_path, samples=2, waiters=20, log=lambda _: None)
+    assert found["approved"] == 20 and len(found["start_to_gate_ms"]) == 2
+    assert "decision to signed callback" in table(api.rows(found))

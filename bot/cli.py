@@ -580,8 +580,10 @@ def serve(
             typer.echo(f"listening on http://{host}:{port}/slack/events (health: /healthz; "
                        f"approval API: /api/v1)")
             _freeze_startup_heap()
+            # Long polls of the approval API may be open for up to a minute: on SIGTERM they
+            # get a few seconds, then their connections close and clients ask again.
             uvicorn.run(service.http_app(), host=host, port=port,
-                        log_level="warning")
+                        log_level="warning", timeout_graceful_shutdown=5)
     finally:
         service.stop()
 
