@@ -137,3 +137,11 @@ def test_the_openapi_document_describes_the_api(api: Api) -> None:
     schemas = document["components"]["schemas"]
     assert {"StartRun", "RunView", "ReportResult", "Problem"} <= set(schemas)
     assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+def test_a_halted_baton_answers_503_and_starts_nothing(api: Api, token: Token) -> None:
+    assert api.cli("halt", "--as", "erin", "--reason", "incident").returncode == 0
+    before = _counts(api)
+    halted = _problem(_call(api, "POST", "/runs", token, json=START), 503)
+    assert "Baton is halted" in halted["detail"] and "resume" in halted["detail"]
+    assert _counts(api) == before

@@ -3,10 +3,12 @@ performs the approved action once and reports it: the user's path, end to end.""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
-from baton_client import Rejected, require_approval
+import pytest
+from baton_client import AsyncBaton, Conflict, Rejected, require_approval
 
 from tests.api.conftest import Api
 from tests.bot.conftest import BOB, CAROL, PAYMENTS
@@ -71,6 +73,11 @@ def test_an_approver_edits_the_amount_and_the_agent_pays_exactly_that_once(api: 
         assert pay_vendor("ACME", 20000, "INV-4471") == {"paid": 18000,
                                                           "reference": "PAY-INV-4471"}
         assert len(paid) == 1
+        # A second report of the consumed approval is refused, and traced.
+        with pytest.raises(Conflict, match="already reported"):
+            client.report(run, approval=done["data"]["approval"],
+                          arguments=done["data"]["arguments"], result={"paid": 18000})
+        assert client.trace("R-1")["entries"][-1]["kind"] == "action_report_refused"
 
 
 def test_a_rejection_reaches_the_agent_with_who_and_why(api: Api) -> None:
@@ -89,3 +96,27 @@ def test_a_rejection_reaches_the_agent_with_who_and_why(api: Api) -> None:
         error = outcome["error"]
         assert isinstance(error, Rejected)
         assert error.decider == "Bob Ortiz" and error.reason == "No PO for this vendor"
+
+
+def test_a_coroutine_function_is_approved_and_run_once(api: Api) -> None:
+    token = api.token("billing-bot", "service:billing-agent", "vendor-payment-api")
+    paid: list[float] = []
+
+    async def agent() -> Any:
+        async with AsyncBaton(api.url, token.token) as client:
+            @require_approval(flow="vendor-payment-api", timeout=30, client=client)
+            async def pay_vendor(vendor: str, amount: float) -> str:
+                paid.append(amount)
+                await asyncio.sleep(0)
+                return "paid"
+
+            return await pay_vendor("ACME", 20000.5)
+
+    thread, outcome = _in_background(asyncio.run, agent())
+    api.baton.gate_message("R-1")
+    decided = api.cli("decide", "R-1", "approve", "--as", "bob", "--reason", "ok",
+                      "--edit", "amount=19000.25")
+    assert decided.returncode == 0, decided.stderr
+    thread.join(30)
+    assert outcome == {"value": "paid"} and paid == [19000.25]
+    assert api.baton.engine.get_run("R-1").status == "succeeded"
