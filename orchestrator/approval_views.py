@@ -117,7 +117,8 @@ class DecisionView(BaseModel):
 class ActionView(BaseModel):
     step: str
     tool: str
-    status: Literal["due", "done", "failed", "unknown", "retry", "started"]
+    status: Literal["due", "started", "done", "failed", "unknown", "retry", "withdrawn"] = Field(
+        description="withdrawn: the run ended before the caller acted on it")
     approval: str | None = Field(description="the approval, bound to these arguments: name it "
                                              "when reporting")
     arguments: dict[str, Any] = Field(description="the approved arguments, edits included")

@@ -578,6 +578,9 @@ class Engine:
 
     def _finish(self, tx: Tx, finish: Finish, actor: str = "baton") -> None:
         run = tx.run
+        if run.status == "waiting" and run.cursor in tx.program.nodes \
+                and tx.program.nodes[run.cursor].kind == "external":
+            external.withdraw(tx, run.cursor)  # stopped while its caller was to act
         gates: list[Gate] = []
         # Usually the run has no open gate left: ask the table first. Loading the gates would
         # first write the rows queued so far (as every read in a write transaction does),

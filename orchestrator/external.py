@@ -170,6 +170,9 @@ def record_report(tx: Tx, report: Report, by: str) -> ReportRefused | Transition
         why = (f"the result of {run.ref} '{action.node}' was already reported at {when}"
                + (f" by {tx.org.display(by_whom)}" if by_whom else "")
                + "; an approval is consumed once")
+    elif run.status in FINISHED:
+        why = (f"{run.ref} already finished ({run.status}: {run.reason}); the approval is "
+               "withdrawn")
     elif action.status == "started" and report.outcome == "started":
         when = f"{action.finished_at:%Y-%m-%d %H:%M:%S} UTC" if action.finished_at else "before"
         why = (f"the action of {run.ref} '{action.node}' was started at {when}; it may have run, "
@@ -241,6 +244,18 @@ def on_timeout(tx: Tx, timer: Timer) -> Transition | None:
     transition = unknown_action(tx, node, action, f"the caller did not report the result of "
                                                   f"{action.call} within {waited}")
     return transition
+
+
+def withdraw(tx: Tx, node_key: str) -> None:
+    """The run ends while its caller was to act: an approval not yet acted on is withdrawn
+    (one the caller said it started stays so: it may have run)."""
+    action = tx.session.exec(select(Action).where(Action.run_id == tx.run.id,
+                                                  Action.node == node_key,
+                                                  Action.status == "due")).first()
+    if action is not None:
+        action.status = "withdrawn"
+        action.finished_at = tx.now
+        tx.session.add(action)
 
 
 def due_action(session: Any, run_id: int | None) -> Action | None:

@@ -199,7 +199,9 @@ class Action(SQLModel, table=True):
     node: str
     idempotency_key: str = Field(unique=True)
     call: str  # the callable (action), or the caller's tool (external)
-    status: str  # started | due (external: approved, not reported) | done | failed | unknown | retry
+    # started | done | failed | unknown | retry; external: due (approved, not reported) |
+    # withdrawn (the run ended first)
+    status: str
     attempts: int = 1
     result: dict = _json(default_factory=_new_dict)
     error: str | None = None

@@ -119,6 +119,16 @@ def test_an_emergency_stop_holds_the_approval_back(engine: Engine) -> None:
     assert _due(engine, run.ref).arguments["amount"] == 20000.0
 
 
+def test_an_approval_not_acted_on_is_withdrawn_when_the_run_is_stopped(engine: Engine) -> None:
+    run = engine.start_run("vendor-payment-api", {"vendor": "ACME", "amount": "200"}, AGENT)
+    action = _due(engine, run.ref)
+    engine.stop(run.ref, AGENT, "the invoice was withdrawn")
+    with engine.db.read() as s:
+        assert s.get(Action, action.id).status == "withdrawn"
+    with pytest.raises(Conflict, match="already finished"):
+        _report(engine, run.ref, action)
+
+
 def test_a_service_never_decides_claims_or_is_asked_to(engine: Engine) -> None:
     run = engine.start_run("vendor-payment-api", {"vendor": "ACME", "amount": "20000"}, AGENT)
     report = engine.decide(run.ref, AGENT, "approve", reason="I approve myself")
