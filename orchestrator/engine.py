@@ -265,6 +265,10 @@ class Engine:
         if flow.requesters and requester not in self.org.resolve_many(flow.requesters):
             raise Forbidden(f"you may not start {flow.name}; it may be started by: "
                              + ", ".join(flow.requesters))
+        if (origin or {}).get("kind") != "api" and external.performed_by_caller(program):
+            raise InputError(f"{flow.name} ends with an action its caller performs (an agent "
+                             "with an API token, docs/api.md): start it through the API, which "
+                             "gives the caller the approval and takes its report")
         values = parse_inputs(flow, inputs)
         self.check_setup(program)
         now = self.clock.now()

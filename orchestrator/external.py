@@ -24,7 +24,7 @@ from sqlmodel import col, select
 from gates.durations import format_duration
 from orchestrator import gating
 from orchestrator.inputs import coerce
-from orchestrator.program import Node
+from orchestrator.program import Node, Program
 from orchestrator.runtime import Finish, Goto, Hold, Transition, Tx, Wait
 from storage.models import Action, Timer
 from storage.repo import halt_state
@@ -34,6 +34,11 @@ from storage.trace import canonical_json
 TIMER_KIND = "external_timeout"
 FINISHED = ("succeeded", "rejected", "stopped", "failed")
 MAX_TRACED_RESULT = 4000  # characters of a reported result's JSON kept in the trace entry
+
+
+def performed_by_caller(program: Program) -> bool:
+    """Whether the flow has an external step: only an API caller can act on it and report."""
+    return any(node.kind == "external" for node in program.nodes.values())
 
 
 def approved_arguments(tx: Tx, node: Node) -> dict[str, Any]:

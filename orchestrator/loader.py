@@ -385,6 +385,11 @@ class _Checker:
         from orchestrator.errors import InputError
         from orchestrator.inputs import parse_inputs
 
+        external = any(step.kind == "external" for _, step in self.walk())
+        if external and (self.flow.triggers.schedule or self.flow.triggers.webhook):
+            self.add(("triggers",), "a flow with an external step is started through the API "
+                                    "by the agent that performs the action (docs/api.md), not "
+                                    "by a schedule or a webhook")
         for i, schedule in enumerate(self.flow.triggers.schedule):
             path = ("triggers", "schedule", i)
             self.one_person(path + ("requester",), schedule.requester)

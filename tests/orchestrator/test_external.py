@@ -12,14 +12,19 @@ import pytest
 from orchestrator import external
 from orchestrator.clock import FakeClock
 from orchestrator.engine import Engine
-from orchestrator.errors import BatonError, Conflict, FlowError
+from orchestrator.errors import BatonError, Conflict, FlowError, InputError
 from orchestrator.export import export_run
 from orchestrator.loader import load_flow, load_org
-from storage.models import Action
+from storage.models import Action, Run
 from tests.conftest import EXAMPLE_FLOWS
 
 AGENT = "service:billing-agent"
 ORG = load_org(EXAMPLE_FLOWS / "org.yaml")
+
+
+def _start(engine: Engine, inputs: dict[str, str]) -> Run:
+    """As the API starts a run (the only way a flow with an external step starts)."""
+    return engine.start_run("vendor-payment-api", inputs, AGENT, origin={"kind": "api"})
 
 
 def _due(engine: Engine, ref: str) -> Action:
@@ -42,8 +47,8 @@ def _kinds(engine: Engine, ref: str) -> list[str]:
 
 
 def test_the_approval_carries_the_edited_arguments_and_is_consumed_once(engine: Engine) -> None:
-    run = engine.start_run("vendor-payment-api", {"vendor": "ACME", "amount": "20000",
-                                                  "invoice": "INV-1"}, AGENT)
+    run = _start(engine, {"vendor": "ACME", "amount": "20000",
+                                                  "invoice": "INV-1"})
     engine.decide(run.ref, "bob", "approve", reason="ok", edits={"amount": "18000"})
     action = _due(engine, run.ref)
     assert action.arguments == {"vendor": "ACME", "amount": 18000.0, "invoice": "INV-1"}
@@ -67,7 +72,7 @@ def test_the_approval_carries_the_edited_arguments_and_is_consumed_once(engine: 
 
 
 def test_started_is_reported_once_and_a_failure_fails_the_run(engine: Engine) -> None:
-    run = engine.start_run("vendor-payment-api", {"vendor": "ACME", "amount": "200"}, AGENT)
+    run = _start(engine, {"vendor": "ACME", "amount": "200"})
     action = _due(engine, run.ref)
     _report(engine, run.ref, action, outcome="started")
     with pytest.raises(Conflict, match="not started twice"):
@@ -80,7 +85,7 @@ def test_started_is_reported_once_and_a_failure_fails_the_run(engine: Engine) ->
 
 def test_no_report_in_time_asks_a_person_who_may_have_the_caller_try_again(
         engine: Engine, clock: FakeClock) -> None:
-    run = engine.start_run("vendor-payment-api", {"vendor": "ACME", "amount": "200"}, AGENT)
+    run = _start(engine, {"vendor": "ACME", "amount": "200"})
     first = _due(engine, run.ref)
     clock.advance(timedelta(minutes=59))
     assert engine.fire_due_timers() == 0
@@ -100,7 +105,7 @@ def test_no_report_in_time_asks_a_person_who_may_have_the_caller_try_again(
 
 
 def test_a_person_confirms_an_unknown_outcome(engine: Engine, clock: FakeClock) -> None:
-    run = engine.start_run("vendor-payment-api", {"vendor": "ACME", "amount": "200"}, AGENT)
+    run = _start(engine, {"vendor": "ACME", "amount": "200"})
     clock.advance(timedelta(hours=2))
     engine.fire_due_timers()
     report = engine.decide(run.ref, "dave", "done", reason="the bank shows it")
@@ -109,7 +114,7 @@ def test_a_person_confirms_an_unknown_outcome(engine: Engine, clock: FakeClock) 
 
 
 def test_an_emergency_stop_holds_the_approval_back(engine: Engine) -> None:
-    run = engine.start_run("vendor-payment-api", {"vendor": "ACME", "amount": "20000"}, AGENT)
+    run = _start(engine, {"vendor": "ACME", "amount": "20000"})
     engine.halt("erin", "incident")
     engine.decide(run.ref, "bob", "approve", reason="ok")
     assert engine.get_run(run.ref).status == "held"
@@ -120,7 +125,7 @@ def test_an_emergency_stop_holds_the_approval_back(engine: Engine) -> None:
 
 
 def test_an_approval_not_acted_on_is_withdrawn_when_the_run_is_stopped(engine: Engine) -> None:
-    run = engine.start_run("vendor-payment-api", {"vendor": "ACME", "amount": "200"}, AGENT)
+    run = _start(engine, {"vendor": "ACME", "amount": "200"})
     action = _due(engine, run.ref)
     engine.stop(run.ref, AGENT, "the invoice was withdrawn")
     with engine.db.read() as s:
@@ -130,7 +135,7 @@ def test_an_approval_not_acted_on_is_withdrawn_when_the_run_is_stopped(engine: E
 
 
 def test_a_service_never_decides_claims_or_is_asked_to(engine: Engine) -> None:
-    run = engine.start_run("vendor-payment-api", {"vendor": "ACME", "amount": "20000"}, AGENT)
+    run = _start(engine, {"vendor": "ACME", "amount": "20000"})
     report = engine.decide(run.ref, AGENT, "approve", reason="I approve myself")
     assert report.status == "refused" and "only people decide" in report.message
     with pytest.raises(BatonError, match="only people"):
@@ -167,6 +172,18 @@ def test_the_flow_file_is_checked_strictly(tmp_path: Path, step: str, problem: s
     with pytest.raises(FlowError) as caught:
         load_flow(path, ORG)
     assert problem in str(caught.value), str(caught.value)
+
+
+def test_a_flow_with_an_external_step_starts_only_through_the_api(engine: Engine,
+                                                                   tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="start it through the API"):
+        engine.start_run("vendor-payment-api", {"vendor": "ACME", "amount": "2"}, AGENT,
+                         origin={"kind": "slack"})
+    path = tmp_path / "demo.yaml"
+    path.write_text(STEP % "  - external: {id: pay, tool: pay}"
+                    + "triggers: {webhook: {secret_env: HOOK, requester: erin}}\n")
+    with pytest.raises(FlowError, match="not by a schedule or a webhook"):
+        load_flow(path, ORG)
 
 
 def test_services_in_the_org_file(tmp_path: Path) -> None:
