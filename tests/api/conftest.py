@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.sandbox import LoopbackServer
-from tests.bot.conftest import Baton, emulator, make_baton  # noqa: F401  (fixtures)
+from tests.bot.conftest import PAYMENTS, Baton, emulator, make_baton  # noqa: F401  (fixtures)
 from tests.cli.conftest import InProcess
 from tests.conftest import EXAMPLE_FLOWS, TEST_FLOWS
 
@@ -46,6 +46,24 @@ class Api:
         assert made.returncode == 0, made.stderr
         data = json.loads(made.stdout)
         return Token(data["name"], data["token"], data["callback_secret"])
+
+    def gate_message(self, ref: str = "R-1", timeout: float = 30.0) -> Any:
+        """The run's gate request in its card's thread, once Slack has it. Agents start runs
+        from other threads, so this allows for a busy machine more than tests/bot does."""
+        def find(ws: Any) -> Any:
+            card = next((m for m in ws.messages(PAYMENTS, include_replies=False)
+                         if m.text.startswith(ref)), None)
+            if card is None:
+                return None
+            return next((m for m in ws.replies(card.channel, card.ts)[1:]
+                         if any("gate `" in json.dumps(b) for b in m.blocks)), None)
+
+        return self.baton.slack.workspace.wait_for(find, timeout=timeout)
+
+    def submit(self, user: str, values: dict[str, Any]) -> Any:
+        """Submit the modal `user` has open, once the bot has opened it."""
+        self.baton.slack.workspace.wait_for(lambda ws: ws.modal_stack(user), timeout=30)
+        return self.baton.driver.submit_view(user=user, values=values)
 
     def client(self, token: Token | str) -> Any:
         from baton_client import Baton as Client

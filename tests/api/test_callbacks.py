@@ -14,14 +14,14 @@ from tests.bot.processes import eventually
 
 
 def _approve(api: Api, amount: str | None = None) -> None:
-    gate = api.baton.gate_message("R-1")
+    gate = api.gate_message("R-1")
     if amount is None:
         api.baton.driver.click(user=CAROL, action_id="gate.decide.approve", channel=PAYMENTS,
                                ts=gate.ts)
-        api.baton.submit(CAROL, {"reason": "Checked"})
+        api.submit(CAROL, {"reason": "Checked"})
     else:
         api.baton.driver.click(user=CAROL, action_id="gate.edit", channel=PAYMENTS, ts=gate.ts)
-        api.baton.submit(CAROL, {"edit:amount": amount, "reason": "Checked"})
+        api.submit(CAROL, {"edit:amount": amount, "reason": "Checked"})
 
 
 def _setup(make_api: Any, receiver: Receiver) -> tuple[Api, Token]:

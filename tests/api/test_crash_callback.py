@@ -4,6 +4,7 @@ each event once."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from baton_client import Baton as Client
 
@@ -61,8 +63,9 @@ def test_a_callback_survives_baton_killed_after_the_decision(
                                         and "gate `approve`" in json.dumps(m.blocks)), None))
         driver = emulator.driver(f"{baton.url}/slack/events")
         driver.click(user=CAROL, action_id="gate.decide.approve", channel=PAYMENTS, ts=gate.ts)
-        ws.wait_for(lambda w: w.modal_stack(CAROL), timeout=10)
-        driver.submit_view(user=CAROL, values={"reason": "Invoice checked"})
+        ws.wait_for(lambda w: w.modal_stack(CAROL), timeout=30)
+        with contextlib.suppress(httpx.HTTPError):  # Baton may die before it answers Slack
+            driver.submit_view(user=CAROL, values={"reason": "Invoice checked"})
         eventually(lambda: baton.process.poll() is not None, timeout=60)  # killed at crash_at
         driver.close()
     finally:

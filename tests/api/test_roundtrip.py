@@ -40,9 +40,9 @@ def test_an_approver_edits_the_amount_and_the_agent_pays_exactly_that_once(api: 
             return {"paid": amount, "reference": f"PAY-{invoice}"}
 
         thread, outcome = _in_background(pay_vendor, "ACME", 20000, "INV-4471")
-        gate = api.baton.gate_message("R-1")
+        gate = api.gate_message("R-1")
         api.baton.driver.click(user=CAROL, action_id="gate.edit", channel=PAYMENTS, ts=gate.ts)
-        api.baton.submit(CAROL, {"edit:amount": "18000", "reason": "Only the first milestone"})
+        api.submit(CAROL, {"edit:amount": "18000", "reason": "Only the first milestone"})
         thread.join(30)
         assert outcome == {"value": {"paid": 18000, "reference": "PAY-INV-4471"}}
         assert paid == [("ACME", 18000, "INV-4471")]
@@ -88,10 +88,10 @@ def test_a_rejection_reaches_the_agent_with_who_and_why(api: Api) -> None:
             raise AssertionError("must not run")
 
         thread, outcome = _in_background(pay_vendor, "ACME", 20000)
-        gate = api.baton.gate_message("R-1")
+        gate = api.gate_message("R-1")
         api.baton.driver.click(user=BOB, action_id="gate.decide.reject", channel=PAYMENTS,
                                ts=gate.ts)
-        api.baton.submit(BOB, {"reason": "No PO for this vendor"})
+        api.submit(BOB, {"reason": "No PO for this vendor"})
         thread.join(30)
         error = outcome["error"]
         assert isinstance(error, Rejected)
@@ -113,7 +113,7 @@ def test_a_coroutine_function_is_approved_and_run_once(api: Api) -> None:
             return await pay_vendor("ACME", 20000.5)
 
     thread, outcome = _in_background(asyncio.run, agent())
-    api.baton.gate_message("R-1")
+    api.gate_message("R-1")
     decided = api.cli("decide", "R-1", "approve", "--as", "bob", "--reason", "ok",
                       "--edit", "amount=19000.25")
     assert decided.returncode == 0, decided.stderr

@@ -20,7 +20,7 @@ def test_the_run_card_says_who_asked_for_which_tool_with_which_arguments(api: Ap
         client.start("vendor-payment-api", {"vendor": HOSTILE, "amount": 20000,
                                             "invoice": "<!here>"},
                      summary=f"Pay the March invoice {HOSTILE}")
-        gate = api.baton.gate_message("R-1")
+        gate = api.gate_message("R-1")
         card = api.baton.run_card("R-1")
         shown = json.dumps(card.blocks)
         assert "*Asked by* Billing agent (service)" in shown
@@ -36,7 +36,7 @@ def test_the_run_card_says_who_asked_for_which_tool_with_which_arguments(api: Ap
 
         api.baton.driver.click(user=CAROL, action_id="gate.decide.approve", channel=PAYMENTS,
                                ts=gate.ts)
-        api.baton.submit(CAROL, {"reason": "ok"})
+        api.submit(CAROL, {"reason": "ok"})
         run = client.wait("R-1", timeout=30)
         client.report(run, result={"note": "<!channel> paid"})
         client.wait("R-1", timeout=30)

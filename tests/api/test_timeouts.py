@@ -45,7 +45,7 @@ def test_a_caller_that_gives_up_cancels_its_run(api: Api) -> None:
         run = client.get("R-1")
         assert run.status == "stopped" and run.state == "cancelled" and run.action is None
         assert "the caller gave up" in (run.reason or "")
-        gate = api.baton.gate_message("R-1")
+        gate = api.gate_message("R-1")
         assert "Closed without a decision" in str(
             api.baton.slack.workspace.wait_for(
                 lambda ws: "Closed" in str(ws.message(PAYMENTS, gate.ts).blocks)

@@ -117,7 +117,7 @@ def test_a_token_acting_as_a_person_is_held_to_the_four_eyes_rule(test_api: Api)
     token = api.token("bobs-agent", "bob", "agent-refund")
     with api.client(token) as client:
         run = client.start("agent-refund", {"customer": "C-1", "amount": 30})
-        gate = api.baton.gate_message("R-1")
+        gate = api.gate_message("R-1")
         api.baton.driver.click(user=BOB, action_id="gate.decide.approve", channel=PAYMENTS,
                                ts=gate.ts)
         api.baton.settle()

@@ -24,11 +24,11 @@ def test_a_wait_returns_the_approval_when_a_person_decides(api: Api) -> None:
         answers: list = []
         waiting = threading.Thread(target=lambda: answers.append(client.wait(run, timeout=60)))
         waiting.start()
-        eventually(lambda: api.baton.service.approvals.watch.waiting == 1, timeout=10)
-        gate = api.baton.gate_message("R-1")
+        eventually(lambda: api.baton.service.approvals.watch.waiting == 1, timeout=30)
+        gate = api.gate_message("R-1")
         api.baton.driver.click(user=CAROL, action_id="gate.decide.approve", channel=PAYMENTS,
                                ts=gate.ts)
-        api.baton.submit(CAROL, {"reason": "Fine"})
+        api.submit(CAROL, {"reason": "Fine"})
         waiting.join(60)
         (answer,) = answers
         assert answer.approved and answer.arguments == {"vendor": "ACME", "amount": 20000.0}
@@ -45,11 +45,11 @@ def test_a_decision_made_in_another_process_wakes_the_wait(api: Api) -> None:
     token = api.token("billing-bot", "service:billing-agent", "vendor-payment-api")
     with api.client(token) as client:
         run = client.start("vendor-payment-api", {"vendor": "ACME", "amount": 20000})
-        api.baton.gate_message("R-1")
+        api.gate_message("R-1")
         answers: list = []
         waiting = threading.Thread(target=lambda: answers.append(client.wait(run, timeout=60)))
         waiting.start()
-        eventually(lambda: api.baton.service.approvals.watch.waiting == 1, timeout=10)
+        eventually(lambda: api.baton.service.approvals.watch.waiting == 1, timeout=30)
         decided = api.cli("decide", "R-1", "approve", "--as", "bob", "--reason", "From my terminal",
                           "--edit", "amount=12000")
         assert decided.returncode == 0, decided.stderr
@@ -62,7 +62,7 @@ def test_two_hundred_waiters_hold_no_thread(api: Api) -> None:
     token = api.token("billing-bot", "service:billing-agent", "vendor-payment-api")
     with api.client(token) as client:
         client.start("vendor-payment-api", {"vendor": "ACME", "amount": 20000})
-        api.baton.gate_message("R-1")
+        api.gate_message("R-1")
         for _ in range(5):  # warm the API's pool up
             client.get("R-1")
     before = threading.active_count()
