@@ -164,7 +164,8 @@ class CallbackSender:
         now = self.clock.now()
         with self.db.write() as s:
             claimed = stored.claim_callback(s, row.id, self.owner, now + CLAIM, now,
-                                            skip_locked=self.db.is_postgresql)
+                                            skip_locked=self.db.is_postgresql,
+                                            may_take=lambda fresh: self._claimable(fresh, now))
             if claimed is None:
                 return "busy"
             token = token_by_id(s, claimed.token_id)

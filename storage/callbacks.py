@@ -6,6 +6,7 @@ claimed again: at least once) -> `delivered` or, past `give_up_at`, `failed`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -30,10 +31,11 @@ def open_callbacks(session: Session, limit: int = 200) -> list[CallbackDelivery]
 
 
 def claim_callback(session: Session, delivery_id: int, owner: str, until: datetime,
-                   now: datetime, *, skip_locked: bool) -> CallbackDelivery | None:
-    """The delivery, claimed for `owner`; None when it is not ours to send now (delivered,
-    not due, claimed by a live sender). A claim held by a sender that died is taken over
-    by the caller, which has checked that."""
+                   now: datetime, *, skip_locked: bool,
+                   may_take: Callable[[CallbackDelivery], bool]) -> CallbackDelivery | None:
+    """The delivery, locked and claimed for `owner`; None when it is not ours to send now
+    (delivered, not due, or `sending` under a claim `may_take` says is another live
+    sender's)."""
     query = select(CallbackDelivery).where(CallbackDelivery.id == delivery_id).where(
         col(CallbackDelivery.status).in_(("pending", "sending")),
         or_(col(CallbackDelivery.next_attempt_at).is_(None),
@@ -41,7 +43,7 @@ def claim_callback(session: Session, delivery_id: int, owner: str, until: dateti
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
     row = session.exec(query).first()
-    if row is None:
+    if row is None or (row.status == "sending" and not may_take(row)):
         return None
     row.status = "sending"
     row.claimed_by = owner
