@@ -38,6 +38,19 @@ def env(emulator: EmulatorServer, database_url: str, tmp_path: Path, receiver: R
                     BATON_CALLBACK_HOSTS=f"http://{receiver.url.removeprefix('http://')}")
 
 
+def _ready(baton: Replica) -> None:
+    """`Replica.wait_ready`, with the patience a machine busy with other suites needs."""
+    eventually(lambda: baton.process.poll() is not None or _healthy(baton.url), timeout=120)
+    assert baton.process.poll() is None, Path(baton.log.name).read_text()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2, trust_env=False).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def _token(env: dict[str, str], tmp_path: Path) -> dict[str, Any]:
     made = subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", "tokens",
                            "create", "billing-bot", "--as", "service:billing-agent", "--flows",
@@ -54,7 +67,7 @@ def test_a_callback_survives_baton_killed_after_the_decision(
     token = _token(env, tmp_path)
     baton = Replica({**env, "BATON_CRASH_AT": crash_at}, tmp_path, "first")
     try:
-        baton.wait_ready()
+        _ready(baton)
         with Client(baton.url, token["token"]) as client:
             client.start("vendor-payment-api", {"vendor": "ACME", "amount": 20000},
                          callback_url=f"{receiver.url}/hook", idempotency_key="INV-1")
@@ -73,7 +86,7 @@ def test_a_callback_survives_baton_killed_after_the_decision(
 
     again = Replica(env, tmp_path, "second")
     try:
-        again.wait_ready()
+        _ready(again)
         eventually(lambda: {p["json"]["type"] for p in receiver.received()}
                    >= {"gate.decided", "action.due"}, timeout=90)
         with Client(again.url, token["token"]) as client:

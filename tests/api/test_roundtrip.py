@@ -12,6 +12,7 @@ from baton_client import AsyncBaton, Conflict, Rejected, require_approval
 
 from tests.api.conftest import Api
 from tests.bot.conftest import BOB, CAROL, PAYMENTS
+from tests.bot.processes import eventually
 
 
 def _in_background(fn: Any, *args: Any, **kwargs: Any) -> tuple[threading.Thread, dict[str, Any]]:
@@ -33,7 +34,7 @@ def test_an_approver_edits_the_amount_and_the_agent_pays_exactly_that_once(api: 
     paid: list[tuple[str, float, str]] = []
 
     with api.client(token) as client:
-        @require_approval(flow="vendor-payment-api", timeout=30, client=client,
+        @require_approval(flow="vendor-payment-api", timeout=90, client=client,
                           key=lambda vendor, amount, invoice: invoice)
         def pay_vendor(vendor: str, amount: int, invoice: str) -> dict[str, Any]:
             paid.append((vendor, amount, invoice))
@@ -43,11 +44,11 @@ def test_an_approver_edits_the_amount_and_the_agent_pays_exactly_that_once(api: 
         gate = api.gate_message("R-1")
         api.baton.driver.click(user=CAROL, action_id="gate.edit", channel=PAYMENTS, ts=gate.ts)
         api.submit(CAROL, {"edit:amount": "18000", "reason": "Only the first milestone"})
-        thread.join(30)
+        thread.join(90)
         assert outcome == {"value": {"paid": 18000, "reference": "PAY-INV-4471"}}
         assert paid == [("ACME", 18000, "INV-4471")]
 
-        run = client.get("R-1")
+        run = client.wait("R-1", timeout=30)  # the run finishes after the report
         assert run.state == "completed" and run.status == "succeeded"
         assert run.deciders == ["Carol Diaz"] and run.reason == "Only the first milestone"
         assert run.action["status"] == "done" and run.action["arguments"]["amount"] == 18000.0
@@ -83,7 +84,7 @@ def test_an_approver_edits_the_amount_and_the_agent_pays_exactly_that_once(api: 
 def test_a_rejection_reaches_the_agent_with_who_and_why(api: Api) -> None:
     token = api.token("billing-bot", "service:billing-agent", "vendor-payment-api")
     with api.client(token) as client:
-        @require_approval(flow="vendor-payment-api", timeout=30, client=client)
+        @require_approval(flow="vendor-payment-api", timeout=90, client=client)
         def pay_vendor(vendor: str, amount: float, invoice: str | None = None) -> None:
             raise AssertionError("must not run")
 
@@ -92,7 +93,7 @@ def test_a_rejection_reaches_the_agent_with_who_and_why(api: Api) -> None:
         api.baton.driver.click(user=BOB, action_id="gate.decide.reject", channel=PAYMENTS,
                                ts=gate.ts)
         api.submit(BOB, {"reason": "No PO for this vendor"})
-        thread.join(30)
+        thread.join(90)
         error = outcome["error"]
         assert isinstance(error, Rejected)
         assert error.decider == "Bob Ortiz" and error.reason == "No PO for this vendor"
@@ -104,7 +105,7 @@ def test_a_coroutine_function_is_approved_and_run_once(api: Api) -> None:
 
     async def agent() -> Any:
         async with AsyncBaton(api.url, token.token) as client:
-            @require_approval(flow="vendor-payment-api", timeout=30, client=client)
+            @require_approval(flow="vendor-payment-api", timeout=90, client=client)
             async def pay_vendor(vendor: str, amount: float) -> str:
                 paid.append(amount)
                 await asyncio.sleep(0)
@@ -117,6 +118,6 @@ def test_a_coroutine_function_is_approved_and_run_once(api: Api) -> None:
     decided = api.cli("decide", "R-1", "approve", "--as", "bob", "--reason", "ok",
                       "--edit", "amount=19000.25")
     assert decided.returncode == 0, decided.stderr
-    thread.join(30)
+    thread.join(90)
     assert outcome == {"value": "paid"} and paid == [19000.25]
-    assert api.baton.engine.get_run("R-1").status == "succeeded"
+    eventually(lambda: api.baton.engine.get_run("R-1").status == "succeeded", timeout=30)
