@@ -24,7 +24,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from bot import webhooks
@@ -223,5 +223,7 @@ def http_app(app: App, db: Database, extra_routes: list[Route] | None = None,
     if engine is not None:
         routes.append(Route("/hooks/{flow}", hook, methods=["POST"]))
     if api is not None:
-        routes.append(Mount("/api/v1", app=api))
+        from bot.api import ApiMount
+
+        routes.append(ApiMount("/api/v1", api))
     return Starlette(routes=routes)

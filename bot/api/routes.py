@@ -60,7 +60,8 @@ def _field(loc: tuple[Any, ...]) -> str:
 def api_app(service: ApprovalService) -> Any:
     """The API as an ASGI app, for `Mount("/api/v1", ...)`."""
     app = FastAPI(title="Baton API", version="1", openapi_url="/openapi.json", docs_url=None,
-                  redoc_url=None, summary="Ask people in Slack before an agent acts.",
+                  redoc_url=None, redirect_slashes=False,
+                  summary="Ask people in Slack before an agent acts.",
                   description="Start a run of an operator's flow, wait for people to decide, "
                               "perform the approved action once and report its result. "
                               "See docs/api.md.")
