@@ -497,7 +497,8 @@ class _Checker:
             said = [v for v in gated if v in body.then]
             how = (f"then: {{{', '.join(f'{v}: gate' for v in said)}}}" if said else
                    "the default")
-            before = next((s for s in after if s.kind in ("gate", "action", "route", "plan")),
+            before = next((s for s in after if s.kind in ("gate", "action", "external", "route",
+                                                            "plan")),
                           None)
             if before is None or before.kind != "gate":
                 where = (f"a {before.kind} step ({before.body.id or before.kind}) comes first, "
