@@ -43,12 +43,13 @@ class Sizes:
     trace_samples: int
     trace_processes: int  # `baton trace` started as a process, start-up included
     thorough: bool  # the cold burst of clicks, the restart with every timer armed, the built floor
+    cli_runs: int  # CLI start-up: timed runs of each command, per side
 
 
-FULL = Sizes(10_000, ("sync", "async"), 1_000, 10_000, 20.0, 80, 100_000, 200, 3, True)
+FULL = Sizes(10_000, ("sync", "async"), 1_000, 10_000, 20.0, 80, 100_000, 200, 3, True, 15)
 # 15 = 3 a person: at most 3 clicks in 2 s (each waits 1-3 s after an answer)
-QUICK = Sizes(1_000, ("sync",), 0, 200, 2.0, 15, 2_000, 50, 0, False)
-SECTIONS = ("suspend", "modes", "waiting", "click", "trace", "api")
+QUICK = Sizes(1_000, ("sync",), 0, 200, 2.0, 15, 2_000, 50, 0, False, 3)
+SECTIONS = ("suspend", "modes", "waiting", "click", "trace", "api", "cli")
 # the approval API (bench/api.py): runs timed one after another, long polls held at once
 API_SIZES = {"full": (200, 1_000), "quick": (30, 200)}
 
@@ -102,14 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     args = parser.parse_args(argv)
 
-    from bench import api, click_ack, suspend_resume, trace_size, waiting
+    from bench import api, cli_start, click_ack, suspend_resume, trace_size, waiting
     from bench.common import Row, quiet_logs, table
 
     base = QUICK if args.quick else FULL
     sizes = Sizes(args.runs or base.runs, base.durabilities, base.modes_runs, args.waiting or base.waiting,
                   args.click_seconds or base.click_seconds, args.click_gates or base.click_per_team,
                   args.year_runs or base.year_runs, base.trace_samples, base.trace_processes,
-                  base.thorough)
+                  base.thorough, base.cli_runs)
     sections = args.only or list(SECTIONS)
     quiet_logs()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="baton-bench-"))
@@ -165,6 +166,13 @@ def main(argv: list[str] | None = None) -> int:
         found = api.run(workdir, samples, waiters, log=print)
         rows += api.rows(found)
         figures["api"] = found
+    if "cli" in sections:
+        step(f"CLI start-up: {', '.join(cli_start.COMMANDS)}, before and after, {sizes.cli_runs} runs each")
+        started_cli = cli_start.run(workdir, sizes.cli_runs)
+        rows += cli_start.rows(started_cli)
+        figures["cli"] = {name: {"wall_ms": {c: side.median(c) for c in side.wall},
+                                 "cpu_ms": {c: side.median_cpu(c) for c in side.cpu}}
+                          for name, side in started_cli.items()}
     step("done")
     about["load_avg_end"] = os.getloadavg()
     print()

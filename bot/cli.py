@@ -3,46 +3,38 @@
 Identity on the command line is asserted with `--as` (an org user or Slack id): the CLI
 is an operator's tool on a machine that already holds the database. Bad input exits
 with status 2 and a message that names the problem; nothing is written.
+
+Every `baton` invocation imports this module, `baton --help` included, so it imports only
+typer and the standard library at module level. A command imports what it uses inside its
+own body (the database, the engine, CEL, matplotlib, openai, Slack, a web server), and
+tests/cli/test_startup.py fails when a heavy library is imported with the module.
 """
 
 from __future__ import annotations
 
-import gc
-import getpass
-import json
 import os
 import sys
-import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from gates.durations import parse_duration
-from orchestrator import report
-from orchestrator.bootstrap import open_engine
-from orchestrator.console import ConsoleNotifier
-from orchestrator.engine import FINISHED, Engine, parse_ref
 from orchestrator.errors import BatonError, FlowError
-from orchestrator.export import export_run, verify_all, verify_run
-from orchestrator.inputs import parse_assignments
-from orchestrator.loader import FlowCatalog, load_flow, load_org
-from orchestrator.logs import configure_logging
-from orchestrator.program import Program
-from orchestrator.queries import find_runs
-from orchestrator.settings import Settings
-from orchestrator.stats import compute as compute_stats
-from orchestrator.summary import TraceSummary, summarize
-from orchestrator.timeline import describe
-from storage.engine import Database
-from storage.migrate import upgrade
-from storage.trace import chain_entries
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+if TYPE_CHECKING:
+    from orchestrator.engine import Engine
+    from orchestrator.program import Program
+    from orchestrator.settings import Settings
+    from orchestrator.summary import TraceSummary
+
+# Plain help and usage errors (click's): typer's rich panels import rich, markdown-it and
+# pygments first, which took longer than the rest of `baton --help` (bench/cli_start.py).
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   help="Baton: human approval and escalation for AI-agent flows.")
-flows_app = typer.Typer(no_args_is_help=True, help="Inspect and validate flow files.")
-db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
-tokens_app = typer.Typer(no_args_is_help=True,
+flows_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                        help="Inspect and validate flow files.")
+db_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Database schema.")
+tokens_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                          help="API tokens for external agents (docs/api.md).")
 app.add_typer(flows_app, name="flows")
 app.add_typer(db_app, name="db")
@@ -57,6 +49,8 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def settings() -> Settings:
+    from orchestrator.settings import Settings
+
     try:
         return Settings()
     except Exception as exc:  # pydantic's message names the variable
@@ -64,6 +58,9 @@ def settings() -> Settings:
 
 
 def engine(*, echo: bool = True) -> Engine:
+    from orchestrator.bootstrap import open_engine
+    from orchestrator.logs import configure_logging
+
     config = settings()
     configure_logging(config.log_format, os.environ.get("BATON_LOG_LEVEL", "warning"))
     try:
@@ -71,6 +68,8 @@ def engine(*, echo: bool = True) -> Engine:
     except FlowError as exc:
         fail(str(exc))
     if echo:
+        from orchestrator.console import ConsoleNotifier
+
         built.observers.append(ConsoleNotifier(built.org, typer.echo))
     return built
 
@@ -88,14 +87,15 @@ def flows_validate(
     path: Annotated[Path | None, typer.Argument(help="a flow file or folder (default: BATON_FLOWS)")] = None,
 ) -> None:
     """Check flow files strictly: schema, references, roles, CEL. Exit 2 on any problem."""
+    from orchestrator.callables import CallableLoader
+    from orchestrator.loader import FlowCatalog, load_flow, load_org
+
     config = settings()
     try:
         org = load_org(config.org_path)
     except FlowError as exc:
         fail(str(exc))
     target = path or config.flows
-    from orchestrator.callables import CallableLoader
-
     callables = CallableLoader(config.python_modules,
                                (target if target.is_dir() else target.parent).resolve())
     if target.is_dir():
@@ -163,6 +163,10 @@ def run(
         "--follow", "-f", help="keep printing until the run finishes")] = False,
 ) -> None:
     """Start a run: `baton run vendor-payment vendor=ACME amount=20000`."""
+    import getpass
+
+    from orchestrator.inputs import parse_assignments
+
     eng = engine()
     name = as_user or os.environ.get("BATON_USER") or getpass.getuser()
     try:
@@ -183,6 +187,12 @@ def run(
 
 
 def _follow(eng: Engine, ref: str, seen: int) -> None:
+    import time
+
+    from orchestrator.engine import FINISHED
+    from orchestrator.timeline import describe
+    from storage.trace import chain_entries
+
     while True:
         current = eng.get_run(ref)
         if current.trace_seq > seen:
@@ -205,6 +215,8 @@ def decide(
     edit: Annotated[list[str] | None, typer.Option(help="edit-and-approve: key=value, repeatable")] = None,
 ) -> None:
     """Decide a gate as an approver."""
+    from orchestrator.inputs import parse_assignments
+
     eng = engine()
     user = who(eng, as_user)
     try:
@@ -405,6 +417,13 @@ def trace_cmd(
 ) -> None:
     """Why a run was decided the way it was. `baton trace verify [R-42 | --all]` checks the
     hash chains; with no run id, lists runs (filters: --flow, --since, --decided-by, --as)."""
+    import json
+
+    from orchestrator import report
+    from orchestrator.export import export_run
+    from orchestrator.summary import summarize
+    from storage.trace import chain_entries
+
     eng = engine(echo=False)
     if ref == "verify":
         _verify(eng, target, all_runs)
@@ -433,6 +452,8 @@ def _rich_summary(summary: TraceSummary, eng: Engine) -> None:
     from rich.panel import Panel
     from rich.text import Text
 
+    from orchestrator import report
+
     console = Console()
     colours = {"succeeded": "green", "rejected": "red", "failed": "red", "stopped": "yellow"}
     for i, section in enumerate(report.sections(summary, eng.org)):
@@ -443,6 +464,9 @@ def _rich_summary(summary: TraceSummary, eng: Engine) -> None:
 
 def _list_runs(eng: Engine, flow: str | None, since: str | None, decided_by: str | None,
                as_user: str | None) -> None:
+    from gates.durations import parse_duration
+    from orchestrator.queries import find_runs
+
     try:
         start = eng.clock.now() - parse_duration(since) if since else None
     except ValueError as exc:
@@ -467,6 +491,12 @@ def stats(
 ) -> None:
     """KPIs: runs, approval and rejection rates, human intervention, escalations, time to
     decision (median, p90), agent errors and retries, tokens and cost."""
+    import json
+
+    from gates.durations import parse_duration
+    from orchestrator import report
+    from orchestrator.stats import compute as compute_stats
+
     eng = engine(echo=False)
     try:
         window = parse_duration(since)
@@ -491,6 +521,9 @@ def stats(
 
 
 def _verify(eng: Engine, target: str | None, all_runs: bool) -> None:
+    from orchestrator.engine import parse_ref
+    from orchestrator.export import verify_all, verify_run
+
     if target is None and not all_runs:
         fail("say which run (baton trace verify R-42) or --all")
     if all_runs:
@@ -533,6 +566,8 @@ def _freeze_startup_heap() -> None:
     """Keep what start-up built (modules, flows, the Slack app) out of the garbage collector's
     full collections: walking it all paused the process for up to 90 ms, in the middle of
     whatever request was being answered (bench/click_ack.py, issue 9)."""
+    import gc
+
     gc.collect()
     gc.freeze()
 
@@ -552,8 +587,10 @@ def serve(
         typer.echo(f"baton serve: {why}\nStarting `baton dev` instead.", err=True)
         dev(port=port)
         return
-    configure_logging(config.log_format, config.log_level)
     from bot.service import BatonService
+    from orchestrator.logs import configure_logging
+
+    configure_logging(config.log_format, config.log_level)
 
     service = BatonService(config)
     typer.echo(f"baton serve: {why}")
@@ -609,6 +646,9 @@ def tokens_create(
     as_json: Annotated[bool, typer.Option("--json", help="print the token as JSON")] = False,
 ) -> None:
     """Create an API token; it is shown once (Baton keeps only its hash)."""
+    import json
+
+    from gates.durations import parse_duration
     from orchestrator import tokens
 
     eng = engine(echo=False)
@@ -669,6 +709,9 @@ def tokens_revoke(name: Annotated[str, typer.Argument(help="the token's name")])
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending schema migrations."""
+    from storage.engine import Database
+    from storage.migrate import upgrade
+
     config = settings()
     db = Database(config.database_url)
     revision = upgrade(db)

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +33,25 @@ from typing import Any
 
 from gates.cel_cost import CostProblem, Shape, collection, estimate, join, text
 
+_CEL: ModuleType | None = None
+_CEL_LOADING = threading.Lock()  # an extension module may be initialised once per process
+
+
+def _cel() -> ModuleType:
+    """The compiled CEL module, loaded when the first condition is compiled (a command that
+    compiles none, such as `baton status`, never loads it), and without the `cel` package's
+    own __init__, which also imports its interactive shell (prompt_toolkit, rich): 0.2 s off
+    every CLI start. It is registered as `cel.cel`, so a later `import cel` reuses it."""
+    global _CEL
+    if _CEL is not None:
+        return _CEL
+    with _CEL_LOADING:
+        if _CEL is None:
+            _CEL = _load_cel()
+    return _CEL
+
 
 def _load_cel() -> ModuleType:
-    """The compiled CEL module, without the `cel` package's own __init__, which also
-    imports its interactive shell (prompt_toolkit, rich): 0.2 s off every CLI start."""
     package = importlib.util.find_spec("cel")
     if package is not None and package.submodule_search_locations:
         for path in Path(next(iter(package.submodule_search_locations))).glob("cel.*.so"):
@@ -42,13 +59,12 @@ def _load_cel() -> ModuleType:
             if spec is not None and spec.loader is not None:
                 module = importlib.util.module_from_spec(spec)
                 spec.loader.exec_module(module)
+                sys.modules.setdefault("cel.cel", module)
                 return module
     import cel  # another layout (e.g. a Windows .pyd): the ordinary way
 
     return cel
 
-
-cel = _load_cel()
 
 CONTEXT_NAMES = ("inputs", "signals", "run", "gates", "conflicts", "now")
 
@@ -189,7 +205,7 @@ def compile_condition(source: str, extra_names: tuple[str, ...] = (),
     if problem is not None:
         raise ConditionError(f"{_quoted(source)} {problem}")
     try:
-        program = cel.compile(source)
+        program = _cel().compile(source)
     except ValueError as exc:
         detail = str(exc).split("ERROR: ", 1)[-1].replace("<input>:", "column ")
         raise ConditionError(f"{_quoted(source)} is not valid CEL: {detail[:500]}") from None

@@ -1,0 +1,71 @@
+"""What `baton` imports before it knows which command it runs: the import graph, not a timing
+(bench/cli_start.py times it).
+
+bot/cli.py is imported by every invocation, `baton --help` included, so it imports typer and
+the standard library only; each command imports what it uses in its own body. A command
+must not pull in a library it does not use (matplotlib, openai, Slack, CEL, a web server).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.cli.conftest import Baton
+
+# Libraries no command needs before it runs; the database, the flow files' validators and
+# the logging set-up included, because `--help` and a mistyped command need none of them.
+HEAVY = ("sqlalchemy", "sqlmodel", "alembic", "pydantic", "pydantic_settings", "yaml", "structlog",
+         "rich", "matplotlib", "openai", "slack_bolt", "slack_sdk", "cel", "fastapi", "starlette",
+         "uvicorn", "httpx", "apscheduler", "prometheus_client", "psycopg", "mcp")
+# Used by some commands only: never by a command that shows what is stored.
+FOR_SOME = ("matplotlib", "openai", "slack_bolt", "slack_sdk", "fastapi", "starlette", "uvicorn",
+            "apscheduler", "prometheus_client", "mcp", "alembic")
+
+_REPORT = ("import atexit, json, sys\n"
+           "atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.stderr))\n")
+
+
+def _modules(baton: Baton, *args: str, code: str = "from bot.cli import main; main()") -> set[str]:
+    """Every module loaded by the time `baton ARGS` exits (printed by an exit hook)."""
+    done = subprocess.run([sys.executable, "-c", _REPORT + code, *args], capture_output=True,
+                          text=True, timeout=60, env=baton.env, cwd=baton.cwd)
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def _loaded(modules: set[str], packages: tuple[str, ...]) -> list[str]:
+    return sorted({m.split(".")[0] for m in modules} & set(packages))
+
+
+def test_importing_the_cli_imports_no_library_a_command_would(baton: Baton) -> None:
+    modules = _modules(baton, code="import bot.cli")
+    assert _loaded(modules, HEAVY) == []
+    baton_modules = {m for m in modules if m.split(".")[0] in ("bot", "orchestrator", "gates", "storage")}
+    assert baton_modules == {"bot", "bot.cli", "orchestrator", "orchestrator.errors"}
+
+
+def test_help_and_a_mistyped_command_import_nothing_heavy(baton: Baton) -> None:
+    assert _loaded(_modules(baton, "--help"), HEAVY) == []
+    # typer itself converts a command's parameters with pydantic
+    typer_own = tuple(p for p in HEAVY if p != "pydantic")
+    assert _loaded(_modules(baton, "statsu"), typer_own) == []
+    assert _loaded(_modules(baton, "run", "--help"), typer_own) == []
+    assert _loaded(_modules(baton, "flows", "validate", "--help"), typer_own) == []
+
+
+def test_reading_commands_load_neither_cel_nor_what_other_commands_use(baton: Baton) -> None:
+    assert baton("run", "vendor-payment", "vendor=ACME", "amount=20000", "--as", "alice").returncode == 0
+    for args in (("status", "R-1"), ("status",), ("trace", "R-1"), ("trace", "verify", "R-1")):
+        modules = _modules(baton, *args)
+        assert _loaded(modules, FOR_SOME) == [], args
+        assert "cel.cel" not in modules and "cel" not in modules, args  # no condition compiled
+
+
+def test_only_the_commands_that_draw_or_validate_load_matplotlib_and_cel(baton: Baton, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    stats = _modules(baton, "stats")
+    assert "matplotlib" not in _loaded(stats, ("matplotlib",))
+    charted = _modules(baton, "stats", "--chart", str(tmp_path / "stats.png"))
+    assert _loaded(charted, ("matplotlib",)) == ["matplotlib"]  # the check can see it when it is there
+    validated = _modules(baton, "flows", "validate")
+    assert "cel.cel" in validated or "cel" in validated
