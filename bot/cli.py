@@ -40,7 +40,9 @@ app.add_typer(flows_app, name="flows")
 app.add_typer(db_app, name="db")
 app.add_typer(tokens_app, name="tokens")
 
-AsUser = Annotated[str, typer.Option("--as", help="who is acting: an org user or Slack id")]
+AsUser = Annotated[str | None, typer.Option(
+    "--as", help="who is acting: an org user or Slack id (default: $BATON_USER, else your login "
+                 "if the org file lists it under a user's logins)")]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -74,11 +76,40 @@ def engine(*, echo: bool = True) -> Engine:
     return built
 
 
-def who(eng: Engine, name: str) -> str:
+def who(eng: Engine, name: str, option: str = "--as") -> str:
+    """The person `name` names in the org file (a key, @key, user:key or a Slack id)."""
     try:
         return eng.org.principal(name)
     except ValueError as exc:
-        fail(str(exc))
+        fail(f"{option}: {exc}")
+
+
+def actor(eng: Engine, as_user: str | None) -> str:
+    """Who is acting: --as, else $BATON_USER, else the operating-system login when the org
+    file lists it under a user's `logins`. Never guessed: a name the org file does not know
+    is refused the same way whatever it came from, and nothing is written."""
+    if as_user:
+        return who(eng, as_user)
+    named = os.environ.get("BATON_USER", "").strip()
+    if named:
+        return who(eng, named, "BATON_USER")
+    import getpass
+
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container's arbitrary user)
+        login = ""
+    person = eng.org.principal_for_login(login) if login else None
+    if person is None:
+        org = eng.org
+        if not org.data.users:
+            fail(f"who is acting? Say --as or set BATON_USER: {org.known_users}")
+        why = f"your login {login!r} is not one of the logins in {org.source}" if login else \
+            "this process has no login name"
+        fix = f", or add {login!r} to a user's logins there (docs/flows.md)" if login else ""
+        fail(f"who is acting? {why[0].upper()}{why[1:]}. Say --as NAME (users: "
+             f"{', '.join(sorted(org.data.users))}), set BATON_USER{fix}.")
+    return person
 
 
 # -- flows --------------------------------------------------------------------------------------
@@ -157,24 +188,15 @@ def flows_list() -> None:
 def run(
     flow: Annotated[str, typer.Argument(help="flow name")],
     assignments: Annotated[list[str] | None, typer.Argument(help="inputs as key=value")] = None,
-    as_user: Annotated[str | None, typer.Option(
-        "--as", help="requester (default: $BATON_USER or your login)")] = None,
+    as_user: AsUser = None,
     follow: Annotated[bool, typer.Option(
         "--follow", "-f", help="keep printing until the run finishes")] = False,
 ) -> None:
     """Start a run: `baton run vendor-payment vendor=ACME amount=20000`."""
-    import getpass
-
     from orchestrator.inputs import parse_assignments
 
     eng = engine()
-    name = as_user or os.environ.get("BATON_USER") or getpass.getuser()
-    try:
-        requester = eng.org.principal(name)
-    except ValueError:
-        if as_user:
-            fail(f"unknown user {as_user!r}")
-        requester = name
+    requester = actor(eng, as_user)
     try:
         values = parse_assignments(assignments or [])
         started = eng.start_run(flow, values, requester, origin={"kind": "cli"})
@@ -209,7 +231,7 @@ def _follow(eng: Engine, ref: str, seen: int) -> None:
 def decide(
     ref: Annotated[str, typer.Argument(help="run id, e.g. R-42")],
     option: Annotated[str, typer.Argument(help="approve, reject, request_changes, or the gate's own option")],
-    as_user: AsUser,
+    as_user: AsUser = None,
     gate: Annotated[str | None, typer.Option(help="gate id, when the run has several open")] = None,
     reason: Annotated[str | None, typer.Option(help="why (required for some options)")] = None,
     edit: Annotated[list[str] | None, typer.Option(help="edit-and-approve: key=value, repeatable")] = None,
@@ -218,7 +240,7 @@ def decide(
     from orchestrator.inputs import parse_assignments
 
     eng = engine()
-    user = who(eng, as_user)
+    user = actor(eng, as_user)
     try:
         edits = parse_assignments(edit or [])
         report = eng.decide(ref, user, option, reason=reason, edits=edits, gate=gate)
@@ -234,8 +256,8 @@ def decide(
 def signal(
     ref: Annotated[str, typer.Argument(help="run id")],
     agent: Annotated[str, typer.Argument(help="an external agent of the run's flow")],
-    as_user: AsUser,
     verdict: Annotated[str, typer.Option(help="ok, warn or block")],
+    as_user: AsUser = None,
     severity: Annotated[str, typer.Option(help="info, low, medium, high, critical")] = "info",
     confidence: Annotated[float, typer.Option(help="0 to 1")] = 1.0,
     summary: Annotated[str, typer.Option()] = "",
@@ -247,70 +269,70 @@ def signal(
     output = {"verdict": verdict, "severity": severity, "confidence": confidence,
               "summary": summary, "rationale": rationale, "evidence": evidence or []}
     try:
-        typer.echo(eng.submit_signal(ref, agent, output, who(eng, as_user)))
+        typer.echo(eng.submit_signal(ref, agent, output, actor(eng, as_user)))
     except BatonError as exc:
         fail(str(exc))
 
 
 @app.command()
-def stop(ref: str, as_user: AsUser,
+def stop(ref: str, as_user: AsUser = None,
          reason: Annotated[str | None, typer.Option(help="why")] = None) -> None:
     """Stop a run (its requester or an admin)."""
     eng = engine()
     try:
-        eng.stop(ref, who(eng, as_user), reason)
+        eng.stop(ref, actor(eng, as_user), reason)
     except BatonError as exc:
         fail(str(exc))
 
 
 @app.command()
-def claim(ref: str, as_user: AsUser, gate: Annotated[str | None, typer.Option()] = None) -> None:
+def claim(ref: str, as_user: AsUser = None, gate: Annotated[str | None, typer.Option()] = None) -> None:
     """Claim a waiting gate ("I'm on it"): pings pause until the claim times out."""
     eng = engine()
     try:
-        typer.echo(eng.claim(ref, who(eng, as_user), gate))
+        typer.echo(eng.claim(ref, actor(eng, as_user), gate))
     except BatonError as exc:
         fail(str(exc))
 
 
 @app.command()
 def snooze(ref: str, duration: Annotated[str, typer.Argument(help="e.g. 15m, 1h, 4h, 1d")],
-           as_user: AsUser, gate: Annotated[str | None, typer.Option()] = None) -> None:
+           as_user: AsUser = None, gate: Annotated[str | None, typer.Option()] = None) -> None:
     """Snooze a waiting gate's escalation for one of its chain's snooze durations."""
     eng = engine()
     try:
-        typer.echo(eng.snooze(ref, who(eng, as_user), duration, gate))
+        typer.echo(eng.snooze(ref, actor(eng, as_user), duration, gate))
     except BatonError as exc:
         fail(str(exc))
 
 
 @app.command()
 def reassign(ref: str, to: Annotated[str, typer.Option("--to", help="who should decide")],
-             as_user: AsUser, gate: Annotated[str | None, typer.Option()] = None) -> None:
+             as_user: AsUser = None, gate: Annotated[str | None, typer.Option()] = None) -> None:
     """Let another person decide a waiting gate."""
     eng = engine()
     try:
-        typer.echo(eng.reassign(ref, who(eng, as_user), who(eng, to), gate))
+        typer.echo(eng.reassign(ref, actor(eng, as_user), who(eng, to, "--to"), gate))
     except BatonError as exc:
         fail(str(exc))
 
 
 @app.command()
-def halt(as_user: AsUser, reason: Annotated[str | None, typer.Option()] = None) -> None:
+def halt(as_user: AsUser = None, reason: Annotated[str | None, typer.Option()] = None) -> None:
     """Emergency stop: no new runs, no actions, until `baton resume` (admins only)."""
     eng = engine()
     try:
-        eng.halt(who(eng, as_user), reason)
+        eng.halt(actor(eng, as_user), reason)
     except BatonError as exc:
         fail(str(exc))
 
 
 @app.command()
-def resume(as_user: AsUser) -> None:
+def resume(as_user: AsUser = None) -> None:
     """Lift the emergency stop and continue held runs (admins only)."""
     eng = engine()
     try:
-        held = eng.resume(who(eng, as_user))
+        held = eng.resume(actor(eng, as_user))
     except BatonError as exc:
         fail(str(exc))
     typer.echo("resumed" + (f"; continuing {', '.join(held)}" if held else ""))
@@ -472,7 +494,7 @@ def _list_runs(eng: Engine, flow: str | None, since: str | None, decided_by: str
     except ValueError as exc:
         fail(f"--since: {exc}")
     runs = find_runs(eng.db, flow=flow, since=start,
-                     decided_by=who(eng, decided_by) if decided_by else None,
+                     decided_by=who(eng, decided_by, "--decided-by") if decided_by else None,
                      requester=who(eng, as_user) if as_user else None)
     if not runs:
         typer.echo("no runs match")

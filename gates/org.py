@@ -26,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}\Z")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9._-]*\Z")
+NO_ORG_FILE = "(no org file)"
+_LOGIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._$-]{0,63}\Z")  # a Unix or Windows account name
 
 
 class Strict(BaseModel):
@@ -36,6 +38,17 @@ class OrgUser(Strict):
     name: str | None = None
     slack_id: str | None = None
     email: str | None = None
+    # operating-system logins that act as this person on the command line (`baton run` without
+    # --as): who is acting is never inferred from a login the org file does not list
+    logins: list[str] = []
+
+    @field_validator("logins")
+    @classmethod
+    def _logins(cls, value: list[str]) -> list[str]:
+        for login in value:
+            if not _LOGIN.match(login):
+                raise ValueError(f"{login!r} is not a login name: letters, digits, '.', '_', '-'")
+        return value
 
     @field_validator("slack_id")
     @classmethod
@@ -105,11 +118,21 @@ class Org:
         self.data = data
         self.source = source
         self._by_slack = {u.slack_id: key for key, u in data.users.items() if u.slack_id}
+        self._by_login = {login: key for key, u in data.users.items() for login in u.logins}
         self.directory: Directory | None = None
 
     @classmethod
     def empty(cls) -> Org:
-        return cls(OrgFile(), source="(no org file)")
+        return cls(OrgFile(), source=NO_ORG_FILE)
+
+    @property
+    def known_users(self) -> str:
+        """Who can be named, for a message: "users in org.yaml: alice, bob"."""
+        if self.source == NO_ORG_FILE:
+            return "there is no org file (BATON_ORG), so only Slack user ids (U0123ABCD) name people"
+        if not self.data.users:
+            return f"{self.source} lists no users, so only Slack user ids (U0123ABCD) name people"
+        return f"users in {self.source}: {', '.join(sorted(self.data.users))}"
 
     # -- people ---------------------------------------------------------------------
     def principal(self, who: str) -> str:
@@ -124,8 +147,19 @@ class Org:
             return self._by_slack[name]
         if SLACK_USER_ID.match(name):
             return name
-        known = ", ".join(sorted(self.data.users)) or "none"
-        raise SpecError(f"unknown user {who!r}; users in {self.source}: {known}")
+        raise SpecError(f"unknown user {who!r}; {self.known_users}")
+
+    def principal_for_login(self, login: str) -> str | None:
+        """The person an operating-system login acts as (their `logins`), or None."""
+        return self._by_login.get(login)
+
+    def login_owners(self) -> dict[str, list[str]]:
+        """Each login listed in the org file and the people who list it (one, when valid)."""
+        owners: dict[str, list[str]] = {}
+        for key, user in self.data.users.items():
+            for login in user.logins:
+                owners.setdefault(login, []).append(key)
+        return owners
 
     def service(self, spec: str) -> str:
         """`service:NAME` as a principal, if the org file declares that service."""

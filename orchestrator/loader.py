@@ -157,6 +157,11 @@ def load_org(path: Path) -> Org:
                     raise SpecError("a service's owner is a person")
             except SpecError as exc:
                 problems.append(doc.problem(("services", name, "owner"), str(exc)))
+    for login, owners in org.login_owners().items():
+        for owner in owners[1:]:
+            problems.append(doc.problem(("users", owner, "logins", data.users[owner].logins.index(login)),
+                                        f"login {login!r} is already {owners[0]}'s: a login acts as "
+                                        "one person"))
     if problems:
         raise FlowError(problems)
     return org

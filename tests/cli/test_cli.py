@@ -34,13 +34,13 @@ def test_refusals_exit_2_with_a_message_and_change_nothing(cli: InProcess) -> No
     assert "error: you are not an approver of R-1 gate 'approve'" in refused.stderr
     assert "waiting" in baton("status", "R-1").stdout
 
-    unknown = baton("run", "vendor-payment", "vendor=ACME", "amount=lots")
+    unknown = baton("run", "vendor-payment", "vendor=ACME", "amount=lots", "--as", "alice")
     assert unknown.returncode == 2
     assert "amount: expected a number" in unknown.stderr and "usage: run vendor-payment" in unknown.stderr
     assert baton("run", "nope").returncode == 2
     assert baton("decide", "R-9", "approve", "--as", "bob").returncode == 2
     assert baton("decide", "R-1", "approve", "--as", "mallory").stderr.startswith(
-        "error: unknown user 'mallory'")
+        "error: --as: unknown user 'mallory'")
     assert "R-2" not in baton("status").stdout
 
 
