@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TextIO
@@ -29,11 +30,12 @@ from bot.sandbox import EmulatorServer, LoopbackServer, SlackApp, Workspace, wor
 from bot.sandbox.snapshot import SnapshotFile
 from bot.service import BatonService
 from gates.org import Org
-from orchestrator.clock import Clock
+from orchestrator.clock import Clock, ShiftedClock
 from orchestrator.errors import FlowError
 from orchestrator.loader import load_org
 from orchestrator.logs import configure_logging
 from orchestrator.settings import Settings
+from storage.trace import latest_recorded_at
 
 EXIT_USAGE = 2
 
@@ -50,6 +52,27 @@ class PortInUse(RuntimeError):
     def __init__(self, port: int) -> None:
         super().__init__(f"port {port} is in use: is another `baton dev` running? Use --port")
         self.port = port
+
+
+class SkipAhead:
+    """The sandbox page's "skip ahead" control over the bot's clock: the clock moves, then
+    the timers that fell due fire at once (as the next sweep would have fired them), so an
+    escalation 30 minutes away is seen now. Slack's side (message times) moves with it."""
+
+    def __init__(self, clock: ShiftedClock, service: BatonService) -> None:
+        self.clock = clock
+        self.service = service
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    @property
+    def ahead(self) -> timedelta:
+        return self.clock.ahead
+
+    def skip(self, delta: timedelta) -> None:
+        self.clock.advance(delta)
+        self.service.timers.sweep()
 
 
 def sandbox_app() -> SlackApp:
@@ -119,7 +142,12 @@ class DevSandbox:
             if self.keep is not None:
                 self.restored = self.keep.load()
                 self.keep.start()
-            self.service = BatonService(self.bot_settings, clock=self.clock, poll=self.poll)
+            clock = self.clock or ShiftedClock()
+            self.service = BatonService(self.bot_settings, clock=clock, poll=self.poll)
+            if isinstance(clock, ShiftedClock):
+                _catch_up(clock, self.service)
+                self.workspace.clock = lambda: clock.now().timestamp()
+                slack.emulator.page.clock = SkipAhead(clock, self.service)
             self.service.start()
             app = self.service.http_app()
             try:
@@ -157,6 +185,18 @@ class DevSandbox:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
         self.stop()
+
+
+def _catch_up(clock: ShiftedClock, service: BatonService) -> None:
+    """A sandbox whose clock was moved ahead before a restart starts where it was, or later:
+    time in a run's trace never goes back."""
+    with service.engine.db.read() as session:
+        latest = latest_recorded_at(session)
+    if latest is None:
+        return
+    behind = (latest if latest.tzinfo else latest.replace(tzinfo=UTC)) - clock.now()
+    if behind > timedelta(0):
+        clock.advance(behind)
 
 
 def sandbox_org(org: Org, workspace: Workspace, folder: Path) -> Path | None:

@@ -18,6 +18,7 @@ from bot.outbox import enqueue
 from bot.render import gates as gate_render
 from bot.render import runs as run_render
 from bot.render.common import mention, target
+from bot.render.gates import GateView
 from bot.render.home import SHOWN_GATES, home_view
 from bot.views import gate_view, pending_gate_views
 from gates.org import Org
@@ -25,6 +26,7 @@ from orchestrator.events import DomainEvent
 from orchestrator.gating import eligible, excluded
 from storage.engine import after_commit
 from storage.models import FlowVersion, Gate, Run, SlackOutbox, SlackRef
+from storage.trace import gate_entries
 
 HOME = "home"  # the outbox renderer of App Home views
 
@@ -141,8 +143,22 @@ class SlackSink:
         queued = s.exec(select(SlackOutbox.ref).where(
             SlackOutbox.run_id == run.id, col(SlackOutbox.ref).startswith(prefix),
             SlackOutbox.method == "chat.postMessage"))
-        for ref in sorted({*sent, *(r for r in queued if r)}):
-            self._update(s, run, ref, gate_render.gate_message(self.org, view, dm=True), at)
+        refs = sorted({*sent, *(r for r in queued if r)})
+        entries = self._sent_why(s, run, gate) if refs else []
+        for ref in refs:
+            reader = self.org.principal_for_slack(ref.rpartition(":dm:")[2])
+            self._update(s, run, ref, self._dm_copy(view, reader, entries), at)
+
+    def _sent_why(self, s: Session, run: Run, gate: Gate) -> list[tuple[str, str, dict[str, Any]]]:
+        """What sends a gate to someone by DM: its escalations and reassignments, oldest first."""
+        assert gate.id is not None
+        return [(e.kind, e.actor, e.data)
+                for e in gate_entries(s, run.ref, gate.id, ("escalated", "reassigned"))]
+
+    def _dm_copy(self, view: GateView, reader: str,
+                 entries: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
+        why = gate_render.why_you(self.org, reader, entries, view.levels)
+        return gate_render.gate_message(self.org, view, dm=True, why=why)
 
     # -- events -----------------------------------------------------------------------------------
     def handle(self, session: Session, event: DomainEvent) -> None:
@@ -238,9 +254,10 @@ class SlackSink:
             else:
                 people |= self.org.resolve(spec)
         pinged_people = sorted(people & eligible(gate, run.requester))
+        entries = self._sent_why(s, run, gate) if pinged_people else []
         for principal in pinged_people:
             slack_id = self.org.slack_id(principal)
-            self._dm(s, run, principal, gate_render.gate_message(self.org, view, dm=True), at,
+            self._dm(s, run, principal, self._dm_copy(view, principal, entries), at,
                      ref=f"{gate_ref(run.id, gate.id or 0)}:dm:{slack_id}")
         self.refresh_homes(s, pinged_people, at)
 
@@ -270,7 +287,7 @@ class SlackSink:
         if gate is not None and run.id is not None:
             view = gate_view(s, gate, run)
             slack_id = self.org.slack_id(p["to"])
-            self._dm(s, run, p["to"], gate_render.gate_message(self.org, view, dm=True), at,
+            self._dm(s, run, p["to"], self._dm_copy(view, p["to"], self._sent_why(s, run, gate)), at,
                      ref=f"{gate_ref(run.id, gate.id or 0)}:dm:{slack_id}")
             self.refresh_home(s, p["to"], at)
 

@@ -45,3 +45,31 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.advance(seconds)
+
+
+class ShiftedClock(SystemClock):
+    """The system clock, moved forward on request and never back: `baton dev`'s "skip ahead",
+    which shows an escalation without waiting half an hour for it. Everything Baton records
+    and every deadline it sets is on this clock, so the run's story stays in order."""
+
+    def __init__(self, ahead: timedelta = timedelta(0)) -> None:
+        if ahead < timedelta(0):
+            raise ValueError("a clock may only be moved forward")
+        self._ahead = ahead
+        self._lock = threading.Lock()
+
+    @property
+    def ahead(self) -> timedelta:
+        with self._lock:
+            return self._ahead
+
+    def now(self) -> datetime:
+        with self._lock:
+            return datetime.now(UTC) + self._ahead
+
+    def advance(self, delta: timedelta) -> datetime:
+        if delta <= timedelta(0):
+            raise ValueError("a clock may only be moved forward")
+        with self._lock:
+            self._ahead += delta
+            return datetime.now(UTC) + self._ahead

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, func, select
 
 from storage import rows
 from storage.models import Run, SystemState, TraceEntry
@@ -114,3 +114,17 @@ def chain_entries(session: Session, chain: str) -> list[TraceEntry]:
     return list(session.exec(
         select(TraceEntry).where(TraceEntry.chain == chain).order_by(TraceEntry.seq)
     ))
+
+
+def gate_entries(session: Session, chain: str, gate_id: int, kinds: tuple[str, ...]) -> list[TraceEntry]:
+    """`chain`'s entries of `kinds` about gate `gate_id`, oldest first. A gate's id is in its
+    entries' data, so the chain's entries of these kinds are read and sorted out here."""
+    found = session.exec(select(TraceEntry).where(TraceEntry.chain == chain,
+                                                  col(TraceEntry.kind).in_(kinds))
+                         .order_by(col(TraceEntry.seq)))
+    return [entry for entry in found if entry.data.get("gate_id") == gate_id]
+
+
+def latest_recorded_at(session: Session) -> datetime | None:
+    """When the newest trace entry was recorded (naive UTC), or None for an empty trace."""
+    return session.exec(select(func.max(TraceEntry.created_at))).one()

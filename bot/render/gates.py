@@ -4,6 +4,7 @@ buttons are replaced by who decided, when and why."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -136,9 +137,47 @@ def _conflict_fields(gate: GateView) -> Block | None:
     return section(fields=fields)
 
 
-def gate_message(org: Org, gate: GateView, *, dm: bool = False) -> dict[str, Any]:
-    """The gate request, or the decided gate when `gate.status` is not open."""
+def why_you(org: Org, principal: str, entries: Sequence[tuple[str, str, Mapping[str, Any]]],
+            levels: int) -> str | None:
+    """Why a gate came to `principal` by DM, from its `(kind, actor, data)` trace entries
+    (oldest first): the newest reassignment to them or escalation to a level that names them."""
+    for kind, actor, data in reversed(entries):
+        if kind == "reassigned" and data.get("to") == principal:
+            return f"{org.display(actor)} asked you to decide."
+        if kind != "escalated":
+            continue
+        named = [spec for spec in data.get("notify", []) if _names(org, spec, principal)]
+        if not named:
+            continue
+        why = str(data.get("why") or "the level before ran out of time")
+        return (f"{why[:1].upper()}{why[1:]}, so it escalated to level {data.get('level')} of {levels}: "
+                f"{_named_you(named[0])}.")
+    return None
+
+
+def _names(org: Org, spec: str, principal: str) -> bool:
+    try:
+        return principal in org.resolve(spec)
+    except ValueError:  # the org file no longer knows whom a frozen chain named
+        return False
+
+
+def _named_you(spec: str) -> str:
+    kind, sep, name = spec.partition(":")
+    if kind == "role" and sep:
+        return f"you are {name}"
+    if kind == "group" and sep:
+        return f"you are in {name}"
+    return "that level names you"
+
+
+def gate_message(org: Org, gate: GateView, *, dm: bool = False,
+                 why: str | None = None) -> dict[str, Any]:
+    """The gate request, or the decided gate when `gate.status` is not open. A DM copy
+    (`dm`) says `why` it came to its reader."""
     blocks: list[Block] = [header(gate.title or f"Decision needed on {gate.run}")]
+    if dm and why and gate.status == "open":
+        blocks.append(context(mrkdwn(":rotating_light: *Why you:*"), plain(why, 1000)))
     if gate.question:
         blocks.append(section(plain(gate.question, 2900, f"(/baton trace {gate.run})")))
     blocks.append(section(fields=[

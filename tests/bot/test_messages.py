@@ -8,7 +8,7 @@ from sqlmodel import col, select
 
 from orchestrator.clock import FakeClock
 from storage.models import SlackInbox
-from tests.bot.conftest import ALICE, BOB, CAROL, DAVE, FRANK, PAYMENTS, Baton
+from tests.bot.conftest import ALICE, BOB, CAROL, DAVE, ERIN, FRANK, PAYMENTS, Baton
 from tests.conftest import TEST_FLOWS
 
 
@@ -57,13 +57,24 @@ def test_escalation_pings_the_next_level_by_dm_after_the_wait(make_baton) -> Non
     (dm,) = baton.dms(DAVE)
     shown = blocks_of(dm)
     assert "gate.decide.approve" in shown and "gate.claim" in shown and "gate.snooze" in shown
+    # the DM says why it came to him
+    why = "No decision within 30m at level 1, so it escalated to level 2 of 3: you are finance-lead."
+    assert "*Why you:*" in shown and why in shown
     gate = baton.gate_message()
     assert "escalation level 2 of 3" in blocks_of(baton.slack.workspace.message(PAYMENTS, gate.ts))
+    assert "Why you" not in blocks_of(baton.slack.workspace.message(PAYMENTS, gate.ts))
 
     # Dave claims from his DM: pings pause, and the thread says so
     baton.driver.click(user=DAVE, action_id="gate.claim", channel=dm.channel, ts=dm.ts)
     baton.settle()
     assert "is on it" in baton.thread(card)[-1].text
+    assert why in blocks_of(baton.slack.workspace.message(dm.channel, dm.ts))  # kept when redrawn
+    # someone asked to decide hears who asked
+    assert "can now decide" in baton.engine.reassign("R-1", "dave", "erin")
+    baton.settle()
+    (asked,) = baton.dms(ERIN)
+    assert "Dave Kim asked you to decide." in blocks_of(asked)
+    assert why in blocks_of(baton.slack.workspace.message(dm.channel, dm.ts))
     # and decides from the DM
     baton.driver.click(user=DAVE, action_id="gate.decide.approve", channel=dm.channel, ts=dm.ts)
     baton.settle()

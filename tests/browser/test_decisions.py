@@ -157,3 +157,31 @@ def test_the_edit_modal_shows_the_amount_exactly_and_unchanged_changes_nothing(
     expect(s.message("R-1 Done", s.thread)).to_be_visible()
     assert [entry["amount"] for entry in ledger()] == [12345.678]
     assert s.errors == []
+
+
+def test_skipping_ahead_shows_the_escalation_and_the_dm_says_why_it_came(slack: Callable[..., Slack]) -> None:
+    s = slack()
+    s.open("alice")
+    s.type("/baton run vendor-payment vendor=ACME amount=20000")
+    expect(s.message("R-1").locator(".replies")).to_be_visible()
+    clock = s.page.locator("#clock-now")
+    expect(clock).to_contain_text("Bot time")
+    expect(clock).not_to_contain_text("(+")
+
+    # finance-chain's first level waits 30 minutes: skip them instead of waiting
+    s.page.select_option("#skip", "30m")
+    expect(clock).to_contain_text("(+30m)")
+    expect(s.page.locator("#toast")).to_contain_text("Skipped ahead 30m")
+    s.be(DAVE)
+    s.go("dm")
+    request = s.message("Approve vendor payment?")
+    why = request.locator(".bk-context", has_text="Why you:")
+    expect(why).to_contain_text(
+        "No decision within 30m at level 1, so it escalated to level 2 of 3: you are finance-lead.")
+    expect(request.locator("button", has_text="I'm on it")).to_be_visible()
+    s.shot("why-you", docs="sandbox-6-escalation-dm.png")
+
+    s.go("payments")
+    s.open_thread("R-1")
+    expect(s.message("escalated to level 2", s.thread)).to_contain_text("@Dave Kim")
+    assert s.errors == []

@@ -117,3 +117,47 @@ def test_the_sandbox_file_belongs_to_its_sqlite_database(tmp_path: Path) -> None
     database.touch()
     assert snapshot_path(f"sqlite:///{database}") == (tmp_path / "runs.sandbox.json", True)
     assert snapshot_path("postgresql://db/baton", tmp_path) == (tmp_path / "baton-sandbox.json", True)
+
+
+def test_skip_ahead_moves_the_bots_clock_forward_only_and_a_restart_does_not_go_back(tmp_path: Path) -> None:
+    import httpx
+
+    settings = make_settings(tmp_path / "baton.db")
+    org = load_org(EXAMPLE_FLOWS / "org.yaml")
+    with DevSandbox(settings, workspace_from_org(org, app=sandbox_app()), poll=0.05) as dev:
+        page = dev.url.rstrip("/")
+        headers = {"Origin": page}
+        with httpx.Client(trust_env=False) as http:
+            state = http.get(f"{page}/_ui/state").json()["clock"]
+            assert state["ahead"] is None and state["skips"] == ["15m", "30m", "1h", "4h", "1d"]
+            for wrong in ("2y", "-30m", "", "30"):
+                refused = http.post(f"{page}/_ui/clock", json={"skip": wrong}, headers=headers)
+                assert refused.status_code == 400 and "skip ahead by one of: 15m" in refused.json()["error"]
+            assert http.get(f"{page}/_ui/state").json()["clock"]["ahead"] is None
+            skipped = http.post(f"{page}/_ui/clock", json={"skip": "1d"}, headers=headers).json()
+            assert skipped["ok"] and skipped["clock"]["ahead"] == "+1d"
+        assert dev.service is not None
+        engine = dev.service.engine
+        engine.start_run("vendor-payment", {"vendor": "ACME", "amount": 20000}, "alice")
+        started = engine.get_run("R-1").created_at
+    # the next `baton dev` on this database starts no earlier than what it recorded
+    with DevSandbox(settings, workspace_from_org(org, app=sandbox_app()), poll=0.05) as again:
+        assert again.service is not None
+        assert again.service.engine.clock.now().replace(tzinfo=None) >= started.replace(tzinfo=None)
+        with httpx.Client(trust_env=False) as http:
+            assert http.get(f"{again.url.rstrip('/')}/_ui/state").json()["clock"]["ahead"].startswith("+23h")
+
+
+def test_a_sandbox_whose_bot_keeps_its_own_clock_has_no_skip_control(tmp_path: Path) -> None:
+    import httpx
+
+    from orchestrator.clock import SystemClock
+
+    settings = make_settings(tmp_path / "baton.db")
+    workspace = workspace_from_org(load_org(EXAMPLE_FLOWS / "org.yaml"), app=sandbox_app())
+    with DevSandbox(settings, workspace, poll=0.05, clock=SystemClock()) as dev, \
+            httpx.Client(trust_env=False) as http:
+        page = dev.url.rstrip("/")
+        assert http.get(f"{page}/_ui/state").json()["clock"] is None
+        refused = http.post(f"{page}/_ui/clock", json={"skip": "30m"}, headers={"Origin": page})
+        assert refused.status_code == 409 and "needs `baton dev`" in refused.json()["error"]

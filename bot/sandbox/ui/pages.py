@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.sandbox.errors import ApiError
@@ -255,3 +255,12 @@ def place_title(ws: Workspace, place: str, channel: Channel | None) -> str:
     if place in (HOME, DM):
         return esc(ws.app.bot_name)
     return f"# {esc(channel.name)}" if channel else ""
+
+
+def ahead_text(ahead: timedelta) -> str:
+    """How far the bot's clock runs ahead of the real one: `+1d4h`, `+30m`."""
+    minutes = int(ahead.total_seconds() // 60)
+    days, minutes = divmod(minutes, 1440)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
+    return "+" + ("".join(parts) or "0m")

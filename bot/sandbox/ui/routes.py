@@ -18,8 +18,9 @@ import json
 import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -59,6 +60,23 @@ class Refused(Exception):
 
 Handler = Callable[[Request], Awaitable[Response]]
 
+# How far the page may move the bot's clock in one step.
+SKIPS = {"15m": timedelta(minutes=15), "30m": timedelta(minutes=30), "1h": timedelta(hours=1),
+         "4h": timedelta(hours=4), "1d": timedelta(days=1)}
+
+
+class BotClock(Protocol):
+    """The bot's clock, which the page may move forward ("skip ahead") when the bot runs in
+    this process (`baton dev`): what falls due meanwhile (escalations, reminders, snoozes
+    ending) happens before `skip` returns."""
+
+    def now(self) -> datetime: ...
+
+    @property
+    def ahead(self) -> timedelta: ...
+
+    def skip(self, delta: timedelta) -> None: ...
+
 
 class SandboxPage:
     """The routes of the page, over an emulator (whose workspace a test may swap)."""
@@ -66,6 +84,7 @@ class SandboxPage:
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
         self.sent = SentLog()
+        self.clock: BotClock | None = None  # set by `baton dev`
         self._driver: tuple[int, str, Driver] | None = None
         self._lock = threading.Lock()
 
@@ -86,6 +105,7 @@ class SandboxPage:
             Route("/_ui/close", guarded(self._close), methods=["POST"]),
             Route("/_ui/home", guarded(self._home), methods=["POST"]),
             Route("/_ui/dismiss", guarded(self._dismiss), methods=["POST"]),
+            Route("/_ui/clock", guarded(self._skip), methods=["POST"]),
         ]
 
     @property
@@ -187,7 +207,16 @@ class SandboxPage:
             "thread": thread_html,
             "modal": pages.modal(ws, viewer.id),
             "bot": self.emulator.request_url,
+            "clock": self._clock_state(),
         }
+
+    def _clock_state(self) -> dict[str, Any] | None:
+        if self.clock is None:
+            return None
+        ahead = self.clock.ahead
+        return {"now": f"{self.clock.now():%a %H:%M} UTC",
+                "ahead": pages.ahead_text(ahead) if ahead else None,
+                "skips": list(SKIPS)}
 
     async def _events(self, request: Request) -> Response:
         return StreamingResponse(self._changes(), media_type="text/event-stream",
@@ -397,6 +426,17 @@ class SandboxPage:
         body = await self._body(request)
         viewer = self._viewer(body.get("as"))
         return await self._deliver(f"{viewer.name} opens the App Home", lambda d: d.open_home(user=viewer.id))
+
+    async def _skip(self, request: Request) -> Response:
+        body = await self._body(request)
+        clock = self.clock
+        if clock is None:
+            raise Refused("this sandbox's bot keeps real time: skipping ahead needs `baton dev`", 409)
+        wanted = str(body.get("skip") or "")
+        if wanted not in SKIPS:
+            raise Refused(f"skip ahead by one of: {', '.join(SKIPS)}")
+        await run_in_threadpool(clock.skip, SKIPS[wanted])
+        return JSONResponse({"ok": True, "clock": self._clock_state()})
 
     async def _dismiss(self, request: Request) -> Response:
         body = await self._body(request)

@@ -144,9 +144,32 @@ function apply(snapshot) {
       || root.querySelector("input.bk-control, textarea.bk-control");
     if (first) first.focus();
   }
-  if (!snapshot.bot) toast("No bot is connected to this sandbox: start it with `baton dev`.", "info");
+  drawClock(snapshot.clock);
+  if (!snapshot.bot) toast("No bot is connected to this sandbox: start it with baton dev.", "info");
   document.body.dataset.version = String(snapshot.version);
   document.body.dataset.viewer = snapshot.viewer.name;
+}
+
+function drawClock(clock) {
+  // The bot's clock, and the control that moves it forward (only under `baton dev`).
+  $("#clock").hidden = clock === null;
+  if (clock === null) return;
+  $("#clock-now").textContent = "Bot time " + clock.now + (clock.ahead ? " (" + clock.ahead + ")" : "");
+  const select = $("#skip");
+  if (select.options.length !== clock.skips.length + 1) {
+    const prompt = new Option("Skip ahead…", "");
+    select.replaceChildren(prompt, ...clock.skips.map((skip) => new Option("+" + skip, skip)));
+  }
+}
+
+async function skipAhead(select) {
+  const skip = select.value;
+  select.value = "";
+  if (!skip) return;
+  select.disabled = true;
+  const answer = await post("/_ui/clock", {skip});
+  select.disabled = false;
+  if (answer.ok) toast("Skipped ahead " + skip + ": what fell due meanwhile has happened.", "info");
 }
 
 function drawPeople(people, viewer) {
@@ -282,6 +305,7 @@ document.addEventListener("click", (event) => {
 });
 
 document.addEventListener("change", (event) => {
+  if (event.target.id === "skip") { skipAhead(event.target); return; }
   if (event.target.id === "as") {
     move({as: event.target.value, modalKey: null});
     $("#confirm-root").replaceChildren();
