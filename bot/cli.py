@@ -384,11 +384,12 @@ def status(
         current = eng.get_run(ref)
     except BatonError as exc:
         fail(str(exc))
+    from orchestrator.wording import deadline, moment, values
+
     typer.echo(f"{current.ref} {current.flow_name}: {current.status}"
                + (f" ({current.outcome}: {current.reason})" if current.reason else ""))
-    typer.echo(f"  requested by {org.display(current.requester)} "
-               f"at {current.created_at:%Y-%m-%d %H:%M:%S} UTC")
-    typer.echo("  inputs: " + ", ".join(f"{k}={v}" for k, v in current.inputs.items()))
+    typer.echo(f"  requested by {org.display(current.requester)} at {moment(current.created_at)}")
+    typer.echo(f"  inputs: {values(current.inputs)}")
     assert current.id is not None
     from orchestrator.gating import eligible
 
@@ -404,24 +405,24 @@ def status(
             elif state == "snoozed" and gate.snoozed_until:
                 state = f"snoozed until {gate.snoozed_until:%H:%M} UTC"
             typer.echo(f"    escalation {gate.chain['name']}: level {gate.esc_level + 1} of "
-                       f"{levels}, {state}, next deadline "
-                       f"{gate.next_deadline:%Y-%m-%d %H:%M:%S} UTC" if gate.next_deadline
-                       else f"    escalation {gate.chain['name']}: {state}")
+                       f"{levels}, {state}, next step {deadline(gate.next_deadline)}"
+                       if gate.next_deadline else f"    escalation {gate.chain['name']}: {state}")
     _failed_slack_calls(eng, current.id)
 
 
 def _failed_slack_calls(eng: Any, run_id: int | None = None) -> None:
     """Say so when messages to Slack failed for good (of one run, with `run_id`)."""
+    from orchestrator.wording import count, moment
     from storage.slack_calls import latest_failed
 
     with eng.db.read() as s:
-        count, latest = latest_failed(s, run_id=run_id)
-    if not count:
+        failed, latest = latest_failed(s, run_id=run_id)
+    if not failed:
         return
-    typer.echo(f"{'  ' if run_id else chr(10)}{count} Slack call(s) failed for good "
+    typer.echo(f"{'  ' if run_id else chr(10)}{count(failed, 'Slack call')} failed for good "
                "(baton_slack_calls_failed in /metrics, slack_call_failed in the log); latest:")
     for call in latest:
-        at = f"{call.sent_at:%Y-%m-%d %H:%M:%S} UTC" if call.sent_at else "?"
+        at = moment(call.sent_at) if call.sent_at else "?"
         typer.echo(f"{'    ' if run_id else '  '}{at} {call.method}: {call.last_error or 'failed'}")
 
 
@@ -479,7 +480,7 @@ def _rich_summary(summary: TraceSummary, eng: Engine) -> None:
     console = Console()
     colours = {"succeeded": "green", "rejected": "red", "failed": "red", "stopped": "yellow"}
     for i, section in enumerate(report.sections(summary, eng.org)):
-        body = Text("\n".join(section.lines))  # Text: agent output is never read as markup
+        body = Text("\n".join(section.texts()))  # Text: agent output is never read as markup
         style = colours.get(summary.status, "cyan") if i == 0 else "dim"
         console.print(Panel(body, title=Text(section.title), title_align="left", border_style=style))
 

@@ -272,7 +272,7 @@ class Commands:
         with self.engine.db.read() as s:
             entries = chain_entries(s, run.ref)
         summary = summarize(run, entries, self.org)
-        message = trace_message(run.ref, report.sections(summary, self.org), status=run.status)
+        message = trace_message(summary, self.org, report.sections(summary, self.org))
         reply = Reply(message["text"], message["blocks"], in_channel=share)
         if not full:
             return reply, None

@@ -24,6 +24,7 @@ from bot.views import gate_view, pending_gate_views
 from gates.org import Org
 from orchestrator.events import DomainEvent
 from orchestrator.gating import eligible, excluded
+from orchestrator.wording import clock_time, count, seconds
 from storage.engine import after_commit
 from storage.models import FlowVersion, Gate, Run, SlackOutbox, SlackRef
 from storage.trace import gate_entries
@@ -272,13 +273,13 @@ class SlackSink:
 
     def on_claimed(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
         self._escalation_state(s, run, p, at, f":raising_hand: {mention(self.org, p['by'])} is on it "
-                                              f"(pings paused until {p['until'][11:16]} UTC)")
+                                              f"(pings paused until {clock_time(p['until'])})")
 
     def on_snoozed(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
-        deadline = f" · next step at {p['deadline'][11:16]} UTC" if p.get("deadline") else ""
+        due = f" · next step at {clock_time(p['deadline'])}" if p.get("deadline") else ""
         self._escalation_state(s, run, p, at, f":zzz: {mention(self.org, p['by'])} snoozed "
-                                              f"`{esc(p['gate'])}` until {p['until'][11:16]} UTC"
-                                              + deadline)
+                                              f"`{esc(p['gate'])}` until {clock_time(p['until'])}"
+                                              + due)
 
     def on_reassigned(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
         self._escalation_state(s, run, p, at, f":arrow_right: {mention(self.org, p['by'])} asked "
@@ -318,7 +319,8 @@ class SlackSink:
         # Gates the run left open (stopped, cancelled by its API caller) lose their buttons.
         for gate in s.exec(select(Gate).where(Gate.run_id == run.id, Gate.status == "cancelled")):
             self._gate_and_copies(s, run, gate, at)
-        extra = f"{p.get('steps', 0)} steps · {p.get('duration_s', 0):g}s · `/baton trace {run.ref}`"
+        extra = (f"{count(p.get('steps', 0), 'step')} · {seconds(p.get('duration_s', 0))} · "
+                 f"`/baton trace {run.ref}`")
         if p.get("outcome") == "setup":  # not the approvers' to fix: the requester is told
             extra = (f"{mention(self.org, run.requester)}: your run could not reach its model. "
                      f"Ask the Baton operator to fix the setup, then start it again · {extra}")

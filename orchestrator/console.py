@@ -7,6 +7,7 @@ from typing import Any
 
 from gates.org import Org
 from orchestrator.events import DomainEvent
+from orchestrator.wording import deadline, gate_outcome
 
 
 def _people(org: Org, items: list[str]) -> str:
@@ -22,29 +23,28 @@ def describe(event: DomainEvent, org: Org) -> str:
         return f"{run} started: {p['flow']} by {org.display(p['requester'])}"
     if kind in ("gate_opened", "conflict_opened"):
         what = "conflict" if kind == "conflict_opened" else "gate"
-        deadline = f", deadline {p['deadline']}" if p.get("deadline") else ""
+        due = f", next step {deadline(p['deadline'])}" if p.get("deadline") else ""
         return (f"{run} waiting at {what} '{p['gate']}': {p['title']} "
-                f"(can decide: {_people(org, p['approvers'])}{deadline})")
+                f"(can decide: {_people(org, p['approvers'])}{due})")
     if kind == "vote_recorded":
         return (f"{run} {org.display(p['by'])} chose {p['option']} at '{p['gate']}' "
                 f"({p['approvals']} of {p['quorum']} approvals)")
     if kind == "gate_decided":
-        who = _people(org, p["decided_by"]) if p["decided_by"] else "Baton"
-        if p.get("kind", "approval") != "approval":  # only an approval gate "approves"
-            return f"{run} gate '{p['gate']}' decided ({p['option']}): {p['why']}"
-        return f"{run} gate '{p['gate']}' {p['outcome']} ({p['option']}) by {who}: {p['why']}"
+        who = _people(org, p["decided_by"]) if p["decided_by"] else None
+        settled = gate_outcome(p["outcome"], p.get("option"), who, p["why"], p.get("kind", "approval"))
+        return f"{run} gate '{p['gate']}': {settled}"
     if kind == "escalated":
         if p.get("final"):
             return f"{run} escalation of '{p['gate']}' ended ({p['final']}): {p['why']}"
         return (f"{run} escalated '{p['gate']}' to level {p['level']} "
-                f"({', '.join(p['notify'])}): {p['why']}")
+                f"({', '.join(p['notify'])}): {p['why']}; next step {deadline(p.get('deadline'))}")
     if kind == "reminder":
         return f"{run} reminder for '{p['gate']}' to {', '.join(p['notify'])}"
     if kind == "claimed":
-        return f"{run} '{p['gate']}' claimed by {org.display(p['by'])} until {p['until']}"
+        return f"{run} '{p['gate']}' claimed by {org.display(p['by'])} until {deadline(p['until'])}"
     if kind == "snoozed":
-        return (f"{run} '{p['gate']}' snoozed by {org.display(p['by'])} until {p['until']}"
-                + (f", next step at {p['deadline']}" if p.get("deadline") else ""))
+        return (f"{run} '{p['gate']}' snoozed by {org.display(p['by'])} until {deadline(p['until'])}"
+                + (f", next step {deadline(p['deadline'])}" if p.get("deadline") else ""))
     if kind == "reassigned":
         return f"{run} '{p['gate']}' reassigned to {org.display(p['to'])} by {org.display(p['by'])}"
     if kind == "boundary_violated":

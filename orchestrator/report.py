@@ -7,25 +7,40 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gates.durations import format_duration
 from gates.org import Org
+from orchestrator import wording
 from orchestrator.summary import GateStory, TraceSummary, one_line
+from orchestrator.wording import count, number, seconds
+
+
+@dataclass(frozen=True)
+class Line:
+    """One fact of a section. `at`: when it happened, for a fact that is one event; `mark`:
+    how it went (ok, warn, block, passed, violated, approved, rejected, refused, failed,
+    escalated, ...), which Slack draws as the emoji its gate cards use; `sub`: a detail of
+    the line above it."""
+
+    text: str
+    at: datetime | None = None
+    mark: str = ""
+    sub: bool = False
+
+    def plain(self) -> str:
+        return (f"{_t(self.at)} " if self.at else "") + self.text
 
 
 @dataclass
 class Section:
     title: str
-    lines: list[str]
+    lines: list[Line]
+
+    def texts(self) -> list[str]:
+        """The lines as the CLI prints them (a detail indented under its line)."""
+        return [("  " if line.sub else "") + line.plain() for line in self.lines]
 
 
 def _t(at: datetime | None) -> str:
     return f"{at:%Y-%m-%d %H:%M:%S}" if at else "-"
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return f"{value:.0f}"
-    return str(value)
 
 
 def money(amount: float) -> str:
@@ -39,28 +54,24 @@ def _people(org: Org, principals: list[str]) -> str:
     return ", ".join(org.display(p) for p in principals) or "nobody"
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    from datetime import timedelta
-
-    return format_duration(timedelta(seconds=seconds))
+def _none(text: str) -> list[Line]:
+    return [Line(text)]
 
 
 def header(s: TraceSummary, org: Org) -> Section:
     lines = [
-        f"Flow {s.flow} (v{s.version}) · requested by {org.display(s.requester)} at {_t(s.started_at)} UTC",
-        f"State: {s.status}" + (f" ({s.outcome}: {s.reason})" if s.reason else "")
-        + f" · duration {_duration(s.duration_s)} · {s.entries} trace entries",
-        "Inputs: " + ", ".join(f"{k}={_value(v)}" for k, v in s.inputs.items()),
+        Line(f"Flow {s.flow} (v{s.version}) · requested by {org.display(s.requester)} at "
+             f"{wording.moment(s.started_at)}"),
+        Line(f"State: {s.status}" + (f" ({s.outcome}: {s.reason})" if s.reason else "")
+             + f" · duration {seconds(s.duration_s)} · {count(s.entries, 'trace entry', 'trace entries')}",
+             mark=s.status),
+        Line("Inputs: " + wording.values(s.inputs)),
     ]
     changed = {k: (s.requested_inputs.get(k), v) for k, v in s.inputs.items()
                if s.requested_inputs.get(k) != v}
     if changed:
-        lines.append("Changed by approvers: " + ", ".join(
-            f"{k} {_value(a)} -> {_value(b)}" for k, (a, b) in changed.items()))
+        lines.append(Line("Changed by approvers: " + ", ".join(
+            f"{k} {number(a)} -> {number(b)}" for k, (a, b) in changed.items())))
     return Section(f"{s.run} · {s.flow} · {s.status}", lines)
 
 
@@ -68,7 +79,8 @@ def signals(s: TraceSummary) -> Section:
     lines = []
     for f in s.signals:
         if f.failed:
-            lines.append(f"{f.agent}: FAILED after {f.attempts} attempt(s): {one_line(f.error, 200)}")
+            lines.append(Line(f"{f.agent}: FAILED after {count(f.attempts, 'attempt')}: "
+                              f"{one_line(f.error, 200)}", f.at, "failed"))
             continue
         verdict = f.verdict or "-"
         if f.verdict and f.severity and f.verdict != "ok":
@@ -77,34 +89,35 @@ def signals(s: TraceSummary) -> Section:
         line = f"{f.agent}: {verdict}{conf} - {one_line(f.summary, 200)}".rstrip(" -")
         if f.rationale:
             line += f". Why: {f.rationale}"
-        lines.append(line)
-    return Section("Signals", lines or ["no agent ran"])
+        lines.append(Line(line, f.at, f.verdict or ""))
+    return Section("Signals", lines or _none("no agent ran"))
 
 
 def conflicts(s: TraceSummary, org: Org) -> Section:
-    lines = []
+    found: list[Line] = []
     for c in s.conflicts:
         verdicts = ", ".join(f"{a} {v or 'abstained'}" for a, v in c.get("verdicts", {}).items())
         then = f"; {c['then']}" if c.get("then") else ""
         if c.get("skipped"):
-            lines.append(f"{c['conflict']}: skipped, {c['why']}{then}")
+            found.append(Line(f"{c['conflict']}: skipped, {c['why']}{then}", c.get("at"), "skipped"))
             continue
         if c.get("agreed"):
-            lines.append(f"{c['conflict']}: signals agree ({verdicts}); policy {c['policy']} "
-                         f"not needed{then}")
+            found.append(Line(f"{c['conflict']}: signals agree ({verdicts}); policy {c['policy']} "
+                              f"not needed{then}", c.get("at"), "ok"))
             continue
         line = f"{c['conflict']}: disagreement ({verdicts}); policy {c['policy']}"
         if c.get("winner"):
             line += f" -> followed {c['winner']}{then}"
-        lines.append(line)
+        found.append(Line(line, c.get("at"), "warn"))
     for gate in s.gates:
         if gate.kind == "conflict" and gate.winner:
             who = _people(org, gate.decided_by)
             reason = next((d["reason"] for d in reversed(gate.decisions) if d.get("reason")), None)
-            lines.append(f"{gate.key}: {who} chose to follow {gate.winner}"
-                         + (f': "{one_line(reason, 300)}"' if reason else "")
-                         + (f"; {gate.then}" if gate.then else ""))
-    return Section("Conflicts", lines or ["no conflict step ran"])
+            said = f': "{one_line(reason, 300)}"' if reason else ""
+            then = f"; {gate.then}" if gate.then else ""
+            found.append(Line(f"{gate.key}: {who} chose to follow {gate.winner}{said}{then}",
+                              gate.decided_at, "decided"))
+    return Section("Conflicts", _in_time_order(found) or _none("no conflict step ran"))
 
 
 def recheck_note(b: dict) -> str:
@@ -120,54 +133,68 @@ def recheck_note(b: dict) -> str:
 def boundaries(s: TraceSummary) -> Section:
     lines = []
     for b in s.boundaries:
-        values = ", ".join(f"{k}={_value(v)}" for k, v in (b.get("values") or {}).items())
+        values = wording.values(b.get("values") or {})
         if "limit" in b:
-            values = f"{_value(b['value'])} of {_value(b['limit'])}"
+            values = f"{number(b['value'])} of {number(b['limit'])}"
         state = "passed" if b["passed"] else f"VIOLATED -> {b.get('on_violation', 'stop')}"
         if b.get("result") in ("allowed", "deferred"):
             state = f"VIOLATED, {b['result']}" if b["result"] == "allowed" else "not yet checkable"
         check = b.get("check") or b.get("message", "")
-        lines.append(f"{b['boundary']}: {state}: {check}" + (f" ({values})" if values else "")
-                     + recheck_note(b))
-    return Section("Boundaries checked", lines or ["none"])
+        mark = ("passed" if b["passed"] else "warn" if b.get("result") in ("allowed", "deferred")
+                else "violated")
+        lines.append(Line(f"{b['boundary']}: {state}: {check}" + (f" ({values})" if values else "")
+                          + recheck_note(b), b.get("at"), mark))
+    return Section("Boundaries checked", lines or _none("none"))
 
 
-def _gate_lines(gate: GateStory, org: Org) -> list[str]:
+def _in_time_order(lines: list[Line]) -> list[Line]:
+    """Lines of several kinds of event, merged as they happened (a stable sort: lines of the
+    same moment keep the order the trace recorded them in)."""
+    return sorted(lines, key=lambda line: line.at or datetime.min)
+
+
+def _gate_lines(gate: GateStory, org: Org) -> list[Line]:
     quorum = f", quorum {gate.quorum}" if gate.quorum > 1 else ""
-    lines = [f"{gate.key} ({gate.kind}) opened {_t(gate.opened_at)}: {gate.title} - "
-             f"could decide: {_people(org, gate.approvers)}{quorum}"]
+    lines = [Line(f"{gate.key} ({gate.kind}) opened: {gate.title} - "
+                  f"could decide: {_people(org, gate.approvers)}{quorum}", gate.opened_at, "opened")]
+    happened: list[Line] = []
     for d in gate.decisions:
-        line = f"  {_t(d['at'])} {org.display(d['by'])} chose {d['option']}"
+        line = f"{org.display(d['by'])} chose {d['option']}"
         if d.get("reason"):
             line += f': "{one_line(d["reason"], 300)}"'
         for name, change in (d.get("edits") or {}).items():
-            line += f" (edited {name} {_value(change['from'])} -> {_value(change['to'])})"
-        lines.append(line)
+            line += f" (edited {name} {number(change['from'])} -> {number(change['to'])})"
+        happened.append(Line(line, d["at"], d.get("effect") or "decided", sub=True))
     for r in gate.refusals:
-        lines.append(f"  {_t(r['at'])} REFUSED {org.display(r['by'])} ({r.get('option') or r['action']}): "
-                     f"{one_line(r['why'], 300)}")
+        happened.append(Line(f"REFUSED {org.display(r['by'])} ({r.get('option') or r['action']}): "
+                             f"{one_line(r['why'], 300)}", r["at"], "refused", sub=True))
+    lines += _in_time_order(happened)
     if gate.outcome:
         waited = (gate.decided_at - gate.opened_at).total_seconds() if gate.decided_at else None
-        by = _people(org, gate.decided_by) if gate.decided_by else "Baton"
-        # only an approval gate "approves": elsewhere the option chosen says it
-        outcome = gate.outcome if gate.kind == "approval" else "decided"
-        line = f"  -> {outcome} ({gate.option}) by {by} after {_duration(waited)}: {gate.why}"
+        deciders = _people(org, gate.decided_by) if gate.decided_by else None
+        settled = wording.gate_outcome(gate.outcome, gate.option, deciders, gate.why, gate.kind)
+        line = f"outcome: {settled} (after {seconds(waited)})"
         for name, change in gate.approved_inputs.items():
-            line += (f"; {name}: requested {_value(change['requested'])}, approved "
-                     f"{_value(change['approved'])}")
-        lines.append(line)
+            line += (f"; {name}: requested {number(change['requested'])}, approved "
+                     f"{number(change['approved'])}")
+        lines.append(Line(line, mark=gate.outcome, sub=True))
     else:
-        lines.append("  -> still open" if gate.decided_at is None else "  -> closed")
+        lines.append(Line("outcome: still open" if gate.decided_at is None else "outcome: closed", sub=True))
     return lines
 
 
 def gates(s: TraceSummary, org: Org) -> Section:
-    lines: list[str] = []
+    lines: list[Line] = []
     for skipped in s.skipped_gates:
-        lines.append(f"{skipped['gate']}: not needed - {skipped['why']}")
+        lines.append(Line(f"{skipped['gate']}: not needed - {skipped['why']}", skipped.get("at"), "skipped"))
     for gate in s.gates:
         lines.extend(_gate_lines(gate, org))
-    return Section("Gates and decisions", lines or ["no gate"])
+    return Section("Gates and decisions", lines or _none("no gate"))
+
+
+ESCALATION_MARKS = {"escalated": "escalated", "exhausted": "escalated", "requested": "escalated",
+                    "reminder": "reminder", "claimed": "claimed", "snoozed": "snoozed",
+                    "snooze ended": "reminder", "reassigned": "reassigned"}
 
 
 def escalations(s: TraceSummary, org: Org) -> Section:
@@ -176,8 +203,9 @@ def escalations(s: TraceSummary, org: Org) -> Section:
         who = f" by {org.display(e.who)}" if e.who else ""
         level = f" level {e.level}" if e.level else ""
         pinged = f" pinged {', '.join(e.notify)}" if e.notify else ""
-        lines.append(f"{_t(e.at)} {e.gate}: {e.kind}{level}{who}{pinged}" + (f" - {e.why}" if e.why else ""))
-    return Section("Escalations", lines or ["none"])
+        lines.append(Line(f"{e.gate}: {e.kind}{level}{who}{pinged}" + (f" - {e.why}" if e.why else ""),
+                          e.at, ESCALATION_MARKS.get(e.kind, "")))
+    return Section("Escalations", lines or _none("none"))
 
 
 def failures(s: TraceSummary) -> Section:
@@ -185,26 +213,30 @@ def failures(s: TraceSummary) -> Section:
     for f in s.failures:
         retries = f.get("retries") or []
         if f.get("recovered"):
-            lines.append(f"{f['what']}: {len(retries)} failed attempt(s), then a signal "
-                         f"(last error: {one_line(f['error'], 200)})")
+            lines.append(Line(f"{f['what']}: {count(len(retries), 'failed attempt')}, then a "
+                              f"signal (last error: {one_line(f['error'], 200)})", f.get("at"), "warn"))
         else:
-            lines.append(f"{f['what']}: FAILED after {f.get('attempts', 1)} attempt(s): "
-                         f"{one_line(f['error'], 300)}")
+            lines.append(Line(f"{f['what']}: FAILED after {count(f.get('attempts', 1), 'attempt')}: "
+                              f"{one_line(f['error'], 300)}", f.get("at"), "failed"))
         if f.get("raw"):
-            lines.append(f"  raw output: {one_line(f['raw'], 300)}")
-    return Section("Failures and retries", lines or ["none"])
+            lines.append(Line(f"raw output: {one_line(f['raw'], 300)}", sub=True))
+    return Section("Failures and retries", lines or _none("none"))
 
 
 def agents(s: TraceSummary) -> Section:
     lines = []
     for u in s.usage.values():
         model = f" [{', '.join(sorted(u.models))}]" if u.models else ""
-        lines.append(f"{u.agent}: {u.calls} call(s), {u.attempts} attempt(s), "
-                     f"{u.tokens_in}+{u.tokens_out} tokens, {u.latency_ms:.0f} ms, "
-                     f"{money(u.cost)}{model}")
+        lines.append(Line(f"{u.agent}: {count(u.calls, 'call')}, {count(u.attempts, 'attempt')}, "
+                          f"{u.tokens_in:,}+{u.tokens_out:,} tokens, {u.latency_ms:,.0f} ms, "
+                          f"{money(u.cost)}{model}"))
     if s.usage:
-        lines.append(f"total: {s.tokens} tokens, {money(s.cost)}")
-    return Section("Agents: tokens, latency, cost", lines or ["no agent ran"])
+        lines.append(Line(f"total: {s.tokens:,} tokens, {money(s.cost)}"))
+    return Section("Agents: tokens, latency, cost", lines or _none("no agent ran"))
+
+
+ACTION_MARKS = {"started": "started", "done": "done", "failed": "failed", "unknown": "warn",
+                "skipped": "skipped"}
 
 
 def actions(s: TraceSummary) -> Section:
@@ -213,23 +245,25 @@ def actions(s: TraceSummary) -> Section:
         kind = a["kind"].removeprefix("action_")
         detail = a.get("result") if kind == "done" else a.get("error") or a.get("why") or ""
         if kind == "due":  # an external action, approved for its caller
-            detail = f"{a['tool']}(" + ", ".join(f"{k}={v}" for k, v in a["arguments"].items()) + ")"
-        lines.append(f"{_t(a['at'])} {a['action']}: {kind}" + (f" - {one_line(str(detail), 200)}"
-                                                              if detail else ""))
+            detail = f"{a['tool']}({wording.values(a['arguments'])})"
+        elif isinstance(detail, dict):
+            detail = wording.values(detail)
+        lines.append(Line(f"{a['action']}: {kind}" + (f" - {one_line(str(detail), 200)}" if detail else ""),
+                          a["at"], ACTION_MARKS.get(kind, "")))
     for r in s.routes:
         if r["kind"] == "route":
-            lines.append(f"{_t(r['at'])} route {r['route']}: {r['router']} chose {r['branch']} - "
-                         f"{one_line(r.get('why'), 200)}")
+            lines.append(Line(f"route {r['route']}: {r['router']} chose {r['branch']} - "
+                              f"{one_line(r.get('why'), 200)}", r["at"], "route"))
         elif r["kind"] == "route_refused":
-            lines.append(f"{_t(r['at'])} route {r['route']}: REFUSED branch {r['branch']!r}")
+            lines.append(Line(f"route {r['route']}: REFUSED branch {r['branch']!r}", r["at"], "refused"))
         else:
-            lines.append(f"{_t(r['at'])} plan {r['plan']}: {len(r['subtasks'])} subtasks -> "
-                         f"{r.get('verdict')}")
-    return Section("Actions and routing", lines or ["none"])
+            lines.append(Line(f"plan {r['plan']}: {count(len(r['subtasks']), 'subtask')} -> "
+                              f"{r.get('verdict')}", r["at"], r.get("verdict") or ""))
+    return Section("Actions and routing", _in_time_order(lines) or _none("none"))
 
 
 def timeline(s: TraceSummary) -> Section:
-    return Section("Timeline", [f"{_t(at)} {line}" for at, line in s.timeline])
+    return Section("Timeline", [Line(text, at, mark) for at, text, mark in s.timeline])
 
 
 def sections(s: TraceSummary, org: Org, *, with_timeline: bool = True) -> list[Section]:
@@ -244,7 +278,7 @@ def plain(s: TraceSummary, org: Org) -> str:
     out: list[str] = []
     for section in sections(s, org):
         out.append(section.title)
-        out.extend(f"  {line}" for line in section.lines)
+        out.extend(f"  {line}" for line in section.texts())
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
@@ -253,7 +287,7 @@ def markdown(s: TraceSummary, org: Org) -> str:
     out: list[str] = []
     for i, section in enumerate(sections(s, org)):
         out.append(f"{'#' if i == 0 else '##'} {section.title}\n")
-        out.extend(f"- {_md(line)}" for line in section.lines)
+        out.extend(f"{'  ' if line.sub else ''}- {_md(line.plain())}" for line in section.lines)
         out.append("")
     return "\n".join(out)
 
@@ -272,23 +306,23 @@ def _pct(value: float | None) -> str:
 def stats_lines(stats: Any, org: Org) -> list[str]:
     """`baton stats` in words (Stats from orchestrator.stats)."""
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(stats.by_status.items(), key=lambda x: -x[1]))
-    lines = [f"Runs: {stats.runs}" + (f" ({statuses})" if statuses else "")
+    lines = [f"Runs: {stats.runs:,}" + (f" ({statuses})" if statuses else "")
              + f" · {stats.since:%Y-%m-%d} to {stats.until:%Y-%m-%d}"
              + (f" · flow {stats.flow}" if stats.flow else ""),
              f"Human intervention: {_pct(stats.intervention_rate)} of runs needed a person"]
     decided = stats.decided_total
-    line = (f"Decisions: {decided} gate(s) decided: {_pct(stats.rate('approve'))} approved, "
+    line = (f"Decisions: {count(decided, 'gate')} decided: {_pct(stats.rate('approve'))} approved, "
             f"{_pct(stats.rate('reject'))} rejected, {_pct(stats.rate('request_changes'))} "
             "sent back for changes")
     if stats.closed_by_baton:
         line += f" ({stats.closed_by_baton} closed by Baton when escalation ran out)"
     lines.append(line)
     levels = ", ".join(f"level {k}: {v}" for k, v in sorted(stats.levels_reached.items()))
-    lines.append(f"Escalation: {_pct(stats.escalation_rate)} of {stats.gates} gate(s) escalated"
+    lines.append(f"Escalation: {_pct(stats.escalation_rate)} of {count(stats.gates, 'gate')} escalated"
                  + (f" (reached {levels})" if levels else ""))
-    lines.append(f"Time to decision: median {_duration(stats.median_decision_s)}, p90 "
-                 f"{_duration(stats.p90_decision_s)} ({len(stats.decision_seconds)} decided by people)")
-    lines.append(f"Agents: {stats.agent_calls} call(s), {_pct(stats.agent_error_rate)} failed, "
+    lines.append(f"Time to decision: median {seconds(stats.median_decision_s)}, p90 "
+                 f"{seconds(stats.p90_decision_s)} ({len(stats.decision_seconds):,} decided by people)")
+    lines.append(f"Agents: {count(stats.agent_calls, 'call')}, {_pct(stats.agent_error_rate)} failed, "
                  f"{_pct(stats.agent_retry_rate)} retried · {stats.tokens:,} tokens · {money(stats.cost)}")
     if stats.pending_by_approver:
         lines.append("Most pending: " + ", ".join(f"{org.display(p)} {n}"

@@ -200,7 +200,8 @@ def agent_failure(tx: Tx, node: Node, result: AgentResult) -> Transition | None:
     policy = spec.on_failure if spec else "fail"
     if policy == "continue":
         return None
-    reason = f"agent {result.agent!r} failed: {result.error}"
+    tries = len(result.attempts)
+    reason = f"agent {result.agent!r} failed after {tries} attempt{'s' if tries != 1 else ''}: {result.error}"
     if policy == "escalate" and spec is not None and spec.escalation:
         chain = tx.program.chains[spec.escalation]
         options = [Option("retry", "Retry the agent", "retry", "primary"),

@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from gates.org import Org
-from orchestrator.timeline import describe
+from orchestrator.timeline import describe, mark, without_attempts
+from orchestrator.wording import deadline
 from storage.models import Run, TraceEntry
 
 
@@ -94,7 +95,7 @@ class TraceSummary:
     inputs: dict[str, Any]
     requested_inputs: dict[str, Any]
     entries: int
-    timeline: list[tuple[datetime, str]] = field(default_factory=list)
+    timeline: list[tuple[datetime, str, str]] = field(default_factory=list)  # at, what, mark
     signals: list[SignalFact] = field(default_factory=list)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     boundaries: list[dict[str, Any]] = field(default_factory=list)
@@ -135,7 +136,7 @@ def summarize(run: Run, entries: list[TraceEntry], org: Org) -> TraceSummary:
 
     for entry in entries:
         d = entry.data
-        summary.timeline.append((entry.created_at, describe(entry, org)))
+        summary.timeline.append((entry.created_at, describe(entry, org), mark(entry)))
         kind = entry.kind
         if kind in ("signal", "agent_failed"):
             _signal(summary, entry)
@@ -175,7 +176,7 @@ def summarize(run: Run, entries: list[TraceEntry], org: Org) -> TraceSummary:
                 found.then = d.get("then")
         elif kind in ("escalated", "reminder", "escalation_exhausted", "claimed", "snoozed",
                       "reassigned", "escalation_requested", "snooze_ended"):
-            _escalation(summary, story(d), entry)
+            _escalation(summary, story(d), entry, org)
         elif kind in ("action_started", "action_done", "action_failed", "action_unknown",
                       "action_skipped", "action_due"):
             summary.actions.append({**d, "kind": kind, "at": entry.created_at})
@@ -194,7 +195,7 @@ def _signal(summary: TraceSummary, entry: TraceEntry) -> None:
     fact = SignalFact(agent=d["agent"], verdict=d.get("verdict"), severity=d.get("severity"),
                       confidence=d.get("confidence"), summary=d.get("summary") or "",
                       rationale=one_line(d.get("rationale")), failed=failed,
-                      error=d.get("error"), attempts=int(d.get("attempts", 1)),
+                      error=without_attempts(d.get("error")), attempts=int(d.get("attempts", 1)),
                       at=entry.created_at)
     summary.signals.append(fact)
     usage = summary.usage.setdefault(d["agent"], Usage(d["agent"]))
@@ -210,21 +211,22 @@ def _signal(summary: TraceSummary, entry: TraceEntry) -> None:
     retries = d.get("failed_attempts", [])
     if failed or retries:
         summary.failures.append({"at": entry.created_at, "what": f"agent {d['agent']}",
-                                 "error": d.get("error") or (retries[-1]["error"] if retries else ""),
+                                 "error": without_attempts(d.get("error"))
+                                 or (retries[-1]["error"] if retries else ""),
                                  "attempts": fact.attempts, "retries": retries,
                                  "recovered": not failed, "raw": d.get("raw")})
 
 
-def _escalation(summary: TraceSummary, gate: GateStory | None, entry: TraceEntry) -> None:
+def _escalation(summary: TraceSummary, gate: GateStory | None, entry: TraceEntry, org: Org) -> None:
     d = entry.data
     kinds = {"escalated": "escalated", "reminder": "reminder", "escalation_exhausted": "exhausted",
              "claimed": "claimed", "snoozed": "snoozed", "reassigned": "reassigned",
              "escalation_requested": "requested", "snooze_ended": "snooze ended"}
     why = d.get("why") or ""
     if entry.kind in ("claimed", "snoozed"):
-        why = f"until {d.get('until')}"
+        why = f"until {deadline(d.get('until'))}"
     elif entry.kind == "reassigned":
-        why = f"to {d.get('to')}"
+        why = f"to {org.display(str(d.get('to')))}"
     item = Escalation(at=entry.created_at, gate=d.get("gate", ""), kind=kinds[entry.kind],
                       level=d.get("level"), notify=list(d.get("notify", [])),
                       who=entry.actor if entry.actor != "baton" else None, why=why)

@@ -3,14 +3,49 @@ did it and why. Shared by the CLI and the Slack bot."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from gates.org import Org
+from orchestrator.wording import count, deadline, gate_outcome, number, seconds, values
 from storage.models import TraceEntry
 
+# Agents' errors used to start with this, which every renderer then said again
+_ATTEMPTS = re.compile(r"^failed after \d+ attempt\(s\): ")
 
-def _values(values: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in values.items())
+
+def without_attempts(error: str | None) -> str | None:
+    """An agent's error without the "failed after N attempt(s): " older traces begin it with
+    (the number of attempts is a field of its own)."""
+    return _ATTEMPTS.sub("", error) if error else error
+
+
+# How each kind of entry went, drawn as an emoji in Slack (bot.render.trace)
+_MARKS = {"run_started": "started", "agent_failed": "failed", "decision_refused": "refused",
+          "refused": "refused", "approvals_dismissed": "warn", "gate_opened": "opened",
+          "gate_skipped": "skipped", "escalated": "escalated", "escalation_exhausted": "escalated",
+          "escalation_requested": "escalated", "reminder": "reminder", "claimed": "claimed",
+          "snoozed": "snoozed", "snooze_ended": "reminder", "reassigned": "reassigned",
+          "route": "route", "route_refused": "refused", "action_started": "started",
+          "action_done": "done", "action_failed": "failed", "action_unknown": "warn",
+          "action_skipped": "skipped", "run_held": "held", "run_resumed": "started"}
+
+
+def mark(entry: TraceEntry) -> str:
+    d = entry.data
+    if entry.kind == "signal":
+        return str(d.get("verdict") or "")
+    if entry.kind == "conflict":
+        return "ok" if d.get("agreed") else "warn"
+    if entry.kind == "boundary":
+        return "passed" if d.get("passed") else "violated"
+    if entry.kind == "decision":
+        return str(d.get("effect") or "decided")
+    if entry.kind == "gate_decided":
+        return str(d.get("outcome") or "decided")
+    if entry.kind == "run_finished":
+        return str(d.get("status") or "")
+    return _MARKS.get(entry.kind, "")
 
 
 def describe(entry: TraceEntry, org: Org) -> str:
@@ -18,11 +53,11 @@ def describe(entry: TraceEntry, org: Org) -> str:
     who = org.display(entry.actor)
     k = entry.kind
     if k == "run_started":
-        inputs = _values(d.get("inputs", {}))
+        inputs = values(d.get("inputs", {}))
         return f"started {d['flow']} (v{d.get('version')}) by {who} with {inputs}"
     if k == "signal":
         text = f"signal {d['agent']}: {d.get('verdict') or '-'}"
-        if d.get("severity") and d.get("verdict"):
+        if d.get("severity") and d.get("verdict") not in (None, "", "ok"):
             text += f"/{d['severity']}"
         if d.get("confidence") is not None and d.get("verdict"):
             text += f" ({d['confidence']:.0%})"
@@ -38,7 +73,8 @@ def describe(entry: TraceEntry, org: Org) -> str:
                      f"{price}, {d.get('latency_ms', 0):.0f} ms]")
         return text
     if k == "agent_failed":
-        return f"agent {d['agent']} FAILED after {d.get('attempts', 1)} attempt(s): {d.get('error')}"
+        return (f"agent {d['agent']} FAILED after {count(d.get('attempts', 1), 'attempt')}: "
+                f"{without_attempts(d.get('error'))}")
     if k == "conflict":
         if d.get("agreed"):
             return (f"conflict '{d['conflict']}': signals agree - {d['why']}"
@@ -51,9 +87,9 @@ def describe(entry: TraceEntry, org: Org) -> str:
         return f"conflict '{d['conflict']}': {d['why']} (policy {d['policy']}){tail}"
     if k == "boundary":
         state = "passed" if d["passed"] else "VIOLATED"
-        extra = f" ({_values(d['values'])})" if d.get("values") else ""
+        extra = f" ({values(d['values'])})" if d.get("values") else ""
         if "limit" in d:
-            extra = f" ({d['value']:g} of {d['limit']:g})"
+            extra = f" ({number(d['value'])} of {number(d['limit'])})"
         text = f"boundary {d['boundary']} {state}: {d.get('check', d.get('message', ''))}{extra}"
         if d.get("result") == "allowed":
             text += " -> allowed once already for these values"
@@ -74,7 +110,7 @@ def describe(entry: TraceEntry, org: Org) -> str:
         if d.get("quorum", 1) > 1:
             text += f"; quorum {d['quorum']}"
         if d.get("escalation"):
-            text += f"; escalation {d['escalation']['chain']} until {d['escalation']['deadline']}"
+            text += f"; escalation {d['escalation']['chain']} until {deadline(d['escalation']['deadline'])}"
         if d.get("required_by"):
             need = d["required_by"]
             text += (f"; needed because conflict '{need['conflict']}' followed "
@@ -85,7 +121,7 @@ def describe(entry: TraceEntry, org: Org) -> str:
         if d.get("reason"):
             text += f': "{d["reason"]}"'
         for name, change in d.get("edits", {}).items():
-            text += f"; edited {name} {change['from']} -> {change['to']}"
+            text += f"; edited {name} {number(change['from'])} -> {number(change['to'])}"
         return text
     if k == "decision_refused":
         return f"REFUSED {who} ({d.get('option')}) at '{d.get('gate')}': {d['why']}"
@@ -94,10 +130,13 @@ def describe(entry: TraceEntry, org: Org) -> str:
     if k == "approvals_dismissed":
         return f"approvals by {', '.join(d['dismissed'])} dismissed: {d['why']}"
     if k == "gate_decided":
-        by = ", ".join(org.display(p) for p in d.get("decided_by", [])) or "Baton"
-        text = f"gate '{d['gate']}' decided: {d['outcome']} ({d['option']}) by {by}: {d['why']}"
+        by = ", ".join(org.display(p) for p in d.get("decided_by", [])) or None
+        # a conflict names its winner: only an approval gate "approves"
+        settled = gate_outcome(d["outcome"], d.get("option"), by, d.get("why", ""),
+                               "conflict" if d.get("winner") else "approval")
+        text = f"gate '{d['gate']}' decided: {settled}"
         for name, change in d.get("approved_inputs", {}).items():
-            text += f"; {name} requested {change['requested']}, approved {change['approved']}"
+            text += f"; {name} requested {number(change['requested'])}, approved {number(change['approved'])}"
         if d.get("winner"):
             text += f"; following {d['winner']}"
         if d.get("then"):
@@ -113,11 +152,11 @@ def describe(entry: TraceEntry, org: Org) -> str:
     if k == "reminder":
         return f"reminded level {d['level']} ({', '.join(d['notify'])}) about '{d['gate']}'"
     if k in ("claimed", "snoozed"):
-        text = f"{who} {k} '{d['gate']}' until {d['until']}"
+        text = f"{who} {k} '{d['gate']}' until {deadline(d['until'])}"
         if d.get("deadline") and d["deadline"] != d["until"]:
-            text += f"; next step at {d['deadline']}"
+            text += f"; next step {deadline(d['deadline'])}"
         if d.get("capped"):
-            text += f" (held to the cap: the level ends by {d.get('latest')} at the latest)"
+            text += f" (held to the cap: the level ends by {deadline(d.get('latest'))} at the latest)"
         return text
     if k == "snooze_ended":
         return f"snooze of '{d['gate']}' ended; level {d['level']} notified again"
@@ -135,12 +174,13 @@ def describe(entry: TraceEntry, org: Org) -> str:
         return f"action '{d['action']}' started ({d['call']}, key {d['idempotency_key']})" + (
             f" - {d['why']}" if d.get("why") else "")
     if k == "action_due":
-        args = _values(d.get("arguments", {}))
+        args = values(d.get("arguments", {}))
         return (f"action '{d['action']}' approved for the caller: {d['tool']}({args}), "
-                f"approval {d['approval']}, report by {d['deadline']}")
+                f"approval {d['approval']}, report by {deadline(d['deadline'])}")
     if k == "action_done":
         by = f" (reported by {who})" if d.get("reported_by") else ""
-        return f"action '{d['action']}' done{by}: {d.get('result')}"
+        result = d.get("result")
+        return f"action '{d['action']}' done{by}: {values(result) if isinstance(result, dict) else result}"
     if k == "action_report_refused":
         return f"REFUSED report by {who}: {d['why']}"
     if k in ("callback_delivered", "callback_failed", "callback_abandoned"):
@@ -162,7 +202,8 @@ def describe(entry: TraceEntry, org: Org) -> str:
     if k == "run_resumed":
         return f"resumed: {d['why']}"
     if k == "run_finished":
-        return f"finished: {d['status']} - {d['why']} ({d['duration_s']:g}s, {d['steps']} steps)"
+        return (f"finished: {d['status']} - {d['why']} ({seconds(d['duration_s'])}, "
+                f"{count(d['steps'], 'step')})")
     return f"{k}: {d}"
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.blocks import Block, context, esc, mrkdwn, plain, section
 from gates.org import Org
+from orchestrator.wording import deadline, number
 
 VERDICT_ICON = {"ok": ":large_green_circle:", "warn": ":large_yellow_circle:",
                 "block": ":red_circle:", None: ":white_circle:", "": ":white_circle:"}
@@ -58,11 +59,8 @@ def _known(org: Org, who: str) -> bool:
 
 
 def when(at: datetime | str | None) -> str:
-    if at is None:
-        return "-"
-    if isinstance(at, str):
-        at = datetime.fromisoformat(at)
-    return f"{at:%Y-%m-%d %H:%M} UTC"
+    """A time as every surface writes it (orchestrator.wording.deadline)."""
+    return deadline(at)
 
 
 def slack_date(at: datetime | str) -> str:
@@ -73,15 +71,7 @@ def slack_date(at: datetime | str) -> str:
 
 
 def input_fields(inputs: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [plain(f"{name}: {_value(value)}", 2000) for name, value in list(inputs.items())[:10]]
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return f"{value:,.0f}"
-    if isinstance(value, float):
-        return f"{value:,}"
-    return str(value)
+    return [plain(f"{name}: {number(value)}", 2000) for name, value in list(inputs.items())[:10]]
 
 
 def signal_line(signal: Mapping[str, Any]) -> Block:

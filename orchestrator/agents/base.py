@@ -210,5 +210,5 @@ def run_agent(agent: Agent, ctx: AgentContext, *, timeout: timedelta, retry: Ret
                 attempt.retry_in = round(delay, 3)
                 clock.sleep(delay)
     return AgentResult(agent.name, agent.kind, "failed", None, started, attempts,
-                       error=f"failed after {len(attempts)} attempt(s): {last_error}", raw=raw,
+                       error=last_error, raw=raw,  # how many attempts: `attempts`
                        subtask=ctx.subtask, spent=spent, setup=setup)

@@ -144,3 +144,20 @@ def test_trace_stats_and_verify_from_the_command_line(cli: InProcess, tmp_path) 
     assert broken.returncode == 1
     assert "BROKEN R-1 entry #" in broken.stdout and "content does not match its hash" in broken.stdout
     assert cli("trace", "verify", "--all").returncode == 1
+
+
+def test_times_numbers_and_durations_read_the_same_as_in_slack(cli: InProcess) -> None:
+    import re
+
+    started = cli("run", "vendor-payment", "vendor=ACME", "amount=20000", "--as", "alice")
+    assert re.search(r"can decide: Bob Ortiz, Carol Diaz, next step \d{4}-\d\d-\d\d \d\d:\d\d UTC\)",
+                     started.stdout), started.stdout
+    status = cli("status", "R-1").stdout
+    assert "inputs: vendor=ACME, amount=20,000" in status
+    assert re.search(r"level 1 of 3, waiting, next step \d{4}-\d\d-\d\d \d\d:\d\d UTC", status), status
+    decided = cli("decide", "R-1", "approve", "--as", "bob", "--reason", "PO matches")
+    assert "gate 'approve': approved by Bob Ortiz" in decided.stdout  # each fact once
+    trace = cli("trace", "R-1").stdout
+    for raw in (r"\d\d:\d\d:\d\d\.\d{6}", r"\+00:00", r"20000\.0", r"\(approve\) by", r"attempt\(s\)",
+                r"\d\.\d{3}s"):
+        assert not re.search(raw, started.stdout + status + decided.stdout + trace), raw

@@ -70,7 +70,7 @@ def test_stats_in_words(scripted: Engine) -> None:
     lines = "\n".join(stats_lines(compute(scripted.db, now=scripted.clock.now()), scripted.org))
     assert "Runs: 7 (succeeded 4" in lines
     assert "Human intervention: 71% of runs needed a person" in lines
-    assert "Decisions: 6 gate(s) decided: 67% approved, 17% rejected, 17% sent back for changes" in lines
+    assert "Decisions: 6 gates decided: 67% approved, 17% rejected, 17% sent back for changes" in lines
     assert "Time to decision: median 25m, p90 1h (6 decided by people)" in lines
     assert "Most pending: Bob Ortiz 1, Carol Diaz 1" in lines
 

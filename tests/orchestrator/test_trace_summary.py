@@ -34,7 +34,7 @@ def test_summary_of_an_edited_approval_states_every_fact(engine: Engine, clock: 
     assert "R-1 · vendor-payment · succeeded" in text
     assert "requested by Alice Ng at 2026-01-05 09:00:00 UTC" in text
     assert "duration 12m" in text
-    assert "Changed by approvers: amount 20000 -> 9000" in text
+    assert "Changed by approvers: amount 20,000 -> 9,000" in text
     # signals with verdict, severity and a one-line rationale
     assert "risk: ok (100%) - Amount within the usual range" in text
     assert ("compliance: ok (95%) - No sanctions match. "
@@ -42,15 +42,17 @@ def test_summary_of_an_edited_approval_states_every_fact(engine: Engine, clock: 
     # conflicts: policy and outcome
     assert "signals: signals agree (research ok, risk ok, compliance ok); policy ask not needed" in text
     # boundaries with results
-    assert "amount-limit: passed: inputs.amount <= 50000.0 (inputs.amount=20000)" in text
+    assert "amount-limit: passed: inputs.amount <= 50000.0 (inputs.amount=20,000)" in text
     # gates: every decision (who, when, option, reason, edits) and every refused attempt
     assert "2026-01-05 09:05:00 REFUSED Dave Kim (approve): you are not an approver" in text
     assert ('2026-01-05 09:12:00 Bob Ortiz chose approve: "Only milestone 1 is due" '
-            "(edited amount 20000 -> 9000)") in text
-    assert "-> approve (approve) by Bob Ortiz after 12m: approved by Bob Ortiz" in text
-    assert "amount: requested 20000, approved 9000" in text
+            "(edited amount 20,000 -> 9,000)") in text
+    # each fact once: not "approve (approve) by Bob Ortiz: approved by Bob Ortiz"
+    assert "outcome: approved by Bob Ortiz (after 12m); amount: requested 20,000, approved 9,000" in text
+    # in the order it happened: the refusal at 09:05, then the decision at 09:12
+    assert text.index("09:05:00 REFUSED Dave Kim") < text.index("09:12:00 Bob Ortiz chose approve")
     # agents, actions, timeline
-    assert "compliance: 1 call(s), 1 attempt(s), 0+0 tokens" in text
+    assert "compliance: 1 call, 1 attempt, 0+0 tokens" in text
     assert "pay: done - {'value': {'payment_id': 'PAY-R-1'" in text or "pay: done" in text
     assert "Timeline" in text
 
@@ -62,7 +64,7 @@ def test_summary_says_why_no_gate_and_why_a_boundary_stopped(engine: Engine) -> 
            "signals.risk.verdict != 'ok'` is false" in text_of(engine, small.ref)
     stopped = text_of(engine, big.ref)
     assert "State: stopped (boundary: Payments above 50,000 need the treasury process" in stopped
-    assert "amount-limit: VIOLATED -> stop: inputs.amount <= 50000.0 (inputs.amount=60000)" in stopped
+    assert "amount-limit: VIOLATED -> stop: inputs.amount <= 50000.0 (inputs.amount=60,000)" in stopped
 
 
 def test_summary_of_escalations_conflicts_and_retries(test_engine: Engine, clock: FakeClock) -> None:
@@ -85,10 +87,12 @@ def test_summary_of_escalations_conflicts_and_retries(test_engine: Engine, clock
     assert 'verdict: Frank Li chose to follow risk: "Domestic vendor"' in text
 
     flaky = test_engine.start_run("agent-failures", {"mode": "flaky"}, "alice")
-    assert "agent flaky: 2 failed attempt(s), then a signal (last error: upstream 503 (attempt 2))" in \
+    assert "agent flaky: 2 failed attempts, then a signal (last error: upstream 503 (attempt 2))" in \
         text_of(test_engine, flaky.ref)
     broken = test_engine.start_run("agent-failures", {"mode": "broken"}, "alice")
-    assert "agent broken: FAILED after 2 attempt(s)" in text_of(test_engine, broken.ref)
+    failed = text_of(test_engine, broken.ref)
+    assert "agent broken: FAILED after 2 attempts: " in failed
+    assert "failed after" not in failed.lower().replace("failed after 2 attempts: ", "")  # said once
 
 
 def test_json_export_validates_against_the_documented_schema(engine: Engine) -> None:
