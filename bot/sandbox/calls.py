@@ -22,11 +22,19 @@ class Call:
 
     @property
     def ok(self) -> bool:
-        return self.status == 200 and isinstance(self.response, dict) and bool(self.response.get("ok"))
+        """Whether it worked: a Web API call answers `ok` in its JSON; an upload URL answers
+        with text (`OK - 1234`, as Slack's does), and its HTTP status says."""
+        if self.status != 200:
+            return False
+        if isinstance(self.response, dict):
+            return bool(self.response.get("ok"))
+        return self.response is not None
 
     @property
     def error(self) -> str | None:
-        return self.response.get("error") if isinstance(self.response, dict) else None
+        if isinstance(self.response, dict):
+            return self.response.get("error")
+        return self.response if isinstance(self.response, str) and self.status != 200 else None
 
 
 class CallLog(Sequence[Call]):

@@ -23,7 +23,7 @@ NAMES = Names(user={"U1": "Bob Ortiz"}.get, channel={"C1": "payments"}.get, grou
 @pytest.mark.parametrize(("text", "html"), [
     ("*Requested by* <@U1>", '<b>Requested by</b> <span class="mention me" data-user="U1">@Bob Ortiz</span>'),
     ("_*both*_ ~gone~ snake_case_name", "<i><b>both</b></i> <s>gone</s> snake_case_name"),
-    ("flow `vendor-payment`", "flow <code>vendor-payment</code>"),
+    ("flow `vendor-payment`", "flow <code><span class=\"w\">vendor-payment</span></code>"),
     ("```a *b*\n&lt;c&gt;```after", "<pre>a *b*\n&lt;c&gt;</pre>after"),
     ("<#C1> <!subteam^S1> <!here>", '<span class="mention channel" data-channel="C1">#payments</span> '
                                    '<span class="mention group">@finance-team</span> '

@@ -116,6 +116,18 @@ class _Pieces:
         return text
 
 
+# Words of a code chip are kept whole when it wraps (`vendor-payment`, `amount=20000`), unless
+# one is too long to fit a narrow line by itself (a URL, a hash)
+_WHOLE_WORD = 40
+
+
+def code_html(code: str) -> str:
+    """An inline code chip that wraps at its spaces only, not inside a word at a `-` or `/`."""
+    words = (f'<span class="w">{esc(word)}</span>' if 0 < len(word) <= _WHOLE_WORD else esc(word)
+             for word in code.split(" "))
+    return f"<code>{' '.join(words)}</code>"
+
+
 def mrkdwn_html(text: str, names: Names | None = None) -> str:
     """A mrkdwn object's text as HTML."""
     names = names or Names.none()
@@ -123,7 +135,7 @@ def mrkdwn_html(text: str, names: Names | None = None) -> str:
     text = _visible_controls(text)
     text = _FENCE.sub(lambda m: pieces.keep(f"<pre>{esc(decode_entities(m.group(1).strip(chr(10))))}</pre>"),
                       text)
-    text = _CODE.sub(lambda m: pieces.keep(f"<code>{esc(decode_entities(m.group(1)))}</code>"), text)
+    text = _CODE.sub(lambda m: pieces.keep(code_html(decode_entities(m.group(1)))), text)
     text = _CONTROL.sub(lambda m: pieces.keep(_control(m.group(1), names)), text)
     lines = []
     for line in text.split("\n"):

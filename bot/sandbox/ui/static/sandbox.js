@@ -291,10 +291,19 @@ function go(place) {
 }
 
 // -- what people do ---------------------------------------------------------------------
+function showSidebar(shown) {
+  document.body.classList.toggle("show-sidebar", shown);
+  $("#menu").setAttribute("aria-expanded", String(shown));
+}
+
 document.addEventListener("click", (event) => {
   const target = event.target.closest("button, a");
+  if (document.body.classList.contains("show-sidebar") && !event.target.closest("#sidebar, #menu")) {
+    showSidebar(false);  // a tap outside the open conversations list closes it
+  }
   if (!target) return;
-  if (target.matches("[data-place]")) { go(target.dataset.place); return; }
+  if (target.id === "menu") { showSidebar(!document.body.classList.contains("show-sidebar")); return; }
+  if (target.matches("[data-place]")) { showSidebar(false); go(target.dataset.place); return; }
   if (target.matches("[data-thread]")) { move({thread: target.dataset.thread}); refresh(); return; }
   if (target.id === "thread-close") { move({thread: null}); refresh(); return; }
   if (target.matches("[data-dismiss]")) { post("/_ui/dismiss", {ts: target.dataset.dismiss}); return; }
