@@ -40,13 +40,44 @@ app.add_typer(flows_app, name="flows")
 app.add_typer(db_app, name="db")
 app.add_typer(tokens_app, name="tokens")
 
+def _print_version(wanted: bool) -> None:
+    if not wanted:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        typer.echo(f"baton {version('baton')}")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        typer.echo("baton (version unknown: not installed; pip install -e .)")
+    raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print Baton's version and exit.")] = False,
+) -> None:
+    pass
+
+
 AsUser = Annotated[str | None, typer.Option(
     "--as", help="who is acting: an org user or Slack id (default: $BATON_USER, else your login "
                  "if the org file lists it under a user's logins)")]
 
 
-def fail(message: str, code: int = 2) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
+# What the command a BatonError points to (`see`) does, on the command line
+_SEE = {"status": "lists runs"}
+
+
+def fail(problem: str | BatonError, code: int = 2) -> NoReturn:
+    """Say what is wrong (and, for a BatonError, the command that helps) and exit."""
+    text = str(problem)
+    if isinstance(problem, BatonError):
+        if problem.see:
+            text += f"; `baton {problem.see}` {_SEE.get(problem.see, 'shows what there is')}"
+        if problem.usage:
+            text += f"\nusage: baton {problem.usage}"
+    typer.echo(f"error: {text}", err=True)
     raise typer.Exit(code)
 
 
@@ -68,7 +99,7 @@ def engine(*, echo: bool = True) -> Engine:
     try:
         built = open_engine(config)
     except FlowError as exc:
-        fail(str(exc))
+        fail(exc)
     if echo:
         from orchestrator.console import ConsoleNotifier
 
@@ -125,7 +156,7 @@ def flows_validate(
     try:
         org = load_org(config.org_path)
     except FlowError as exc:
-        fail(str(exc))
+        fail(exc)
     target = path or config.flows
     callables = CallableLoader(config.python_modules,
                                (target if target.is_dir() else target.parent).resolve())
@@ -171,14 +202,13 @@ def setup_warnings(program: Program, config: Settings) -> list[str]:
 
 @flows_app.command("list")
 def flows_list() -> None:
-    """List the flows and their inputs."""
+    """List the flows and how to start each (as `/baton flows` shows them)."""
+    from orchestrator.inputs import usage
+
     eng = engine(echo=False)
     flows, errors = eng.flows.load_all()
     for name, program in sorted(flows.items()):
-        inputs = " ".join(
-            f"{k}={v.type}" if v.required else f"[{k}={v.type}]"
-            for k, v in program.flow.inputs.items())
-        typer.echo(f"{name:24} {program.flow.title}\n{'':24} {inputs}")
+        typer.echo(f"{name:24} {program.flow.title}\n{'':24} baton {usage(program.flow)}")
     for error in errors:
         typer.echo(f"invalid: {error}", err=True)
 
@@ -201,7 +231,7 @@ def run(
         values = parse_assignments(assignments or [])
         started = eng.start_run(flow, values, requester, origin={"kind": "cli"})
     except BatonError as exc:
-        fail(str(exc))
+        fail(exc)
     current = eng.get_run(started.ref)
     typer.echo(f"{current.ref} {current.status}")
     if follow:
@@ -245,9 +275,11 @@ def decide(
         edits = parse_assignments(edit or [])
         report = eng.decide(ref, user, option, reason=reason, edits=edits, gate=gate)
     except BatonError as exc:
-        fail(str(exc))
+        fail(exc)
     if not report.ok:
-        fail(report.message)
+        from gates.options import REASON_NEEDED
+
+        fail(report.message + (' with --reason "..."' if REASON_NEEDED in report.message else ""))
     typer.echo(report.message)
     typer.echo(f"{report.run} {eng.get_run(report.run).status}")
 
@@ -271,7 +303,7 @@ def signal(
     try:
         typer.echo(eng.submit_signal(ref, agent, output, actor(eng, as_user)))
     except BatonError as exc:
-        fail(str(exc))
+        fail(exc)
 
 
 @app.command()
@@ -282,7 +314,7 @@ def stop(ref: str, as_user: AsUser = None,
     try:
         eng.stop(ref, actor(eng, as_user), reason)
     except BatonError as exc:
-        fail(str(exc))
+        fail(exc)
 
 
 @app.command()
@@ -292,7 +324,7 @@ def claim(ref: str, as_user: AsUser = None, gate: Annotated[str | None, typer.Op
     try:
         typer.echo(eng.claim(ref, actor(eng, as_user), gate))
     except BatonError as exc:
-        fail(str(exc))
+        fail(exc)
 
 
 @app.command()
@@ -303,7 +335,7 @@ def snooze(ref: str, duration: Annotated[str, typer.Argument(help="e.g. 15m, 1h,
     try:
         typer.echo(eng.snooze(ref, actor(eng, as_user), duration, gate))
     except BatonError as exc:
-        fail(str(exc))
+        fail(exc)
 
 
 @app.command()
@@ -314,7 +346,7 @@ def reassign(ref: str, to: Annotated[str, typer.Option("--to", help="who should 
     try:
         typer.echo(eng.reassign(ref, actor(eng, as_user), who(eng, to, "--to"), gate))
     except BatonError as exc:
-        fail(str(exc))
+        fail(exc)
 
 
 @app.command()
@@ -324,7 +356,7 @@ def halt(as_user: AsUser = None, reason: Annotated[str | None, typer.Option()] =
     try:
         eng.halt(actor(eng, as_user), reason)
     except BatonError as exc:
-        fail(str(exc))
+        fail(exc)
 
 
 @app.command()
@@ -334,7 +366,7 @@ def resume(as_user: AsUser = None) -> None:
     try:
         held = eng.resume(actor(eng, as_user))
     except BatonError as exc:
-        fail(str(exc))
+        fail(exc)
     typer.echo("resumed" + (f"; continuing {', '.join(held)}" if held else ""))
 
 
@@ -345,7 +377,9 @@ def tick() -> None:
     eng = engine()
     fired = eng.fire_due_timers()
     recovered = eng.recover()
-    typer.echo(f"{fired} timer(s) fired, {len(recovered)} run(s) continued")
+    from orchestrator.wording import count
+
+    typer.echo(f"{count(fired, 'timer')} fired, {count(len(recovered), 'run')} continued")
 
 
 @app.command()
@@ -383,7 +417,7 @@ def status(
     try:
         current = eng.get_run(ref)
     except BatonError as exc:
-        fail(str(exc))
+        fail(exc)
     from orchestrator.wording import deadline, moment, values
 
     typer.echo(f"{current.ref} {current.flow_name}: {current.status}"
@@ -457,7 +491,7 @@ def trace_cmd(
     try:
         current = eng.get_run(ref)
     except BatonError as exc:
-        fail(str(exc))
+        fail(exc)
     if as_json:
         typer.echo(json.dumps(export_run(eng.db, current), indent=2, ensure_ascii=False))
         return
@@ -529,7 +563,7 @@ def stats(
         try:
             eng.flows.get(flow)
         except BatonError as exc:
-            fail(str(exc))
+            fail(exc)
     figures = compute_stats(eng.db, now=eng.clock.now(), since=window, flow=flow)
     if as_json:
         typer.echo(json.dumps(figures.as_dict(), indent=2))
@@ -553,14 +587,16 @@ def _verify(eng: Engine, target: str | None, all_runs: bool) -> None:
         checked, breaks = verify_all(eng.db)
         for problem in breaks:
             typer.echo(f"BROKEN {problem}")
-        typer.echo(f"{checked} chain(s) checked, {len(breaks)} broken")
+        from orchestrator.wording import count
+
+        typer.echo(f"{count(checked, 'chain')} checked, {len(breaks)} broken")
         if breaks:
             raise typer.Exit(1)
         return
     try:
         current = eng.get_run(parse_ref(target or ""))
     except BatonError as exc:
-        fail(str(exc))
+        fail(exc)
     problem = verify_run(eng.db, current)
     if problem:
         typer.echo(f"BROKEN {problem}")
@@ -745,5 +781,7 @@ def main() -> None:
     try:
         app()
     except BatonError as exc:  # anything not caught closer to the command
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        try:
+            fail(exc)
+        except typer.Exit as done:
+            sys.exit(done.exit_code)

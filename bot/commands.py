@@ -56,7 +56,8 @@ HELP = [
      "costs; for you alone unless --share"),
     ("stop R-42 [reason]", "stop a run (its requester or an admin)"),
     ("flows", "the flows you can run, with their inputs"),
-    ("halt [reason] · resume", "emergency stop of all runs and actions (admins)"),
+    ("halt [reason]", "emergency stop of all runs and actions (admins)"),
+    ("resume", "lift the emergency stop (admins)"),
     ("help", "this list"),
 ]
 
@@ -82,6 +83,21 @@ class Reply:
         if self.blocks:
             body["blocks"] = fit(self.blocks, "")
         return body
+
+
+# What the command a BatonError points to (`see`) does, in Slack
+_SEE = {"status": "lists your runs"}
+
+
+def problem_reply(problem: BatonError | ArgumentError, verb: str | None = None) -> Reply:
+    """A refusal in Slack: the problem once, then one line on what helps, written for Slack:
+    the flow's own usage, the command that shows what there is, or the command's usage."""
+    hint = _hint(verb) if verb else None
+    if isinstance(problem, BatonError) and problem.usage:
+        hint = f"Usage: `/baton {esc(problem.usage)}`"
+    elif isinstance(problem, BatonError) and problem.see:
+        hint = f"`/baton {esc(problem.see)}` {_SEE.get(problem.see, 'shows what there is')}"
+    return error_reply(str(problem), hint)
 
 
 def error_reply(message: str, hint: str | None = None) -> Reply:
@@ -123,7 +139,7 @@ def since(value: str) -> timedelta:
 def run_ref(word: str) -> str:
     """A run id as typed, refused here when it is not one or no run could have it."""
     if parse_ref(word) > MAX_RUN_ID:
-        raise NotFound(f"no run {word}; `/baton status` lists your runs")
+        raise NotFound(f"no run {word}", see="status")
     return word
 
 
@@ -144,14 +160,12 @@ class Commands:
         self.upload_privately = upload_privately  # ... for one person alone, by DM
 
     def handle(self, text: str, who: Invocation) -> tuple[Reply, FollowUp | None]:
-        prefix = "/baton" if who.source == "command" else ""
         try:
             words = split_words(unslack(text or ""))
         except ArgumentError as exc:
-            hint = f"Quote values with spaces: `{prefix} run FLOW note=\"two words\"`"
-            return error_reply(str(exc), hint), None
+            return error_reply(str(exc), 'Quote values with spaces: `/baton run FLOW note="two words"`'), None
         if not words:
-            return help_reply(prefix.strip() or "/baton"), None
+            return help_reply(), None
         verb, rest = words[0].lower(), words[1:]
         handler = getattr(self, f"cmd_{verb}", None)
         if handler is None:
@@ -159,12 +173,12 @@ class Commands:
             # plain_text: what was typed is shown as typed (a backtick in it cannot end the
             # code span and format the rest)
             return Reply(f"Unknown command {esc(verb)}", [
-                section(plain(f":thinking_face: `{verb}` is not a Baton command.")),
+                section(plain(f":thinking_face: \u201c{verb}\u201d is not a Baton command.")),
                 *reply.blocks]), None
         try:
             return handler(rest, who)
         except (BatonError, ArgumentError) as exc:
-            return error_reply(str(exc), _hint(verb)), None
+            return problem_reply(exc, verb), None
         except Exception:  # a bug, not the person's input: they still get an answer
             log.exception("command_failed", verb=verb)
             return error_reply("Baton could not do that because of an error on its side (logged "
@@ -179,7 +193,7 @@ class Commands:
         program = self.engine.flows.get(words[0])
         parsed = parse(words[1:])
         if parsed.words:
-            raise BatonError(f"{parsed.words[0]!r} is not key=value\nusage: {usage(program.flow)}")
+            raise BatonError(f"{parsed.words[0]!r} is not key=value", usage=usage(program.flow))
         parse_inputs(program.flow, parsed.assignments)  # refuse bad input before answering
         origin = {"kind": "slack", "channel": who.channel, "user": who.slack_user,
                   "source": who.source}
@@ -191,7 +205,7 @@ class Commands:
                 self.engine.start_run(program.name, parsed.assignments, who.user, origin=origin,
                                       request_key=key)
             except BatonError as exc:
-                return error_reply(str(exc))
+                return problem_reply(exc)
             return None
 
         title = program.flow.title or program.name
@@ -342,11 +356,12 @@ class Commands:
     def cmd_stats(self, words: list[str], who: Invocation) -> tuple[Reply, FollowUp | None]:
         parsed = parse(_flags(words, "share"), options=("since", "share"))
         share = "share" in parsed.options
+        window = since(parsed.options.get("since", "7d"))  # `--since 3 weeks`: the 3 is wrong
         flow = parsed.words[0] if parsed.words else None
         if flow is not None:
             self.engine.flows.get(flow)
         figures = compute_stats(self.engine.db, now=who.now or self.engine.clock.now(),
-                                since=since(parsed.options.get("since", "7d")), flow=flow)
+                                since=window, flow=flow)
         message = stats_message(report.stats_lines(figures, self.org), flow)
         blocks = list(message["blocks"])
         if not share and who.source == "command":
@@ -393,8 +408,12 @@ class Commands:
             blocks.append(section(mrkdwn(f"*{esc(program.flow.title or name)}* `{esc(name)}`\n"
                                          f"`/baton {esc(usage(program.flow))}`")))
         if errors:
-            blocks.append(context(mrkdwn(f":warning: {len(errors)} flow file(s) have errors; "
-                                         "`baton flows validate` shows them")))
+            # each invalid file and its first problem: what to tell whoever looks after the flows
+            shown = [str(error.problems[0]) if error.problems else str(error) for error in errors[:5]]
+            more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+            blocks.append(context(mrkdwn(f":warning: *{len(errors)} flow "
+                                         f"{'file is' if len(errors) == 1 else 'files are'} invalid "
+                                         f"and cannot run*{more}:"), plain("\n".join(shown), 2000)))
         return Reply(f"{len(flows)} flows", blocks), None
 
     def cmd_help(self, words: list[str], who: Invocation) -> tuple[Reply, None]:
@@ -415,7 +434,6 @@ def _flags(words: list[str], *names: str) -> list[str]:
 
 
 def _hint(verb: str) -> str | None:
-    for command, _what in HELP:
-        if command.split()[0] == verb:
-            return f"Usage: `/baton {esc(command)}`"
-    return None
+    """The command's usage, every form of it on one line."""
+    forms = [f"`/baton {esc(command)}`" for command, _what in HELP if command.split()[0] == verb]
+    return f"Usage: {' or '.join(forms)}" if forms else None

@@ -260,7 +260,8 @@ def _banner(dev: DevSandbox, settings: Settings, org_source: str, out: TextIO) -
         f"  calls     {dev.url}_calls (every Web API call the bot makes)",
     ]
     if errors:
-        lines.append(f"  warning   {len(errors)} flow file(s) have errors: `baton flows validate` shows them")
+        invalid = "1 flow file is" if len(errors) == 1 else f"{len(errors)} flow files are"
+        lines.append(f"  warning   {invalid} invalid: `baton flows validate` shows why")
     if settings.slack_bot_token or settings.slack_app_token:
         lines.append("  note      your SLACK_* settings are not used: the sandbox is its own Slack")
     lines += ["", "Try it: as alice, type  /baton run vendor-payment vendor=ACME amount=20000",

@@ -13,7 +13,7 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot.blocks import esc
-from bot.commands import Reply, error_reply
+from bot.commands import Reply, error_reply, problem_reply
 from bot.inbox import Inbox, request_key, signed_at
 from bot.render.modals import REASON_ACTION, REASON_BLOCK, edit_modal, reason_modal
 from bot.replies import Replies
@@ -296,7 +296,7 @@ class GateActions:
         try:
             reply = _note(":ok_hand:", run_it(run.ref, self._principal(user), str(gate.id)))
         except BatonError as exc:
-            reply = error_reply(str(exc))
+            reply = problem_reply(exc)
         self.replies.tell(origin.get("r"), reply, channel=origin.get("c"), user=user, once=f"{key}:told")
 
 

@@ -49,8 +49,12 @@ def find_option(options: list[Option], option_id: str) -> Option:
                   + ", ".join(o.id for o in options))
 
 
+# Said by every surface alike; each says how it takes a reason (the CLI: --reason)
+REASON_NEEDED = "needs a reason: say why"
+
+
 def check_reason(option: Option, reason: str | None) -> str | None:
     text = (reason or "").strip()
     if option.reason_required and not text:
-        raise Refusal(f"{option.label} needs a reason: say why (for example --reason \"...\")")
+        raise Refusal(f"{option.label} {REASON_NEEDED}")
     return text or None

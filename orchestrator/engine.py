@@ -90,7 +90,7 @@ def parse_ref(ref: str | int) -> int:
         raise BatonError(f"{ref!r} is not a run id; run ids look like R-42")
     number = int(match.group(1))
     if number > 2**63 - 1:  # no database holds an id this large
-        raise NotFound(f"no run {ref.strip()}")
+        raise NotFound(f"no run {ref.strip()}", see="status")
     return number
 
 
@@ -316,7 +316,7 @@ class Engine:
                     raise Unavailable(
                         f"Baton is halted (emergency stop by {self.org.display(state.halted_by or '?')}"
                         + (f": {state.halt_reason}" if state.halt_reason else "")
-                        + "); no new runs start until an admin runs `resume`")
+                        + "); no new runs start until an admin resumes Baton")
                 version_id = self._flow_version(s, program, now)
                 row = {"flow_name": flow.name, "flow_version_id": version_id,
                        "status": "running", "requester": requester, "inputs": values,
@@ -670,7 +670,7 @@ class Engine:
     def _run_for_update(self, s: Any, ref: str | int) -> Run:
         run = lock(s, Run, parse_ref(ref))
         if run is None:
-            raise NotFound(f"no run {ref}; `baton status` lists runs")
+            raise NotFound(f"no run {ref}", see="status")
         return run
 
     def _refused(self, tx: Tx, action: str, user: str, why: str, **data: Any) -> None:
@@ -916,7 +916,8 @@ class Engine:
             state = system_state(s, for_update=True)
             now = self.clock.now()
             if not self.org.is_admin(user):
-                why = f"only admins can {word} Baton"
+                admins = ", ".join(sorted(self.org.display(a) for a in self.org.admins)) or "none"
+                why = f"only admins can {word} Baton (admins: {admins})"
                 trace.append(s, state, kind="refused", actor=user,
                              data={"action": word, "why": why}, at=now)
                 refusal = why
@@ -1041,7 +1042,7 @@ class Engine:
         with self.db.read() as s:
             run = s.get(Run, parse_ref(ref))
         if run is None:
-            raise NotFound(f"no run {ref}; `baton status` lists runs")
+            raise NotFound(f"no run {ref}", see="status")
         return run
 
     def open_gates(self, run_id: int | None = None) -> list[Gate]:

@@ -7,9 +7,20 @@ from dataclasses import dataclass
 
 
 class BatonError(Exception):
-    """A problem with what someone asked for; the message is meant for them."""
+    """A problem with what someone asked for; the message is meant for them.
+
+    The message names no command of any one surface: `usage` (how the command is written,
+    without its program: "run vendor-payment vendor=TEXT amount=NUMBER") and `see` (the
+    command that shows what there is: "status") are written by each surface its own way,
+    `baton status` on the command line, `/baton status` in Slack.
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, *, usage: str | None = None, see: str | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage
+        self.see = see
 
 
 class NotFound(BatonError):
@@ -20,8 +31,9 @@ class InputError(BatonError):
     """Input that does not fit what it is checked against (a flow's declared inputs, a
     request's fields). `fields`: each problem as (the field, what is wrong with it)."""
 
-    def __init__(self, message: str, fields: list[tuple[str, str]] | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, fields: list[tuple[str, str]] | None = None, *,
+                 usage: str | None = None) -> None:
+        super().__init__(message, usage=usage)
         self.fields = list(fields or [])
 
 

@@ -88,7 +88,8 @@ def shown_to_decider(tx: Tx, agents: list[str] | None) -> dict[str, Any]:
     names = agents if agents is not None else list(signals)
     shown = {"signals": [
         {"agent": n, "verdict": signals[n].verdict, "severity": signals[n].severity,
-         "summary": _clip(signals[n].summary), "failed": signals[n].status == "failed"}
+         "summary": _clip(signals[n].summary), "failed": signals[n].status == "failed",
+         "branch": (signals[n].output or {}).get("branch")}
         for n in names if n in signals]}
     shown["boundaries"] = list(tx.run.context.get("boundaries", []))
     shown["inputs"] = dict(tx.run.inputs)
@@ -104,7 +105,7 @@ def _clip(text: str | None, limit: int = 300) -> str | None:
 def violation_reason(node: Node, check: BoundaryCheck) -> str:
     spec = node.spec
     values = ", ".join(f"{k}={v}" for k, v in check.values.items())
-    return ((spec.message or f"boundary '{node.label}' violated: `{spec.check}` is false"
+    return ((spec.message or f"boundary '{node.label}' violated: \u201c{spec.check}\u201d is false"
              + (f" ({values})" if values else "")) + (f"; {check.error}" if check.error else ""))
 
 

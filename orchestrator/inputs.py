@@ -70,6 +70,7 @@ def _clean_text(value: str) -> str:
 
 
 def usage(flow: Flow) -> str:
+    """How to start `flow`, without the program: `run vendor-payment vendor=TEXT amount=NUMBER`."""
     parts = []
     for name, spec in flow.inputs.items():
         example = {"string": "TEXT", "number": "NUMBER", "integer": "N",
@@ -96,8 +97,8 @@ def check_inputs(flow: Flow, given: Mapping[str, Any]) -> tuple[dict[str, Any], 
         except ValueError as exc:
             problems.append((name, str(exc)))
     for name, spec in flow.inputs.items():
-        if name in result or any(name == bad for bad, _ in problems):
-            continue
+        if name in given or name in result:
+            continue  # given, and refused above if it did not fit: not missing as well
         if spec.default is not None:
             result[name] = coerce(spec, spec.default, name)
         elif spec.required:
@@ -109,8 +110,8 @@ def parse_inputs(flow: Flow, given: Mapping[str, Any]) -> dict[str, Any]:
     """Check `given` against the flow; return the typed inputs with defaults applied."""
     result, problems = check_inputs(flow, given)
     if problems:
-        raise InputError("\n".join(message for _, message in problems)
-                         + f"\nusage: {usage(flow)}", fields=problems)
+        raise InputError("\n".join(message for _, message in problems), fields=problems,
+                         usage=usage(flow))
     return result
 
 

@@ -324,7 +324,7 @@ def step_gate(tx: Tx, node: Node) -> Transition:
             tx.run.context = {**tx.run.context, "skipped_gates": [*skipped, node.key]}
         shown = ", ".join(f"{k}={v}" for k, v in values.items())
         tx.trace("gate_skipped", {"gate": node.label, "when": spec.when, "values": values,
-                                  "why": f"no approval needed: `{spec.when}` is false"
+                                  "why": f"no approval needed: \u201c{spec.when}\u201d is false"
                                          + (f" ({shown})" if shown else "")}, node=node.key)
         return Goto(node.next)
     flow = tx.program.flow

@@ -74,8 +74,19 @@ def input_fields(inputs: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [plain(f"{name}: {number(value)}", 2000) for name, value in list(inputs.items())[:10]]
 
 
-def signal_line(signal: Mapping[str, Any]) -> Block:
+def signal_line(signal: Mapping[str, Any]) -> Block | None:
+    """An agent's signal as a gate card shows it: its mark, name, verdict and summary. A
+    router's signal says which branch it chose; a signal with no verdict, no branch and no
+    failure says nothing a decider can use, and is left out."""
     verdict = signal.get("verdict")
+    if not verdict and not signal.get("failed"):
+        if not signal.get("branch"):
+            return None
+        elements = [mrkdwn(f":twisted_rightwards_arrows: *{esc(signal['agent'])}* chose "
+                           f"{esc(signal['branch'])}")]
+        if signal.get("summary"):
+            elements.append(plain(signal["summary"], 300, "(see the trace)"))
+        return context(*elements)
     label = "failed" if signal.get("failed") else (verdict or "-")
     severity = (f"/{signal['severity']}" if verdict and verdict != "ok" and signal.get("severity")
                 else "")
@@ -85,6 +96,11 @@ def signal_line(signal: Mapping[str, Any]) -> Block:
     if signal.get("summary"):
         elements.append(plain(signal["summary"], 300, "(see the trace)"))
     return context(*elements)
+
+
+def signal_mark(signal: Mapping[str, Any]) -> str:
+    """The emoji a signal is drawn with everywhere: its verdict's colour; white when it failed."""
+    return VERDICT_ICON.get(None if signal.get("failed") else signal.get("verdict"), ":white_circle:")
 
 
 def boundary_line(boundaries: list[Mapping[str, Any]]) -> Block | None:

@@ -32,6 +32,7 @@ from bot.render.common import (
     mention,
     mentions,
     signal_line,
+    signal_mark,
     when,
 )
 from gates.durations import format_duration
@@ -130,9 +131,10 @@ def _conflict_fields(gate: GateView) -> Block | None:
         return None
     fields = []
     for s in signals[:10]:
-        verdict = "failed" if s.get("failed") else (s.get("verdict") or "-")
-        fields.append(plain(f"{s['agent']}: {verdict}"
-                            + (f"/{s['severity']}" if s.get("severity") else "")
+        verdict = "failed" if s.get("failed") else (s.get("verdict") or "no signal")
+        # plain text (agents' words are shown as written), with the mark the gate cards use
+        fields.append(plain(f"{signal_mark(s)} {s['agent']}: {verdict}"
+                            + (f"/{s['severity']}" if s.get("severity") and s.get("verdict") else "")
                             + (f"\n{s['summary']}" if s.get("summary") else ""), 2000))
     return section(fields=fields)
 
@@ -192,7 +194,7 @@ def gate_message(org: Org, gate: GateView, *, dm: bool = False,
         blocks.append(conflict)
     else:
         signals = gate.shown.get("signals", [])
-        blocks.extend(signal_line(s) for s in signals[:MAX_SIGNALS])
+        blocks.extend(line for line in map(signal_line, signals[:MAX_SIGNALS]) if line is not None)
         if len(signals) > MAX_SIGNALS:
             blocks.append(context(mrkdwn(f"{len(signals) - MAX_SIGNALS} more signals: "
                                          f"`/baton trace {esc(gate.run)}`")))

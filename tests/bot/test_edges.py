@@ -132,7 +132,7 @@ def test_assignments_options_and_words() -> None:
     ("run vendor-payment vendor=ACME amount=20000 colour=red", "unknown input 'colour'"),
     ("run vendor-payment vendor=ACME amount=1 please", "'please' is not key=value"),
     ('run vendor-payment vendor="ACME amount=1', "missing closing quote"),
-    ("frobnicate", "`frobnicate` is not a Baton command"),
+    ("frobnicate", "\u201cfrobnicate\u201d is not a Baton command"),
 ])
 def test_bad_commands_get_an_ephemeral_naming_the_problem(baton: Baton, text: str, message: str) -> None:
     reply = baton.driver.slash_command(text, user=ALICE, channel=PAYMENTS)

@@ -24,6 +24,9 @@ def test_conflict_shows_signals_side_by_side_with_follow_buttons(make_baton) -> 
     shown = blocks_of(gate)
     assert "Agents disagree" in shown
     assert "research: ok" in shown and "risk: warn/medium" in shown and "compliance: block/high" in shown
+    # each signal with the mark the gate cards draw it with
+    assert ":large_green_circle: research: ok" in shown and ":large_yellow_circle: risk: warn/medium" \
+        in shown and ":red_circle: compliance: block/high" in shown
     actions = [e["action_id"] for b in gate.blocks if b["type"] == "actions" for e in b["elements"]]
     assert actions == ["gate.decide.follow_compliance", "gate.decide.follow_risk",
                        "gate.decide.follow_research"]
@@ -211,3 +214,13 @@ def test_a_run_at_its_gate_before_its_card_went_out_posts_the_card_once(make_bat
     assert len(cards) == 1 and "waiting" in cards[0].args["text"].lower()
     assert baton.slack.calls_to("chat.update") == []
     assert baton.gate_message(run.ref).ts  # threaded under the one card
+
+
+def test_a_routers_signal_says_which_branch_it_chose(baton: Baton) -> None:
+    baton.driver.slash_command("run support-triage service=api severity=sev1", user=ALICE, channel=PAYMENTS)
+    baton.settle()
+    shown = blocks_of(baton.gate_message())
+    assert "Publish the status-page post?" in shown
+    assert ":twisted_rightwards_arrows: *supervisor* chose comms" in shown
+    assert ":white_circle: *supervisor*" not in shown and "*supervisor* -" not in shown
+    assert ":large_green_circle: *comms* ok" in shown

@@ -1,5 +1,6 @@
 """The `baton` command as people use it: separate processes on one database file."""
 
+import re
 import signal
 
 from tests.cli.conftest import Baton, InProcess
@@ -36,7 +37,9 @@ def test_refusals_exit_2_with_a_message_and_change_nothing(cli: InProcess) -> No
 
     unknown = baton("run", "vendor-payment", "vendor=ACME", "amount=lots", "--as", "alice")
     assert unknown.returncode == 2
-    assert "amount: expected a number" in unknown.stderr and "usage: run vendor-payment" in unknown.stderr
+    assert "amount: expected a number" in unknown.stderr
+    assert unknown.stderr.count("usage:") == 1 and "usage: baton run vendor-payment" in unknown.stderr
+    assert "missing required input 'amount'" not in unknown.stderr  # it was given, as a wrong value
     assert baton("run", "nope").returncode == 2
     assert baton("decide", "R-9", "approve", "--as", "bob").returncode == 2
     assert baton("decide", "R-1", "approve", "--as", "mallory").stderr.startswith(
@@ -63,7 +66,7 @@ def test_action_in_flight_when_the_process_is_killed_is_never_repeated(
     child.wait()
 
     resumed = baton_tests("tick")
-    assert "1 run(s) continued" in resumed.stdout
+    assert "1 run continued" in resumed.stdout
     status = baton_tests("status", "R-1")
     assert "waiting at gate 'pay-unknown' (action): Did 'pay' run?" in status.stdout
     assert "can decide: Erin Park" in status.stdout
@@ -83,7 +86,7 @@ def test_idempotent_action_in_flight_is_run_again(baton_tests: Baton, wait_for) 
     wait_for(lambda: any(e.get("event") == "started" for e in baton_tests.entries()))
     child.send_signal(signal.SIGKILL)
     child.wait()
-    assert "1 run(s) continued" in baton_tests("tick").stdout
+    assert "1 run continued" in baton_tests("tick").stdout
     assert "succeeded" in baton_tests("status", "R-1").stdout
     attempts = [e["attempt"] for e in baton_tests.entries()]
     keys = {e["key"] for e in baton_tests.entries()}
@@ -161,3 +164,13 @@ def test_times_numbers_and_durations_read_the_same_as_in_slack(cli: InProcess) -
     for raw in (r"\d\d:\d\d:\d\d\.\d{6}", r"\+00:00", r"20000\.0", r"\(approve\) by", r"attempt\(s\)",
                 r"\d\.\d{3}s"):
         assert not re.search(raw, started.stdout + status + decided.stdout + trace), raw
+
+
+def test_flows_list_shows_how_to_start_each_flow_and_the_version_is_known(cli: InProcess) -> None:
+    listed = cli("flows", "list").stdout
+    assert "baton run support-triage service=TEXT severity=sev1|sev2|sev3 [summary=TEXT]" in listed
+    assert "=string" not in listed and "=number" not in listed
+    version = cli("--version")
+    assert version.returncode == 0 and re.fullmatch(r"baton \d+\.\d+\.\d+\S*\n", version.stdout)
+    missing = cli("status", "R-9")
+    assert missing.stderr == "error: no run R-9; `baton status` lists runs\n"

@@ -60,8 +60,8 @@ def test_summary_of_an_edited_approval_states_every_fact(engine: Engine, clock: 
 def test_summary_says_why_no_gate_and_why_a_boundary_stopped(engine: Engine) -> None:
     small = engine.start_run("vendor-payment", {"vendor": "ACME", "amount": "5000"}, "alice")
     big = engine.start_run("vendor-payment", {"vendor": "ACME", "amount": "60000"}, "alice")
-    assert "approve: not needed - no approval needed: `inputs.amount > 10000.0 || " \
-           "signals.risk.verdict != 'ok'` is false" in text_of(engine, small.ref)
+    assert "approve: not needed - no approval needed: \u201cinputs.amount > 10000.0 || " \
+           "signals.risk.verdict != 'ok'\u201d is false" in text_of(engine, small.ref)
     stopped = text_of(engine, big.ref)
     assert "State: stopped (boundary: Payments above 50,000 need the treasury process" in stopped
     assert "amount-limit: VIOLATED -> stop: inputs.amount <= 50000.0 (inputs.amount=60,000)" in stopped

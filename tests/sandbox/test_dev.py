@@ -160,4 +160,4 @@ def test_a_sandbox_whose_bot_keeps_its_own_clock_has_no_skip_control(tmp_path: P
         page = dev.url.rstrip("/")
         assert http.get(f"{page}/_ui/state").json()["clock"] is None
         refused = http.post(f"{page}/_ui/clock", json={"skip": "30m"}, headers={"Origin": page})
-        assert refused.status_code == 409 and "needs `baton dev`" in refused.json()["error"]
+        assert refused.status_code == 409 and "needs baton dev" in refused.json()["error"]

@@ -287,7 +287,7 @@ class SandboxPage:
     def driver(self) -> Driver:
         url = self.emulator.request_url
         if not url:
-            raise Refused("no bot is connected to this sandbox (start it with `baton dev`)", 409)
+            raise Refused("no bot is connected to this sandbox (start it with baton dev)", 409)
         with self._lock:
             ws = self.workspace
             if self._driver is None or self._driver[0] != id(ws) or self._driver[1] != url:
@@ -431,7 +431,7 @@ class SandboxPage:
         body = await self._body(request)
         clock = self.clock
         if clock is None:
-            raise Refused("this sandbox's bot keeps real time: skipping ahead needs `baton dev`", 409)
+            raise Refused("this sandbox's bot keeps real time: skipping ahead needs baton dev", 409)
         wanted = str(body.get("skip") or "")
         if wanted not in SKIPS:
             raise Refused(f"skip ahead by one of: {', '.join(SKIPS)}")
