@@ -189,19 +189,20 @@ def agent_failure(tx: Tx, node: Node, result: AgentResult) -> Transition | None:
     (no key, a server that cannot be reached or refuses the key, an unknown model) stops the
     run whatever on_failure says: approvers cannot fix it, and a flow that goes on without
     the signal would decide on less than its author meant. The requester is told."""
+    tries = len(result.attempts)
+    after = f" after {tries} attempts" if tries > 1 else ""
     if result.setup:
         log.warning("llm_setup_failed", run=tx.run.ref, flow=tx.run.flow_name,
                     agent=result.agent, error=result.error)
         return Finish("failed", "setup",
-                      f"agent {result.agent!r} could not reach its model: {result.error}. This is "
+                      f"agent {result.agent!r} could not reach its model{after}: {result.error}. This is "
                       "a setup problem for the Baton operator (docs/llm.md, \"Setup checks\"); "
                       "nobody was asked to decide")
     spec = tx.program.flow.agents.get(result.agent)
     policy = spec.on_failure if spec else "fail"
     if policy == "continue":
         return None
-    tries = len(result.attempts)
-    reason = f"agent {result.agent!r} failed after {tries} attempt{'s' if tries != 1 else ''}: {result.error}"
+    reason = f"agent {result.agent!r} failed{after}: {result.error}"
     if policy == "escalate" and spec is not None and spec.escalation:
         chain = tx.program.chains[spec.escalation]
         options = [Option("retry", "Retry the agent", "retry", "primary"),

@@ -94,7 +94,7 @@ def test_a_server_that_cannot_be_reached_is_retried_then_stops_the_run(
     run = engine.start_run("vendor-payment-llm", PAYMENT, "alice")
     finished = engine.get_run(run.ref)
     assert (finished.status, finished.outcome) == ("failed", "setup")
-    assert "could not reach its model: failed after 3 attempt(s): could not reach" in finished.reason
+    assert "could not reach its model after 3 attempts: could not reach" in finished.reason
     assert len(clock.slept) == 6  # three agents, two backoffs each: a restart would have helped
     with engine.db.read() as s:
         failed = [e.data for e in s.exec(select(TraceEntry).where(TraceEntry.kind == "agent_failed"))]
