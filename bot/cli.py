@@ -119,11 +119,10 @@ def actor(eng: Engine, as_user: str | None) -> str:
     """Who is acting: --as, else $BATON_USER, else the operating-system login when the org
     file lists it under a user's `logins`. Never guessed: a name the org file does not know
     is refused the same way whatever it came from, and nothing is written."""
-    if as_user:
+    if as_user is not None:  # given, even empty (`--as "$UNSET"`): never fall back to the login
         return who(eng, as_user)
-    named = os.environ.get("BATON_USER", "").strip()
-    if named:
-        return who(eng, named, "BATON_USER")
+    if "BATON_USER" in os.environ:
+        return who(eng, os.environ["BATON_USER"], "BATON_USER")
     import getpass
 
     try:

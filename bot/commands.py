@@ -30,7 +30,7 @@ from bot.blocks import (
 from bot.render.common import STATUS_ICON, mentions, when
 from bot.render.trace import runs_list, stats_message, trace_message
 from bot.views import pending_gate_ids
-from gates.durations import format_duration, parse_duration
+from gates.durations import parse_duration
 from gates.org import SpecError
 from orchestrator import report
 from orchestrator.engine import FINISHED, Engine, parse_ref
@@ -41,6 +41,7 @@ from orchestrator.inputs import parse_inputs, usage
 from orchestrator.queries import find_runs
 from orchestrator.stats import compute as compute_stats
 from orchestrator.summary import summarize
+from orchestrator.wording import seconds
 from storage.models import Gate, Run
 from storage.trace import chain_entries
 
@@ -240,7 +241,7 @@ class Commands:
         return Reply(f"{len(waiting)} waiting for you, {len(mine)} open runs", blocks), None
 
     def _gate_line(self, gate: Gate, now: datetime) -> str:
-        age = format_duration(now - gate.opened_at)
+        age = seconds((now - gate.opened_at).total_seconds())
         level = ""
         if gate.chain:
             level = f" · escalation level {gate.esc_level + 1} of {len(gate.chain['levels'])}"

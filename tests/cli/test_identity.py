@@ -38,6 +38,9 @@ def test_an_unknown_actor_is_refused_whatever_its_source(baton: Baton) -> None:
     assert by_option.stderr.startswith("error: --as: unknown user 'zed'; users in ")
     assert by_env.stderr.startswith("error: BATON_USER: unknown user 'zed'; users in ")
     assert by_option.stderr.split("; ", 1)[1] == by_env.stderr.split("; ", 1)[1]
+    # an empty name (a script's unset variable) is refused too, not replaced by the login
+    for empty in (baton(*START, "--as", ""), baton(*START, BATON_USER=""), baton(*START, BATON_USER=" ")):
+        assert empty.returncode == 2 and "unknown user" in empty.stderr, empty.stderr
     assert "no open runs" in baton("status").stdout  # nothing was started
 
     # the same for every command that acts, not only `run`
