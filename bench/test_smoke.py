@@ -51,3 +51,11 @@ def test_the_api_benchmark_runs(tmp_path: Path) -> None:
     found = api.run(tmp_path, samples=2, waiters=20, log=lambda _: None)
     assert found["approved"] == 20 and len(found["start_to_gate_ms"]) == 2
     assert "decision to signed callback" in table(api.rows(found))
+
+
+def test_cli_start_times_each_command(tmp_path: Path) -> None:
+    from bench import cli_start
+
+    sides = cli_start.run(tmp_path, runs=1, before=None, log=lambda _: None)
+    assert set(sides) == {"after"} and set(sides["after"].wall) == set(cli_start.COMMANDS)
+    assert "baton status R-1: median wall (cpu)" in table(cli_start.rows(sides))
