@@ -51,6 +51,7 @@ from bot import response_urls
 from bot.response_urls import ResponseUrls
 from orchestrator.failpoints import crash_point
 from orchestrator.owners import Owners
+from orchestrator.wording import count, seconds
 from orchestrator.workers import BackgroundLoop
 from storage.engine import Database
 from storage.models import SlackOutbox, SlackRef
@@ -479,12 +480,12 @@ class OutboxSender:
         age = self.clock.now() - row.created_at
         if row.method == "response_url" and (
                 tried >= RESPONSE_URL_ATTEMPTS or age >= response_urls.LIFETIME):
-            return self._fall_back(row, f"{reason} ({tried} attempts)")
+            return self._fall_back(row, f"{reason} ({count(tried, 'attempt')})")
         if attempts is not None and tried >= attempts:
-            return self._fail(row, f"{reason} ({tried} attempts)")
+            return self._fail(row, f"{reason} ({count(tried, 'attempt')})")
         if age >= self.give_up_after:
-            return self._fail(row, f"{reason} (still failing after {tried} attempts in "
-                                   f"{age.total_seconds() / 3600:.0f} h)")
+            return self._fail(row, f"{reason} (still failing after {count(tried, 'attempt')} in "
+                                   f"{seconds(age.total_seconds())})")
         return self._defer(row, delay, reason, exact=exact, unsure=unsure)
 
     def _fall_back(self, row: SlackOutbox, reason: str) -> str:

@@ -100,8 +100,8 @@ def trace_message(s: TraceSummary, org: Org, sections: list[Section]) -> dict[st
         blocks.extend(drawn)
     if left_out:
         blocks.append(context(mrkdwn(f"Not shown here: {esc(', '.join(left_out))}. "
-                                     f"`/baton trace {esc(s.run)} full` attaches the complete trace "
-                                     "as JSON and Markdown files.")))
+                                     f"`/baton trace {esc(s.run)} full` sends you the complete trace "
+                                     "(JSON and Markdown) by DM.")))
     return {"text": fallback(f"{icon} Trace of {esc(s.run)}: {esc(s.status)}"), "blocks": blocks}
 
 

@@ -312,7 +312,7 @@ def test_a_call_that_can_never_succeed_fails_visibly_and_its_lane_moves_on(
            "BATON_PYTHON_MODULES": ",".join(MODULES)}
     shown = subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", "status"],
                            capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
-    assert "Slack call(s) failed for good" in shown.stdout, shown.stdout + shown.stderr
+    assert "Slack calls failed for good" in shown.stdout, shown.stdout + shown.stderr
     assert "still failing after" in shown.stdout  # the latest: R-2's card
     one = subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", "status", "R-1"],
                          capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
