@@ -94,7 +94,8 @@ def test_a_login_listed_for_two_people_makes_the_org_file_invalid(cli: InProcess
     result = baton(*START, "--as", "alice", BATON_ORG=str(org))
     assert result.returncode == 2
     assert "users.bob.logins[1]: login 'ops' is already alice's: a login acts as one person" in result.stderr
-    bad = _org_with_logins(tmp_path, alice=["has space"])
-    invalid = baton("flows", "validate", BATON_ORG=str(bad))
-    assert invalid.returncode == 2
-    assert "users.alice.logins" in invalid.stderr and "is not a login name" in invalid.stderr
+    for wrong in ("has space", "alice\n", ""):  # a trailing newline is no part of a login either
+        bad = _org_with_logins(tmp_path, alice=[wrong])
+        invalid = baton("flows", "validate", BATON_ORG=str(bad))
+        assert invalid.returncode == 2, wrong
+        assert "users.alice.logins" in invalid.stderr and "is not a login name" in invalid.stderr
