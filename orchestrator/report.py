@@ -236,7 +236,7 @@ def agents(s: TraceSummary) -> Section:
 
 
 ACTION_MARKS = {"started": "started", "done": "done", "failed": "failed", "unknown": "warn",
-                "skipped": "skipped"}
+                "skipped": "skipped", "due": "approve"}
 
 
 def actions(s: TraceSummary) -> Section:

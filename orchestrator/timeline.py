@@ -28,7 +28,9 @@ _MARKS = {"run_started": "started", "agent_failed": "failed", "decision_refused"
           "snoozed": "snoozed", "snooze_ended": "reminder", "reassigned": "reassigned",
           "route": "route", "route_refused": "refused", "action_started": "started",
           "action_done": "done", "action_failed": "failed", "action_unknown": "warn",
-          "action_skipped": "skipped", "run_held": "held", "run_resumed": "started"}
+          "action_skipped": "skipped", "run_held": "held", "run_resumed": "started",
+          "action_due": "approve", "action_report_refused": "refused", "callback_delivered": "done",
+          "callback_failed": "warn", "callback_abandoned": "failed"}
 
 
 def mark(entry: TraceEntry) -> str:
