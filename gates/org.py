@@ -94,6 +94,20 @@ class OrgFile(Strict):
                 )
         return value
 
+    @field_validator("users")
+    @classmethod
+    def _one_principal_per_person(cls, value: dict[str, OrgUser]) -> dict[str, OrgUser]:
+        # Four-eyes and "who may decide" compare principals: one Slack user under two keys
+        # would be the requester under one and an approver under the other.
+        seen: dict[str, str] = {}
+        for key, user in value.items():
+            if user.slack_id is not None and user.slack_id in seen:
+                raise ValueError(f"users {seen[user.slack_id]!r} and {key!r} have the same "
+                                 f"slack_id {user.slack_id}: one person, one entry")
+            if user.slack_id is not None:
+                seen[user.slack_id] = key
+        return value
+
 
 class Directory(Protocol):
     """Live group membership (the Slack bot implements it with usergroups.users.list)."""
