@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlmodel import col, select
+
 from gates.conflicts import follow_effects, followed
 from orchestrator.program import Node
 from orchestrator.runtime import Finish, Goto, Transition, Tx
+from storage.models import Decision, Gate
 
 
 def effect_words(record: dict[str, Any]) -> str:
@@ -32,6 +35,19 @@ def what_was_followed(record: dict[str, Any]) -> str:
     if not record.get("winner"):
         return "no signal (nothing to compare)"
     return f"{record['winner']} ({record.get('verdict') or 'no verdict'})"
+
+
+def four_eyes_at_stake(tx: Tx, node: Node) -> bool:
+    """Whether the choice at conflict `node` decides if the run meets a gate under
+    four-eyes (`forbid_requester`): the gate a `gate` effect opens, a gate in a `path:`
+    block, or one whose `when` reads conflicts. Then the run's requester does not choose:
+    following an ok signal would let their own request past the gate they may not approve."""
+    opens_next = any(e.kind == "gate" for e in follow_effects(node.spec.then).values())
+    return any(
+        gate.spec.forbid_requester for key, gate in tx.program.nodes.items()
+        if gate.kind == "gate" and ((opens_next and key == node.next_gate)
+                                    or key.startswith(f"{node.key}.")
+                                    or "conflicts" in gate.conditions["when"].names))
 
 
 def apply_follow(tx: Tx, node: Node, record: dict[str, Any]) -> tuple[Transition, dict[str, Any]]:
@@ -62,3 +78,41 @@ def apply_follow(tx: Tx, node: Node, record: dict[str, Any]) -> tuple[Transition
     if effect.kind == "path":
         return Goto(node.branches[verdict]), record
     return Goto(node.next), record
+
+
+def follow_choice(tx: Tx, gate: Gate, node: Node, option: str,
+                  data: dict[str, Any]) -> Transition:
+    """A person chose `option` ("follow_X") at conflict gate `gate`: follow X's signal as
+    its card showed it (an agent may have sent another since; the person chose the one
+    they saw). Gates opened before cards kept what they showed read the latest signal.
+    `data` is the gate_decided trace entry, completed here."""
+    winner = option.removeprefix("follow_")
+    signal = tx.signals().get(winner)
+    seen = gate.policy.get("choices", {}).get(winner) or {
+        "verdict": signal.verdict or "" if signal else "",
+        "severity": signal.severity or "" if signal else ""}
+    decision = tx.session.exec(select(Decision).where(
+        Decision.gate_id == gate.id, col(Decision.counted)).order_by(col(Decision.id).desc())).first()
+    transition, record = apply_follow(tx, node, {
+        "agreed": False, "winner": winner, "policy": gate.policy.get("policy", "ask"),
+        "verdict": seen["verdict"], "severity": seen["severity"],
+        "chosen_by": decision.decider if decision else None,
+        "reason": decision.reason if decision else None})
+    if signal is not None and (signal.verdict or "") != seen["verdict"]:
+        data["signal_since"] = {"verdict": signal.verdict, "severity": signal.severity,
+                                "note": "the agent sent another signal after the card was "
+                                        "shown; the choice follows the one shown"}
+    data["winner"] = winner
+    data["winning_signal"] = {"agent": winner, "verdict": record["verdict"],
+                              "severity": record["severity"]}
+    data.update(followed=record["followed"], effect=record["effect"], then=effect_words(record))
+    return transition
+
+
+def gate_passed(tx: Tx, node: Node) -> None:
+    """Gate `node` approved: what a conflict's choice asked of it is done (until then it
+    opened on every visit, whatever its `when`: a request for changes does not lift it)."""
+    required = tx.run.context.get("required_gates", {})
+    if node.key in required:
+        tx.run.context = {**tx.run.context, "required_gates": {
+            k: v for k, v in required.items() if k != node.key}}

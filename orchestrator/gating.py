@@ -25,7 +25,7 @@ from gates.options import BUILTIN_OPTIONS, Option, Refusal, check_reason, find_o
 from gates.quorum import Vote, tally
 from orchestrator import recheck
 from orchestrator.failpoints import crash_point
-from orchestrator.follow import apply_follow, effect_words, what_was_followed
+from orchestrator.follow import effect_words, follow_choice, gate_passed, what_was_followed
 from orchestrator.inputs import coerce
 from orchestrator.program import Node
 from orchestrator.runtime import Finish, Goto, Transition, Tx
@@ -111,9 +111,9 @@ def violation_reason(node: Node, check: BoundaryCheck) -> str:
 
 def open_boundary_gate(tx: Tx, node: Node, check: BoundaryCheck, reason: str, *,
                        recheck: Mapping[str, Any] | None = None, row_node: str | None = None,
-                       visit: int | None = None) -> Gate:
+                       visit: int | None = None, edited_by: Sequence[str] = ()) -> Gate:
     """Ask the people a violated boundary names (`on_violation: escalate` or `gate`)
-    whether to allow it once."""
+    whether to allow it once (never those whose edits broke it: `edited_by`)."""
     spec = node.spec
     options = [Option("approve", "Allow this once", "approve", "primary", True),
                Option("reject", "Stop the run", "reject", "danger")]
@@ -121,6 +121,8 @@ def open_boundary_gate(tx: Tx, node: Node, check: BoundaryCheck, reason: str, *,
     policy: dict[str, Any] = {"check": spec.check, "values": check.values}
     if recheck is not None:
         policy["recheck"] = dict(recheck)
+    if edited_by:
+        policy["edited_by"] = sorted(edited_by)
     return open_gate(tx, node, kind="boundary", key=node.label,
                      title=f"Boundary '{node.label}' needs a decision", question=reason,
                      approver_specs=list(spec.approvers or []), options=options,
@@ -156,9 +158,7 @@ def open_gate(tx: Tx, node: Node, *, kind: str, key: str, title: str, question: 
             approvers |= tx.org.resolve_many(position.notify)
     # Under four-eyes the requester is no approver at all: not listed, not pinged, not
     # counted as pending, refused before a modal opens.
-    barred = {run.requester} if forbid_requester else set()
-    if policy and policy.get("recheck", {}).get("by"):
-        barred.add(policy["recheck"]["by"])  # see `excluded`
+    barred = ({run.requester} if forbid_requester else set()) | _editors_barred(policy or {})
     approvers -= barred
     fallback = None
     if not approvers and chain is None:
@@ -174,7 +174,7 @@ def open_gate(tx: Tx, node: Node, *, kind: str, key: str, title: str, question: 
             "quorum": quorum, "options": [o.id for o in options]}
     if forbid_requester:
         data["forbid_requester"] = True
-    for detail in ("required_by", "recheck"):  # why a gate opened that `when` alone would not
+    for detail in ("required_by", "recheck", "edited_by"):  # why it opened, who may not decide
         if policy and policy.get(detail):
             data[detail] = policy[detail]
     if fallback:
@@ -273,15 +273,20 @@ def escalate(tx: Tx, gate: Gate, why: str, *, actor: str = "baton") -> Transitio
 
 
 # -- decisions ------------------------------------------------------------------------------
+def _editors_barred(policy: Mapping[str, Any]) -> set[str]:
+    """The approvers whose edits a gate is needed for: the editor a re-check opened it for,
+    or those whose edits made a gate further on apply (or a boundary break) that the values
+    the requester gave would not have (`recheck.editors_behind`)."""
+    about = policy.get("recheck") or {}
+    return {*([about["by"]] if about.get("by") else []), *policy.get("edited_by", [])}
+
+
 def excluded(gate: Gate, requester: str) -> set[str]:
-    """Who may never decide `gate`: its run's requester, under four-eyes; and for a gate a
-    re-check opened, the approver whose edit it is (another person looks at an edit that
-    needs more than the gate it was made at)."""
+    """Who may never decide `gate`: its run's requester, under four-eyes; and the approvers
+    whose edits it is needed for (another person looks at an edit that needs more than the
+    gate it was made at)."""
     barred = {requester} if gate.forbid_requester else set()
-    about = (gate.policy or {}).get("recheck")
-    if about and about.get("by"):
-        barred.add(about["by"])
-    return barred
+    return barred | _editors_barred(gate.policy or {})
 
 
 def eligible(gate: Gate, requester: str) -> set[str]:
@@ -296,6 +301,9 @@ def four_eyes_refusal(gate: Gate, ref: str, user: str | None = None) -> str:
         return (f"gate '{gate.key}' of {ref} is needed because of your edit at gate "
                 f"'{about.get('gate')}', so you are not an approver of it: someone else "
                 "decides it")
+    if user is not None and user in (gate.policy or {}).get("edited_by", []):
+        return (f"gate '{gate.key}' of {ref} is needed because of values you edited, so you "
+                "are not an approver of it: someone else decides it")
     return (f"you started {ref}, and under this flow's four-eyes rule you are not an approver "
             f"of its gate '{gate.key}': someone else decides it. To withdraw your request, "
             "stop the run")
@@ -488,7 +496,8 @@ def close_gate(tx: Tx, gate: Gate, effect: str, option: str, explanation: str, *
     if gate.kind == "approval":
         transition = _approval_outcome(tx, gate, node, effect, data)
     elif gate.kind == "conflict":
-        transition = _conflict_outcome(tx, gate, node, effect, option, data)
+        transition = (Finish("rejected", "rejected", f"conflict '{gate.key}': {data['why']}")
+                      if effect != "approve" else follow_choice(tx, gate, node, option, data))
     elif gate.kind == "boundary":
         if effect == "approve":
             _allowed_once(tx, gate, node, deciders)
@@ -518,11 +527,13 @@ def close_gate(tx: Tx, gate: Gate, effect: str, option: str, explanation: str, *
     return transition() if callable(transition) else transition
 
 
-def _editor(tx: Tx, gate: Gate) -> str | None:
-    """Who proposed the values in effect at `gate` (the last approver who edited)."""
+def _editors(tx: Tx, gate: Gate) -> tuple[str | None, set[str]]:
+    """Who proposed the values in effect at `gate` (the last approver who edited, whose
+    approval counts), and everyone who proposed values there."""
     edited = [d for d in rows.load(tx.session, Decision, _GATE_DECISIONS, {"gate": gate.id})
-              if d.counted and d.edits]
-    return edited[-1].decider if edited else None
+              if d.edits]
+    counted = [d.decider for d in edited if d.counted]
+    return (counted[-1] if counted else None), {d.decider for d in edited}
 
 
 def _allowed_once(tx: Tx, gate: Gate, node: Node, deciders: list[str]) -> None:
@@ -539,6 +550,7 @@ def _approval_outcome(tx: Tx, gate: Gate, node: Node, effect: str,
                       data: dict[str, Any]) -> Transition | Callable[[], Transition]:
     run = tx.run
     if effect == "approve":
+        gate_passed(tx, node)
         about = gate.policy.get("recheck")
         by = about["by"] if about else None
         if gate.proposal:
@@ -547,7 +559,12 @@ def _approval_outcome(tx: Tx, gate: Gate, node: Node, effect: str,
                 approved[name] = {"requested": run.inputs.get(name), "approved": value}
             run.inputs = {**run.inputs, **gate.proposal}
             data["approved_inputs"] = approved
-            by = _editor(tx, gate) or by
+            editor, editors = _editors(tx, gate)
+            by = editor or by
+            # whoever changed the values does not decide what the change alone makes
+            # necessary further on, either (recheck.editors_behind)
+            run.context = {**run.context, "edited_by": sorted(
+                {*run.context.get("edited_by", []), *editors})}
         if by is not None:
             # new values, or a gate the last re-check asked for: policy again before going on
             after = recheck.resumes_at(tx, gate.policy) or node
@@ -563,27 +580,6 @@ def _approval_outcome(tx: Tx, gate: Gate, node: Node, effect: str,
         data["back_to"] = node.back_to
         return Goto(node.back_to)
     return Finish("rejected", "rejected", f"gate '{gate.key}': {data['why']}")
-
-
-def _conflict_outcome(tx: Tx, gate: Gate, node: Node, effect: str, option: str,
-                      data: dict[str, Any]) -> Transition:
-    if effect != "approve":
-        return Finish("rejected", "rejected", f"conflict '{gate.key}': {data['why']}")
-    winner = option.removeprefix("follow_")
-    signal = tx.signals().get(winner)
-    decision = tx.session.exec(select(Decision).where(
-        Decision.gate_id == gate.id, col(Decision.counted)).order_by(col(Decision.id).desc())).first()
-    transition, record = apply_follow(tx, node, {
-        "agreed": False, "winner": winner, "policy": gate.policy.get("policy", "ask"),
-        "verdict": signal.verdict or "" if signal else "",
-        "severity": signal.severity or "" if signal else "",
-        "chosen_by": decision.decider if decision else None,
-        "reason": decision.reason if decision else None})
-    data["winner"] = winner
-    data["winning_signal"] = {"agent": winner, "verdict": record["verdict"],
-                              "severity": record["severity"]}
-    data.update(followed=record["followed"], effect=record["effect"], then=effect_words(record))
-    return transition
 
 
 def _action_outcome(tx: Tx, gate: Gate, node: Node, effect: str, explanation: str) -> Transition:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gates import recheck as policy
+from gates.boundaries import check_boundary
+from gates.conditions import Condition
 from orchestrator import gating
 from orchestrator.program import Node
 from orchestrator.runtime import Finish, Goto, Transition, Tx, Wait
@@ -163,6 +165,22 @@ def continue_after(tx: Tx, at: Node, *, by: str) -> Transition:
                         f"(`{spec.when}`): it must approve before the run goes on")
         return Wait()
     return Goto(at.next)
+
+
+def editors_behind(tx: Tx, condition: Condition, *, boundary: bool) -> list[str]:
+    """The approvers who changed the run's values (edit-and-approve) when the gate or
+    boundary the run reaches now asks people only because of it: with the values the
+    requester gave, its `when` would not hold, or its check would pass. They do not decide
+    it, as for the gates a re-check opens; someone else looks at their values."""
+    editors = tx.run.context.get("edited_by", [])
+    if not editors or not policy.reads_inputs(condition):
+        return []
+    requested = {**tx.conditions(), "inputs": dict(tx.run.requested_inputs)}
+    if boundary:
+        asked = not check_boundary("", condition, requested).passed
+    else:
+        asked = policy.gate_now_required(policy.GateRule("", "", condition), requested)[0]
+    return [] if asked else list(editors)
 
 
 def resumes_at(tx: Tx, gate_policy: Mapping[str, Any]) -> Node | None:

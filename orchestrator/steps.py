@@ -32,13 +32,13 @@ from gates.conflicts import (
 )
 from gates.options import Option
 from gates.recheck import reads_inputs
-from orchestrator import external, gating
+from orchestrator import external, gating, recheck
 from orchestrator.agents import AgentContext, AgentOutput, AgentResult, build_agent, run_agent
 from orchestrator.agents.base import Attempt, _call_with_timeout, backoff_delay
 from orchestrator.callables import CallableError
 from orchestrator.context import signal_view
 from orchestrator.failpoints import crash_point
-from orchestrator.follow import apply_follow, effect_words
+from orchestrator.follow import apply_follow, effect_words, four_eyes_at_stake
 from orchestrator.gating import shown_to_decider
 from orchestrator.program import Node
 from orchestrator.runtime import Finish, Goto, Hold, StoredSignal, Transition, Tx, Wait, Work, latest_signals
@@ -313,11 +313,10 @@ def step_gate(tx: Tx, node: Node) -> Transition:
     except ConditionError as exc:
         needed, error = True, f"{exc}; asking a person instead (gates fail closed)"
     # A conflict before it followed a signal whose effect is this gate: it opens whatever
-    # its `when` says (once: a later visit asks `when` again).
-    pending = dict(tx.run.context.get("required_gates", {}))
-    required = pending.pop(node.key, None)
+    # its `when` says, until it approves (a request for changes that sends the run back
+    # does not lift it); later visits ask `when` again (gating.close_gate).
+    required = tx.run.context.get("required_gates", {}).get(node.key)
     if required is not None:
-        tx.run.context = {**tx.run.context, "required_gates": pending}
         needed = True
     skipped = [k for k in tx.run.context.get("skipped_gates", []) if k != node.key]
     if not needed:
@@ -338,6 +337,10 @@ def step_gate(tx: Tx, node: Node) -> Transition:
     shown = shown_to_decider(tx, spec.show)
     if required is not None:
         policy["required_by"] = shown["required_by"] = required
+    else:
+        edited_by = recheck.editors_behind(tx, condition, boundary=False)
+        if edited_by:
+            policy["edited_by"] = edited_by
     gating.open_gate(
         tx, node, kind="approval", key=node.label, title=title, question=spec.ask or "",
         approver_specs=spec.approvers,
@@ -424,8 +427,13 @@ def step_conflict(tx: Tx, node: Node) -> Transition:
         tx, node, kind="conflict", key=node.label,
         title="Agents disagree: which signal should the run follow?",
         question=f"{result.explanation}. {choice_effects(tx, node, ranked, views)}",
-        approver_specs=deciders, options=options,
-        policy={"policy": spec.on_disagreement, "among": list(spec.among)},
+        approver_specs=deciders, options=options, forbid_requester=four_eyes_at_stake(tx, node),
+        # the signals as the card shows them: a choice follows what the person saw, even if
+        # an agent sends another signal before they click
+        policy={"policy": spec.on_disagreement, "among": list(spec.among),
+                "choices": {n: {"verdict": views[n].verdict or "",  # type: ignore[union-attr]
+                                "severity": views[n].severity or ""}  # type: ignore[union-attr]
+                            for n in ranked}},
         shown=shown_to_decider(tx, list(spec.among)), chain=chain)
     return Wait()
 
@@ -460,7 +468,8 @@ def step_boundary(tx: Tx, node: Node) -> Transition:
                                   "on_violation": spec.on_violation})
     if spec.on_violation == "stop":
         return Finish("stopped", "boundary", reason)
-    gating.open_boundary_gate(tx, node, check, reason)
+    gating.open_boundary_gate(tx, node, check, reason, edited_by=recheck.editors_behind(
+        tx, node.conditions["check"], boundary=True))
     return Wait()
 
 
