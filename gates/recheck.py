@@ -13,13 +13,15 @@ would take effect, before anything after the gate runs:
   not produced) is checked, as always, when the run reaches it; one already passed that now
   cannot be evaluated is violated (boundaries fail closed);
 - a gate the run skipped because its `when` was false, and that now holds, must be passed
-  like any other gate.
+  like any other gate; so must a gate people approved for other values of the inputs its
+  `when` reads (the CFO approved 25,000; an edit to 49,000 is not theirs).
 
 Pure: the engine gives the rules, the values and the overrides, and acts on the answer.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -80,9 +82,14 @@ class BoundaryResult:
 
 @dataclass(frozen=True)
 class GateRule:
-    key: str  # the skipped gate's step
+    key: str  # the gate's step: skipped, or approved for `approved_for`
     label: str
     condition: Condition
+    approved_for: Mapping[str, Any] | None = None  # the inputs people approved it with
+
+
+# `inputs` read other than as `inputs.NAME` (`inputs['x']`, `'x' in inputs`, a macro over it)
+_INPUTS_AS_A_WHOLE = re.compile(r"\binputs\b(?!\s*\.\s*[A-Za-z_])")
 
 
 def recheck_boundaries(rules: Sequence[BoundaryRule], context: Mapping[str, Any],
@@ -115,6 +122,19 @@ def gate_now_required(rule: GateRule, context: Mapping[str, Any]) -> tuple[bool,
         return rule.condition.is_true(context), values
     except ConditionError:
         return True, values
+
+
+def approval_stands(rule: GateRule, inputs: Mapping[str, Any]) -> bool:
+    """An approval covers `inputs` when every input the gate's `when` reads is as it was
+    approved (all of them, when `when` reads `inputs` as a whole)."""
+    if rule.approved_for is None:
+        return False
+    names: set[str] | None = {path.split(".")[1] for path in rule.condition.references()
+                              if path.startswith("inputs.")}
+    if _INPUTS_AS_A_WHOLE.search(rule.condition.source):
+        names = None
+    return all(inputs.get(name) == rule.approved_for.get(name)
+               for name in (names if names is not None else {*inputs, *rule.approved_for}))
 
 
 def reads_inputs(condition: Condition) -> bool:

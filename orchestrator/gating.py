@@ -565,6 +565,7 @@ def _approval_outcome(tx: Tx, gate: Gate, node: Node, effect: str,
             # necessary further on, either (recheck.editors_behind)
             run.context = {**run.context, "edited_by": sorted(
                 {*run.context.get("edited_by", []), *editors})}
+        recheck.remember_approval(tx, node)
         if by is not None:
             # new values, or a gate the last re-check asked for: policy again before going on
             after = recheck.resumes_at(tx, gate.policy) or node

@@ -4,8 +4,9 @@ Twice for an edit: when an approver proposes it (an edit that breaks a `stop` bo
 refused there, with the boundary named, and changes nothing), and when the gate closes and
 the values take effect (`continue_after`): a boundary the run has passed that now needs
 people opens its gate, a gate the run skipped that now applies opens, one at a time, and
-the run goes on past the edited gate only once all of them have passed. Each re-check is
-traced: one `boundary` entry per boundary, marked `recheck`.
+the run goes on past the edited gate only once all of them have passed (a gate approved for
+other values is asked again like a skipped one). Each re-check is traced: one `boundary`
+entry per boundary, marked `recheck`.
 """
 
 from __future__ import annotations
@@ -74,11 +75,24 @@ def _boundary_rules(tx: Tx, at: Node) -> list[policy.BoundaryRule]:
     return rules
 
 
-def _skipped_gates(tx: Tx) -> list[policy.GateRule]:
+def _gates_to_ask(tx: Tx, at: Node) -> list[policy.GateRule]:
+    """Gates whose `when` reads inputs, that the run skipped or that people approved (for
+    the values then in effect: `remember_approval`), other than the edited gate `at`."""
     skipped = tx.run.context.get("skipped_gates", [])
-    return [policy.GateRule(key, tx.node(key).label, tx.node(key).conditions["when"])
-            for key in tx.program.nodes if key in skipped
-            and policy.reads_inputs(tx.node(key).conditions["when"])]
+    approved = tx.run.context.get("approved_gates", {})
+    return [policy.GateRule(key, node.label, node.conditions["when"],
+                            None if key in skipped else approved[key])
+            for key, node in tx.program.nodes.items()
+            if key != at.key and (key in skipped or key in approved)
+            and policy.reads_inputs(node.conditions["when"])]
+
+
+def remember_approval(tx: Tx, node: Node) -> None:
+    """Gate `node` approved the values now in effect: an edit to the inputs its `when` reads
+    asks it again (`recheck`)."""
+    if node.kind == "gate" and policy.reads_inputs(node.conditions["when"]):
+        tx.run.context = {**tx.run.context, "approved_gates": {
+            **tx.run.context.get("approved_gates", {}), node.key: dict(tx.run.inputs)}}
 
 
 def _overrides(tx: Tx) -> list[policy.Override]:
@@ -100,7 +114,9 @@ def recheck(tx: Tx, at: Node, values: Mapping[str, Any], *, by: str,
     for result in outcome.boundaries:
         tx.trace("boundary", {**result.as_trace(), "recheck": about}, node=result.rule.key)
     if outcome.refusal is None and outcome.asks is None:
-        for rule in _skipped_gates(tx):
+        for rule in _gates_to_ask(tx, at):
+            if policy.approval_stands(rule, values):
+                continue
             needed, read = policy.gate_now_required(rule, context)
             if needed:
                 outcome.required_gate, outcome.gate_values = tx.node(rule.key), read
@@ -161,8 +177,10 @@ def continue_after(tx: Tx, at: Node, *, by: str) -> Transition:
                     "recheck": {**about, "target": gate.key}},
             shown=shown, chain=tx.program.chains.get(spec.escalation) if spec.escalation else None,
             row_node=RECHECK_NODE.format(at.key), visit=count)
-        tx.notes.append(f"with the edited values gate '{gate.label}' applies "
-                        f"(`{spec.when}`): it must approve before the run goes on")
+        again = gate.key in run.context.get("approved_gates", {})
+        tx.notes.append(f"with the edited values gate '{gate.label}' "
+                        + ("approved other values" if again else "applies")
+                        + f" (`{spec.when}`): it must approve before the run goes on")
         return Wait()
     return Goto(at.next)
 

@@ -63,6 +63,28 @@ def test_an_editor_still_decides_what_the_requested_values_needed_anyway(cli_tes
     assert [e["inputs"]["amount"] for e in cli.entries()] == [30000.0]
 
 
+def test_a_gate_approved_for_other_values_approves_the_edited_ones(cli_tests: InProcess) -> None:
+    """The CFO approves 25,000 (her gate applies above 20,000). Bob, at the next gate, edits it
+    to 49,000, within every boundary: it used to be paid on the CFO's approval of 25,000."""
+    cli = cli_tests
+    cli("run", "edit-recheck", "amount=25000", "--as", "alice")
+    assert cli("decide", "R-1", "approve", "--as", "erin").returncode == 0
+    edited = cli("decide", "R-1", "approve", "--as", "bob", "--edit", "amount=49000")
+    assert edited.returncode == 0, edited.stderr
+    assert "gate 'cfo' approved other values" in edited.stdout
+    assert "waiting at gate 'cfo' (approval)" in cli("status", "R-1").stdout and cli.entries() == []
+    assert cli("decide", "R-1", "approve", "--as", "erin").returncode == 0
+    assert [e["inputs"]["amount"] for e in cli.entries()] == [49000.0]
+    # an edit of what the CFO's `when` does not read, or below her threshold, needs her no more
+    cli("run", "edit-recheck", "amount=25000", "--as", "alice")
+    assert cli("decide", "R-2", "approve", "--as", "erin").returncode == 0
+    assert cli("decide", "R-2", "approve", "--as", "bob", "--edit", "vendor=Initech").returncode == 0
+    cli("run", "edit-recheck", "amount=25000", "--as", "alice")
+    assert cli("decide", "R-3", "approve", "--as", "erin").returncode == 0
+    assert cli("decide", "R-3", "approve", "--as", "bob", "--edit", "amount=15000").returncode == 0
+    assert [e["inputs"]["amount"] for e in cli.entries()] == [49000.0, 25000.0, 15000.0]
+
+
 # -- a conflict's choice ---------------------------------------------------------------------------
 def test_a_choice_follows_the_signal_its_card_showed_not_one_sent_after(cli_tests: InProcess) -> None:
     """The analyst warns; the CFO is asked to choose. Before she clicks "Follow analyst

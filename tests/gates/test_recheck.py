@@ -5,6 +5,7 @@ from gates.recheck import (
     BoundaryRule,
     GateRule,
     Override,
+    approval_stands,
     gate_now_required,
     reads_inputs,
     recheck_boundaries,
@@ -80,3 +81,15 @@ def test_only_conditions_that_read_inputs_can_change_with_an_edit() -> None:
     assert reads_inputs(compile_condition("inputs.amount > 1.0"))
     assert reads_inputs(compile_condition("inputs.exists(k, k == 'amount')"))
     assert not reads_inputs(compile_condition("signals.risk.verdict == 'ok'"))
+
+
+def test_an_approval_stands_only_for_the_inputs_its_when_reads_as_they_were() -> None:
+    cfo = GateRule("cfo", "cfo", compile_condition("inputs.amount > 20000.0"),
+                   approved_for={"amount": 25000.0, "vendor": "ACME"})
+    assert approval_stands(cfo, {"amount": 25000.0, "vendor": "Initech"})
+    assert not approval_stands(cfo, {"amount": 49000.0, "vendor": "ACME"})
+    whole = GateRule("any", "any", compile_condition("'amount' in inputs && inputs.amount > 1.0"),
+                     approved_for={"amount": 25000.0, "vendor": "ACME"})
+    assert not approval_stands(whole, {"amount": 25000.0, "vendor": "Initech"})
+    skipped = GateRule("cfo", "cfo", compile_condition("inputs.amount > 20000.0"))
+    assert not approval_stands(skipped, {"amount": 25000.0})
