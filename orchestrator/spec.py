@@ -424,6 +424,8 @@ RouteStep.model_rebuild()
 
 
 # -- escalation -----------------------------------------------------------------------
+MAX_CHAIN_SPAN = timedelta(days=3650)  # ten years from a gate's opening, whatever people do
+
 class LevelSpec(Strict):
     notify: NameList = Field(min_length=1)
     wait: Duration
@@ -443,6 +445,21 @@ class EscalationSpec(Strict):
         description="how much later than its schedule claims and snoozes may push the chain")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _fits_a_calendar(self) -> EscalationSpec:
+        # Deadlines are dates: a chain of 3,000,000-day waits failed every run at its gate,
+        # and a max_postpone as long made every claim and snooze an internal error.
+        # in seconds: the sum of long enough timedeltas overflows before it can be compared
+        rounds = sum(lv.wait.total_seconds() for lv in self.levels) * (self.repeat + 1)
+        longest = rounds + self.max_postpone.total_seconds() + max(
+            [self.claim_timeout.total_seconds(), *(d.total_seconds() for d in self.snooze)])
+        if longest > MAX_CHAIN_SPAN.total_seconds():
+            raise ValueError(
+                f"this chain's waits, rounds, claim timeout, snoozes and max_postpone add up "
+                f"to {longest / 86400:,.0f} days; a chain may span at most "
+                f"{MAX_CHAIN_SPAN.days:,}")
+        return self
 
 
 class LimitsSpec(Strict):

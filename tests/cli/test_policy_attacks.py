@@ -186,3 +186,17 @@ def test_an_org_file_cannot_give_one_slack_user_two_principals(tmp_path: Path, d
     result = cli("flows", "list", BATON_ORG=str(org))
     assert result.returncode == 2
     assert "U0ALICE01" in result.stderr and "alice" in result.stderr and "alice-ops" in result.stderr
+
+
+def test_an_escalation_chain_longer_than_a_calendar_is_refused(cli: InProcess, tmp_path: Path) -> None:
+    """A flow author's max_postpone of 3,000,000 days made every claim and snooze of its
+    gates an internal error, and such waits failed every run at its gate."""
+    flow = tmp_path / "long.yaml"
+    for chain in ("levels: [{notify: 'role:finance-approver', wait: 30m}]\n    max_postpone: 3000000d",
+                  "levels: [{notify: 'role:finance-approver', wait: 999999999d},\n"
+                  "             {notify: 'role:finance-lead', wait: 999999999d}]"):
+        flow.write_text("name: long\nsteps:\n  - gate: {id: approve, approvers: 'role:finance-approver',"
+                        f" escalation: chain}}\nescalations:\n  chain:\n    {chain}\n")
+        result = cli("flows", "validate", str(flow))
+        assert result.returncode == 2, result.stdout
+        assert "escalations.chain:" in result.stderr and "at most 3,650" in result.stderr
