@@ -40,14 +40,15 @@ def what_was_followed(record: dict[str, Any]) -> str:
 def four_eyes_at_stake(tx: Tx, node: Node) -> bool:
     """Whether the choice at conflict `node` decides if the run meets a gate under
     four-eyes (`forbid_requester`): the gate a `gate` effect opens, a gate in a `path:`
-    block, or one whose `when` reads conflicts. Then the run's requester does not choose:
+    block, or one whose `when` reads conflicts (or gates: the choice is the conflict gate's
+    option). Then the run's requester does not choose:
     following an ok signal would let their own request past the gate they may not approve."""
     opens_next = any(e.kind == "gate" for e in follow_effects(node.spec.then).values())
     return any(
         gate.spec.forbid_requester for key, gate in tx.program.nodes.items()
         if gate.kind == "gate" and ((opens_next and key == node.next_gate)
                                     or key.startswith(f"{node.key}.")
-                                    or "conflicts" in gate.conditions["when"].names))
+                                    or {"conflicts", "gates"} & set(gate.conditions["when"].names)))
 
 
 def apply_follow(tx: Tx, node: Node, record: dict[str, Any]) -> tuple[Transition, dict[str, Any]]:

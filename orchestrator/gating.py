@@ -278,7 +278,8 @@ def _editors_barred(policy: Mapping[str, Any]) -> set[str]:
     or those whose edits made a gate further on apply (or a boundary break) that the values
     the requester gave would not have (`recheck.editors_behind`)."""
     about = policy.get("recheck") or {}
-    return {*([about["by"]] if about.get("by") else []), *policy.get("edited_by", [])}
+    return {*([about["by"]] if about.get("by") else []), *about.get("editors", []),
+            *policy.get("edited_by", [])}
 
 
 def excluded(gate: Gate, requester: str) -> set[str]:
@@ -301,7 +302,7 @@ def four_eyes_refusal(gate: Gate, ref: str, user: str | None = None) -> str:
         return (f"gate '{gate.key}' of {ref} is needed because of your edit at gate "
                 f"'{about.get('gate')}', so you are not an approver of it: someone else "
                 "decides it")
-    if user is not None and user in (gate.policy or {}).get("edited_by", []):
+    if user is not None and user in _editors_barred(gate.policy or {}):
         return (f"gate '{gate.key}' of {ref} is needed because of values you edited, so you "
                 "are not an approver of it: someone else decides it")
     return (f"you started {ref}, and under this flow's four-eyes rule you are not an approver "
@@ -386,8 +387,10 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
         tx.session.connection().execute(_INSERT_DECISION, values)
         decisions.append(SimpleNamespace(**values))  # the newest row: its id is the highest
     else:
+        # what they proposed before stays theirs: it is still in the proposal (`_editors`)
         existing.option, existing.effect, existing.reason = option.id, option.effect, reason
-        existing.edits, existing.counted, existing.created_at = edited, True, tx.now
+        existing.edits = {**(existing.edits or {}), **edited}
+        existing.counted, existing.created_at = True, tx.now
         tx.session.add(existing)
         tx.session.flush()
     crash_point("decision.recorded")
@@ -502,7 +505,8 @@ def close_gate(tx: Tx, gate: Gate, effect: str, option: str, explanation: str, *
         if effect == "approve":
             _allowed_once(tx, gate, node, deciders)
             after = recheck.resumes_at(tx, gate.policy)
-            transition = (partial(recheck.continue_after, tx, after, by=about["by"])
+            transition = (partial(recheck.continue_after, tx, after, by=about["by"],
+                                  editors=about.get("editors", ()))
                           if after is not None and about is not None else Goto(node.next))
         else:
             transition = Finish("stopped", "boundary", f"boundary '{gate.key}': {explanation}")
@@ -553,23 +557,24 @@ def _approval_outcome(tx: Tx, gate: Gate, node: Node, effect: str,
         gate_passed(tx, node)
         about = gate.policy.get("recheck")
         by = about["by"] if about else None
+        editors = set(about.get("editors", ())) if about else set()  # whose values these are
         if gate.proposal:
             approved = {}
             for name, value in gate.proposal.items():
                 approved[name] = {"requested": run.inputs.get(name), "approved": value}
             run.inputs = {**run.inputs, **gate.proposal}
             data["approved_inputs"] = approved
-            editor, editors = _editors(tx, gate)
-            by = editor or by
+            editor, here = _editors(tx, gate)
+            by, editors = editor or by, editors | here
             # whoever changed the values does not decide what the change alone makes
             # necessary further on, either (recheck.editors_behind)
             run.context = {**run.context, "edited_by": sorted(
-                {*run.context.get("edited_by", []), *editors})}
+                {*run.context.get("edited_by", []), *here})}
         recheck.remember_approval(tx, node)
         if by is not None:
             # new values, or a gate the last re-check asked for: policy again before going on
             after = recheck.resumes_at(tx, gate.policy) or node
-            return partial(recheck.continue_after, tx, after, by=by)
+            return partial(recheck.continue_after, tx, after, by=by, editors=editors)
         return Goto(node.next)
     if effect == "request_changes":
         decision = tx.session.exec(select(Decision).where(

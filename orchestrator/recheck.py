@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,15 +132,17 @@ def refusal_message(result: policy.BoundaryResult, ref: str) -> str:
             + (f" ({values})" if values else "") + "; nothing was changed")
 
 
-def continue_after(tx: Tx, at: Node, *, by: str) -> Transition:
+def continue_after(tx: Tx, at: Node, *, by: str, editors: Iterable[str] = ()) -> Transition:
     """The values an approval at `at` put in effect have been re-checked: go on past `at`,
     or first through what they now require (one gate at a time: when it passes, this runs
-    again)."""
+    again). `by` made the last edit; none of `editors`, who proposed values at `at` (or
+    before, for the gates the last re-check opened), decides what they require."""
     run = tx.run
     edited = sorted(k for k in run.inputs if run.inputs.get(k) != run.requested_inputs.get(k))
     outcome = recheck(tx, at, run.inputs, by=by, edited=edited)
     count = int(run.context.get("recheck_gates", 0)) + 1
-    about = {"after": at.key, "gate": at.label, "by": by, "edited": edited}
+    about = {"after": at.key, "gate": at.label, "by": by, "edited": edited,
+             "editors": sorted({by, *editors})}
     if outcome.refusal is not None:  # the values changed since the edit was accepted
         return Finish("stopped", "boundary", refusal_message(outcome.refusal, run.ref))
     asks = outcome.asks

@@ -161,6 +161,8 @@ steps:
 @pytest.mark.parametrize(("then", "when", "four_eyes"), [
     ("{warn: 'path:review', ok: continue}", "false", True),  # a path to a four-eyes gate
     ("{warn: continue, ok: continue}", "conflicts.pick.verdict != 'ok'", True),  # read by `when`
+    ("{warn: continue, ok: continue}",
+     "has(gates.pick) && gates.pick.option != 'follow_a'", True),  # the option
     ("{warn: continue, ok: continue, block: stop, none: stop}", "true", False),  # the gate opens anyway
 ])
 def test_the_requester_chooses_no_signal_that_a_four_eyes_gate_depends_on(
@@ -200,3 +202,38 @@ def test_an_escalation_chain_longer_than_a_calendar_is_refused(cli: InProcess, t
         result = cli("flows", "validate", str(flow))
         assert result.returncode == 2, result.stdout
         assert "escalations.chain:" in result.stderr and "at most 3,650" in result.stderr
+
+
+TWO_EDITORS = """
+name: two-editors
+inputs:
+  amount: {type: number, required: true}
+  vendor: {type: string, default: ACME}
+steps:
+  - gate: {id: vendor-review, when: "inputs.vendor != 'ACME'",
+           approvers: ["role:finance-approver", "role:cfo"]}
+  - gate: {id: approve, approvers: ["role:finance-approver", "role:cfo"], quorum: 2,
+           editable: [amount, vendor]}
+  - action: {id: pay, call: "testagents:record"}
+"""
+
+
+def test_an_editor_who_approves_again_after_another_edit_is_still_an_editor(
+        tmp_path: Path, database_url: str) -> None:
+    """Bob proposes vendor=Initech; Carol edits the amount, which dismisses Bob's approval;
+    Bob approves again, without edits. The vendor review his edit needs used to count him
+    as no editor at all, and he reviewed his own vendor."""
+    flows = tmp_path / "flows"
+    shutil.copytree(TEST_FLOWS, flows)
+    (flows / "two-editors.yaml").write_text(TWO_EDITORS)
+    cli = InProcess(tmp_path, flows, database_url)
+    cli("run", "two-editors", "amount=100", "--as", "alice")
+    assert cli("decide", "R-1", "approve", "--as", "bob", "--edit", "vendor=Initech").returncode == 0
+    assert cli("decide", "R-1", "approve", "--as", "carol", "--edit", "amount=90").returncode == 0
+    assert cli("decide", "R-1", "approve", "--as", "bob").returncode == 0
+    status = cli("status", "R-1").stdout
+    assert "waiting at gate 'vendor-review' (approval)" in status and "can decide: Erin Park;" in status
+    mine = cli("decide", "R-1", "approve", "--as", "bob")
+    assert mine.returncode == 2 and "edit" in mine.stderr
+    assert cli("decide", "R-1", "approve", "--as", "erin").returncode == 0
+    assert [(e["inputs"]["vendor"], e["inputs"]["amount"]) for e in cli.entries()] == [("Initech", 90.0)]
