@@ -117,6 +117,9 @@ def describe(entry: TraceEntry, org: Org) -> str:
             need = d["required_by"]
             text += (f"; needed because conflict '{need['conflict']}' followed "
                      f"{need.get('winner') or 'no signal'} ({need.get('verdict') or '-'})")
+        if d.get("edited_by"):
+            text += ("; needed because of values edited by "
+                     + ", ".join(org.display(p) for p in d["edited_by"]) + ", who do not decide it")
         return text
     if k == "decision":
         text = f"{who} chose {d['option']} at '{d['gate']}'"

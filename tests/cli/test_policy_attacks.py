@@ -51,6 +51,7 @@ def test_the_editor_decides_neither_the_gate_nor_the_boundary_further_on_that_th
     assert [e["inputs"]["amount"] for e in cli.entries()] == [60000.0]
     opened = {o["gate"]: o for o in entries(cli, "gate_opened")}
     assert opened["large"]["edited_by"] == ["bob"] and opened["limit"]["edited_by"] == ["bob"]
+    assert "because of values edited by Bob Ortiz, who do not decide it" in cli("trace", "R-1").stdout
 
 
 def test_an_editor_still_decides_what_the_requested_values_needed_anyway(cli_tests: InProcess) -> None:
