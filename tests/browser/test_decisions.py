@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import BOB, CAROL, DAVE, FRANK, Slack
 from tests.conftest import TEST_FLOWS
+from tests.reliability.conftest import wait_until
 
 
 def test_a_conflict_the_risk_lead_decides_with_a_reason(slack: Callable[..., Slack]) -> None:
@@ -87,8 +88,12 @@ def test_an_escalation_reaches_the_next_level_by_dm_who_claims_and_approves(
     request = s.message("Approve the refund?")
     request.locator("select[data-action='gate.snooze']").select_option(label="Snooze 15m")
     expect(s.messages.locator(".msg.ephemeral")).to_have_count(2)
-    snoozed = s.dev.slack.emulator.page.sent.items()[-1].payload
-    assert snoozed["actions"][0]["selected_option"]["value"].endswith(":900")
+    # the bot may post its ephemeral answer before the page logs the request it answers
+    def snoozes() -> list[dict]:
+        return [item.payload for item in s.dev.slack.emulator.page.sent.items()
+                if any(a.get("action_id") == "gate.snooze" for a in item.payload.get("actions") or [])]
+    wait_until(snoozes, what="the snooze request in the page's log")
+    assert snoozes()[-1]["actions"][0]["selected_option"]["value"].endswith(":900")
 
     request.locator("button", has_text="Approve").click()
     expect(request).to_contain_text("Approved by @Dave Kim")
