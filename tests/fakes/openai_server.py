@@ -14,6 +14,13 @@ A script answers the requests whose messages contain `match` (scripts without a 
 answer the requests no other script matches), one reply per request, in order; its last
 reply repeats. Every request is recorded with
 its body, the server-side time it arrived and was answered, and the status sent.
+
+An agent's turn that calls tools is scripted with `call(...)` (the chat completions
+`tool_calls` shape, `finish_reason: "tool_calls"`); the tool results the agent sends back
+are in the next request's `tool` messages (`Recorded.tool_results`):
+
+    llm.script(Reply(tool_calls=[call("pay_vendor", vendor="ACME", amount=20000)]),
+               Reply("Paid."), match="INV-4471")
 """
 
 from __future__ import annotations
@@ -73,6 +80,11 @@ def signal(verdict: str = "ok", severity: str = "info", confidence: float = 0.9,
             "summary": summary, "rationale": rationale, "evidence": evidence or [], **extra}
 
 
+def call(name: str, id: str | None = None, **arguments: Any) -> dict[str, Any]:
+    """One scripted tool call: the function's name and its arguments (sent as JSON text)."""
+    return {"name": name, "arguments": arguments, "id": id}
+
+
 @dataclass
 class Reply:
     content: str | dict[str, Any] | None = None  # a dict is sent as its JSON text
@@ -88,6 +100,7 @@ class Reply:
     model: str | None = None  # the model the server says answered; default: the one asked
     raw_body: str | None = None  # sent as is, instead of a chat completion
     location: str | None = None  # with a 3xx status: where the server redirects
+    tool_calls: list[dict[str, Any]] | None = None  # `call(...)`s: the model calls tools
 
 
 @dataclass
@@ -117,6 +130,11 @@ class Recorded:
 
     def text(self) -> str:
         return "\n".join(str(m.get("content", "")) for m in self.messages)
+
+    def tool_results(self) -> dict[str, str]:
+        """What the agent sent back for each tool call: call id -> the tool message's text."""
+        return {m["tool_call_id"]: _text(m.get("content")) for m in self.messages
+                if m.get("role") == "tool"}
 
 
 @dataclass
@@ -237,18 +255,38 @@ class FakeOpenAI:
         content = reply.content
         if isinstance(content, dict):
             content = json.dumps(content)
+        message: dict[str, Any] = {"role": "assistant", "content": content,
+                                   "refusal": reply.refusal}
+        finish_reason = reply.finish_reason
+        if reply.tool_calls:
+            message["tool_calls"] = [self._tool_call(c) for c in reply.tool_calls]
+            finish_reason = "tool_calls" if finish_reason == "stop" else finish_reason
         return {
             "id": f"chatcmpl-fake-{next(self._ids)}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": reply.model or body.get("model", "unknown"),
-            "choices": [{"index": 0, "finish_reason": reply.finish_reason, "logprobs": None,
-                         "message": {"role": "assistant", "content": content,
-                                     "refusal": reply.refusal}}],
+            "choices": [{"index": 0, "finish_reason": finish_reason, "logprobs": None,
+                         "message": message}],
             "usage": {"prompt_tokens": reply.prompt_tokens,
                       "completion_tokens": reply.completion_tokens,
                       "total_tokens": reply.prompt_tokens + reply.completion_tokens},
         }
+
+
+    def _tool_call(self, scripted: dict[str, Any]) -> dict[str, Any]:
+        arguments = scripted["arguments"]
+        return {"id": scripted.get("id") or f"call_fake_{next(self._ids)}", "type": "function",
+                "function": {"name": scripted["name"],
+                             "arguments": arguments if isinstance(arguments, str)
+                             else json.dumps(arguments)}}
+
+
+def _text(content: Any) -> str:
+    """A message's content as text (a string, or a list of text parts)."""
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return "" if content is None else str(content)
 
 
 def _error(status: int, message: str, *, param: str | None = None,
