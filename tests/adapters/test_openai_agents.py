@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +14,14 @@ from baton_client import AsyncBaton, Rejected, TimedOut
 from baton_client.openai_agents import BatonApprovals
 from openai import AsyncOpenAI
 
-from tests.adapters.conftest import Background, approve_with_edit, example, reject
-from tests.api.conftest import Api
+from tests.adapters.conftest import (
+    Background,
+    Served,
+    approve_with_edit,
+    example,
+    reject,
+    run_example,
+)
 from tests.bot.conftest import BOB
 from tests.fakes.openai_server import FakeOpenAI, Reply, call
 
@@ -23,20 +30,20 @@ TASK = "Pay ACME's invoice INV-4471 for 20000"
 PAY = call("pay_vendor", id="call_pay_1", vendor="ACME", amount=20000, invoice="INV-4471")
 
 
-def _agent_pays(api: Api, token: str, bank: Any, **options: Any) -> Background:
+def _agent_pays(api: Served, token: str, bank: Any, **options: Any) -> Background:
     """The example agent, run as its `pay` function runs it, in a thread of its own."""
     pay_vendor = example("openai_agents_pay_vendor")
     return Background(asyncio.run, pay_vendor.pay(TASK, bank, baton=AsyncBaton(api.url, token),
                                                   **options))
 
 
-def test_an_approver_edits_the_amount_and_the_tool_pays_exactly_that_once(api: Api,
+def test_an_approver_edits_the_amount_and_the_tool_pays_exactly_that_once(api: Served,
                                                                         llm: FakeOpenAI) -> None:
     token = api.token("billing-bot", "service:billing-agent", "vendor-payment-api")
     llm.script(Reply(tool_calls=[PAY]), Reply("Paid ACME 18,000 for INV-4471."), match="INV-4471")
     bank = example("openai_agents_pay_vendor").Bank()
 
-    agent = _agent_pays(api, token.token, bank)
+    agent = _agent_pays(api, token, bank)
     approve_with_edit(api, "R-1", "18000", "Only the first milestone is due")
     assert agent.result() == "Paid ACME 18,000 for INV-4471."
 
@@ -62,12 +69,12 @@ def test_an_approver_edits_the_amount_and_the_tool_pays_exactly_that_once(api: A
     assert done[0]["data"]["arguments"]["amount"] == 18000.0
 
 
-def test_a_rejection_reaches_the_model_with_who_and_why(api: Api, llm: FakeOpenAI) -> None:
+def test_a_rejection_reaches_the_model_with_who_and_why(api: Served, llm: FakeOpenAI) -> None:
     token = api.token("billing-bot", "service:billing-agent", "vendor-payment-api")
     llm.script(Reply(tool_calls=[PAY]), Reply("Bob Ortiz refused it: no PO."), match="INV-4471")
     bank = example("openai_agents_pay_vendor").Bank()
 
-    agent = _agent_pays(api, token.token, bank)
+    agent = _agent_pays(api, token, bank)
     reject(api, "R-1", BOB, "No PO for this vendor")
     assert agent.result() == "Bob Ortiz refused it: no PO."
 
@@ -79,7 +86,7 @@ def test_a_rejection_reaches_the_model_with_who_and_why(api: Api, llm: FakeOpenA
     assert run.status == "rejected" and run.action is None
 
 
-def test_nobody_deciding_fails_closed_and_the_model_is_told(test_api: Api, llm: FakeOpenAI) -> None:
+def test_nobody_deciding_fails_closed_and_the_model_is_told(test_api: Served, llm: FakeOpenAI) -> None:
     """agent-quick's escalation gives people a second, then rejects."""
     api = test_api
     token = api.token("ops-bot", "service:billing-agent", "agent-quick")
@@ -88,7 +95,7 @@ def test_nobody_deciding_fails_closed_and_the_model_is_told(test_api: Api, llm: 
                Reply("Nobody approved it."), match="cache")
 
     async def agent_run() -> str:
-        async with AsyncBaton(api.url, token.token) as baton:
+        async with AsyncBaton(api.url, token) as baton:
             approvals = BatonApprovals(baton, timeout=60)
 
             @approvals.tool(flow="agent-quick")
@@ -122,7 +129,7 @@ def _billing(approvals: BatonApprovals, paid: list[float]) -> Agent[Any]:
                  model=OpenAIChatCompletionsModel(model="fake-model", openai_client=AsyncOpenAI()))
 
 
-def test_an_approval_given_in_the_sdk_alone_does_not_run_the_tool(api: Api, llm: FakeOpenAI) -> None:
+def test_an_approval_given_in_the_sdk_alone_does_not_run_the_tool(api: Served, llm: FakeOpenAI) -> None:
     """Code that approves the interruption on the RunState itself, without Baton: the tool
     asks Baton when it is invoked, and runs only once people approve there."""
     token = api.token("billing-bot", "service:billing-agent", "vendor-payment-api")
@@ -130,7 +137,7 @@ def test_an_approval_given_in_the_sdk_alone_does_not_run_the_tool(api: Api, llm:
     paid: list[float] = []
 
     async def agent_run() -> str:
-        async with AsyncBaton(api.url, token.token) as baton:
+        async with AsyncBaton(api.url, token) as baton:
             approvals = BatonApprovals(baton, timeout=90)
             agent = _billing(approvals, paid)
             result = await Runner.run(agent, TASK)
@@ -145,13 +152,13 @@ def test_an_approval_given_in_the_sdk_alone_does_not_run_the_tool(api: Api, llm:
     assert paid == [15000]  # an int parameter gets an int
 
 
-def test_on_denied_raise_gives_the_caller_rejected(api: Api, llm: FakeOpenAI) -> None:
+def test_on_denied_raise_gives_the_caller_rejected(api: Served, llm: FakeOpenAI) -> None:
     token = api.token("billing-bot", "service:billing-agent", "vendor-payment-api")
     llm.script(Reply(tool_calls=[PAY]), Reply("unreachable"), match="INV-4471")
     paid: list[float] = []
 
     async def agent_run() -> Any:
-        async with AsyncBaton(api.url, token.token) as baton:
+        async with AsyncBaton(api.url, token) as baton:
             approvals = BatonApprovals(baton, timeout=90, on_denied="raise")
             return await approvals.run(_billing(approvals, paid), TASK)
 
@@ -163,7 +170,7 @@ def test_on_denied_raise_gives_the_caller_rejected(api: Api, llm: FakeOpenAI) ->
     assert paid == [] and len(llm.requests) == 1
 
 
-def test_invalid_arguments_are_refused_by_baton_and_the_model_told_why(api: Api,
+def test_invalid_arguments_are_refused_by_baton_and_the_model_told_why(api: Served,
                                                                      llm: FakeOpenAI) -> None:
     """A model that sends an amount Baton's flow refuses (above its `min`) is told the field,
     and nothing is started."""
@@ -173,7 +180,7 @@ def test_invalid_arguments_are_refused_by_baton_and_the_model_told_why(api: Api,
     paid: list[float] = []
 
     async def agent_run() -> str:
-        async with AsyncBaton(api.url, token.token) as baton:
+        async with AsyncBaton(api.url, token) as baton:
             approvals = BatonApprovals(baton, timeout=30)
             return str((await approvals.run(_billing(approvals, paid), TASK)).final_output)
 
@@ -185,13 +192,13 @@ def test_invalid_arguments_are_refused_by_baton_and_the_model_told_why(api: Api,
         client.get("R-1")
 
 
-def test_a_caller_that_gives_up_cancels_the_run(api: Api, llm: FakeOpenAI) -> None:
+def test_a_caller_that_gives_up_cancels_the_run(api: Served, llm: FakeOpenAI) -> None:
     token = api.token("billing-bot", "service:billing-agent", "vendor-payment-api")
     llm.script(Reply(tool_calls=[PAY]), Reply("Nobody answered."), match="INV-4471")
     paid: list[float] = []
 
     async def agent_run() -> str:
-        async with AsyncBaton(api.url, token.token) as baton:
+        async with AsyncBaton(api.url, token) as baton:
             approvals = BatonApprovals(baton, timeout=0.5)
             return str((await approvals.run(_billing(approvals, paid), TASK)).final_output)
 
@@ -200,4 +207,65 @@ def test_a_caller_that_gives_up_cancels_the_run(api: Api, llm: FakeOpenAI) -> No
     with api.client(token) as client:
         run = client.get("R-1")
     assert run.state == "cancelled" and paid == []
-    assert TimedOut  # the exception `on_timeout="keep"` raises instead
+
+
+def test_a_caller_that_keeps_the_run_gets_timed_out_and_the_run_stays_open(
+        api: Served, llm: FakeOpenAI) -> None:
+    token = api.token("billing-bot", "service:billing-agent", "vendor-payment-api")
+    llm.script(Reply(tool_calls=[PAY]), Reply("unreachable"), match="INV-4471")
+    paid: list[float] = []
+
+    async def agent_run() -> Any:
+        async with AsyncBaton(api.url, token) as baton:
+            approvals = BatonApprovals(baton, timeout=0.5, on_timeout="keep")
+            return await approvals.run(_billing(approvals, paid), TASK)
+
+    with pytest.raises(TimedOut, match="stays open"):
+        asyncio.run(agent_run())
+    with api.client(token) as client:
+        assert client.get("R-1").state == "pending" and paid == []
+
+
+def test_two_calls_in_one_turn_are_asked_together_and_each_paid_as_approved(
+        api: Served, llm: FakeOpenAI) -> None:
+    token = api.token("billing-bot", "service:billing-agent", "vendor-payment-api")
+    llm.script(Reply(tool_calls=[
+        call("pay_vendor", id="c1", vendor="ACME", amount=20000, invoice="INV-1"),
+        call("pay_vendor", id="c2", vendor="Globex", amount=30000, invoice="INV-2")]),
+        Reply("Paid both."), match="INV-4471")
+    bank = example("openai_agents_pay_vendor").Bank()
+
+    agent = _agent_pays(api, token, bank)
+    api.gate_message("R-2")  # both asked before anyone decides
+    approve_with_edit(api, "R-2", "2500", "the first part")
+    approve_with_edit(api, "R-1", "1500", "the first part")
+    assert agent.result() == "Paid both."
+    assert sorted(p["amount"] for p in bank.payments) == [1500.0, 2500.0]
+    with api.client(token) as client:
+        for ref in ("R-1", "R-2"):
+            run = client.wait(ref, timeout=30)
+            arguments = run.action["arguments"]
+            assert run.state == "completed"
+            assert {"payment": f"PAY-{arguments['invoice']}", "vendor": arguments["vendor"],
+                    "amount": arguments["amount"]} in bank.payments
+
+
+def test_the_example_runs_as_its_docstring_says(api: Served, llm: FakeOpenAI,
+                                                tmp_path: Path) -> None:
+    """`python clients/python/examples/openai_agents_pay_vendor.py TASK`, with BATON_URL,
+    BATON_TOKEN and OPENAI_BASE_URL set: it waits for people, pays what they approved."""
+    token = api.token("billing-bot", "service:billing-agent", "vendor-payment-api")
+    llm.script(Reply(tool_calls=[PAY]), Reply("Paid ACME 17,500 for INV-4471."), match="INV-4471")
+    agent = run_example("openai_agents_pay_vendor", api, token, llm, TASK, tmp_path)
+    try:
+        approve_with_edit(api, "R-1", "17500", "Net of the deposit")
+        out, err = agent.communicate(timeout=120)
+    finally:
+        agent.kill()
+    assert agent.returncode == 0, err
+    assert out.splitlines() == [
+        "Paid ACME 17,500 for INV-4471.",
+        "payments made: [{'payment': 'PAY-INV-4471', 'vendor': 'ACME', 'amount': 17500.0}]"]
+    with api.client(token) as client:
+        run = client.wait("R-1", timeout=30)
+    assert run.state == "completed" and run.arguments["amount"] == 17500.0

@@ -148,8 +148,13 @@ class BatonApprovals:
             if any(self._gated(item) is None for item in result.interruptions):
                 return result
             state = result.to_state()
-            for item in result.interruptions:
-                await self.decide(state, item)
+            # All at once: people see every call of this turn together, not one by one.
+            decided = await asyncio.gather(*(self.decide(state, item)
+                                             for item in result.interruptions),
+                                           return_exceptions=True)
+            failed = next((d for d in decided if isinstance(d, BaseException)), None)
+            if failed is not None:
+                raise failed
             result = await Runner.run(agent, state, **options)
         return result
 

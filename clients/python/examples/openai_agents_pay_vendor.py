@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents import Agent, OpenAIChatCompletionsModel, set_tracing_disabled
-from openai import AsyncOpenAI
-
 from baton_client import AsyncBaton
 from baton_client.openai_agents import BatonApprovals
+from openai import AsyncOpenAI
 
 FLOW = "vendor-payment-api"
 INSTRUCTIONS = ("You are the billing agent. Pay the vendor invoices you are asked to pay with "
