@@ -1,11 +1,12 @@
 """A LangGraph agent pays a vendor's invoice once a person approves it in Slack.
 
-The graph is a model node and a tool node. The `pay_vendor` tool stops the graph with
-`interrupt()` while Baton asks people with the operator's flow (flows/vendor-payment-api.yaml:
-a finance approver, who may lower the amount, for payments above 1,000); the graph resumes
-with the decision, and the tool runs once with the approved amount and reports its result.
+The graph is a model node and a tool node. The `pay_vendor` tool asks Baton, which asks people
+with the operator's flow (flows/vendor-payment-api.yaml: a finance approver, who may lower the
+amount, for payments above 1,000), and stops the graph with `interrupt()` until they decide;
+the graph resumes, and the tool runs once with the approved amount and reports its result.
 
-    pip install 'baton-client[langgraph]'          # or: pip install -e 'clients/python[langgraph]'
+    pip install 'baton-client[langgraph]' langchain-openai
+    # (from a Baton checkout: pip install -e 'clients/python[langgraph]' langchain-openai)
     baton tokens create billing-bot --as service:billing-agent --flows vendor-payment-api
     export BATON_URL=https://baton.example.com BATON_TOKEN=bt_...
     export OPENAI_API_KEY=sk-...                   # and, for another OpenAI-compatible server:
