@@ -44,6 +44,7 @@ from orchestrator.text import well_formed
 from orchestrator.watch import RunWatch
 from storage import runs as stored
 from storage.models import Run
+from storage.repo import halt_state
 from storage.trace import canonical_json
 
 T = TypeVar("T")
@@ -183,9 +184,11 @@ class ApprovalService:
             gates = stored.gates_of_run(s, run.id)
             decisions = stored.decisions_of_run(s, run.id)
             actions = stored.actions_of_run(s, run.id)
+            state = halt_state(s)
         program = self.engine.program_for(fresh)
         steps = {n.key for n in program.nodes.values() if n.kind == "external"}
-        return run_view(self.engine.org, fresh, gates, decisions, actions, steps)
+        return run_view(self.engine.org, fresh, gates, decisions, actions, steps,
+                        external.halt_reason(self.engine.org, state))
 
     def read(self, caller: Caller, ref: str) -> RunView:
         return self.view(self.own_run(caller, ref))
@@ -204,6 +207,8 @@ class ApprovalService:
                 view = await self.call(self.view, run)
                 remaining = deadline - loop.time()
                 if view.settled or remaining <= 0:
+                    await self.call(tokens.reauthenticate, self.engine.db, self.engine.org,
+                                    caller, self.engine.clock.now())
                     return view
                 await changes.wait(remaining)
 

@@ -747,7 +747,7 @@ class Engine:
         refused, resume, carry, run = self._isolate_on_crash(partial(
             self._record_report, ref, by, report))
         if refused is not None:
-            raise Conflict(refused.message)
+            raise (Unavailable if refused.later else Conflict)(refused.message)
         if carry is not None:
             carry()
         elif resume:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +23,11 @@ from typing import Any
 from sqlmodel import col, select
 
 from gates.durations import format_duration
+from gates.org import Org
 from orchestrator import gating
-from orchestrator.inputs import coerce
 from orchestrator.program import Node, Program
 from orchestrator.runtime import Finish, Goto, Hold, Transition, Tx, Wait
+from orchestrator.spec import InputSpec
 from storage.models import Action, Timer
 from storage.repo import halt_state
 from storage.rows import insert_new
@@ -51,6 +53,14 @@ def approval_id(run: str, step: str, attempt: int, tool: str, arguments: Mapping
     """The approval, bound to exactly these arguments: a report must name it."""
     body = {"run": run, "step": step, "attempt": attempt, "tool": tool, "arguments": arguments}
     return "ap_" + hashlib.sha256(canonical_json(body).encode()).hexdigest()[:40]
+
+
+def halt_reason(org: Org, state: Any) -> str | None:
+    """Why no action may begin now (`state`: the emergency stop, `halt_state`), or None."""
+    if not state.halted:
+        return None
+    return (f"Baton is halted (emergency stop by {org.display(state.halted_by or '?')}"
+            + (f": {state.halt_reason}" if state.halt_reason else "") + ")")
 
 
 def step_external(tx: Tx, node: Node) -> Transition:
@@ -119,9 +129,11 @@ class Report:
 @dataclass(frozen=True)
 class ReportRefused:
     """A report that contradicts what Baton holds (already reported, other arguments, not
-    approved yet, the run over): it changes nothing but the trace."""
+    approved yet, the run over): it changes nothing but the trace. `later`: the same report
+    may be accepted later (`started` during an emergency stop)."""
 
     message: str
+    later: bool = False
 
 
 def _traced_result(value: Any) -> Any:
@@ -131,9 +143,28 @@ def _traced_result(value: Any) -> Any:
     return text[:MAX_TRACED_RESULT] + f"... [{len(text) - MAX_TRACED_RESULT} more characters]"
 
 
+def _same_value(spec: InputSpec | None, approved: Any, given: Any) -> bool:
+    """Whether a reported argument is the approved one. Numbers compare by value (an amount
+    approved as 18000.0 may come back as 18000); anything else must be exactly as approved:
+    "18000" is text, not an amount, and text that differs in any character (a control
+    character, another Unicode form) is other text, whatever a parser would clean it to."""
+    kind = spec.type if spec is not None else None
+    if kind in ("number", "integer") and isinstance(approved, int | float) \
+            and not isinstance(approved, bool):
+        if isinstance(given, bool) or not isinstance(given, int | float):
+            return False
+        try:
+            return float(given) == float(approved) and math.isfinite(float(given))
+        except OverflowError:  # an integer too large for a float is no approved amount
+            return False
+    try:
+        return canonical_json(given) == canonical_json(approved)
+    except ValueError:  # NaN or infinity: never an approved value
+        return False
+
+
 def _same_arguments(tx: Tx, action: Action, reported: Mapping[str, Any]) -> str | None:
-    """Why `reported` are not the approved arguments, or None when they are (compared as the
-    flow's inputs are typed: 18000 and 18000.0 are the same amount)."""
+    """Why `reported` are not the approved arguments, or None when they are (`_same_value`)."""
     approved = dict(action.arguments)
     if set(reported) != set(approved):
         missing = sorted(set(approved) - set(reported))
@@ -144,12 +175,9 @@ def _same_arguments(tx: Tx, action: Action, reported: Mapping[str, Any]) -> str 
     inputs = tx.program.flow.inputs
     for name, value in approved.items():
         given = reported[name]
-        try:
-            typed = coerce(inputs[name], given, name) if name in inputs else given
-        except ValueError:
-            typed = given
-        if canonical_json(typed) != canonical_json(value):
-            return f"{name} was approved as {value!r}, reported as {given!r}"
+        if not _same_value(inputs.get(name), value, given):
+            return (f"{name} was approved as {value!r}, reported as {given!r}; report exactly "
+                    "the approved arguments (the run's `action.arguments`)")
     return None
 
 
@@ -191,6 +219,14 @@ def record_report(tx: Tx, report: Report, by: str) -> ReportRefused | Transition
         why = f"{run.ref} is not waiting for the result of '{action.node}' ({run.status})"
     else:
         why = _same_arguments(tx, action, report.arguments)
+    later = False
+    if why is None and report.outcome == "started":
+        # The emergency stop holds every action, the caller's too: it may not begin one
+        # now. A result is still recorded: the action ran (or was begun) before.
+        halted = halt_reason(tx.org, halt_state(tx.session))
+        if halted is not None:
+            why, later = (f"{halted}; do not start the action: wait, and start it once an "
+                          "admin resumes Baton"), True
     if why is not None:
         data: dict[str, Any] = {"approval": report.approval, "why": why,
                                 "arguments": _traced_result(dict(report.arguments)),
@@ -200,7 +236,7 @@ def record_report(tx: Tx, report: Report, by: str) -> ReportRefused | Transition
         elif report.outcome == "failed":
             data["error"] = report.error
         tx.trace("action_report_refused", data, actor=by, node=action.node if action else None)
-        return ReportRefused(why)
+        return ReportRefused(why, later)
     assert action is not None
     node = tx.node(action.node)
     if report.outcome == "started":

@@ -136,6 +136,16 @@ def authenticate(db: Database, org: Org, presented: str | None, now: datetime) -
     return caller_of(token, org, now)
 
 
+def reauthenticate(db: Database, org: Org, caller: Caller, now: datetime) -> Caller:
+    """`caller` again, as its token stands now: a long poll that began before its token was
+    revoked, or that outlived its expiry, gets 401 like any request, not the run."""
+    with db.read() as s:
+        token = stored.token_by_id(s, caller.token_id)
+    if token is None:
+        raise Unauthorized(f"API token {caller.token!r} is gone")
+    return caller_of(token, org, now)
+
+
 def caller_of(token: ApiToken, org: Org, now: datetime) -> Caller:
     if token.revoked_at is not None:
         raise Unauthorized(f"API token {token.name!r} was revoked")

@@ -10,6 +10,9 @@ its event loop. It is woken:
   line) commits one: a single thread reads the event table's new rows, once per `poll`
   for all waiters together, and only while someone waits.
 
+An event of no run (the emergency stop, and its lifting: what a caller may do changes for
+every run) wakes every waiter.
+
 A thousand waiters cost a thousand small objects and no thread each.
 """
 
@@ -58,12 +61,15 @@ class RunWatch:
 
     # -- the engine's observer -----------------------------------------------------------------
     def notify(self, event: DomainEvent) -> None:
-        if event.run_id is not None:
-            self._wake(event.run_id)
+        self._wake(event.run_id)
 
-    def _wake(self, run_id: int) -> None:
+    def _wake(self, run_id: int | None) -> None:
+        """Wake the run's waiters; everyone's for an event of no run (halted, resumed)."""
         with self._lock:
-            wakes = list(self._waiters.get(run_id, ()))
+            if run_id is None:
+                wakes = [wake for found in self._waiters.values() for wake in found]
+            else:
+                wakes = list(self._waiters.get(run_id, ()))
         for wake in wakes:
             with contextlib.suppress(RuntimeError):  # the waiter's loop has closed: it is gone
                 wake()
@@ -102,7 +108,7 @@ class RunWatch:
             self._high = None
             self._seen.clear()
             return
-        changed: set[int] = set()
+        changed: set[int | None] = set()
         with self.db.read() as s:
             if self._high is None:
                 self._high = latest_event_id(s)
@@ -113,7 +119,7 @@ class RunWatch:
                         continue
                     self._seen.add(event_id)
                     self._high = max(self._high, event_id)
-                    if run_id in watched:
+                    if run_id is None or run_id in watched:
                         changed.add(run_id)
                 if len(found) < _BATCH:
                     break

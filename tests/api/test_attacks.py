@@ -1,0 +1,155 @@
+"""Attacks on the approval API through the real HTTP endpoint: each test is a hole an
+attacker found (numbers JSON has no words for, arguments a parser would clean up into the
+approved ones, an action begun under the emergency stop, a long poll outliving its token),
+kept so that it stays closed."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.conftest import Api, Token
+from tests.api.test_problems import _call, _counts, _problem
+from tests.bot.conftest import CAROL, PAYMENTS
+
+START = {"flow": "vendor-payment-api", "inputs": {"vendor": "Café ACME", "amount": 20000}}
+
+
+@pytest.fixture
+def token(api: Api) -> Token:
+    return api.token("billing-bot", "service:billing-agent", "vendor-payment-api")
+
+
+def _approved(api: Api, token: Token, ref: str = "R-1") -> Any:
+    """Start a run, have Carol approve it in Slack, and wait until its action is due."""
+    with api.client(token) as client:
+        client.start("vendor-payment-api", START["inputs"])
+        gate = api.gate_message(ref)
+        api.baton.driver.click(user=CAROL, action_id="gate.decide.approve", channel=PAYMENTS,
+                               ts=gate.ts)
+        api.submit(CAROL, {"reason": "Checked"})
+        run = client.wait(ref, timeout=30)
+    assert run.state == "approved", run
+    return run
+
+
+def _raw(api: Api, path: str, token: Token, body: bytes) -> httpx.Response:
+    return _call(api, "POST", path, token, content=body,
+                 headers={"Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"-Infinity", b"1e400", b"1" + b"0" * 400])
+def test_a_number_json_cannot_hold_is_refused_in_every_body_and_writes_nothing(
+        api: Api, token: Token, number: bytes) -> None:
+    """Python's JSON parser reads NaN, Infinity, 1e400 (infinity) and integers of any size;
+    none is a number the trace can hash or PostgreSQL store, and a 400-digit amount made the
+    engine fail with a 500. Every field of every body is refused, before anything is read."""
+    before = _counts(api)
+    starts = [b'{"flow": "vendor-payment-api", "inputs": {"vendor": "A", "amount": %s}}',
+              b'{"flow": "vendor-payment-api", "inputs": {"vendor": "A", "amount": 5,'
+              b' "invoice": %s}}']
+    for body in starts:
+        problem = _problem(_raw(api, "/runs", token, body % number), 400)
+        assert "not valid JSON" in problem["detail"] and "number" in problem["detail"]
+    assert _counts(api) == before
+
+    run = _approved(api, token)
+    reports = [b'{"approval": "%s", "arguments": {"vendor": "Caf\\u00e9 ACME", "amount": %s},'
+               b' "status": "started"}',
+               b'{"approval": "%s", "arguments": {"vendor": "Caf\\u00e9 ACME", "amount": 20000},'
+               b' "status": "succeeded", "result": {"paid": [%s]}}']
+    for body in reports:
+        _problem(_raw(api, "/runs/R-1/result", token,
+                      body.replace(b"%s", run.approval.encode(), 1) % number), 400)
+    _problem(_raw(api, "/runs/R-1/signals", token,
+                  b'{"agent": "fraud", "verdict": "ok", "confidence": %s}' % number), 400)
+    # Still due, and the exact arguments are still accepted: nothing was consumed.
+    with api.client(token) as client:
+        due = client.get("R-1")
+        assert due.state == "approved"
+        assert client.report(due, status="started").action["status"] == "started"
+
+
+@pytest.mark.parametrize("arguments", [
+    {"vendor": "Café ACME", "amount": "20000"},          # text, not the amount
+    {"vendor": "Café ACME", "amount": " 2e4 "},          # text a parser would read as 20000
+    {"vendor": "Café ACME", "amount": True},             # a boolean is no amount
+    {"vendor": "Cafe\u0301 ACME", "amount": 20000},      # another Unicode form of the name
+    {"vendor": "Café\u0007 ACME", "amount": 20000},      # a control character Baton drops
+    {"vendor": " Café ACME ", "amount": 20000},          # spaces around it
+    {"vendor": "Café ACME", "amount": 20000.5},
+    {"vendor": "Café ACME", "amount": 20000, "note": "x"},
+], ids=["text-amount", "spaced-exponent", "boolean", "nfd", "bell", "spaces", "other", "extra"])
+def test_a_report_must_carry_exactly_the_approved_arguments(
+        api: Api, token: Token, arguments: dict[str, Any]) -> None:
+    """The approval is bound to the arguments people saw. They used to be compared after
+    the flow's input parsing, which strips spaces and control characters and reads text as
+    numbers: an agent could act on `" Café ACME "` or `"20000"` and have it accepted."""
+    run = _approved(api, token)
+    refused = _problem(_call(api, "POST", "/runs/R-1/result", token, json={
+        "approval": run.approval, "arguments": arguments, "status": "started"}), 409)
+    assert "report exactly the approved arguments" in refused["detail"] or \
+        "not approved" in refused["detail"] or "unexpected" in refused["detail"], refused
+    with api.client(token) as client:
+        assert client.get("R-1").action["status"] == "due"
+    # The same amount as another JSON number, and the keys in another order, are the same.
+    accepted = _call(api, "POST", "/runs/R-1/result", token, json={
+        "approval": run.approval, "arguments": {"amount": 20000.0, "vendor": "Café ACME"},
+        "status": "started"})
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["action"]["status"] == "started"
+
+
+def test_the_emergency_stop_holds_an_approved_action_the_caller_has_not_begun(
+        api: Api, token: Token) -> None:
+    """An admin halts Baton after a gate approved an external action: the caller is told to
+    wait (`pending`, the halt named), a `started` report is refused with 503 and changes
+    nothing, and a waiter is woken when Baton resumes."""
+    _approved(api, token)
+    assert api.cli("halt", "--as", "erin", "--reason", "incident").returncode == 0
+    with api.client(token) as client:
+        held = client.get("R-1")
+        assert held.state == "pending" and "halted" in held.reason and "incident" in held.reason
+        run = client.wait("R-1", timeout=0)
+        assert run.state == "pending"
+    refused = _problem(_call(api, "POST", "/runs/R-1/result", token, json={
+        "approval": held.action["approval"], "arguments": held.action["arguments"],
+        "status": "started"}), 503)
+    assert "halted" in refused["detail"] and "resume" in refused["detail"]
+
+    answer: dict[str, Any] = {}
+
+    def wait() -> None:
+        answer["run"] = _call(api, "GET", "/runs/R-1/wait?timeout=60", token)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    assert api.cli("resume", "--as", "erin").returncode == 0
+    waiter.join(90)
+    assert answer["run"].json()["decision"]["state"] == "approved"
+    with api.client(token) as client:
+        assert client.report(client.get("R-1"), status="started").action["status"] == "started"
+
+
+def test_a_long_poll_that_outlives_its_token_gets_401(api: Api, token: Token) -> None:
+    """A wait authenticated at its start used to answer with the run after its token was
+    revoked; it now answers 401 like any request made at that moment."""
+    with api.client(token) as client:
+        client.start("vendor-payment-api", START["inputs"])
+    answer: dict[str, httpx.Response] = {}
+
+    def wait() -> None:
+        answer["wait"] = _call(api, "GET", "/runs/R-1/wait?timeout=60", token)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    assert api.cli("tokens", "revoke", "billing-bot").returncode == 0
+    gate = api.gate_message("R-1")  # the run changes only now: the waiter is still waiting
+    api.baton.driver.click(user=CAROL, action_id="gate.decide.approve", channel=PAYMENTS,
+                           ts=gate.ts)
+    api.submit(CAROL, {"reason": "Checked"})
+    waiter.join(90)
+    assert "revoked" in _problem(answer["wait"], 401)["detail"]
