@@ -11,12 +11,16 @@ each body carries an event `id` for the receiver to de-duplicate on.
 Each POST is signed with the starting token's callback secret:
 `Baton-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`. Redirects
 are not followed, the host is checked against BATON_CALLBACK_HOSTS again before each
-attempt, timeouts are bounded, and at most a kilobyte of the answer is read. Every attempt
-and its outcome is traced on the run.
+attempt, and at most a kilobyte of the answer is read. An attempt ends after `timeout`
+seconds in all, however the receiver answers: httpx's timeouts bound each read, and a
+receiver sending its answer a byte every few seconds held a sender (and with it every
+other run's callbacks, a round waiting for all its lanes) for as long as it liked. Every
+attempt and its outcome is traced on the run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import random
@@ -100,15 +104,11 @@ class CallbackSender:
     """Posts due deliveries: several runs' at once, each run's in order."""
 
     def __init__(self, db: Database, clock: Any, hosts: Sequence[AllowedHost], *,
-                 poll: float = 1.0, timeout: float = 10.0, at_once: int = 4,
-                 http: httpx.Client | None = None) -> None:
+                 poll: float = 1.0, timeout: float = 10.0, at_once: int = 4) -> None:
         self.db = db
         self.clock = clock
         self.hosts = tuple(hosts)
-        self.http = http or httpx.Client(
-            follow_redirects=False, trust_env=False,
-            timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
-            headers={"User-Agent": "Baton-Callbacks/1"})
+        self.timeout = timeout
         self.owners = Owners()
         self.owner = self.owners.take()
         self._loop = BackgroundLoop("baton-callbacks", self._drain, poll)
@@ -121,7 +121,6 @@ class CallbackSender:
     def stop(self) -> None:
         self._loop.stop()
         self._senders.shutdown(wait=True)
-        self.http.close()
 
     def wake(self) -> None:
         self._loop.wake()
@@ -182,10 +181,11 @@ class CallbackSender:
                    "Baton-Event-Id": row.event_id, "Baton-Event-Type": row.kind}
         started = time.perf_counter()
         try:
-            with self.http.stream("POST", row.url, content=body, headers=headers) as answer:
-                for _ in answer.iter_bytes(ANSWER_BYTES):
-                    break  # enough to know it answered; a flood of bytes is not read
-                status = answer.status_code
+            status = asyncio.run(self._post(row.url, body, headers))
+        except TimeoutError:
+            self._record(row, attempt, status=None,
+                         error=f"no answer within {self.timeout:g} s")
+            return "failed"
         except httpx.HTTPError as exc:
             self._record(row, attempt, status=None, error=f"{type(exc).__name__}: {exc}")
             return "failed"
@@ -197,6 +197,18 @@ class CallbackSender:
         why = "a redirect (callbacks do not follow redirects)" if 300 <= status < 400 else "refused"
         self._record(row, attempt, status=status, error=f"HTTP {status}: {why}", ms=elapsed_ms)
         return "failed"
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """POST and return the answer's status, within `timeout` seconds in all (TimeoutError
+        otherwise: the connection is dropped, whatever the receiver is still sending)."""
+        async with asyncio.timeout(self.timeout), httpx.AsyncClient(
+                follow_redirects=False, trust_env=False,
+                timeout=httpx.Timeout(self.timeout, connect=min(5.0, self.timeout)),
+                headers={"User-Agent": "Baton-Callbacks/1"}) as http, \
+                http.stream("POST", url, content=body, headers=headers) as answer:
+            async for _ in answer.aiter_bytes(ANSWER_BYTES):
+                break  # enough to know it answered; a flood of bytes is not read
+            return answer.status_code
 
     def _record(self, row: CallbackDelivery, attempt: int, *, status: int | None,
                 error: str | None = None, ms: float | None = None, give_up: bool = False) -> None:

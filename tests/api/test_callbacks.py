@@ -3,6 +3,9 @@ retried while the receiver is down, never following a redirect, every attempt tr
 
 from __future__ import annotations
 
+import socket
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -138,3 +141,78 @@ def test_callbacks_are_off_without_an_allowlist(api: Api) -> None:
         client.start("vendor-payment-api", {"vendor": "ACME", "amount": 2},
                      callback_url="https://hooks.example.com/x")
     assert "BATON_CALLBACK_HOSTS" in refused.value.errors[0]["detail"]
+
+
+class Dribbler:
+    """A receiver that reads the POST and then answers a byte a second, for as long as it is
+    let: every read finishes within any read timeout, the answer never does."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.release = threading.Event()
+        self.asked = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.release.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            self.asked.set()
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100_000:
+                if self.release.wait(1.0):
+                    return
+                try:
+                    conn.send(bytes([byte]))
+                except OSError:
+                    return
+
+    def close(self) -> None:
+        self.release.set()
+        self.sock.close()
+
+
+@pytest.fixture
+def dribbler() -> Iterator[Dribbler]:
+    slow = Dribbler()
+    yield slow
+    slow.close()
+
+
+def test_a_receiver_answering_a_byte_at_a_time_holds_no_one_elses_callbacks(
+        make_api: Any, receiver: Receiver, dribbler: Dribbler) -> None:
+    """An attempt ends within its timeout in all, not per read: a receiver trickling its
+    answer used to hold its sender for good, and the round with it, so no other run's
+    callback went out while it trickled."""
+    host = receiver.url.removeprefix("http://")
+    slow_host = dribbler.url.removeprefix("http://")
+    api = make_api(BATON_CALLBACK_HOSTS=f"http://{host},http://{slow_host}")
+    token = api.token("billing-bot", "service:billing-agent", "vendor-payment-api")
+    with api.client(token) as client:
+        client.start("vendor-payment-api", {"vendor": "Slow", "amount": 20000},
+                     callback_url=f"{dribbler.url}/hook")
+        _approve(api)
+        assert dribbler.asked.wait(30)
+        client.start("vendor-payment-api", {"vendor": "ACME", "amount": 20000},
+                     callback_url=f"{receiver.url}/hook")
+        gate = api.gate_message("R-2")
+        api.baton.driver.click(user=CAROL, action_id="gate.decide.approve", channel=PAYMENTS,
+                               ts=gate.ts)
+        api.submit(CAROL, {"reason": "Checked"})
+        eventually(lambda: len(receiver.received()) >= 2, timeout=60)
+        assert not dribbler.release.is_set()  # it trickles still; nobody waited for it
+
+        def cut_off() -> Any:
+            trace = client.trace("R-1")
+            return next((e for e in trace["entries"] if e["kind"] == "callback_failed"), None)
+
+        failed = eventually(cut_off, timeout=60)
+    assert "no answer within" in failed["data"]["error"]
+    assert failed["data"]["retry_at"]
