@@ -222,11 +222,14 @@ def action_view(action: Action, step: str) -> ActionView:
 
 
 def answer(org: Org, run: Run, gates: list[Gate], decisions: list[Decision],
-           action: Action | None, halted: str | None = None) -> Answer:
+           action: Action | None, halted: str | None = None,
+           now: datetime | None = None) -> Answer:
     """pending | approved (act now) | reported (the run goes on) | completed | rejected (by
     people or by a boundary) | timed_out (nobody decided: the gate failed closed) |
     cancelled | failed. `halted`: why Baton is halted (the emergency stop), if it is: an
-    approved action not yet begun is then pending, not to be acted on."""
+    approved action not yet begun is then pending, not to be acted on. `now`: past the
+    action's deadline, an approval is no longer one (its outcome is a person's to settle),
+    whether or not the timer that hands it over has run yet."""
     counted = [d for d in decisions if d.counted]
 
     def who(gate: Gate, effect: str) -> tuple[list[Person], str | None, datetime | None]:
@@ -261,6 +264,12 @@ def answer(org: Org, run: Run, gates: list[Gate], decisions: list[Decision],
     if run.status == "succeeded":
         return Answer(state="completed", by=approvals, reason=approval_reason,
                       at=_utc(run.finished_at))
+    deadline = _utc(action.deadline) if action is not None else None
+    if action is not None and action.status in ("due", "started") and deadline is not None \
+            and now is not None and now >= deadline:
+        return Answer(state="pending", by=approvals, at=None, reason=(
+            f"the step's timeout ran out at {deadline:%Y-%m-%d %H:%M:%S} UTC: do not act on "
+            "this approval; a person settles its outcome"))
     if action is not None and action.status == "due" and halted is not None:
         return Answer(state="pending", by=approvals,
                       reason=f"{halted}: do not act until an admin resumes Baton", at=None)
@@ -275,7 +284,7 @@ def answer(org: Org, run: Run, gates: list[Gate], decisions: list[Decision],
 
 def run_view(org: Org, run: Run, gates: list[Gate], decisions: list[Decision],
              actions: list[Action], external_steps: set[str], halted: str | None = None,
-             ) -> RunView:
+             now: datetime | None = None) -> RunView:
     by_id = {g.id: g for g in gates if g.id is not None}
     external = [a for a in actions if a.node in external_steps]
     action = external[-1] if external else None
@@ -285,7 +294,7 @@ def run_view(org: Org, run: Run, gates: list[Gate], decisions: list[Decision],
         requester=person(org, run.requester), token=origin.get("token"), tool=origin.get("tool"),
         summary=origin.get("summary"), inputs=dict(run.inputs),
         requested_inputs=dict(run.requested_inputs),
-        decision=answer(org, run, gates, decisions, action, halted),
+        decision=answer(org, run, gates, decisions, action, halted, now),
         action=action_view(action, action.node) if action else None,
         gates=[gate_view(org, g) for g in gates],
         decisions=[decision_view(org, d, by_id) for d in decisions],

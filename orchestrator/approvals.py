@@ -188,7 +188,7 @@ class ApprovalService:
         program = self.engine.program_for(fresh)
         steps = {n.key for n in program.nodes.values() if n.kind == "external"}
         return run_view(self.engine.org, fresh, gates, decisions, actions, steps,
-                        external.halt_reason(self.engine.org, state))
+                        external.halt_reason(self.engine.org, state), self.engine.clock.now())
 
     def read(self, caller: Caller, ref: str) -> RunView:
         return self.view(self.own_run(caller, ref))

@@ -18,6 +18,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import col, select
@@ -136,6 +137,10 @@ class ReportRefused:
     later: bool = False
 
 
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 def _traced_result(value: Any) -> Any:
     text = json.dumps(value, ensure_ascii=False, default=str)
     if len(text) <= MAX_TRACED_RESULT:
@@ -214,6 +219,13 @@ def record_report(tx: Tx, report: Report, by: str) -> ReportRefused | Transition
         why = (f"no result came within the step's timeout, so the outcome of {run.ref} "
                f"'{action.node}' was declared unknown; a person settles it in Slack (this "
                "report is kept in the trace for them)")
+    elif action.deadline is not None and tx.now >= _aware(action.deadline):
+        # The deadline is the deadline, not the moment the timer got to it (a busy or
+        # halted server runs it later): after it, the outcome is unknown and a person's.
+        why = (f"the step's timeout ran out at {_aware(action.deadline):%Y-%m-%d %H:%M:%S} UTC "
+               f"before this report, so the outcome of {run.ref} '{action.node}' is unknown; "
+               "do not act on this approval: a person settles it in Slack (this report is "
+               "kept in the trace for them)")
     elif action.status not in ("due", "started") or run.status != "waiting" \
             or run.cursor != action.node:
         why = f"{run.ref} is not waiting for the result of '{action.node}' ({run.status})"

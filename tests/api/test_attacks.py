@@ -6,11 +6,16 @@ kept so that it stays closed."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlmodel import select
 
+from orchestrator.clock import FakeClock
+from storage.models import ApiToken
 from tests.api.conftest import Api, Token
 from tests.api.test_problems import _call, _counts, _problem
 from tests.bot.conftest import CAROL, PAYMENTS
@@ -153,3 +158,43 @@ def test_a_long_poll_that_outlives_its_token_gets_401(api: Api, token: Token) ->
     api.submit(CAROL, {"reason": "Checked"})
     waiter.join(90)
     assert "revoked" in _problem(answer["wait"], 401)["detail"]
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_an_approval_ends_at_its_deadline_exactly_not_when_the_timer_gets_to_it(
+        make_api: Callable[..., Api]) -> None:
+    """Past the external step's timeout the outcome is unknown and a person's: a `started`
+    report there used to be accepted until the timer ran (later on a busy or halted server),
+    and the run still read `approved`."""
+    clock = FakeClock(datetime.now(UTC))
+    api = make_api(clock=clock)
+    token = api.token("billing-bot", "service:billing-agent", "vendor-payment-api")
+    run = _approved(api, token)
+    deadline = _at(run.action["deadline"])
+    clock.advance(deadline - clock.now() - timedelta(seconds=1))
+    with api.client(token) as client:
+        assert client.get("R-1").state == "approved"
+        clock.advance(timedelta(seconds=1))  # the deadline, to the microsecond
+        late = client.get("R-1")
+    assert late.state == "pending" and "timeout ran out" in late.reason
+    refused = _problem(_call(api, "POST", "/runs/R-1/result", token, json={
+        "approval": run.approval, "arguments": run.arguments, "status": "started"}), 409)
+    assert "timeout ran out" in refused["detail"] or "declared unknown" in refused["detail"]
+
+
+def test_a_token_expires_at_its_expiry_time_exactly(make_api: Callable[..., Api]) -> None:
+    clock = FakeClock(datetime.now(UTC))
+    api = make_api(clock=clock)
+    token = api.token("brief", "service:billing-agent", "vendor-payment-api", "--expires", "1h")
+    with api.baton.engine.db.read() as s:
+        stored = s.exec(select(ApiToken).where(ApiToken.name == "brief")).one()
+        expires = stored.expires_at
+    assert expires is not None
+    expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
+    clock.advance(expires - clock.now() - timedelta(microseconds=1))
+    assert _call(api, "GET", "/flows", token).status_code == 200
+    clock.advance(timedelta(microseconds=1))
+    assert "expired" in _problem(_call(api, "GET", "/flows", token), 401)["detail"]
