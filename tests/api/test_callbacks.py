@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from baton_client import InvalidRequest, verify_signature
+from baton_client.signatures import sign
 
 from tests.api.conftest import Api, Receiver, Token
 from tests.bot.conftest import CAROL, PAYMENTS
@@ -216,3 +218,17 @@ def test_a_receiver_answering_a_byte_at_a_time_holds_no_one_elses_callbacks(
         failed = eventually(cut_off, timeout=60)
     assert "no answer within" in failed["data"]["error"]
     assert failed["data"]["retry_at"]
+
+
+@pytest.mark.parametrize("header", [
+    "t=" + "9" * 5000 + ",v1=ab",        # int() refuses past 4,300 digits
+    "t=\u0661\u0662\u0663,v1=ab",       # digits, to str.isdigit(), but not ASCII
+    "t=,v1=", ",,,", "t=1", "=,=", "v1=ab", "t=1,v1=" + "0" * 64,
+])
+def test_a_receiver_checking_a_forged_header_gets_false_not_an_exception(header: str) -> None:
+    """The header is the sender's to write: `verify_signature` used to raise on a timestamp
+    of 5,000 digits, and a receiver answered its caller with a 500."""
+    assert verify_signature("whsec_x", header, b"{}") is False
+    good = sign("whsec_x", int(time.time()), b'{"id": "evt_1"}')
+    assert verify_signature("whsec_x", good, b'{"id": "evt_1"}')
+    assert not verify_signature("whsec_x", good, b'{"id": "evt_2"}')  # the id is signed
