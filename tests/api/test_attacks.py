@@ -198,3 +198,44 @@ def test_a_token_expires_at_its_expiry_time_exactly(make_api: Callable[..., Api]
     assert _call(api, "GET", "/flows", token).status_code == 200
     clock.advance(timedelta(microseconds=1))
     assert "expired" in _problem(_call(api, "GET", "/flows", token), 401)["detail"]
+
+
+def test_reports_sent_at_once_consume_the_approval_once(api: Api, token: Token) -> None:
+    """Twelve results for one approval, at once, each with another result: one is taken,
+    eleven get 409, and the run and its trace hold the one taken. A report before the
+    approval, or with another run's approval, is refused too."""
+    with api.client(token) as client:
+        client.start("vendor-payment-api", {"vendor": "Other", "amount": 20000})
+    before = _problem(_call(api, "POST", "/runs/R-1/result", token, json={
+        "approval": "ap_" + "0" * 40, "arguments": {"vendor": "Other", "amount": 20000},
+        "status": "started"}), 409)
+    assert "has not approved an action yet" in before["detail"]
+    run = _approved(api, token, "R-2")
+    other_run = _problem(_call(api, "POST", "/runs/R-1/result", token, json={
+        "approval": run.approval, "arguments": run.arguments, "status": "started"}), 409)
+    assert "has not approved" in other_run["detail"]
+
+    answers: list[httpx.Response] = []
+    lock = threading.Lock()
+
+    def report(n: int) -> None:
+        answer = _call(api, "POST", "/runs/R-2/result", token, json={
+            "approval": run.approval, "arguments": run.arguments, "status": "succeeded",
+            "result": {"payment": n}})
+        with lock:
+            answers.append(answer)
+
+    threads = [threading.Thread(target=report, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200] + [409] * 11, statuses
+    taken = next(a for a in answers if a.status_code == 200).json()
+    with api.client(token) as client:
+        trace = client.trace("R-2")
+    done = [e for e in trace["entries"] if e["kind"] == "action_done"]
+    assert len(done) == 1 and done[0]["data"]["result"] == taken["action"]["result"]
+    refused = [e for e in trace["entries"] if e["kind"] == "action_report_refused"]
+    assert len(refused) == 11
