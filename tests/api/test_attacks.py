@@ -239,3 +239,27 @@ def test_reports_sent_at_once_consume_the_approval_once(api: Api, token: Token) 
     assert len(done) == 1 and done[0]["data"]["result"] == taken["action"]["result"]
     refused = [e for e in trace["entries"] if e["kind"] == "action_report_refused"]
     assert len(refused) == 11
+
+
+def test_a_chunked_body_over_1_mb_is_cut_off_and_writes_nothing(api: Api, token: Token) -> None:
+    """Without a Content-Length nothing says the size up front: the body is counted as it
+    arrives and refused at the first byte past 1 MB."""
+    before = _counts(api)
+
+    def chunks() -> Any:
+        yield b'{"flow": "vendor-payment-api", "inputs": {"vendor": "A", "amount": 5}, "x": "'
+        for _ in range(11):
+            yield b"x" * 100_000
+        yield b'"}'
+
+    big = _call(api, "POST", "/runs", token, content=chunks(),
+                headers={"Content-Type": "application/json"})
+    assert "1,000,000 bytes" in _problem(big, 413)["detail"]
+    assert _counts(api) == before
+
+    def small() -> Any:
+        yield b'{"flow": "vendor-payment-api", '
+        yield b'"inputs": {"vendor": "A", "amount": 5}}'
+
+    assert _call(api, "POST", "/runs", token, content=small(),
+                 headers={"Content-Type": "application/json"}).status_code == 201
