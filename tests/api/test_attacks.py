@@ -263,3 +263,12 @@ def test_a_chunked_body_over_1_mb_is_cut_off_and_writes_nothing(api: Api, token:
 
     assert _call(api, "POST", "/runs", token, content=small(),
                  headers={"Content-Type": "application/json"}).status_code == 201
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_the_api_root_itself_answers_problem_json_not_a_redirect(
+        api: Api, token: Token, method: str) -> None:
+    """`/api/v1` without a slash fell outside the API's mount, and the outer app redirected
+    it (307, no body): the one path under /api/v1 that was not problem+json."""
+    _problem(_call(api, method, "", token), 404)
+    _problem(_call(api, method, "/", token), 404)
