@@ -20,7 +20,7 @@ DOCUMENTED = {200, 201, 400, 401, 403, 404, 405, 409, 413, 415, 422, 503}
 TEXT = st.text(st.characters(codec="utf-8"), max_size=40) | st.sampled_from(
     ["vendor-payment-api", "vendor-payment", "pay_vendor", "R-1", "ap_x", "<!channel>", "\x00",
      "../../etc", "1e400", "NaN", ""])
-SCALAR = st.none() | st.booleans() | st.integers() | st.floats() | TEXT
+SCALAR = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | TEXT
 JSON = st.recursive(SCALAR, lambda inner: st.lists(inner, max_size=4)
                     | st.dictionaries(TEXT, inner, max_size=4), max_leaves=12)
 START = st.fixed_dictionaries({}, optional={
