@@ -48,6 +48,13 @@ class Settings(BaseSettings):
         description="hosts API callers' callback_url may name: host, host:port, http://host "
                     "(plain HTTP allowed); comma-separated")
 
+    # `baton mcp` (docs/mcp.md): the API token it acts with, the `baton serve` it asks (none:
+    # the local database), and how long a tool call waits for people before answering
+    # "pending" (under the 60 s many MCP clients allow a call).
+    mcp_token: str | None = Field(None, alias="BATON_TOKEN")
+    mcp_url: str | None = Field(None, alias="BATON_URL")
+    mcp_wait_s: float = Field(45.0, ge=0, le=60, alias="BATON_MCP_WAIT")
+
     slack_bot_token: str | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_app_token: str | None = Field(None, alias="SLACK_APP_TOKEN")
     slack_signing_secret: str | None = Field(None, alias="SLACK_SIGNING_SECRET")
@@ -83,7 +90,7 @@ class Settings(BaseSettings):
         return Reach.of(self.llm_hosts, self.llm_key_envs,
                         own_values=(self.slack_bot_token, self.slack_app_token,
                                     self.slack_signing_secret, self.database_url,
-                                    self.metrics_token))
+                                    self.metrics_token, self.mcp_token))
 
     @field_validator("metrics_token")
     @classmethod
