@@ -693,6 +693,28 @@ def dev(port: Annotated[int, typer.Option(help="port of the sandbox page")] = 30
     raise typer.Exit(run_dev(settings(), port=port, api_port=api_port))
 
 
+@app.command("mcp")
+def mcp_stdio() -> None:
+    """Serve Baton's MCP tools on stdio for a coding agent (docs/mcp.md), as the principal of
+    the API token in BATON_TOKEN: on the local database, or through the `baton serve` at
+    BATON_URL."""
+    config = settings()
+    if not config.mcp_token:
+        fail("BATON_TOKEN is not set: `baton mcp` acts as the principal of an API token "
+             "(`baton tokens create NAME --as PRINCIPAL --flows FLOW` makes one)")
+    from orchestrator.logs import configure_logging
+
+    # Standard output carries the protocol: logs go to standard error, as JSON lines.
+    configure_logging("json" if config.log_format == "auto" else config.log_format,
+                      os.environ.get("BATON_LOG_LEVEL", "warning"))
+    from bot.mcp.stdio import serve_stdio
+
+    try:
+        serve_stdio(config, config.mcp_token, config.mcp_url)
+    except BatonError as exc:
+        fail(str(exc))
+
+
 # -- API tokens -----------------------------------------------------------------------------------
 @tokens_app.command("create")
 def tokens_create(

@@ -11,10 +11,12 @@ command typed with it got a 404), so bolt is handed the body parsed here, alread
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import time
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
@@ -34,6 +36,9 @@ from orchestrator.clock import SystemClock
 from orchestrator.engine import Engine
 from orchestrator.text import well_formed
 from storage.engine import Database
+
+if TYPE_CHECKING:
+    from bot.mcp.endpoint import McpEndpoint
 
 MAX_BODY = 1_000_000  # Slack's payloads are far smaller; refuse anything bigger unread
 SLACK_TYPES = ("application/x-www-form-urlencoded", "application/json")
@@ -138,10 +143,11 @@ def bearer_matches(headers: Any, token: str) -> bool:
 def http_app(app: App, db: Database, extra_routes: list[Route] | None = None,
              clock: Any = None, signing_secret: str | None = None,
              engine: Engine | None = None, metrics_token: str | None = None,
-             api: ASGIApp | None = None) -> Starlette:
+             api: ASGIApp | None = None, mcp: McpEndpoint | None = None) -> Starlette:
     """The routes; with an `engine`, also `POST /hooks/FLOW` (webhook triggers); with a
     `metrics_token` (BATON_METRICS_TOKEN), `/metrics` answers only a bearer of it; with an
-    `api`, the approval API under `/api/v1` (bot.api)."""
+    `api`, the approval API under `/api/v1` (bot.api); with `mcp`, the MCP tools at `/mcp`
+    (bot.mcp), whose session manager the app's lifespan runs."""
     clock = clock or SystemClock()
     collector = BatonCollector(db, clock, engine=engine)
     # The app's own secret unless told otherwise (bolt keeps it as `_signing_secret`).
@@ -226,4 +232,13 @@ def http_app(app: App, db: Database, extra_routes: list[Route] | None = None,
         from bot.api import ApiMount
 
         routes.append(ApiMount("/api/v1", api))
-    return Starlette(routes=routes)
+    if mcp is None:
+        return Starlette(routes=routes)
+    routes.append(mcp.route)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with mcp.running():
+            yield
+
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -145,13 +145,15 @@ class BatonService:
 
     def http_app(self) -> Any:
         """The HTTP mode's routes: Slack's requests, health, metrics, webhook triggers, and
-        the approval API for external agents."""
+        for external agents the approval API (`/api/v1`) and the MCP tools (`/mcp`)."""
         from bot.api.routes import api_app
         from bot.http import http_app
+        from bot.mcp.endpoint import McpEndpoint
 
         return http_app(self.app, self.engine.db, clock=self.clock, engine=self.engine,
                         metrics_token=self.settings.metrics_token,
-                        api=api_app(self.approvals))
+                        api=api_app(self.approvals),
+                        mcp=McpEndpoint(self.approvals, self.settings.mcp_wait_s))
 
     @staticmethod
     def _hand(pool: TrackingExecutor, fn: Any, *args: Any) -> None:

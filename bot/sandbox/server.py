@@ -76,7 +76,7 @@ class LoopbackServer:
         sock.set_inheritable(True)
         self._socket = sock
         config = uvicorn.Config(self.app, log_level=self._log_level, http=DroppableH11Protocol, ws="none",
-                                lifespan="off", access_log=False, timeout_graceful_shutdown=1)
+                                lifespan="auto", access_log=False, timeout_graceful_shutdown=1)
         self._server = _Server(config)
         server = self._server
         self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
