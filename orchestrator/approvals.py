@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import difflib
 import functools
 import hashlib
 from collections.abc import Callable, Sequence
@@ -36,7 +37,7 @@ from orchestrator.approval_views import (
     run_view,
 )
 from orchestrator.engine import Engine, parse_ref
-from orchestrator.errors import BatonError, Conflict, Forbidden, InputError, NotFound
+from orchestrator.errors import BatonError, Conflict, FlowError, Forbidden, InputError, NotFound
 from orchestrator.export import export_run
 from orchestrator.inputs import check_inputs
 from orchestrator.program import Program
@@ -117,7 +118,7 @@ class ApprovalService:
                 and idempotency_key.isprintable()):
             raise InputError("Idempotency-Key: 1 to 255 printable ASCII characters",
                              fields=[("Idempotency-Key", "1 to 255 printable ASCII characters")])
-        program = self.engine.flows.get(request.flow)
+        program = self._program(caller, request.flow)
         refusal = may_start(caller, program.name)
         if refusal:
             raise Forbidden(refusal)
@@ -157,6 +158,23 @@ class ApprovalService:
         if run.origin.get("request") != digest:  # the same key, sent at once with another body
             return self._replayed(run, digest), False
         return self.view(run), True
+
+    def _program(self, caller: Caller, name: str) -> Program:
+        """The flow to start. A refusal names only the caller's own flows: the server's
+        folder, and the flows other tokens start, are none of its business."""
+        try:
+            return self.engine.flows.get(name)
+        except NotFound:
+            mine = sorted(caller.flows)
+            close = difflib.get_close_matches(name, mine, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise NotFound(f"unknown flow {name!r}.{hint} Token {caller.token!r} may start: "
+                           f"{', '.join(mine) or 'no flow'}") from None
+        except FlowError:
+            refusal = may_start(caller, name)
+            if refusal:  # another token's broken flow: its problems are not this caller's
+                raise Forbidden(refusal) from None
+            raise
 
     def _replayed(self, run: Run, digest: str) -> RunView:
         if run.origin.get("request") != digest:

@@ -36,6 +36,7 @@ from orchestrator.errors import Unauthorized
 PATH = "/mcp"
 NO_TOKEN = ("send your Baton API token: Authorization: Bearer bt_... (an operator makes one "
             "with `baton tokens create NAME --as PRINCIPAL --flows FLOW`)")
+UNAUTHORIZED = -32001  # a JSON-RPC server error code (the -32000..-32099 range is the server's)
 # What the SDK's bearer gate could not tell: why the token was refused (set per request).
 _refusal: ContextVar[dict[str, str] | None] = ContextVar("baton_mcp_refusal", default=None)
 
@@ -78,7 +79,12 @@ class ExplainedRefusals:
             if message["type"] == "http.response.start" and message["status"] == 401:
                 replaced = True
                 why = note.get("why") or NO_TOKEN
-                body = json.dumps({"error": "invalid_token", "error_description": why}).encode()
+                # A JSON-RPC error, so that an MCP client shows the reason to its user (the
+                # Python SDK reads a non-2xx JSON body as one); OAuth's error in `data` and in
+                # the challenge, for clients that read those.
+                body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {
+                    "code": UNAUTHORIZED, "message": f"Baton refused the token: {why}",
+                    "data": {"error": "invalid_token", "error_description": why}}}).encode()
                 challenge = f'Bearer error="invalid_token", error_description="{_header_text(why)}"'
                 await send({"type": "http.response.start", "status": 401,
                             "headers": [(b"content-type", b"application/json"),

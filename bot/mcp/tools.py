@@ -40,6 +40,7 @@ from mcp.types import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.api.limits import MAX_BODY, MAX_DEPTH, too_deep
+from bot.blocks import hide_paths
 from bot.mcp import answers
 from bot.mcp.backends import Approvals
 from orchestrator.approval_views import MAX_ERROR, MAX_SUMMARY, ReportResult, RunView, StartRun
@@ -316,9 +317,25 @@ HINTS: dict[type[BatonError], str] = {
 }
 
 
+# The service names a request's fields as the HTTP API does; a tool's caller knows them by
+# the tool's argument names.
+FIELD_NAMES = {"inputs": "arguments", "tool": "action", "Idempotency-Key": "idempotency_key"}
+
+
+def _field(name: str) -> str:
+    head, dot, rest = name.partition(".")
+    return FIELD_NAMES.get(head, head) + dot + rest
+
+
 def refused(exc: BatonError) -> str:
     hint = next(HINTS[kind] for kind in type(exc).__mro__ if kind in HINTS)
-    message = str(exc).splitlines()[0] if isinstance(exc, FlowError) else str(exc)
+    if isinstance(exc, InputError) and exc.fields:
+        message = "; ".join(f"{_field(name)}: {why}" for name, why in exc.fields)
+    elif isinstance(exc, FlowError):
+        message = str(exc).splitlines()[0]
+    else:
+        message = str(exc)
+    message = hide_paths(message)
     return f"Refused: {message}. {hint}" if not message.endswith(".") else \
         f"Refused: {message} {hint}"
 
