@@ -117,6 +117,11 @@ class DevSandbox:
         return f"{self.bot.url}/slack/events"
 
     @property
+    def mcp_url(self) -> str:
+        assert self.bot is not None, "the bot is not running"
+        return f"{self.bot.url}/mcp"
+
+    @property
     def api_url(self) -> str:
         assert self.bot is not None, "the bot is not running"
         return f"{self.bot.url}/api/v1"
@@ -257,6 +262,7 @@ def _banner(dev: DevSandbox, settings: Settings, org_source: str, out: TextIO) -
         f"restarts{f' ({dev.restored} messages restored)' if dev.restored else ''}",
         f"  bot       {dev.request_url} (HTTP mode, requests signed with a secret made up for this run)",
         f"  api       {dev.api_url} (for agents: `baton tokens create`, docs/api.md)",
+        f"  mcp       {dev.mcp_url} (MCP for coding agents: docs/mcp.md)",
         f"  calls     {dev.url}_calls (every Web API call the bot makes)",
     ]
     if errors:

@@ -106,8 +106,7 @@ class RemoteApprovals:
             raise refusal(exc.status, exc.detail, exc.errors) from None
         except httpx.TransportError as exc:
             raise Unavailable(f"Baton at {self.url} did not answer ({type(exc).__name__}: "
-                              f"{exc}); nothing is lost: the run waits there, ask again in a "
-                              "moment") from None
+                              f"{exc})") from None
 
     async def flows(self) -> list[FlowView]:
         return [FlowView.model_validate(f) for f in await self._ask(self.client.flows())]

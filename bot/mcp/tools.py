@@ -312,7 +312,7 @@ HINTS: dict[type[BatonError], str] = {
     Conflict: "Nothing changed (the refusal is in the run's trace).",
     FlowError: "The flow file has errors the operator must fix (`baton flows validate`). "
                "Nothing was written.",
-    Unavailable: "Nothing is lost; try again in a moment.",
+    Unavailable: "Nothing is lost: the run waits there; call again in a moment.",
     BatonError: "Nothing was written.",
 }
 
@@ -336,8 +336,8 @@ def refused(exc: BatonError) -> str:
     else:
         message = str(exc)
     message = hide_paths(message)
-    return f"Refused: {message}. {hint}" if not message.endswith(".") else \
-        f"Refused: {message} {hint}"
+    lead = "Unavailable" if isinstance(exc, Unavailable) else "Refused"
+    return f"{lead}: {message}{'' if message.endswith('.') else '.'} {hint}"
 
 
 def _invalid(name: str, spec: ToolSpec, exc: ValidationError) -> str:

@@ -21,8 +21,8 @@ def free_port() -> int:
 
 
 class Replica:
-    def __init__(self, env: dict[str, str], cwd: Path, name: str) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], cwd: Path, name: str, port: int | None = None) -> None:
+        self.port = port or free_port()  # a port of its own, or the one a restart takes again
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(cwd / f"{name}.log", "w")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
