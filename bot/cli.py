@@ -673,7 +673,7 @@ def serve(
             import uvicorn
 
             typer.echo(f"listening on http://{host}:{port}/slack/events (health: /healthz; "
-                       f"approval API: /api/v1)")
+                       f"approval API: /api/v1; MCP: /mcp)")
             _freeze_startup_heap()
             # Long polls of the approval API may be open for up to a minute: on SIGTERM they
             # get a few seconds, then their connections close and clients ask again.
