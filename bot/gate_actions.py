@@ -201,10 +201,13 @@ class GateActions:
         edits: dict[str, Any] = {}
         errors: dict[str, str] = {}
         values = _dig(view, "state", "values")
+        current = {**run.inputs, **gate.proposal}
         for name in gate.editable:
             if not isinstance(values, dict) or f"edit:{name}" not in values:
                 continue  # shown read-only (too long, invisible characters): kept as it is
             raw = _dig(values, f"edit:{name}", "value", "value")
+            if raw in (None, "") and current.get(name) is None:
+                continue  # it had no value, and was left empty: it still has none
             try:
                 edits[name] = coerce(flow.inputs[name], raw if raw is not None else "", name)
             except ValueError as exc:

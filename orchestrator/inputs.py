@@ -33,7 +33,11 @@ def coerce(spec: InputSpec, value: Any, name: str) -> Any:
         if isinstance(value, bool) or not (
                 isinstance(value, int) or (isinstance(value, str) and _INTEGER.match(value.strip()))):
             raise ValueError(f"{name}: expected a whole number such as 42, got {value!r}")
-        result = int(value)
+        try:
+            result = int(value)
+        except ValueError:  # Python reads at most 4,300 digits
+            raise ValueError(f"{name}: expected a whole number such as 42, got one of "
+                             f"{len(value.strip()):,} digits") from None
     elif spec.type == "number":
         if isinstance(value, bool) or not (
                 isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.match(value.strip()))):

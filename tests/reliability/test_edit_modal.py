@@ -40,6 +40,25 @@ steps:
       options: [approve, reject]
       editable: [amount, count, small, note, label, lines]
 """
+# Inputs nobody has to give, and numbers no float holds exactly.
+SPARSE = """
+name: sparse
+title: Sparse
+inputs:
+  amount: {type: number, required: true}
+  big: {type: integer}
+  count: {type: integer}
+  note: {type: string}
+  flag: {type: boolean}
+  kind: {type: string, choices: [a, b]}
+steps:
+  - gate:
+      id: approve
+      title: "Approve it?"
+      approvers: "role:finance-approver"
+      options: [approve, reject]
+      editable: [amount, big, count, note, flag, kind]
+"""
 LONG = "x" * 3100
 SNEAKY = "pay \u202eevil\u202c to \u200bACME"
 
@@ -50,6 +69,7 @@ def editing(make_baton, tmp_path: Path) -> Baton:  # type: ignore[no-untyped-def
     flows.mkdir()
     shutil.copy(EXAMPLE_FLOWS / "org.yaml", flows / "org.yaml")
     (flows / "edit-me.yaml").write_text(FLOW)
+    (flows / "sparse.yaml").write_text(SPARSE)
     return make_baton(flows, org=flows / "org.yaml")
 
 
@@ -120,3 +140,63 @@ def test_an_edit_changes_only_what_was_edited(editing: Baton, figures: Figures) 
     assert set(decision.edits or {}) == {"amount"}
     figures.add("requests_sent", 3)
     figures.add("decisions_recorded")
+
+
+@pytest.mark.parametrize(("given", "shown"), [
+    # only what is required: the rest has no value, and may be left empty
+    ({"amount": "5"}, {"amount": "5"}),
+    # beyond a float's 2**53, beyond 64 bits; a float's 17 digits; negative zero; a choice
+    ({"amount": "0.30000000000000004", "big": str(2**53 + 1), "count": str(2**64 + 1),
+      "flag": "false", "kind": "b"},
+     {"amount": "0.30000000000000004", "big": "9007199254740993", "count": "18446744073709551617",
+      "flag": "false", "kind": "b"}),
+    ({"amount": "-0", "big": str(-2**63 - 1)}, {"amount": "-0", "big": str(-2**63 - 1)}),
+])
+def test_every_kind_of_value_and_a_missing_one_round_trip_unchanged(
+        editing: Baton, figures: Figures, given: dict[str, str], shown: dict[str, str]) -> None:
+    """An input with no value made a required field: the approver had to make one up to
+    approve at all, and so changed the run's inputs without meaning to."""
+    baton = editing
+    text = "run sparse " + " ".join(f"{k}={v}" for k, v in given.items())
+    reply = baton.driver.slash_command(text, user=ALICE, channel=PAYMENTS)
+    assert reply.status == 200 and "Error" not in reply.body, reply.body
+    baton.settle()
+    before = dict(baton.engine.get_run("R-1").inputs)
+    gate = baton.gate_message()
+    baton.driver.click(user=CAROL, action_id="gate.edit", channel=PAYMENTS, ts=gate.ts)
+    modal = baton.modal(CAROL)
+    blocks = {b["block_id"].removeprefix("edit:"): b for b in modal.blocks
+              if b.get("type") == "input" and b["block_id"].startswith("edit:")}
+    assert set(blocks) == {"amount", "big", "count", "note", "flag", "kind"}
+    assert {k: b["element"]["initial_value"] for k, b in blocks.items()
+            if "initial_value" in b["element"]} == shown
+    # what has a value must keep one; what has none may stay empty
+    assert {k for k, b in blocks.items() if b.get("optional")} == set(blocks) - set(shown)
+    reply = baton.submit(CAROL, {"reason": "As requested"})
+    figures.add("requests_sent", 3)
+    assert reply.status == 200 and "errors" not in reply.body, reply.body
+    baton.settle()
+    run = baton.engine.get_run("R-1")
+    assert run.status == "succeeded"
+    assert run.inputs == before and set(run.inputs) == set(given)
+    assert [type(v) for v in run.inputs.values()] == [type(v) for v in before.values()]
+    with baton.engine.db.read() as s:
+        (decision,) = s.exec(select(Decision)).all()
+    assert not decision.edits, decision.edits
+    figures.add("decisions_recorded")
+
+
+def test_an_integer_too_long_to_read_is_refused_in_the_modal(editing: Baton, figures: Figures) -> None:
+    baton = editing
+    baton.driver.slash_command("run sparse amount=5", user=ALICE, channel=PAYMENTS)
+    baton.settle()
+    gate = baton.gate_message()
+    baton.driver.click(user=CAROL, action_id="gate.edit", channel=PAYMENTS, ts=gate.ts)
+    reply = baton.submit(CAROL, {"edit:count": "9" * 5000})
+    figures.add("requests_sent", 3)
+    figures.add("refusals")
+    errors = reply.json()["errors"]
+    assert errors == {"edit:count": "count: expected a whole number such as 42, got one of 5,000 "
+                                    "digits"}, errors
+    baton.settle()
+    assert baton.engine.get_run("R-1").inputs == {"amount": 5.0}
