@@ -36,12 +36,13 @@ def origin_of(url: str) -> Origin | None:
         return None
     try:
         parsed = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError, TypeError):
+        # `host` decodes an IDNA name (`xn--...`) and raises on one that is not valid IDNA
+        scheme, host, port, userinfo = parsed.scheme, parsed.host, parsed.port, parsed.userinfo
+    except (httpx.InvalidURL, ValueError, TypeError):  # idna's errors are ValueErrors too
         return None
-    if parsed.scheme not in ("http", "https") or not parsed.host or parsed.userinfo:
+    if scheme not in ("http", "https") or not host or userinfo:
         return None
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    return parsed.scheme, parsed.host.lower(), port
+    return scheme, host.lower(), port or (443 if scheme == "https" else 80)
 
 
 class ResponseUrls:

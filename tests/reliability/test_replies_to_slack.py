@@ -112,6 +112,9 @@ def test_a_response_url_that_is_not_slacks_gets_nothing(reliable: Baton, elsewhe
         f"https://hooks.slack.com.{host}/x",                       # Slack's name as a prefix
         "http://hooks.slack.com/commands/T1/2/x",                  # not https
         "https://hooks.slack.com:8443/commands/T1/2/x",            # another port
+        "https://xn--hooks-slack.com/commands/T1/2/x",             # not valid IDNA: read, it raised
+        "https://xn--80ak6aa92e.com/x",                            # valid IDNA (a look-alike name)
+        "https://hooks.slack.com./commands/T1/2/x",                # the same name, fully qualified
         "javascript:alert(1)", "//hooks.slack.com/x", "", " ", 42, ["x"], {"u": 1},
     ]
     with capture_logs() as logs:
