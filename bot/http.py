@@ -102,6 +102,11 @@ def payload_problem(body: dict[str, Any]) -> str | None:
     if "command" in body and "type" not in body:  # a slash command's form fields
         if not _text(body.get("command")) or not _text(body.get("user_id")):
             return "a slash command needs command and user_id"
+        # Slack sends a command form-encoded, every field a string; the same fields as JSON
+        # could be of any type, which no listener expects (text: 5 failed the command)
+        odd = sorted(name for name, value in body.items() if not isinstance(value, str))
+        if odd:
+            return f"a slash command's fields are strings ({', '.join(odd)[:100]} is not)"
         return None
     kind = body.get("type")
     if not _text(kind):

@@ -130,6 +130,15 @@ edit_submission = st.fixed_dictionaries(
                   {"type": st.just("number_input"), "value": maybe(numbers)})}),
                   "reason": st.fixed_dictionaries({"reason_input": st.fixed_dictionaries(
                       {"value": maybe(st.text(max_size=20))})})})})})})
+# A slash command's fields as JSON, where any field may be of any type (Slack sends them
+# form-encoded, every one a string).
+json_command = st.fixed_dictionaries(
+    {"command": maybe(st.just("/baton")), "user_id": maybe(st.sampled_from(USERS)),
+     "text": maybe(st.sampled_from(["status", "help", "trace R-1 full", "stats", "flows",
+                                    "run one-approval amount=1", "halt", "stop R-9"]))},
+    optional={"channel_id": maybe(st.just(PAYMENTS)), "trigger_id": anything,
+              "response_url": anything, "team_id": anything, "enterprise_id": anything,
+              "is_enterprise_install": anything})
 url_verification = st.fixed_dictionaries({"type": st.just("url_verification"),
                                           "challenge": maybe(st.text(max_size=20))})
 
@@ -149,7 +158,7 @@ BODIES = st.one_of(
     st.dictionaries(st.text(max_size=10), anything, max_size=5).map(form),
     anything.map(form), anything.map(as_json),
     other_kinds.map(form), edit_submission.map(form), edit_submission.map(form),
-    url_verification.map(as_json),
+    url_verification.map(as_json), json_command.map(as_json),
     st.dictionaries(st.sampled_from(["command", "text", "user_id", "channel_id", "trigger_id",
                                      "payload", "type"]), st.text(max_size=20), max_size=5)
     .map(lambda d: (urlencode(d).encode(), "application/x-www-form-urlencoded")))
@@ -212,6 +221,7 @@ def legitimate(baton: Baton) -> None:
                        "event": {"type": "message", "channel_type": "im", "text": 5, "user": ALICE,
                                  "channel": "D1"}}))
 @example(body=as_json({"type": "event_callback", "event_id": "Ev10", "event": {"type": "app_home_opened"}}))
+@example(body=as_json({"command": "/baton", "user_id": ALICE, "text": 5, "trigger_id": "t6"}))
 def test_any_payload_is_answered_without_a_500_and_a_refusal_changes_nothing(
         gates: tuple[Baton, Errors], body: tuple[bytes, str], figures: Figures) -> None:
     baton, errors = gates
@@ -241,3 +251,32 @@ def test_any_payload_is_answered_without_a_500_and_a_refusal_changes_nothing(
     legitimate(baton)
     # (Slack refuses a DM to a made-up user; what the bot sent must still be valid Block Kit)
     assert surface_problems(baton, refused=False) == []
+
+
+@pytest.mark.parametrize("fields", [
+    {"text": 5}, {"text": ["status"]}, {"text": None}, {"channel_id": ["C0X"]},
+    {"channel_id": {"id": PAYMENTS}}, {"trigger_id": 7}, {"response_url": {"u": 1}},
+    {"team_id": 5}, {"thread_ts": 1.5},
+])
+def test_a_slash_command_whose_fields_are_not_text_is_refused(reliable: Baton, figures: Figures,
+                                                              fields: dict[str, Any]) -> None:
+    """As JSON, a command's fields may be of any type: `text: 5` failed the command on
+    Baton's side (its request left unfinished, retried by every sweep), a list for a channel
+    started a run whose card could go nowhere. Slack sends them form-encoded, every one a
+    string; anything else is refused at the door, naming the field."""
+    reliable.settle()
+    before = footprint(reliable)
+    command = {"command": "/baton", "user_id": ALICE, "text": "run one-approval amount=1",
+               "channel_id": PAYMENTS, "trigger_id": "t-json"}
+    reply = reliable.driver.post(*as_json({**command, **fields}))
+    figures.add("requests_sent")
+    figures.add("refusals")
+    assert reply.status == 400, reply.body
+    (odd,) = fields
+    assert reply.json()["error"] == (f"not a Slack request: a slash command's fields are strings "
+                                     f"({odd} is not)")
+    reliable.settle()
+    assert footprint(reliable) == before
+    # the same command as Slack sends it is answered
+    answered = reliable.driver.post(urlencode(command).encode(), "application/x-www-form-urlencoded")
+    assert answered.status == 200 and "Starting" in answered.body
