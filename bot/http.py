@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
+import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt import App, BoltRequest
 from starlette.applications import Starlette
@@ -39,6 +40,8 @@ from storage.engine import Database
 
 if TYPE_CHECKING:
     from bot.mcp.endpoint import McpEndpoint
+
+log = structlog.get_logger("baton.http")
 
 MAX_BODY = 1_000_000  # Slack's payloads are far smaller; refuse anything bigger unread
 SLACK_TYPES = ("application/x-www-form-urlencoded", "application/json")
@@ -198,13 +201,17 @@ def http_app(app: App, db: Database, extra_routes: list[Route] | None = None,
                         headers=reply.first_headers_without_set_cookie())
 
     async def healthz(request: Request) -> Response:
-        status: dict[str, Any] = {"ok": True}
         try:
             with db.engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
         except Exception as exc:
-            status = {"ok": False, "database": str(exc)}
-        return JSONResponse(status, status_code=200 if status["ok"] else 503)
+            # Open to anyone who can reach the port: the driver's message (the database's
+            # host, port, user, file) is for the operator's log only.
+            log.warning("healthz_database_unreachable", error=str(exc))
+            return JSONResponse({"ok": False, "database": "not answering; the server's log says "
+                                                          "why (healthz_database_unreachable)"},
+                                status_code=503)
+        return JSONResponse({"ok": True})
 
     async def metrics(request: Request) -> Response:
         if metrics_token and not bearer_matches(request.headers, metrics_token):

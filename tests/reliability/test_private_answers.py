@@ -126,3 +126,36 @@ def test_a_short_metrics_token_is_refused_at_start() -> None:
 
     with pytest.raises(ValidationError, match="at least 16"):
         Settings(BATON_METRICS_TOKEN="short")
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql+psycopg://baton_owner:hunter2-db-password@127.0.0.1:1/baton_prod",
+    "sqlite:///{tmp}/private-folder/baton.db",
+])
+def test_health_says_only_whether_the_database_answers(url: str, tmp_path, figures: Figures) -> None:  # type: ignore[no-untyped-def]
+    """/healthz is open to anyone who can reach the port; it answered with the driver's
+    error, naming the database's host, port and user (or its file)."""
+    from slack_bolt import App
+    from structlog.testing import capture_logs
+
+    from bot.http import http_app
+    from bot.sandbox import LoopbackServer
+    from storage.engine import Database
+
+    db = Database(url.format(tmp=tmp_path))
+    app = App(signing_secret="s" * 32, token="xoxb-0", token_verification_enabled=False)
+    server = LoopbackServer(http_app(app, db)).start()
+    try:
+        with capture_logs() as logs, httpx.Client(trust_env=False) as http:
+            answer = http.get(f"{server.url}/healthz")
+    finally:
+        server.stop()
+        db.dispose()
+    figures.add("requests_sent")
+    assert answer.status_code == 503 and answer.json()["ok"] is False
+    for secret in ("127.0.0.1", "baton_owner", "baton_prod", "hunter2", "psycopg", "sqlite",
+                   "private-folder", str(tmp_path), "port"):
+        assert secret not in answer.text, (secret, answer.text)
+    assert "the server's log says why" in answer.json()["database"]
+    (logged,) = [e for e in logs if e["event"] == "healthz_database_unreachable"]
+    assert logged["error"]  # the operator still learns what is wrong
