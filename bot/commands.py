@@ -101,8 +101,13 @@ def problem_reply(problem: BatonError | ArgumentError, verb: str | None = None) 
     return error_reply(str(problem), hint)
 
 
+# An error is shown in at most 3,000 characters; one built from a long command (a line per
+# unknown input) is cut before it is cleaned, which costs time in proportion to its length.
+MAX_ERROR = 4000
+
+
 def error_reply(message: str, hint: str | None = None) -> Reply:
-    message = hide_paths(message)
+    message = hide_paths(message[:MAX_ERROR])
     blocks: list[Block] = [section(mrkdwn(":warning: *That did not work*")),
                            section(plain(message, 2900))]
     if hint:

@@ -88,10 +88,11 @@ def parse_ref(ref: str | int) -> int:
     match = _REF.match(ref)
     if not match:
         raise BatonError(f"{ref!r} is not a run id; run ids look like R-42")
-    number = int(match.group(1))
-    if number > 2**63 - 1:  # no database holds an id this large
-        raise NotFound(f"no run {ref.strip()}", see="status")
-    return number
+    digits = match.group(1).lstrip("0") or "0"
+    # no database holds an id this large (and int() refuses text of over 4,300 digits)
+    if len(digits) > 19 or int(digits) > 2**63 - 1:
+        raise NotFound(f"no run {ref.strip()[:40]}", see="status")
+    return int(digits)
 
 
 def _internal(node: Node | None, exc: Exception) -> str:

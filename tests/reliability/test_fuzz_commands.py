@@ -136,9 +136,14 @@ def refused(reply: Reply) -> bool:
     return reply.text.startswith(REFUSED)
 
 
+# What Baton says when a command hits a bug on its side: no input may lead there.
+BUG = "error on its side"
+
+
 def check_reply(reply: Reply) -> None:
     body = reply.payload()
     shown = json.dumps(body, ensure_ascii=False)
+    assert BUG not in shown, body
     assert not ABSOLUTE_PATH.search(shown), ABSOLUTE_PATH.search(shown)
     assert isinstance(body["text"], str) and body["text"].strip(), body
     assert len(body["text"]) <= 3000
@@ -185,6 +190,9 @@ def commands(database_url: str, ledger: Callable) -> Iterator[tuple[Engine, Comm
 @example(text="stop R-99999999999999999999", source="command")
 @example(text='run one-approval amount="1e999"', source="dm")
 @example(text="run \x00 payload", source="command")
+@example(text="status R-" + "1" * 5000, source="command")  # more digits than int() reads
+@example(text="trace R-" + "0" * 30 + "7", source="dm")
+@example(text="stop " + "9" * 4400, source="mention")
 def test_any_command_text_is_answered_and_a_refusal_changes_nothing(
         commands: tuple[Engine, Commands, list[Any]], text: str, source: str,
         figures: Figures) -> None:
@@ -247,6 +255,7 @@ def test_command_text_over_http_is_answered_and_a_refusal_changes_nothing(
 @example(text="stop R-1 because")
 @example(text="halt drill")
 @example(text="resume")
+@example(text="status R-" + "1" * 5000)
 def test_every_sub_command_and_option_over_http_is_answered_never_a_5xx(
         reliable: Baton, text: str, figures: Figures) -> None:
     """The grammar of `/baton`, every sub-command and option, signed and posted to the real
@@ -262,6 +271,7 @@ def test_every_sub_command_and_option_over_http_is_answered_never_a_5xx(
     body = reply.json()
     assert isinstance(body, dict) and str(body.get("text", "")).strip(), reply.body
     assert not ABSOLUTE_PATH.search(reply.body), (text, ABSOLUTE_PATH.search(reply.body))
+    assert BUG not in reply.body, (text, reply.body[:300])
     if str(body["text"]).startswith(REFUSED):
         figures.add("refusals")
     reliable.settle()
