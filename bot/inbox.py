@@ -34,13 +34,20 @@ MAX_ID = 200
 def request_key(kind: str, body: dict[str, Any], signed_at: str | None = None) -> str:
     """The inbox key of a Slack request of `kind` (command | action | view | event).
 
-    Slack's own id for the request when it has one: `event_id` for an event, `trigger_id`
-    for a command, click or submission (Slack mints one per interaction, and a redelivery,
-    freshly signed, keeps it). A request without it is keyed by a digest of the signed bytes
-    (`signed_at`, its X-Slack-Request-Timestamp, and everything the body says): the same
-    bytes sent again are the same request, and no two different requests share a key
-    because a field is missing from both."""
+    Slack's own id for the request when it has one: for a message (a DM, a mention) the
+    message itself, its channel and `ts`, whatever event carries it; `event_id` for any
+    other event; `trigger_id` for a command, click or submission (Slack mints one per
+    interaction, and a redelivery, freshly signed, keeps it). A request without it is keyed
+    by a digest of the signed bytes (`signed_at`, its X-Slack-Request-Timestamp, and
+    everything the body says): the same bytes sent again are the same request, and no two
+    different requests share a key because a field is missing from both."""
     ident = body.get("event_id" if kind == "event" else "trigger_id")
+    event = body.get("event") if kind == "event" else None
+    if isinstance(event, dict) and all(isinstance(event.get(k), str) and event[k]
+                                       for k in ("channel", "ts")):
+        # One message is one request: delivered again under another event_id (a new
+        # event, or a message event and a mention of the same message) it is still answered once.
+        ident = f"message:{event['channel']}:{event['ts']}"
     if isinstance(ident, str) and ident:
         if len(ident) <= MAX_ID:
             return f"{kind}:{ident}"

@@ -189,3 +189,34 @@ def test_a_run_started_twice_by_the_same_request_is_one_run(reliable: Baton,
     reliable.settle()
     with reliable.engine.db.read() as s:
         assert len(s.exec(select(Run)).all()) == 1
+
+
+def test_one_message_is_one_request_whatever_event_carries_it(reliable: Baton,
+                                                              figures: Figures) -> None:
+    """A DM or a mention is keyed by the message (its channel and ts), not by the event
+    that carries it: the same message delivered again under another event_id (by Slack,
+    or signed afresh by whoever holds the secret) starts no second run and halts nothing
+    twice. Keyed by event_id, each copy was a new request."""
+    driver = reliable.driver
+    dm = driver.direct_message("run one-approval amount=100", user=ALICE)
+    reliable.settle()  # started before the halt below
+    mention = driver.mention("halt drill", user=ERIN, channel=PAYMENTS)
+    figures.add("requests_sent", 2)
+    reliable.settle()
+    assert halted(reliable)
+    driver.slash_command("resume", user=ERIN, channel=PAYMENTS)
+    reliable.settle()
+    before = footprint(reliable)
+    for first in (dm, mention):
+        envelope = json.loads(first.request.body)
+        for n in (1, 2):
+            again = {**envelope, "event_id": f"{envelope['event_id']}x{n}",
+                     "event_time": envelope["event_time"] + n}
+            assert driver.post(json.dumps(again).encode(), "application/json").status == 200
+            figures.add("requests_sent")
+            figures.add("faults_injected")
+    reliable.settle()
+    assert footprint(reliable) == before
+    assert not halted(reliable), "the mention's copy halted Baton again"
+    with reliable.engine.db.read() as s:
+        assert len(s.exec(select(Run)).all()) == 1
