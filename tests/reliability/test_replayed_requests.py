@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from sqlmodel import col, select
 
 from bot.sandbox.driver import Delivery, Signing
-from storage.models import Decision, Run, SlackInbox, TraceEntry
+from storage.models import Decision, Gate, Run, SlackInbox, TraceEntry
 from tests.bot.conftest import Baton
 from tests.figures import Figures
 from tests.reliability.conftest import ALICE, BOB, CAROL, ERIN, GRACE, PAYMENTS, footprint
@@ -220,3 +220,73 @@ def test_one_message_is_one_request_whatever_event_carries_it(reliable: Baton,
     assert not halted(reliable), "the mention's copy halted Baton again"
     with reliable.engine.db.read() as s:
         assert len(s.exec(select(Run)).all()) == 1
+
+
+LOOP = """
+name: loop
+title: Loop
+inputs:
+  amount: {type: number, required: true}
+steps:
+  - boundary:
+      id: limit
+      check: "inputs.amount <= 50000.0"
+      message: "too much"
+      on_violation: stop
+  - gate:
+      id: approve
+      title: "Pay it?"
+      approvers: "role:finance-approver"
+      quorum: 2
+      options: [approve, reject, request_changes]
+      back_to: limit
+"""
+
+
+def test_a_click_from_an_earlier_visit_of_a_gate_decides_nothing_after_it_reopens(
+        make_baton, tmp_path, figures: Figures) -> None:  # type: ignore[no-untyped-def]
+    """Sent back for changes, the gate opens again under the same key: Carol's approval of
+    the first visit, captured and sent again (the same bytes, or signed afresh as Slack
+    retries), or clicked anew on the first visit's message, must not count in the second."""
+    import shutil
+
+    from tests.bot.conftest import BOB, CAROL
+    from tests.conftest import EXAMPLE_FLOWS
+
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    shutil.copy(EXAMPLE_FLOWS / "org.yaml", flows / "org.yaml")
+    (flows / "loop.yaml").write_text(LOOP)
+    baton: Baton = make_baton(flows, org=flows / "org.yaml")
+    driver = baton.driver
+    driver.slash_command("run loop amount=100", user=ALICE, channel=PAYMENTS)
+    baton.settle()
+    first = baton.gate_message()
+    stale = driver.prepare_click(user=CAROL, action_id="gate.decide.approve", channel=PAYMENTS,
+                                 ts=first.ts)  # the first visit's button, clicked later
+    carol = driver.click(user=CAROL, action_id="gate.decide.approve", channel=PAYMENTS, ts=first.ts)
+    driver.click(user=BOB, action_id="gate.decide.request_changes", channel=PAYMENTS, ts=first.ts)
+    figures.add("requests_sent", 2)
+    baton.settle()
+    with baton.engine.db.read() as s:
+        visits = s.exec(select(Gate).order_by(col(Gate.id))).all()
+    assert [(g.key, g.status) for g in visits] == [("approve", "decided"), ("approve", "open")]
+    copies(baton, carol, figures)
+    fresh = json.loads(dict(parse_qsl(stale.body.decode()))["payload"])
+    fresh["trigger_id"] = baton.slack.workspace.issue_trigger(CAROL)
+    late = driver.post(urlencode({"payload": json.dumps(fresh)}).encode(), FORM)
+    figures.add("requests_sent")
+    figures.add("faults_injected")
+    assert late.status == 200
+    baton.settle()
+    with baton.engine.db.read() as s:
+        second = [d.decider for d in s.exec(select(Decision).where(Decision.gate_id == visits[1].id))]
+    assert second == [], "a click from the first visit counted in the second"
+    assert any("already decided" in e.text for e in baton.ephemerals(CAROL))
+    # the second visit is decided by its own clicks
+    reopened = [m for m in baton.thread(baton.run_card())
+                if m.ts != first.ts and "gate `" in json.dumps(m.blocks)]
+    for user in (CAROL, BOB):
+        driver.click(user=user, action_id="gate.decide.approve", channel=PAYMENTS, ts=reopened[-1].ts)
+    baton.settle()
+    assert baton.engine.get_run("R-1").status == "succeeded"
