@@ -39,10 +39,22 @@ def depth_within(value: Any, limit: int = MAX_DEPTH) -> bool:
     return True
 
 
+# Python reads a whole number of at most 4,300 digits; json.loads' error for a longer one
+# tells the sender to change the server's interpreter settings.
+MAX_DIGITS = 4300
+
+
+def _whole_number(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_DIGITS:
+        raise ValueError(f"a number in it has {len(digits.lstrip('-')):,} digits; at most "
+                         f"{MAX_DIGITS:,} are read")
+    return int(digits)
+
+
 def parse_json(text: str | bytes, limit: int = MAX_DEPTH) -> Any:
     """`json.loads`, refusing nesting deeper than `limit` (ValueError, as for any bad JSON)."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_int=_whole_number)
     except RecursionError:
         raise TooDeep(f"JSON nested more than {limit} levels deep") from None
     if not depth_within(value, limit):

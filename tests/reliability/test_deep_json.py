@@ -181,3 +181,26 @@ def test_a_deep_webhook_body_is_refused_with_a_400(hooked: Baton, figures: Figur
         assert reply.status_code == 400 and "nested" in reply.json()["error"], reply.text[:300]
         figures.add("refusals")
     assert footprint(hooked)["run"] == 0
+
+
+def test_a_number_too_long_to_read_is_refused_naming_it(hooked: Baton, figures: Figures) -> None:
+    """A whole number of more digits than Python reads: the webhook's caller was told to
+    call sys.set_int_max_str_digits() (a setting of the server's interpreter)."""
+    secret = "a-webhook-secret-of-forty-bytes-or-more-0123"
+    body = ('{"inputs": {"service": "a", "version": "1"}, "n": ' + "9" * 5000 + "}").encode()
+    ts = int(time.time())
+    with httpx.Client(trust_env=False, timeout=10) as http:
+        reply = http.post(f"{hooked.url}/hooks/hooked", content=body, headers={
+            "content-type": "application/json", "x-baton-timestamp": str(ts),
+            "x-baton-signature": sign(secret, ts, body)})
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"] == ("the body is not JSON: a number in it has 5,000 digits; at "
+                                     "most 4,300 are read"), reply.text
+    assert "sys." not in reply.text
+    figures.add("requests_sent", 2)
+    figures.add("refusals", 2)
+    # the same number in a Slack payload: a 400 too, and nothing stored
+    payload = json.dumps(click("{}"))[:-1] + ', "n": ' + "9" * 5000 + "}"
+    slack = hooked.driver.post(urlencode({"payload": payload}).encode(), FORM)
+    assert slack.status == 400 and "not valid JSON" in slack.json()["error"], slack.body
+    assert footprint(hooked)["run"] == 0 and footprint(hooked)["slack_inbox"] == 0
