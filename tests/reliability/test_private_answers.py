@@ -159,3 +159,30 @@ def test_health_says_only_whether_the_database_answers(url: str, tmp_path, figur
     assert "the server's log says why" in answer.json()["database"]
     (logged,) = [e for e in logs if e["event"] == "healthz_database_unreachable"]
     assert logged["error"]  # the operator still learns what is wrong
+
+
+def test_who_may_share_a_full_trace_is_decided_on_the_person_not_how_they_are_named(
+        baton: Baton, figures: Figures) -> None:
+    """Entitlement goes by the person the Slack id maps to: the approver and the admin may
+    post R-1's full trace, a member of the approvers' Slack group who was not named on the
+    gate may not, nor a Slack user the org file does not know, however `--share` is spelled."""
+    from tests.bot.conftest import DAVE, ERIN
+
+    approved_run(baton)
+    stranger = "U0STRANGE1"
+    baton.slack.workspace.add_user("stranger", id=stranger)
+    for user, text in ((DAVE, "trace R-1 full --share"), (GRACE, "trace r-1 FULL --SHARE"),
+                       (GRACE, "trace R-0001 full --share"), (stranger, "trace R-1 full --share")):
+        refused = baton.driver.slash_command(text, user=user, channel=PAYMENTS)
+        figures.add("requests_sent")
+        figures.add("refusals")
+        assert "only R-1's requester, its approvers or an admin" in refused.body, (user, refused.body)
+    baton.settle()
+    assert files_in(baton, PAYMENTS) == []
+    for user in (BOB, ERIN):  # the approver who decided, the admin
+        shared = baton.driver.slash_command("trace R-1 full --share", user=user, channel=PAYMENTS)
+        figures.add("requests_sent")
+        assert shared.json()["response_type"] == "in_channel", (user, shared.body)
+    baton.settle()
+    assert files_in(baton, PAYMENTS) == ["R-1-trace.json", "R-1-trace.json", "R-1-trace.md",
+                                         "R-1-trace.md"]
