@@ -164,6 +164,29 @@ def test_a_redelivered_click_records_one_decision(
     assert surface_problems(baton) == []
 
 
+def test_a_click_seen_over_http_and_then_the_socket_counts_once(
+        socket_mode: tuple[Baton, SocketModeHandler, Socket], figures: Figures) -> None:
+    """The same interaction over both transports (an app moved from HTTP to Socket Mode
+    while Slack still held a copy, or a captured request replayed down the other door): its
+    key is Slack's id for it, the same on both, so it counts once and is answered once."""
+    baton, handler, socket = socket_mode
+    baton.driver.slash_command("run two-approvals amount=100", user=ALICE, channel=PAYMENTS)
+    baton.settle()
+    gate = baton.gate_message()
+    signed = baton.driver.prepare_click(user=BOB, action_id="gate.decide.approve", channel=PAYMENTS,
+                                        ts=gate.ts)
+    assert baton.driver.send(signed).status == 200
+    baton.settle()
+    told = len(baton.ephemerals(BOB))
+    click = json.loads(parse_qs(signed.body.decode())["payload"][0])
+    redelivered(handler, socket, "interactive", click, figures)
+    baton.settle()
+    with baton.engine.db.read() as s:
+        assert [d.decider for d in s.exec(select(Decision))] == ["bob"]
+    assert len(baton.ephemerals(BOB)) == told == 1
+    assert baton.engine.get_run("R-1").status == "waiting"
+
+
 def test_an_envelope_with_invalid_utf8_is_handled_like_any_other(
         socket_mode: tuple[Baton, SocketModeHandler, Socket], figures: Figures) -> None:
     """JSON may carry lone surrogates; the payload is made storable before bolt sees it, as on
