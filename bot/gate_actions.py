@@ -206,8 +206,8 @@ class GateActions:
             if not isinstance(values, dict) or f"edit:{name}" not in values:
                 continue  # shown read-only (too long, invisible characters): kept as it is
             raw = _dig(values, f"edit:{name}", "value", "value")
-            if raw in (None, "") and current.get(name) is None:
-                continue  # it had no value, and was left empty: it still has none
+            if raw in (None, "") and current.get(name) in (None, ""):
+                continue  # it had no value (or an empty one), and was left empty: it stays so
             try:
                 edits[name] = coerce(flow.inputs[name], raw if raw is not None else "", name)
             except ValueError as exc:

@@ -5,8 +5,8 @@ changes nothing. A number is written out in full (12345.678, 12345678; never 123
 1.23457e+07). A value an input cannot hold as it is (longer than Slack lets an input hold,
 or with invisible or direction-changing characters, which every text Baton shows drops) is
 shown read-only, the way Baton shows any text, and kept: it has no input, so the submission
-leaves it unchanged. An input that has no value (an optional one nobody gave) may be left
-empty, and then still has none.
+leaves it unchanged. An input that has no value (an optional one nobody gave) or an empty
+one may be left empty, and then stays as it was.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def edit_modal(gate: GateView, inputs: dict[str, Any], types: dict[str, str],
                 element["initial_value"] = text
         block = {"type": "input", "block_id": f"edit:{name}", "label": plain(name, 2000),
                  "element": element}
-        if value is None:  # no value to keep: left empty, it stays without one
+        if value is None or value == "":  # nothing to keep: left empty, it stays so
             block["optional"] = True
         blocks.append(block)
     blocks.append(_reason_input(reason_required, "Why these values?"))

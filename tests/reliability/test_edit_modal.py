@@ -151,6 +151,7 @@ def test_an_edit_changes_only_what_was_edited(editing: Baton, figures: Figures) 
      {"amount": "0.30000000000000004", "big": "9007199254740993", "count": "18446744073709551617",
       "flag": "false", "kind": "b"}),
     ({"amount": "-0", "big": str(-2**63 - 1)}, {"amount": "-0", "big": str(-2**63 - 1)}),
+    ({"amount": "5", "note": ""}, {"amount": "5"}),  # an empty text: nothing to show, kept empty
 ])
 def test_every_kind_of_value_and_a_missing_one_round_trip_unchanged(
         editing: Baton, figures: Figures, given: dict[str, str], shown: dict[str, str]) -> None:
