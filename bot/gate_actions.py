@@ -12,7 +12,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.blocks import esc
+from bot.blocks import esc, plain, section
 from bot.commands import Reply, error_reply, problem_reply
 from bot.inbox import Inbox, request_key, signed_at
 from bot.render.modals import REASON_ACTION, REASON_BLOCK, edit_modal, reason_modal
@@ -28,8 +28,10 @@ from storage.models import Gate, Run
 
 
 def _note(icon: str, text: str) -> Reply:
-    line = f"{icon} {esc(text)}"
-    return Reply(line, [{"type": "section", "text": {"type": "mrkdwn", "text": line[:3000]}}])
+    """What Baton tells the person who clicked. The sentence is Baton's, but it may quote
+    what others wrote (why a run was stopped, an agent's failure): it is shown as text, so
+    nothing in it is formatted, linked or turned into a mention."""
+    return Reply(f"{icon} {esc(text)}", [section(plain(f"{icon} {text}"))])
 
 
 # Database ids stop at 2**63 - 1; anything else in a payload is not one of Baton's gates.

@@ -55,21 +55,21 @@ def test_what_an_api_caller_sends_reaches_slack_as_text(api: Api,  # noqa: F811
 
 def test_an_external_signal_reaches_slack_as_text(test_api: Api,  # noqa: F811
                                                   figures: Figures) -> None:
-    api = test_api
-    frank = api.token("frank-analyst", "frank", "external-signals")
+    frank = test_api.token("frank-analyst", "frank", "external-signals")
     answers = []
-    with api.client(frank) as client:
+    with test_api.client(frank) as client:
         run = client.start("external-signals", {})
         client.signal(run, "analyst", "block", severity="high", summary=HOSTILE,
                       rationale=HOSTILE * 3, evidence=[HOSTILE, SHORT])
         client.signal(run, "bureau", "warn", summary=HOSTILE, evidence=[HOSTILE])
         figures.add("requests_sent", 3)
-    api.baton.settle()
+    baton = test_api.baton
+    baton.settle()
     for text in ("trace R-1", "status R-1"):
-        answers.append(api.baton.driver.slash_command(text, user=FRANK, channel=PAYMENTS))
-    api.baton.settle()
-    said = everything_said(api.baton, answers)
+        answers.append(baton.driver.slash_command(text, user=FRANK, channel=PAYMENTS))
+    baton.settle()
+    said = everything_said(baton, answers)
     figures.add("messages_checked", len(said))
     problems = [p for method, body in said for p in problems_in(method, body)]
     assert problems == [], "\n".join(problems[:20])
-    assert surface_problems(api.baton) == []
+    assert surface_problems(baton) == []

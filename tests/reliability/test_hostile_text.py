@@ -181,3 +181,31 @@ def test_hostile_text_everywhere_is_shown_literally_and_fits(make_reliable: Any,
     assert "note: ZQX &lt;!channel&gt;" in card and "…" in card  # clipped, visibly
     decided = json.dumps(baton.slack.workspace.message(PAYMENTS, gate.ts).blocks, ensure_ascii=False)
     assert "*Rejected* by <@U0BOB0001>" in decided and "“ZQX &lt;!channel&gt;" in decided
+
+
+def test_what_baton_tells_a_late_click_shows_hostile_text_literally(reliable: Baton,
+                                                                     figures: Figures) -> None:
+    """Baton's answer to a click is its own sentence, but it may quote what someone else
+    wrote: a click that arrives after the run was stopped is told why it was stopped, in the
+    words of whoever stopped it. Those words reach the clicker as text, never as mrkdwn
+    (formatting, a bare link or a channel name Slack would turn into one)."""
+    driver = reliable.driver
+    driver.slash_command("run one-approval amount=100", user=ALICE, channel=PAYMENTS)
+    reliable.settle()
+    gate = reliable.gate_message()
+    # Bob's click leaves before the run is stopped, and arrives after (or he clicks on a copy
+    # of the gate that Slack has not updated yet)
+    late = driver.prepare_click(user=BOB, action_id="gate.decide.approve", channel=PAYMENTS,
+                                ts=gate.ts)
+    stop = f"stop R-1 {HOSTILE} see https://evil.example/login and #general"
+    assert driver.slash_command(stop, user=ALICE, channel=PAYMENTS).status == 200
+    reliable.settle()
+    assert driver.send(late).status == 200
+    figures.add("requests_sent", 3)
+    figures.add("faults_injected")
+    reliable.settle()
+    told = [e for e in reliable.ephemerals(BOB) if "already finished" in json.dumps(e.blocks)]
+    assert told, "Bob is told the run had finished"
+    said = sent_surfaces(reliable)
+    problems = [p for method, body in said for p in problems_in(method, body)]
+    assert problems == [], "\n".join(problems[:20])
