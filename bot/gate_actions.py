@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.blocks import esc, plain, section
 from bot.commands import Reply, error_reply, problem_reply
@@ -25,6 +27,8 @@ from orchestrator.gating import eligible
 from orchestrator.inputs import coerce
 from storage import repo
 from storage.models import Gate, Run
+
+log = structlog.get_logger("baton.slack")
 
 
 def _note(icon: str, text: str) -> Reply:
@@ -153,7 +157,7 @@ class GateActions:
                      option: dict[str, Any]) -> None:
         with self.engine.db.read() as s:
             view = gate_view(s, gate, run)
-        client.views_open(trigger_id=body["trigger_id"], view=reason_modal(view, option, _origin(body)))
+        self._open(client, body, reason_modal(view, option, _origin(body)))
 
     def _open_edit(self, client: WebClient, body: dict[str, Any], gate: Gate, run: Run) -> None:
         program = self.engine.program_for(run)
@@ -161,9 +165,24 @@ class GateActions:
         approve = next((o for o in gate.options if o["effect"] == "approve"), {})
         with self.engine.db.read() as s:
             view = gate_view(s, gate, run)
-        client.views_open(trigger_id=body["trigger_id"], view=edit_modal(
+        self._open(client, body, edit_modal(
             view, {**run.inputs, **gate.proposal}, types, _origin(body),
             bool(approve.get("reason_required"))))
+
+    def _open(self, client: WebClient, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """Open a modal for the click; when Slack will not (its trigger expired, or it
+        refuses the view), the person is told so, not left looking at a button that did
+        nothing."""
+        try:
+            client.views_open(trigger_id=body["trigger_id"], view=view)
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else None
+            log.warning("modal_not_opened", error=error, callback=view.get("callback_id"))
+            origin = _origin(body)
+            self.replies.tell(origin.get("r"), error_reply(
+                f"Slack did not open the form ({error or 'no answer'}); nothing was decided",
+                "Click the button again."), channel=origin.get("c"), user=body["user"]["id"],
+                once=f"open:{body.get('trigger_id')}")
 
     def on_escalation_control(self, ack: Callable[..., None], body: dict[str, Any],
                               request: Any) -> None:

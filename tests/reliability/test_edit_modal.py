@@ -201,3 +201,59 @@ def test_an_integer_too_long_to_read_is_refused_in_the_modal(editing: Baton, fig
                                     "digits"}, errors
     baton.settle()
     assert baton.engine.get_run("R-1").inputs == {"amount": 5.0}
+
+
+def test_a_modal_keeping_every_value_of_the_largest_flow_is_one_slack_accepts(
+        make_baton, tmp_path: Path, figures: Figures) -> None:  # type: ignore[no-untyped-def]
+    """A flow may have 50 inputs, all editable; a requester who gives each a value the modal
+    can only keep (here an invisible character in each) must not make a modal of more
+    blocks than Slack's 100: Slack would refuse to open it, and the Edit button would do
+    nothing."""
+    names = [f"i{n:02}" for n in range(50)]
+    flow = ("name: wide\ntitle: Wide\ninputs:\n"
+            + "".join(f"  {n}: {{type: string}}\n" for n in names)
+            + "steps:\n  - gate:\n      id: approve\n      title: \"Approve it?\"\n"
+              "      approvers: \"role:finance-approver\"\n      options: [approve, reject]\n"
+              f"      editable: [{', '.join(names)}]\n")
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    shutil.copy(EXAMPLE_FLOWS / "org.yaml", flows / "org.yaml")
+    (flows / "wide.yaml").write_text(flow)
+    baton: Baton = make_baton(flows, org=flows / "org.yaml")
+    given = {n: f"{n}\u200bx" for n in names}
+    text = "run wide " + " ".join(f"{n}={v}" for n, v in given.items())
+    reply = baton.driver.slash_command(text, user=ALICE, channel=PAYMENTS)
+    assert reply.status == 200 and "Error" not in reply.body, reply.body
+    baton.settle()
+    gate = baton.gate_message()
+    baton.driver.click(user=CAROL, action_id="gate.edit", channel=PAYMENTS, ts=gate.ts)
+    figures.add("requests_sent", 2)
+    baton.settle()
+    opened = [c for c in baton.slack.calls if c.method == "views.open"]
+    assert opened and opened[-1].ok, opened[-1].response if opened else "no views.open"
+    modal = baton.modal(CAROL)
+    said = json.dumps(modal.blocks, ensure_ascii=False)
+    assert all(f"{n}x" in said for n in names)  # every value shown (invisible character dropped)
+    reply = baton.submit(CAROL, {})
+    assert reply.status == 200 and "errors" not in reply.body
+    baton.settle()
+    run = baton.engine.get_run("R-1")
+    assert run.status == "succeeded" and run.inputs == given
+
+
+def test_a_form_slack_does_not_open_is_said_and_decides_nothing(editing: Baton,
+                                                                figures: Figures) -> None:
+    """Slack refuses views.open when the click's trigger expired (a busy moment past its
+    three seconds): the person is told to click again, and nothing is decided."""
+    baton = editing
+    start(baton, "10", "1")
+    gate = baton.gate_message()
+    baton.slack.faults.next("views.open", error="expired_trigger_id")
+    reply = baton.driver.click(user=CAROL, action_id="gate.edit", channel=PAYMENTS, ts=gate.ts)
+    figures.add("requests_sent")
+    figures.add("faults_injected")
+    assert reply.status == 200
+    baton.settle()
+    told = [json.dumps(e.blocks) for e in baton.ephemerals(CAROL)]
+    assert any("did not open the form (expired_trigger_id)" in t and "again" in t for t in told), told
+    assert baton.engine.get_run("R-1").status == "waiting"
