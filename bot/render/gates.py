@@ -28,7 +28,7 @@ from bot.blocks import (
 from bot.render.common import (
     VERDICT_ICON,
     boundary_line,
-    input_fields,
+    input_sections,
     mention,
     mentions,
     signal_line,
@@ -188,7 +188,7 @@ def gate_message(org: Org, gate: GateView, *, dm: bool = False,
     ]))
     inputs = gate.shown.get("inputs") or {}
     if inputs:
-        blocks.append(section(fields=input_fields(inputs)))
+        blocks.extend(input_sections(inputs))
     conflict = _conflict_fields(gate)
     if conflict is not None:
         blocks.append(conflict)

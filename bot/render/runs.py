@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from bot.blocks import Block, context, esc, fallback, header, mrkdwn, plain, section
-from bot.render.common import STATUS_ICON, input_fields, mention, when
+from bot.render.common import STATUS_ICON, input_sections, mention, when
 from gates.org import Org, is_service
 
 STATUS_WORDS = {"running": "running", "waiting": "waiting for a decision", "held": "held",
@@ -40,7 +40,7 @@ def run_card(org: Org, *, ref: str, flow: str, title: str, requester: str,
     else:
         blocks.append(section(mrkdwn(f"*Requested by* {mention(org, requester)} · flow `{esc(flow)}`")))
     if inputs:
-        blocks.append(section(fields=input_fields(inputs)))
+        blocks.extend(input_sections(inputs))
     status_line = [mrkdwn(f"{icon} *{esc(state.capitalize())}*")]
     if reason:
         status_line.append(plain(reason, 1000))

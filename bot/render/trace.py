@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 from bot.blocks import MAX_BLOCKS, Block, context, esc, fallback, header, mrkdwn, plain, section
-from bot.render.common import STATUS_ICON, VERDICT_ICON, input_fields, mention, when
+from bot.render.common import STATUS_ICON, VERDICT_ICON, input_sections, mention, when
 from gates.org import Org
 from orchestrator import wording
 from orchestrator.report import Line, Section
@@ -58,7 +58,7 @@ def _overview(s: TraceSummary, org: Org) -> list[Block]:
     if s.reason:
         blocks.append(context(plain(s.reason, 2000)))
     if s.inputs:
-        blocks.append(section(fields=input_fields(s.inputs)))
+        blocks.extend(input_sections(s.inputs))
     changed = {k: (s.requested_inputs.get(k), v) for k, v in s.inputs.items()
                if s.requested_inputs.get(k) != v}
     if changed:

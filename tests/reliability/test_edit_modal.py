@@ -257,3 +257,29 @@ def test_a_form_slack_does_not_open_is_said_and_decides_nothing(editing: Baton,
     told = [json.dumps(e.blocks) for e in baton.ephemerals(CAROL)]
     assert any("did not open the form (expired_trigger_id)" in t and "again" in t for t in told), told
     assert baton.engine.get_run("R-1").status == "waiting"
+
+
+def test_every_input_is_on_the_gate_card_and_the_run_card(make_baton, tmp_path: Path,
+                                                          figures: Figures) -> None:  # type: ignore[no-untyped-def]
+    """A section holds 10 fields: the 11th input on (an account number, say) was silently
+    left off the cards an approver decides from."""
+    names = [f"i{n:02}" for n in range(23)]
+    flow = ("name: many\ntitle: Many\ninputs:\n"
+            + "".join(f"  {n}: {{type: string}}\n" for n in names)
+            + "steps:\n  - gate:\n      id: approve\n      title: \"Approve it?\"\n"
+              "      approvers: \"role:finance-approver\"\n      options: [approve, reject]\n")
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    shutil.copy(EXAMPLE_FLOWS / "org.yaml", flows / "org.yaml")
+    (flows / "many.yaml").write_text(flow)
+    baton: Baton = make_baton(flows, org=flows / "org.yaml")
+    text = "run many " + " ".join(f"{n}=value-of-{n}" for n in names)
+    reply = baton.driver.slash_command(text, user=ALICE, channel=PAYMENTS)
+    assert reply.status == 200 and "Error" not in reply.body, reply.body
+    figures.add("requests_sent")
+    baton.settle()
+    for message in (baton.gate_message(), baton.run_card()):
+        shown = json.dumps(message.blocks)
+        assert [n for n in names if f"{n}: value-of-{n}" not in shown] == []
+    trace = baton.driver.slash_command("trace R-1", user=ALICE, channel=PAYMENTS)
+    assert [n for n in names if f"{n}: value-of-{n}" not in trace.body] == []
