@@ -144,6 +144,13 @@ def actions(elements: list[dict[str, Any]], block_id: str | None = None) -> Bloc
     return block
 
 
+def action_rows(elements: list[dict[str, Any]], block_id: str) -> list[Block]:
+    """Every element, 25 to an actions block (Slack's most in one): a choice past the 25th
+    must still be one people can make. The blocks' ids are `block_id`, then `block_id-2`..."""
+    return [actions(elements[at:at + 25], block_id if at == 0 else f"{block_id}-{at // 25 + 1}")
+            for at in range(0, len(elements), 25)]
+
+
 def static_select(placeholder: str, action_id: str, options: list[tuple[str, str]]) -> dict[str, Any]:
     return {"type": "static_select", "action_id": action_id,
             "placeholder": plain(placeholder, 150),

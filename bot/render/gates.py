@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.blocks import (
     Block,
+    action_rows,
     actions,
     button,
     confirm_dialog,
@@ -125,18 +126,19 @@ def _state_line(org: Org, gate: GateView) -> Block | None:
     return context(mrkdwn(" · ".join(parts))) if parts else None
 
 
-def _conflict_fields(gate: GateView) -> Block | None:
+def _conflict_fields(gate: GateView) -> list[Block] | None:
+    """The signals side by side, every one of them (up to 50), ten to a section."""
     signals = gate.shown.get("signals", [])
     if gate.kind != "conflict" or not signals:
         return None
     fields = []
-    for s in signals[:10]:
+    for s in signals:
         verdict = "failed" if s.get("failed") else (s.get("verdict") or "no signal")
         # plain text (agents' words are shown as written), with the mark the gate cards use
         fields.append(plain(f"{signal_mark(s)} {s['agent']}: {verdict}"
                             + (f"/{s['severity']}" if s.get("severity") and s.get("verdict") else "")
                             + (f"\n{s['summary']}" if s.get("summary") else ""), 2000))
-    return section(fields=fields)
+    return [section(fields=fields[at:at + 10]) for at in range(0, len(fields), 10)]
 
 
 def why_you(org: Org, principal: str, entries: Sequence[tuple[str, str, Mapping[str, Any]]],
@@ -191,7 +193,7 @@ def gate_message(org: Org, gate: GateView, *, dm: bool = False,
         blocks.extend(input_sections(inputs))
     conflict = _conflict_fields(gate)
     if conflict is not None:
-        blocks.append(conflict)
+        blocks.extend(conflict)
     else:
         signals = gate.shown.get("signals", [])
         blocks.extend(line for line in map(signal_line, signals[:MAX_SIGNALS]) if line is not None)
@@ -212,7 +214,7 @@ def gate_message(org: Org, gate: GateView, *, dm: bool = False,
         state = _state_line(org, gate)
         if state is not None:
             blocks.append(state)
-        blocks.append(actions(_decide_buttons(gate), block_id=f"gate-{gate.id}-v{gate.version}"))
+        blocks.extend(action_rows(_decide_buttons(gate), f"gate-{gate.id}-v{gate.version}"))
         if dm:
             controls = _escalation_controls(gate)
             if controls:

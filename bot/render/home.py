@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.blocks import Block, actions, button, context, divider, esc, header, mrkdwn, plain, section
+from bot.blocks import (
+    Block,
+    action_rows,
+    button,
+    context,
+    divider,
+    esc,
+    header,
+    mrkdwn,
+    plain,
+    section,
+)
 from bot.render.common import STATUS_ICON, mention, when
 from bot.render.gates import GateView
 from gates.org import Org
@@ -30,7 +41,7 @@ def home_view(org: Org, user: str, pending: list[GateView], runs: list[Run],
                                      f"requested by {mention(org, gate.requester)}{due}")))
         buttons = [button(o["label"], f"gate.decide.{o['id']}", {"g": gate.id, "o": o["id"]},
                           style=o.get("style")) for o in gate.options]
-        blocks.append(actions(buttons, block_id=f"home-gate-{gate.id}-v{gate.version}"))
+        blocks.extend(action_rows(buttons, f"home-gate-{gate.id}-v{gate.version}"))
     if total > SHOWN_GATES:
         blocks.append(context(plain(f"{total - SHOWN_GATES} more: /baton status")))
     blocks.extend([divider(), header("Runs you started")])

@@ -283,3 +283,43 @@ def test_every_input_is_on_the_gate_card_and_the_run_card(make_baton, tmp_path: 
         assert [n for n in names if f"{n}: value-of-{n}" not in shown] == []
     trace = baton.driver.slash_command("trace R-1", user=ALICE, channel=PAYMENTS)
     assert [n for n in names if f"{n}: value-of-{n}" not in trace.body] == []
+
+
+def test_a_conflict_among_many_agents_shows_every_signal_and_every_choice(
+        make_baton, tmp_path: Path, figures: Figures) -> None:  # type: ignore[no-untyped-def]
+    """A conflict may compare up to 50 agents. A section holds 10 fields and an actions block
+    25 buttons: the eleventh signal on was left off the card, and the 26th choice on could
+    not be made."""
+    names = [f"a{n:02}" for n in range(30)]
+    verdicts = ["ok", "warn", "block"]
+    agents = "".join(
+        f"  {n}: {{kind: rules, rules: [{{when: 'true', verdict: {verdicts[i % 3]}, "
+        f"summary: 'said by {n}'}}]}}\n" for i, n in enumerate(names))
+    flow = ("name: crowd\ntitle: Crowd\nagents:\n" + agents
+            + f"steps:\n  - parallel: [{', '.join(names)}]\n"
+              f"  - conflict: {{id: verdict, among: [{', '.join(names)}], on_disagreement: ask,"
+              " deciders: \"role:finance-approver\", then: {block: stop, warn: continue}}\n"
+              "  - gate: {id: approve, approvers: \"role:finance-approver\"}\n")
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    shutil.copy(EXAMPLE_FLOWS / "org.yaml", flows / "org.yaml")
+    (flows / "crowd.yaml").write_text(flow)
+    baton: Baton = make_baton(flows, org=flows / "org.yaml")
+    reply = baton.driver.slash_command("run crowd", user=ALICE, channel=PAYMENTS)
+    assert reply.status == 200 and "Error" not in reply.body, reply.body
+    figures.add("requests_sent")
+    baton.settle()
+    card = baton.gate_message()
+    shown = json.dumps(card.blocks)
+    assert [n for n in names if f"said by {n}" not in shown] == []
+    buttons = [e["action_id"] for b in card.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert [n for n in names if f"gate.decide.follow_{n}" not in buttons] == []
+    # the last choice works like the first
+    last = names[-1]
+    baton.driver.click(user=CAROL, action_id=f"gate.decide.follow_{last}", channel=PAYMENTS,
+                       ts=card.ts)
+    baton.submit(CAROL, {"reason": "the last one is right"})
+    baton.settle()
+    with baton.engine.db.read() as s:
+        (decision,) = s.exec(select(Decision)).all()
+    assert decision.option == f"follow_{last}"
