@@ -94,7 +94,7 @@ def in_child(fn: Callable[..., Any], *args: Any) -> Any:
 
 # -- statistics ------------------------------------------------------------------------------
 def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest rank, as orchestrator.stats does."""
+    """Nearest rank, as orchestrator.readers.stats does."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 

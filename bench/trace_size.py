@@ -3,7 +3,7 @@
 The database (bench/generate.py) holds 100,000 runs and about 1,000,000 trace entries.
 Timed here, in-process, with Baton's own code paths: `baton trace R-n` (the run, its
 chain, `summarize`, `report.plain`), the same answer in Slack (`Commands.cmd_trace`),
-`baton stats --since 30d` (`orchestrator.stats.compute` and its lines) and `/baton status`
+`baton stats --since 30d` (`orchestrator.readers.stats.compute` and its lines) and `/baton status`
 for an approver with many gates waiting (`Commands.cmd_status`). The `baton trace` command
 line is also timed once as a process, start-up included.
 """
@@ -39,11 +39,11 @@ def _timed(fn: Callable[[], Any], times: int) -> Timing:
 def run(workdir: Path, runs: int, samples: int = 200, log: Callable[[str], None] = print,
         processes: int = 3) -> dict[str, Any]:
     from bot.commands import Commands, Invocation
-    from orchestrator import report
     from orchestrator.bootstrap import open_engine
-    from orchestrator.export import verify_run
-    from orchestrator.stats import compute
-    from orchestrator.summary import summarize
+    from orchestrator.readers import report
+    from orchestrator.readers.export import verify_run
+    from orchestrator.readers.stats import compute
+    from orchestrator.readers.summary import summarize
     from storage.trace import chain_entries
 
     quiet_logs()

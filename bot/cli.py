@@ -24,8 +24,8 @@ from orchestrator.errors import BatonError, FlowError
 if TYPE_CHECKING:
     from orchestrator.engine import Engine
     from orchestrator.program import Program
+    from orchestrator.readers.summary import TraceSummary
     from orchestrator.settings import Settings
-    from orchestrator.summary import TraceSummary
 
 # Plain help and usage errors (click's): typer's rich panels import rich, markdown-it and
 # pygments first, which took longer than the rest of `baton --help` (bench/cli_start.py).
@@ -241,7 +241,7 @@ def _follow(eng: Engine, ref: str, seen: int) -> None:
     import time
 
     from orchestrator.engine import FINISHED
-    from orchestrator.timeline import describe
+    from orchestrator.readers.timeline import describe
     from storage.trace import chain_entries
 
     while True:
@@ -475,9 +475,9 @@ def trace_cmd(
     hash chains; with no run id, lists runs (filters: --flow, --since, --decided-by, --as)."""
     import json
 
-    from orchestrator import report
-    from orchestrator.export import export_run
-    from orchestrator.summary import summarize
+    from orchestrator.readers import report
+    from orchestrator.readers.export import export_run
+    from orchestrator.readers.summary import summarize
     from storage.trace import chain_entries
 
     eng = engine(echo=False)
@@ -508,7 +508,7 @@ def _rich_summary(summary: TraceSummary, eng: Engine) -> None:
     from rich.panel import Panel
     from rich.text import Text
 
-    from orchestrator import report
+    from orchestrator.readers import report
 
     console = Console()
     colours = {"succeeded": "green", "rejected": "red", "failed": "red", "stopped": "yellow"}
@@ -521,7 +521,7 @@ def _rich_summary(summary: TraceSummary, eng: Engine) -> None:
 def _list_runs(eng: Engine, flow: str | None, since: str | None, decided_by: str | None,
                as_user: str | None) -> None:
     from gates.durations import parse_duration
-    from orchestrator.queries import find_runs
+    from orchestrator.readers.queries import find_runs
 
     try:
         start = eng.clock.now() - parse_duration(since) if since else None
@@ -550,8 +550,8 @@ def stats(
     import json
 
     from gates.durations import parse_duration
-    from orchestrator import report
-    from orchestrator.stats import compute as compute_stats
+    from orchestrator.readers import report
+    from orchestrator.readers.stats import compute as compute_stats
 
     eng = engine(echo=False)
     try:
@@ -570,7 +570,7 @@ def stats(
         for line in report.stats_lines(figures, eng.org):
             typer.echo(line)
     if chart is not None:
-        from orchestrator.charts import stats_chart
+        from orchestrator.readers.charts import stats_chart
 
         chart.write_bytes(stats_chart(figures))
         typer.echo(f"chart written to {chart}")
@@ -578,7 +578,7 @@ def stats(
 
 def _verify(eng: Engine, target: str | None, all_runs: bool) -> None:
     from orchestrator.engine import parse_ref
-    from orchestrator.export import verify_all, verify_run
+    from orchestrator.readers.export import verify_all, verify_run
 
     if target is None and not all_runs:
         fail("say which run (baton trace verify R-42) or --all")

@@ -32,15 +32,15 @@ from bot.render.trace import runs_list, stats_message, trace_message
 from bot.views import pending_gate_ids
 from gates.durations import parse_duration
 from gates.org import SpecError
-from orchestrator import report
 from orchestrator.engine import FINISHED, Engine, parse_ref
 from orchestrator.errors import BatonError, NotFound
-from orchestrator.export import export_run
 from orchestrator.gating import eligible
 from orchestrator.inputs import parse_inputs, usage
-from orchestrator.queries import find_runs
-from orchestrator.stats import compute as compute_stats
-from orchestrator.summary import summarize
+from orchestrator.readers import report
+from orchestrator.readers.export import export_run
+from orchestrator.readers.queries import find_runs
+from orchestrator.readers.stats import compute as compute_stats
+from orchestrator.readers.summary import summarize
 from orchestrator.wording import seconds
 from storage.models import Gate, Run
 from storage.trace import chain_entries
@@ -378,7 +378,7 @@ class Commands:
                                          "add --share to post it here.")))
 
         def chart(key: str) -> Reply | None:
-            from orchestrator.charts import stats_chart
+            from orchestrator.readers.charts import stats_chart
 
             png = stats_chart(figures)
             self._upload(who, [{"filename": "baton-stats.png", "title": "Decisions per day and "

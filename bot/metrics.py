@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlmodel import col, select
 
-from orchestrator.stats import Stats, compute
+from orchestrator.readers.stats import Stats, compute
 from storage.engine import Database
 from storage.models import Event, Gate, SlackOutbox
 from storage.slack_calls import failed_by_method

@@ -38,9 +38,9 @@ from orchestrator.approval_views import (
 )
 from orchestrator.engine import Engine, parse_ref
 from orchestrator.errors import BatonError, Conflict, FlowError, Forbidden, InputError, NotFound
-from orchestrator.export import export_run
 from orchestrator.inputs import check_inputs
 from orchestrator.program import Program
+from orchestrator.readers.export import export_run
 from orchestrator.text import well_formed
 from orchestrator.watch import RunWatch
 from storage import runs as stored

@@ -10,8 +10,8 @@ from bot.blocks import MAX_BLOCKS, Block, context, esc, fallback, header, mrkdwn
 from bot.render.common import STATUS_ICON, VERDICT_ICON, input_sections, mention, when
 from gates.org import Org
 from orchestrator import wording
-from orchestrator.report import Line, Section
-from orchestrator.summary import TraceSummary
+from orchestrator.readers.report import Line, Section
+from orchestrator.readers.summary import TraceSummary
 from storage.models import Run
 
 CHUNK = 2900

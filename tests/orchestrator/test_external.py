@@ -13,8 +13,8 @@ from orchestrator import external
 from orchestrator.clock import FakeClock
 from orchestrator.engine import Engine
 from orchestrator.errors import BatonError, Conflict, FlowError, InputError
-from orchestrator.export import export_run
 from orchestrator.loader import load_flow, load_org
+from orchestrator.readers.export import export_run
 from storage.models import Action, Run
 from tests.conftest import EXAMPLE_FLOWS
 

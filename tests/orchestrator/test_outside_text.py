@@ -14,7 +14,7 @@ from gates.durations import parse_duration
 from orchestrator.callables import CallableError, CallableLoader
 from orchestrator.engine import Engine, parse_ref
 from orchestrator.errors import NotFound
-from orchestrator.export import verify_run
+from orchestrator.readers.export import verify_run
 from orchestrator.text import well_formed
 from storage.models import Decision, TraceEntry
 

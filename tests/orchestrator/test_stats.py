@@ -6,8 +6,8 @@ import pytest
 
 from orchestrator.clock import FakeClock
 from orchestrator.engine import Engine
-from orchestrator.report import stats_lines
-from orchestrator.stats import compute, percentile
+from orchestrator.readers.report import stats_lines
+from orchestrator.readers.stats import compute, percentile
 
 M = timedelta(minutes=1)
 

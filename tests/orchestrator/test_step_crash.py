@@ -16,8 +16,8 @@ import structlog
 from sqlmodel import select
 
 from orchestrator.engine import Engine
-from orchestrator.export import verify_run
 from orchestrator.logs import configure_logging
+from orchestrator.readers.export import verify_run
 from storage.models import Action, Decision, Gate, Signal, TraceEntry
 
 

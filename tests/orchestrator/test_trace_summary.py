@@ -6,11 +6,11 @@ from datetime import timedelta
 import jsonschema
 from sqlmodel import select
 
-from orchestrator import report
 from orchestrator.clock import FakeClock
 from orchestrator.engine import Engine
-from orchestrator.export import export_run
-from orchestrator.summary import summarize
+from orchestrator.readers import report
+from orchestrator.readers.export import export_run
+from orchestrator.readers.summary import summarize
 from storage.models import TraceEntry
 from storage.trace import chain_entries
 from tests.conftest import ROOT

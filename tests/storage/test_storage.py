@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from orchestrator.engine import Engine
-from orchestrator.export import verify_all, verify_run
+from orchestrator.readers.export import verify_all, verify_run
 from storage import migrate, rows
 from storage.engine import Database
 from storage.models import Event, Gate, Run, StepExecution, TraceEntry

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 
-from orchestrator.stats import Stats
+from orchestrator.readers.stats import Stats
 
 
 def stats_chart(stats: Stats) -> bytes:

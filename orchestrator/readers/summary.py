@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from gates.org import Org
-from orchestrator.timeline import describe, mark, without_attempts
+from orchestrator.readers.timeline import describe, mark, without_attempts
 from orchestrator.wording import deadline
 from storage.models import Run, TraceEntry
 

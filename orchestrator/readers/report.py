@@ -9,7 +9,7 @@ from typing import Any
 
 from gates.org import Org
 from orchestrator import wording
-from orchestrator.summary import GateStory, TraceSummary, one_line
+from orchestrator.readers.summary import GateStory, TraceSummary, one_line
 from orchestrator.wording import count, number, seconds
 
 
@@ -304,7 +304,7 @@ def _pct(value: float | None) -> str:
 
 
 def stats_lines(stats: Any, org: Org) -> list[str]:
-    """`baton stats` in words (Stats from orchestrator.stats)."""
+    """`baton stats` in words (Stats from orchestrator.readers.stats)."""
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(stats.by_status.items(), key=lambda x: -x[1]))
     lines = [f"Runs: {stats.runs:,}" + (f" ({statuses})" if statuses else "")
              + f" · {stats.since:%Y-%m-%d} to {stats.until:%Y-%m-%d}"
