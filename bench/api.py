@@ -33,8 +33,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bench.common import FLOWS, Row, env, fresh, ms, percentile
-from bot.sandbox import EmulatorServer, LoopbackServer, workspace_from_org
 from orchestrator.loader import load_org
+from sandbox import EmulatorServer, LoopbackServer, workspace_from_org
 
 FLOW = "bench-external"
 REVIEWER = "U0BAPP0001"  # approver01, in role:reviewer

@@ -34,9 +34,9 @@ import sqlalchemy as sa
 
 from bench import clickers
 from bench.common import FLOWS, REQUESTER, Row, env, fresh, in_child, percentile, quiet_logs, settings
-from bot.sandbox import Driver, EmulatorServer, workspace_from_org
 from orchestrator.bootstrap import open_engine
 from orchestrator.loader import load_org
+from sandbox import Driver, EmulatorServer, workspace_from_org
 
 TEAMS = 10
 PER_TEAM = 5

@@ -17,7 +17,7 @@ import socket
 import time
 from typing import Any
 
-from bot.sandbox import signature
+from sandbox import signature
 
 USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
 

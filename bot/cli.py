@@ -688,7 +688,7 @@ def dev(port: Annotated[int, typer.Option(help="port of the sandbox page")] = 30
         api_port: Annotated[int | None, typer.Option(
             help="port of the bot and the approval API (default: the next one)")] = None) -> None:
     """Run Baton against a local Slack sandbox in your browser (no Slack workspace needed)."""
-    from bot.dev import run_dev
+    from sandbox.dev import run_dev
 
     raise typer.Exit(run_dev(settings(), port=port, api_port=api_port))
 

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.sandbox import LoopbackServer
+from sandbox import LoopbackServer
 from tests.bot.conftest import PAYMENTS, Baton, emulator, make_baton  # noqa: F401  (fixtures)
 from tests.cli.conftest import InProcess
 from tests.conftest import EXAMPLE_FLOWS, TEST_FLOWS

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from baton_client import Baton as Client
 
-from bot.sandbox import EmulatorServer, workspace_from_org
+from sandbox import EmulatorServer, workspace_from_org
 from storage.engine import Database
 from storage.migrate import ensure_schema
 from tests.api.conftest import Receiver

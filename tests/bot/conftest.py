@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from bot.sandbox import Driver, EmulatorServer, LoopbackServer, workspace_from_org
-from bot.sandbox.records import Message
 from bot.service import BatonService
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.loader import load_org
+from sandbox import Driver, EmulatorServer, LoopbackServer, workspace_from_org
+from sandbox.records import Message
 from tests.conftest import EXAMPLE_FLOWS, make_settings
 
 ALICE, BOB, CAROL, DAVE, ERIN, FRANK = (

@@ -7,7 +7,7 @@ import pytest
 from sqlmodel import col, select
 
 from bot.arguments import ArgumentError, parse, split_words, unslack
-from bot.sandbox import Signing
+from sandbox import Signing
 from storage.models import Run, SlackOutbox
 from tests.bot.conftest import ALICE, BOB, PAYMENTS, Baton
 

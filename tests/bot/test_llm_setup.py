@@ -14,7 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.sandbox import EmulatorServer, workspace_from_org
+from sandbox import EmulatorServer, workspace_from_org
 from storage.models import Gate, Run
 from tests.bot.conftest import ALICE, BOB, CAROL, ORG, PAYMENTS, Baton
 from tests.bot.processes import Replica, serve_env

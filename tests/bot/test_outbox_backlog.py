@@ -10,8 +10,8 @@ from sqlalchemy import event
 from sqlmodel import col, select, update
 
 from bot.outbox import OutboxSender, enqueue
-from bot.sandbox import EmulatorServer, workspace_from_org
 from orchestrator.clock import SystemClock
+from sandbox import EmulatorServer, workspace_from_org
 from storage.engine import Database
 from storage.migrate import ensure_schema
 from storage.models import SlackOutbox

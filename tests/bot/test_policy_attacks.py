@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from urllib.parse import urlencode
 
-from bot.sandbox import payloads
+from sandbox import payloads
 from tests.bot.conftest import ALICE, BOB, CAROL, ERIN, FRANK, PAYMENTS, Baton
 from tests.conftest import TEST_FLOWS
 

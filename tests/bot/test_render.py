@@ -7,7 +7,7 @@ from bot.blocks import MAX_BLOCKS, clean, clip, esc
 from bot.render.gates import GateView, gate_message
 from bot.render.home import home_view
 from bot.render.runs import run_card
-from bot.sandbox.blockkit import block_errors
+from sandbox.blockkit import block_errors
 from tests.bot.conftest import ORG
 
 HUGE = "<!channel> " + "x" * 12_000

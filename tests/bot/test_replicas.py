@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from bot.sandbox import Driver, EmulatorServer, workspace_from_org
+from sandbox import Driver, EmulatorServer, workspace_from_org
 from storage.engine import Database
 from storage.models import Decision, Event, Run, SlackOutbox, TraceEntry
 from tests.bot.conftest import BOB, CAROL, DAVE, ORG, PAYMENTS

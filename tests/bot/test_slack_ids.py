@@ -10,8 +10,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.sandbox.blockkit import block_errors, view_errors
 from orchestrator.spec import MAX_NAME
+from sandbox.blockkit import block_errors, view_errors
 from tests.bot.conftest import ALICE, BOB, FRANK, PAYMENTS, Baton
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.dev import DevSandbox, sandbox_app
-from bot.sandbox import workspace_from_org
 from orchestrator.loader import load_org
+from sandbox import workspace_from_org
+from sandbox.dev import DevSandbox, sandbox_app
 from tests.conftest import EXAMPLE_FLOWS, ROOT, make_settings
 
 pytest.importorskip("playwright.sync_api")

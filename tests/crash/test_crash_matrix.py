@@ -24,9 +24,9 @@ import httpx
 import pytest
 from sqlmodel import col, select
 
-from bot.sandbox import Driver, EmulatorServer, workspace_from_org
-from bot.sandbox.records import Message
 from orchestrator.readers.export import verify_run
+from sandbox import Driver, EmulatorServer, workspace_from_org
+from sandbox.records import Message
 from storage.engine import Database
 from storage.models import Action, Decision, Event, Gate, Run, SlackInbox, SlackOutbox, Timer
 from tests.bot.conftest import ALICE, BOB, ORG, PAYMENTS

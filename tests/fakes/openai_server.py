@@ -41,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.sandbox import LoopbackServer
+from sandbox import LoopbackServer
 
 PRICES = Path(__file__).resolve().parent / "prices.yaml"
 

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, settings
 from sqlalchemy import func
 from sqlmodel import select
 
-from bot.sandbox.blockkit import block_errors, view_errors
 from orchestrator.clock import Clock
 from orchestrator.loader import load_org
+from sandbox.blockkit import block_errors, view_errors
 from storage.models import Action, Decision, Event, Gate, Run, SlackInbox, SlackOutbox, TraceEntry
 from tests.bot.conftest import Baton, emulator, make_baton  # noqa: F401 (fixtures, by import)
 

@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlmodel import col, select
 
-from bot.sandbox import Delivery, SlackRequest
 from gates.quorum import Vote, tally
+from sandbox import Delivery, SlackRequest
 from storage.models import Decision, Gate, TraceEntry
 from tests.bot.conftest import Baton
 from tests.figures import Figures

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from bot.sandbox import Signing, SlackRequest, payloads
+from sandbox import Signing, SlackRequest, payloads
 from storage.models import Decision, Run, SlackInbox, TraceEntry
 from tests.bot.conftest import Baton
 from tests.figures import Figures

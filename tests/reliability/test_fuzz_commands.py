@@ -18,10 +18,10 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from bot.commands import Commands, Invocation, Reply
-from bot.sandbox.blockkit import block_errors
 from orchestrator.bootstrap import open_engine
 from orchestrator.clock import FakeClock
 from orchestrator.engine import Engine
+from sandbox.blockkit import block_errors
 from storage.models import TraceEntry
 from tests.bot.conftest import Baton
 from tests.conftest import make_settings

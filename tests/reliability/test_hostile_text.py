@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from bot.blocks import MAX_FALLBACK
-from bot.sandbox.blockkit import block_errors
-from bot.sandbox.driver import Delivery
 from orchestrator.clock import FakeClock
+from sandbox.blockkit import block_errors
+from sandbox.driver import Delivery
 from tests.bot.conftest import Baton
 from tests.figures import Figures
 from tests.reliability.conftest import (

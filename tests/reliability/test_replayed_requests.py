@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 from sqlmodel import col, select
 
-from bot.sandbox.driver import Delivery, Signing
+from sandbox.driver import Delivery, Signing
 from storage.models import Decision, Gate, Run, SlackInbox, TraceEntry
 from tests.bot.conftest import Baton
 from tests.figures import Figures

@@ -30,9 +30,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from structlog.testing import capture_logs
 
-from bot.sandbox import LoopbackServer
-from bot.sandbox.driver import Delivery, SlackRequest
 from orchestrator.clock import FakeClock
+from sandbox import LoopbackServer
+from sandbox.driver import Delivery, SlackRequest
 from storage.models import SlackOutbox
 from tests.bot.conftest import Baton
 from tests.figures import Figures

@@ -24,8 +24,8 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from sqlmodel import select
 
-from bot.sandbox import payloads
 from bot.socket_mode import BatonSocketModeHandler as SocketModeHandler
+from sandbox import payloads
 from storage.models import Decision, Run, SlackInbox
 from tests.bot.conftest import Baton
 from tests.figures import Figures

@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.sandbox import Driver, EmulatorServer, LoopbackServer, Workspace, workspace_from_org
 from gates.org import Org, OrgFile
+from sandbox import Driver, EmulatorServer, LoopbackServer, Workspace, workspace_from_org
 
 # Loopback servers must never be reached through a proxy.
 for _var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):

@@ -14,7 +14,7 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk.errors import SlackApiError
 
-from bot.sandbox import Driver, EmulatorServer, Signing
+from sandbox import Driver, EmulatorServer, Signing
 from tests.sandbox.conftest import ALICE, BOB, PAYMENTS, eventually
 
 REASON_MODAL = "reason"

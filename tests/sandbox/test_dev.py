@@ -12,11 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from bot.dev import DevSandbox, PortInUse, describe_database, run_dev, sandbox_app, sandbox_org, snapshot_path
-from bot.sandbox import workspace_from_org
-from bot.sandbox.snapshot import SnapshotFile
 from gates.org import Org
 from orchestrator.loader import load_org
+from sandbox import workspace_from_org
+from sandbox.dev import (
+    DevSandbox,
+    PortInUse,
+    describe_database,
+    run_dev,
+    sandbox_app,
+    sandbox_org,
+    snapshot_path,
+)
+from sandbox.snapshot import SnapshotFile
 from tests.conftest import EXAMPLE_FLOWS, make_settings
 
 

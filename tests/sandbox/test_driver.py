@@ -8,8 +8,8 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 from starlette.responses import PlainTextResponse
 
-from bot.sandbox import Driver, EmulatorServer, SandboxError
-from bot.sandbox.driver import signature
+from sandbox import Driver, EmulatorServer, SandboxError
+from sandbox.driver import signature
 from tests.sandbox.conftest import ALICE, BOB, PAYMENTS, RecordingBot
 
 

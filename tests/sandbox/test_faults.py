@@ -21,7 +21,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 
-from bot.sandbox import EmulatorServer
+from sandbox import EmulatorServer
 from tests.sandbox.conftest import PAYMENTS
 
 CONNECTION_ERRORS = (URLError, ConnectionError, http.client.HTTPException)

@@ -9,11 +9,11 @@ import pytest
 from bot.blocks import button, confirm_dialog, static_select
 from bot.render.gates import GateView, gate_message
 from bot.render.modals import edit_modal, reason_modal
-from bot.sandbox import Workspace
-from bot.sandbox.ui import pages
-from bot.sandbox.ui.blocks import Surface, blocks_html
-from bot.sandbox.ui.mrkdwn import Names, mrkdwn_html, plain_html
 from orchestrator.loader import load_org
+from sandbox import Workspace
+from sandbox.ui import pages
+from sandbox.ui.blocks import Surface, blocks_html
+from sandbox.ui.mrkdwn import Names, mrkdwn_html, plain_html
 from tests.conftest import EXAMPLE_FLOWS
 
 NAMES = Names(user={"U1": "Bob Ortiz"}.get, channel={"C1": "payments"}.get, group={"S1": "finance-team"}.get,

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.sandbox import EmulatorServer, signature
-from bot.sandbox.ui.routes import typed_to_slack
+from sandbox import EmulatorServer, signature
+from sandbox.ui.routes import typed_to_slack
 from tests.sandbox.conftest import ALICE, BOB, PAYMENTS, RecordingBot
 
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from slack_sdk import WebClient
 
-from bot.sandbox import Driver, EmulatorServer
+from sandbox import Driver, EmulatorServer
 from tests.sandbox.conftest import ALICE, BOB, PAYMENTS, Clock, RecordingBot
 
 BUTTON = [{"type": "actions", "elements": [

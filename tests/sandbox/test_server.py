@@ -7,7 +7,7 @@ import socket
 import httpx
 import pytest
 
-from bot.sandbox import EmulatorServer, LoopbackServer
+from sandbox import EmulatorServer, LoopbackServer
 
 
 def test_serves_on_an_ephemeral_loopback_port_and_stops_cleanly() -> None:

@@ -9,7 +9,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.sandbox import EmulatorServer
+from sandbox import EmulatorServer
 from tests.sandbox.conftest import ALICE, BOB, CAROL, PAYMENTS
 
 

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from bot.sandbox import ApiError, Workspace
-from bot.sandbox.records import Change
 from gates.org import Org
+from sandbox import ApiError, Workspace
+from sandbox.records import Change
 from tests.sandbox.conftest import ALICE, BOB, CAROL, PAYMENTS
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
-from bot.sandbox.faults import Fault
+from sandbox.faults import Fault
 
 
 @dataclass(frozen=True)

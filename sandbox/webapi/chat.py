@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.sandbox.errors import ApiError
-from bot.sandbox.records import JSON
-from bot.sandbox.webapi.base import ApiRequest, Args, message_content, method
+from sandbox.errors import ApiError
+from sandbox.records import JSON
+from sandbox.webapi.base import ApiRequest, Args, message_content, method
 
 
 def _metadata(args: Args) -> JSON | None:

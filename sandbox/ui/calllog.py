@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl
 
-from bot.sandbox.calls import Call
-from bot.sandbox.driver import Delivery
-from bot.sandbox.ui.mrkdwn import esc
+from sandbox.calls import Call
+from sandbox.driver import Delivery
+from sandbox.ui.mrkdwn import esc
 
 
 @dataclass(frozen=True)

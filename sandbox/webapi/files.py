@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot.sandbox.errors import ApiError
-from bot.sandbox.records import JSON
-from bot.sandbox.webapi.base import ApiRequest, invalid, method
+from sandbox.errors import ApiError
+from sandbox.records import JSON
+from sandbox.webapi.base import ApiRequest, invalid, method
 
 
 @method("files.getUploadURLExternal")

@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from bot.sandbox.blockkit import Surface, block_errors
-from bot.sandbox.errors import ApiError
-from bot.sandbox.records import JSON
-from bot.sandbox.workspace import Workspace
+from sandbox.blockkit import Surface, block_errors
+from sandbox.errors import ApiError
+from sandbox.records import JSON
+from sandbox.workspace import Workspace
 
 MAX_TEXT = 40_000
 T = TypeVar("T")

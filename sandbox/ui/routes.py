@@ -29,15 +29,15 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from bot.sandbox.driver import Delivery, Driver
-from bot.sandbox.errors import ApiError, SandboxError
-from bot.sandbox.records import Channel, User
-from bot.sandbox.ui import calllog, pages
-from bot.sandbox.ui.calllog import SentLog
-from bot.sandbox.workspace import Workspace
+from sandbox.driver import Delivery, Driver
+from sandbox.errors import ApiError, SandboxError
+from sandbox.records import Channel, User
+from sandbox.ui import calllog, pages
+from sandbox.ui.calllog import SentLog
+from sandbox.workspace import Workspace
 
 if TYPE_CHECKING:
-    from bot.sandbox.app import Emulator
+    from sandbox.app import Emulator
 
 STATIC = Path(__file__).parent / "static"
 ASSETS = {"sandbox.js": "text/javascript", "sandbox.css": "text/css", "calls.js": "text/javascript"}

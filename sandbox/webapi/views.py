@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.sandbox.blockkit import view_errors
-from bot.sandbox.errors import ApiError
-from bot.sandbox.records import JSON
-from bot.sandbox.webapi.base import ApiRequest, invalid, method
+from sandbox.blockkit import view_errors
+from sandbox.errors import ApiError
+from sandbox.records import JSON
+from sandbox.webapi.base import ApiRequest, invalid, method
 
 
 def _view(req: ApiRequest, *, kind: str | None) -> dict[str, Any]:

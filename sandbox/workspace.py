@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TypeVar
 
-from bot.sandbox.errors import ApiError
-from bot.sandbox.records import (
+from sandbox.errors import ApiError
+from sandbox.records import (
     JSON,
     Change,
     Channel,
@@ -30,8 +30,8 @@ from bot.sandbox.records import (
     User,
     UserGroup,
 )
-from bot.sandbox.snapshot import Snapshots
-from bot.sandbox.surfaces import Surfaces
+from sandbox.snapshot import Snapshots
+from sandbox.surfaces import Surfaces
 
 Clock = Callable[[], float]
 T = TypeVar("T")

@@ -9,9 +9,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from bot.sandbox.errors import SandboxError
-from bot.sandbox.records import JSON, Channel, User, View
-from bot.sandbox.workspace import Workspace
+from sandbox.errors import SandboxError
+from sandbox.records import JSON, Channel, User, View
+from sandbox.workspace import Workspace
 
 # Element type -> the field its chosen value travels in (in actions and in view state).
 _SELECTION_FIELD = {

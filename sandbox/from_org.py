@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from bot.sandbox.records import SlackApp, Team
-from bot.sandbox.workspace import Clock, Workspace
 from gates.org import Org, SpecError
+from sandbox.records import SlackApp, Team
+from sandbox.workspace import Clock, Workspace
 
 
 def seed_from_org(workspace: Workspace, org: Org) -> None:

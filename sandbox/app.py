@@ -20,14 +20,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.sandbox import responses, webapi
-from bot.sandbox.calls import Call, CallLog
-from bot.sandbox.errors import ApiError
-from bot.sandbox.faults import Fault, FaultPlan
-from bot.sandbox.transport import drop_connection
-from bot.sandbox.ui.calllog import SentLog
-from bot.sandbox.ui.routes import SandboxPage
-from bot.sandbox.workspace import Workspace
+from sandbox import responses, webapi
+from sandbox.calls import Call, CallLog
+from sandbox.errors import ApiError
+from sandbox.faults import Fault, FaultPlan
+from sandbox.transport import drop_connection
+from sandbox.ui.calllog import SentLog
+from sandbox.ui.routes import SandboxPage
+from sandbox.workspace import Workspace
 
 # Arguments that carry JSON in a form body; the call log keeps them decoded for tests.
 _JSON_ARGS = ("blocks", "attachments", "metadata", "view", "files")

@@ -12,12 +12,12 @@ from typing import Any
 
 import uvicorn
 
-from bot.sandbox.app import Emulator
-from bot.sandbox.calls import Call, CallLog
-from bot.sandbox.driver import Driver
-from bot.sandbox.faults import FaultPlan
-from bot.sandbox.transport import DroppableH11Protocol
-from bot.sandbox.workspace import Workspace
+from sandbox.app import Emulator
+from sandbox.calls import Call, CallLog
+from sandbox.driver import Driver
+from sandbox.faults import FaultPlan
+from sandbox.transport import DroppableH11Protocol
+from sandbox.workspace import Workspace
 
 
 class _Server(uvicorn.Server):

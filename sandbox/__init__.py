@@ -10,15 +10,15 @@ HTTP mode talk to it as they talk to Slack.
         driver.slash_command("run vendor-payment amount=12000", user="U0ALICE01", channel="payments")
 """
 
-from bot.sandbox.app import Emulator
-from bot.sandbox.calls import Call, CallLog
-from bot.sandbox.driver import Delivery, Driver, Signing, SlackRequest, signature
-from bot.sandbox.errors import ApiError, SandboxError
-from bot.sandbox.faults import Fault, FaultPlan
-from bot.sandbox.from_org import seed_from_org, workspace_from_org
-from bot.sandbox.records import SlackApp, Team
-from bot.sandbox.server import EmulatorServer, LoopbackServer
-from bot.sandbox.workspace import Workspace
+from sandbox.app import Emulator
+from sandbox.calls import Call, CallLog
+from sandbox.driver import Delivery, Driver, Signing, SlackRequest, signature
+from sandbox.errors import ApiError, SandboxError
+from sandbox.faults import Fault, FaultPlan
+from sandbox.from_org import seed_from_org, workspace_from_org
+from sandbox.records import SlackApp, Team
+from sandbox.server import EmulatorServer, LoopbackServer
+from sandbox.workspace import Workspace
 
 __all__ = [
     "ApiError",

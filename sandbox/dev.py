@@ -26,8 +26,6 @@ from typing import TextIO
 import yaml
 from sqlalchemy.engine import make_url
 
-from bot.sandbox import EmulatorServer, LoopbackServer, SlackApp, Workspace, workspace_from_org
-from bot.sandbox.snapshot import SnapshotFile
 from bot.service import BatonService
 from gates.org import Org
 from orchestrator.clock import Clock, ShiftedClock
@@ -35,6 +33,8 @@ from orchestrator.errors import FlowError
 from orchestrator.loader import load_org
 from orchestrator.logs import configure_logging
 from orchestrator.settings import Settings
+from sandbox import EmulatorServer, LoopbackServer, SlackApp, Workspace, workspace_from_org
+from sandbox.snapshot import SnapshotFile
 from storage.trace import latest_recorded_at
 
 EXIT_USAGE = 2

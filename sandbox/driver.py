@@ -23,11 +23,11 @@ from urllib.parse import urlencode
 
 import httpx
 
-from bot.sandbox import payloads
-from bot.sandbox.blockkit import action_ids, block_errors, find_element, view_errors
-from bot.sandbox.errors import ApiError, SandboxError
-from bot.sandbox.records import JSON, Channel, User, View
-from bot.sandbox.workspace import Workspace
+from sandbox import payloads
+from sandbox.blockkit import action_ids, block_errors, find_element, view_errors
+from sandbox.errors import ApiError, SandboxError
+from sandbox.records import JSON, Channel, User, View
+from sandbox.workspace import Workspace
 
 ACK_DEADLINE = 3.0
 USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.sandbox.errors import ApiError
-from bot.sandbox.records import Channel, Ephemeral, Message, View
-from bot.sandbox.ui.blocks import Surface, blocks_html, text_html
-from bot.sandbox.ui.mrkdwn import Names, esc, mrkdwn_html
-from bot.sandbox.workspace import Workspace
+from sandbox.errors import ApiError
+from sandbox.records import Channel, Ephemeral, Message, View
+from sandbox.ui.blocks import Surface, blocks_html, text_html
+from sandbox.ui.mrkdwn import Names, esc, mrkdwn_html
+from sandbox.workspace import Workspace
 
 HOME = "home"  # the App Home tab
 DM = "dm"      # the viewer's DM with the app (its Messages tab)

@@ -1,18 +1,18 @@
 """The Slack Web API, method by method, over a `Workspace`.
 
 `call` answers one request the way Slack does: always a JSON body, `{"ok": true, ...}` or
-`{"ok": false, "error": code}`; the HTTP layer (bot.sandbox.app) adds the status codes.
+`{"ok": false, "error": code}`; the HTTP layer (sandbox.app) adds the status codes.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from bot.sandbox.errors import ApiError
-from bot.sandbox.records import JSON
-from bot.sandbox.webapi import chat, conversations, files, views
-from bot.sandbox.webapi.base import METHODS, TOKEN_TYPES, ApiRequest, Args
-from bot.sandbox.workspace import Workspace
+from sandbox.errors import ApiError
+from sandbox.records import JSON
+from sandbox.webapi import chat, conversations, files, views
+from sandbox.webapi.base import METHODS, TOKEN_TYPES, ApiRequest, Args
+from sandbox.workspace import Workspace
 
 __all__ = ["METHODS", "call", "chat", "conversations", "files", "views"]
 

@@ -12,8 +12,8 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from bot.sandbox.errors import ApiError
-from bot.sandbox.records import JSON, ResponseUrl, Team, Trigger, User, View
+from sandbox.errors import ApiError
+from sandbox.records import JSON, ResponseUrl, Team, Trigger, User, View
 
 TRIGGER_TTL = 3.0
 RESPONSE_URL_TTL = 30 * 60.0

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.sandbox.blockkit import block_errors
-from bot.sandbox.errors import ApiError
-from bot.sandbox.webapi.base import MAX_TEXT
-from bot.sandbox.workspace import Workspace
+from sandbox.blockkit import block_errors
+from sandbox.errors import ApiError
+from sandbox.webapi.base import MAX_TEXT
+from sandbox.workspace import Workspace
 
 
 def _flag(value: Any) -> bool:

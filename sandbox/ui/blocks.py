@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.sandbox.ui.mrkdwn import Names, esc, mrkdwn_html, plain_html
+from sandbox.ui.mrkdwn import Names, esc, mrkdwn_html, plain_html
 
 JSON = dict[str, Any]
 

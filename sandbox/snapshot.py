@@ -19,7 +19,7 @@ from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.sandbox.records import JSON, Channel, Message, User, View
+from sandbox.records import JSON, Channel, Message, User, View
 
 FORMAT = 1
 _MESSAGE_FIELDS = {f.name for f in fields(Message)} - {"history"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import secrets
 
-from bot.sandbox.errors import ApiError
-from bot.sandbox.records import JSON
-from bot.sandbox.webapi.base import ApiRequest, method, paginate
+from sandbox.errors import ApiError
+from sandbox.records import JSON
+from sandbox.webapi.base import ApiRequest, method, paginate
 
 
 @method("auth.test")
