@@ -5,7 +5,7 @@ Off in normal use: `BATON_CRASH_AT` is read once at import, and an unset variabl
 with SIGKILL (no cleanup, no flush: as a power cut or the OOM killer would) the first time
 it reaches that point; `signal.stored:2` the second time.
 
-The points (see tests/reliability/test_crashes.py):
+The points (tests/crash/test_crash_matrix.py kills Baton at each of them):
 
 | point | where |
 |---|---|
