@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from bot.commands import ALREADY_HANDLED, Commands, Invocation
-from bot.inbox import Inbox, request_key, signed_at
+from bot.inbox import Inbox, Stored, request_key, signed_at
 from bot.notifier import SlackSink
 from bot.replies import Replies
 from orchestrator.engine import Engine
@@ -17,8 +16,9 @@ from orchestrator.engine import Engine
 class Conversations:
     def __init__(self, engine: Engine, replies: Replies, inbox: Inbox, sink: SlackSink,
                  bot_user: Callable[[], str | None],
-                 later: Callable[..., None]) -> None:
-        self.later = later  # the work after the acknowledgement, off the listener's thread
+                 later: Callable[..., None], hand_on: Callable[[Stored], None]) -> None:
+        self.later = later  # work off the listener's thread that stores nothing (App Home)
+        self.hand_on = hand_on  # a stored request, to be finished off the listener's thread
         self.engine = engine
         self.replies = replies
         self.inbox = inbox
@@ -49,15 +49,15 @@ class Conversations:
             ack(response_type="in_channel" if reply.in_channel else "ephemeral", **reply.payload())
             return
         ack(response_type="in_channel" if reply.in_channel else "ephemeral", **reply.payload())
-        self.later(self.finish_command, row, key, body)
+        self.hand_on(Stored(row, key, "command", body))
 
-    def finish_command(self, row: int, key: str, body: dict[str, Any],
-                       received_at: datetime | None = None) -> None:
+    def finish_command(self, request: Stored) -> None:
         """The work after the acknowledgement; also a stored command whose process died
         before it was answered (`received_at` then says when it was asked)."""
+        row, key, body = request.row, request.key, request.body
         who = self._who(body["user_id"], body.get("channel_id"), "command")
-        if received_at is not None:
-            who.now = received_at
+        if request.received_at is not None:
+            who.now = request.received_at
         reply, follow = self.commands.handle(body.get("text", ""), who)
         told = follow(key) if follow is not None else reply
         if told is not None:
@@ -86,9 +86,10 @@ class Conversations:
         key = request_key("event", body, signed_at(request))
         row = self.inbox.accept(key, "event", body)
         if row is not None:  # None: Slack delivered it again (a retry); handled already
-            self.later(self.finish_event, row, key, body)
+            self.hand_on(Stored(row, key, "event", body))
 
-    def finish_event(self, row: int, key: str, body: dict[str, Any]) -> None:
+    def finish_event(self, request: Stored) -> None:
+        row, key, body = request.row, request.key, request.body
         event = body.get("event") or {}
         text = event.get("text", "")
         thread_ts = event.get("thread_ts")

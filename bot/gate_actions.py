@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.blocks import esc, plain, section
 from bot.commands import Reply, error_reply, problem_reply
-from bot.inbox import Inbox, request_key, signed_at
+from bot.inbox import Inbox, Stored, request_key, signed_at
 from bot.render.modals import REASON_ACTION, REASON_BLOCK, edit_modal, reason_modal
 from bot.replies import Replies
 from bot.views import gate_view
@@ -90,15 +90,30 @@ def _gate_id(value: Any) -> int | None:
 
 class GateActions:
     def __init__(self, engine: Engine, replies: Replies, inbox: Inbox,
-                 later: Callable[..., None], soon: Callable[..., None]) -> None:
+                 hand_on: Callable[[Stored], None], soon: Callable[..., None]) -> None:
         self.engine = engine
         self.replies = replies
         self.inbox = inbox
-        # The work after the acknowledgement, off the listener's thread: `later` for what a
-        # request asks, `soon` for opening a modal, which must happen within the three
+        # The work after the acknowledgement, off the listener's thread: `hand_on` for what a
+        # stored request asks, `soon` for opening a modal, which must happen within the three
         # seconds a trigger lasts and so does not queue behind decisions.
-        self.later = later
+        self.hand_on = hand_on
         self.soon = soon
+        # Each kind of request these listeners store, and what finishes it. A listener names
+        # the kind (bolt routed the request to it by action or callback id); the finisher
+        # never looks at the ids again.
+        self.finishers: dict[str, Callable[[Stored], None]] = {
+            "action:gate.decide": self.finish_decide,
+            "action:gate.edit": self.finish_edit_click,
+            "action:gate.claim": self.finish_claim,
+            "action:gate.snooze": self.finish_snooze,
+            "view:gate.reason": self.finish_reason,
+            "view:gate.edit": self.finish_edit,
+            # Stored by a Baton from before kinds named their listener (found after an
+            # upgrade, if that Baton died with them unfinished): sorted by their ids once.
+            "action": self.finish_stored_before_kinds,
+            "view": self.finish_stored_before_kinds,
+        }
 
     def _principal(self, slack_user: str) -> str:
         return self.engine.org.principal_for_slack(slack_user)
@@ -112,12 +127,14 @@ class GateActions:
         return (gate, run) if gate and run else None
 
     def _store(self, ack: Callable[..., None], body: dict[str, Any], kind: str,
-               request: Any) -> tuple[int, str] | None:
-        """Accept the request into the inbox, then acknowledge it."""
+               request: Any) -> None:
+        """Accept the request into the inbox as `kind`, acknowledge it, then hand it on to
+        be finished. A request seen before (its key taken) is only acknowledged."""
         key = request_key(kind, body, signed_at(request))
         row = self.inbox.accept(key, kind, body)
         ack()
-        return (row, key) if row is not None else None
+        if row is not None:
+            self.hand_on(Stored(row, key, kind, body))
 
     # -- clicks -------------------------------------------------------------------------------
     def on_decide(self, ack: Callable[..., None], body: dict[str, Any], action: dict[str, Any],
@@ -136,9 +153,7 @@ class GateActions:
                 ack()
                 self.soon(self._open_reason, client, body, gate, run, option)
                 return
-        stored = self._store(ack, body, "action", request)
-        if stored is not None:
-            self.later(self.finish, *stored, body)
+        self._store(ack, body, "action:gate.decide", request)
 
     def on_edit(self, ack: Callable[..., None], body: dict[str, Any], action: dict[str, Any],
                 client: WebClient, request: Any) -> None:
@@ -149,9 +164,7 @@ class GateActions:
             ack()
             self.soon(self._open_edit, client, body, *found)
             return
-        stored = self._store(ack, body, "action", request)  # not theirs to edit: the policy says why
-        if stored is not None:
-            self.later(self.finish, *stored, body)
+        self._store(ack, body, "action:gate.edit", request)  # not theirs to edit: the policy says why
 
     def _open_reason(self, client: WebClient, body: dict[str, Any], gate: Gate, run: Run,
                      option: dict[str, Any]) -> None:
@@ -184,11 +197,11 @@ class GateActions:
                 "Click the button again."), channel=origin.get("c"), user=body["user"]["id"],
                 once=f"open:{body.get('trigger_id')}")
 
-    def on_escalation_control(self, ack: Callable[..., None], body: dict[str, Any],
-                              request: Any) -> None:
-        stored = self._store(ack, body, "action", request)
-        if stored is not None:
-            self.later(self.finish, *stored, body)
+    def on_claim(self, ack: Callable[..., None], body: dict[str, Any], request: Any) -> None:
+        self._store(ack, body, "action:gate.claim", request)
+
+    def on_snooze(self, ack: Callable[..., None], body: dict[str, Any], request: Any) -> None:
+        self._store(ack, body, "action:gate.snooze", request)
 
     # -- modals -------------------------------------------------------------------------------
     def on_reason(self, ack: Callable[..., None], body: dict[str, Any], view: dict[str, Any],
@@ -201,9 +214,7 @@ class GateActions:
             ack(response_action="errors",
                 errors={REASON_BLOCK: "Please say why: people read this in the trace later."})
             return
-        stored = self._store(ack, body, "view", request)
-        if stored is not None:
-            self.later(self.finish, *stored, body)
+        self._store(ack, body, "view:gate.reason", request)
 
     def on_edit_submit(self, ack: Callable[..., None], body: dict[str, Any],
                        view: dict[str, Any], request: Any) -> None:
@@ -213,9 +224,7 @@ class GateActions:
             if errors:
                 ack(response_action="errors", errors=errors)
                 return
-        stored = self._store(ack, body, "view", request)
-        if stored is not None:
-            self.later(self.finish, *stored, body)
+        self._store(ack, body, "view:gate.edit", request)
 
     def _edits(self, gate: Gate, run: Run, view: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         flow = self.engine.program_for(run).flow
@@ -242,86 +251,129 @@ class GateActions:
             errors[REASON_BLOCK] = "Please say why."
         return errors
 
-    # -- the work, after the acknowledgement ----------------------------------------------------
-    def finish(self, row: int, key: str, body: dict[str, Any]) -> None:
-        """Do what a stored click or submission asked; safe to run again for the same key."""
-        user = body["user"]["id"]
+    # -- the work, after the acknowledgement: one finisher per kind ------------------------------
+    def finish_decide(self, request: Stored) -> None:
+        """A button naming an option (`gate.decide.<option>`)."""
+        action = _action(request.body)
+        self._decide_clicked(request, action, str(action.get("action_id", "")).removeprefix("gate.decide."))
+
+    def finish_edit_click(self, request: Stored) -> None:
+        """Edit, clicked by someone who may not edit (the others got the modal): asked of the
+        engine as an approval, so the gate policy says why not."""
+        self._decide_clicked(request, _action(request.body), None)
+
+    def finish_claim(self, request: Stored) -> None:
+        self._control(request, _gate_id(_action(request.body).get("value")),
+                      lambda ref, who, gate: self.engine.claim(ref, who, gate))
+
+    def finish_snooze(self, request: Stored) -> None:
+        choice = _text(_dig(_action(request.body), "selected_option", "value")) or ""
+        gate_id, _, seconds = choice.partition(":")
+        # the select offers whole seconds; anything else is not one of its options
+        whole = seconds.isascii() and seconds.isdigit() and len(seconds) < 10
+        wanted = f"{seconds}s" if whole else None
+        self._control(request, _id(gate_id) if wanted else None,
+                      lambda ref, who, gate: self.engine.snooze(ref, who, wanted, gate))
+
+    def finish_reason(self, request: Stored) -> None:
+        """The reason modal, submitted: the option it was opened for, and the reason."""
+        view = request.body["view"]
+        found = self._submitted_gate(request, view)
+        if found is not None:
+            gate, run = found
+            self._decide(request, run, gate, str(_metadata(view).get("o")), _reason(view), None,
+                         _metadata(view))
+
+    def finish_edit(self, request: Stored) -> None:
+        """The edit modal, submitted: an approval with the edited values."""
+        view = request.body["view"]
+        found = self._submitted_gate(request, view)
+        if found is not None:
+            gate, run = found
+            edits, _ = self._edits(gate, run, view)
+            self._decide(request, run, gate, _approve_option(gate), _reason(view) or None, edits,
+                         _metadata(view))
+
+    def finish_stored_before_kinds(self, request: Stored) -> None:
+        body = request.body
         if body.get("type") == "view_submission":
-            view = body["view"]
-            origin = _metadata(view)
-            found = self._gate(_id(origin.get("g")))
-            if found is not None:
-                gate, run = found
-                if view.get("callback_id") == "gate.edit":
-                    edits, _ = self._edits(gate, run, view)
-                    approve = next((o["id"] for o in gate.options if o["effect"] == "approve"), "approve")
-                    self._decide(key, run, gate, user, approve, _reason(view) or None, edits, origin)
-                else:
-                    self._decide(key, run, gate, user, str(origin.get("o")), _reason(view), None, origin)
-            else:
-                problem = "that gate no longer exists" if _id(origin.get("g")) \
-                    else "this form is not one of Baton's"
-                self.replies.tell(origin.get("r"), error_reply(problem), channel=origin.get("c"),
-                                  user=user, once=f"{key}:told")
+            edit = _dig(body, "view", "callback_id") == "gate.edit"
+            kind = "view:gate.edit" if edit else "view:gate.reason"
         else:
-            action = (body.get("actions") or [{}])[0]
-            origin = _origin(body)
-            action_id = action.get("action_id", "")
-            if action_id == "gate.snooze":
-                choice = _text(_dig(action, "selected_option", "value")) or ""
-                gate_id, _, seconds = choice.partition(":")
-                # the select offers whole seconds; anything else is not one of its options
-                whole = seconds.isascii() and seconds.isdigit() and len(seconds) < 10
-                wanted = f"{seconds}s" if whole else None
-                self._control(key, body, _id(gate_id) if wanted else None,
-                              lambda ref, who, gate: self.engine.snooze(ref, who, wanted, gate))
-            elif action_id == "gate.claim":
-                self._control(key, body, _gate_id(action.get("value")),
-                              lambda ref, who, gate: self.engine.claim(ref, who, gate))
-            else:
-                found = self._gate(_gate_id(action.get("value")))
-                if found is not None:
-                    gate, run = found
-                    option = action_id.removeprefix("gate.decide.")
-                    if action_id == "gate.edit":
-                        option = next((o["id"] for o in gate.options if o["effect"] == "approve"),
-                                      "approve")
-                    self._decide(key, run, gate, user, option, None, None, origin)
-                else:
-                    problem = "that gate no longer exists" if _gate_id(action.get("value")) \
-                        else "this button is not one of Baton's"
-                    self.replies.tell(origin.get("r"), error_reply(problem),
-                                      channel=origin.get("c"), user=user, once=f"{key}:told")
-        self.inbox.finish(row)
+            action_id = str(_action(body).get("action_id", ""))
+            kind = {"gate.snooze": "action:gate.snooze", "gate.claim": "action:gate.claim",
+                    "gate.edit": "action:gate.edit"}.get(action_id, "action:gate.decide")
+        self.finishers[kind](request)
 
-    def _decide(self, key: str, run: Run, gate: Gate, user: str, option: str, reason: str | None,
+    def _submitted_gate(self, request: Stored, view: dict[str, Any]) -> tuple[Gate, Run] | None:
+        """The gate a modal was opened for; None (the person told why, the request done)
+        when it is gone or the form is not Baton's."""
+        origin = _metadata(view)
+        found = self._gate(_id(origin.get("g")))
+        if found is None:
+            problem = "that gate no longer exists" if _id(origin.get("g")) \
+                else "this form is not one of Baton's"
+            self._tell(request, origin, error_reply(problem))
+            self.inbox.finish(request.row)
+        return found
+
+    def _decide_clicked(self, request: Stored, action: dict[str, Any], option: str | None) -> None:
+        """A click that decides: `option`, or the gate's approve option when None."""
+        origin = _origin(request.body)
+        found = self._gate(_gate_id(action.get("value")))
+        if found is None:
+            problem = "that gate no longer exists" if _gate_id(action.get("value")) \
+                else "this button is not one of Baton's"
+            self._tell(request, origin, error_reply(problem))
+            self.inbox.finish(request.row)
+            return
+        gate, run = found
+        self._decide(request, run, gate, _approve_option(gate) if option is None else option,
+                     None, None, origin)
+
+    def _tell(self, request: Stored, origin: dict[str, Any], reply: Reply) -> None:
+        self.replies.tell(origin.get("r"), reply, channel=origin.get("c"),
+                          user=request.body["user"]["id"], once=f"{request.key}:told")
+
+    def _decide(self, request: Stored, run: Run, gate: Gate, option: str, reason: str | None,
                 edits: dict[str, Any] | None, origin: dict[str, Any]) -> None:
-        report = self.engine.decide(run.ref, self._principal(user), option, reason=reason,
-                                    edits=edits, gate=str(gate.id))
-        if report.status == "recorded" and report.outcome is not None and not report.notes:
-            return  # the gate message itself now shows who decided, for everyone
-        icon = {"refused": ":no_entry_sign:", "duplicate": ":information_source:",
-                "escalated": ":rotating_light:"}.get(report.status, ":white_check_mark:")
-        self.replies.tell(origin.get("r"), _note(icon, report.message), channel=origin.get("c"),
-                          user=user, once=f"{key}:told")
+        report = self.engine.decide(run.ref, self._principal(request.body["user"]["id"]), option,
+                                    reason=reason, edits=edits, gate=str(gate.id))
+        if not (report.status == "recorded" and report.outcome is not None and not report.notes):
+            # otherwise the gate message itself now shows who decided, for everyone
+            icon = {"refused": ":no_entry_sign:", "duplicate": ":information_source:",
+                    "escalated": ":rotating_light:"}.get(report.status, ":white_check_mark:")
+            self._tell(request, origin, _note(icon, report.message))
+        self.inbox.finish(request.row)
 
-    def _control(self, key: str, body: dict[str, Any], gate_id: int | None,
+    def _control(self, request: Stored, gate_id: int | None,
                  run_it: Callable[[str, str, str], str]) -> None:
-        user = body["user"]["id"]
-        origin = _origin(body)
+        origin = _origin(request.body)
         found = self._gate(gate_id)
         if found is None:
             problem = "that gate no longer exists" if gate_id is not None else \
                 "this control is not one of Baton's"
-            self.replies.tell(origin.get("r"), error_reply(problem), channel=origin.get("c"),
-                              user=user, once=f"{key}:told")
-            return
-        gate, run = found
-        try:
-            reply = _note(":ok_hand:", run_it(run.ref, self._principal(user), str(gate.id)))
-        except BatonError as exc:
-            reply = problem_reply(exc)
-        self.replies.tell(origin.get("r"), reply, channel=origin.get("c"), user=user, once=f"{key}:told")
+            reply = error_reply(problem)
+        else:
+            gate, run = found
+            try:
+                reply = _note(":ok_hand:", run_it(run.ref, self._principal(request.body["user"]["id"]),
+                                                  str(gate.id)))
+            except BatonError as exc:
+                reply = problem_reply(exc)
+        self._tell(request, origin, reply)
+        self.inbox.finish(request.row)
+
+
+def _action(body: dict[str, Any]) -> dict[str, Any]:
+    """The clicked element of a block_actions payload ({} when there is none)."""
+    actions = body.get("actions")
+    first = actions[0] if isinstance(actions, list) and actions else None
+    return first if isinstance(first, dict) else {}
+
+
+def _approve_option(gate: Gate) -> str:
+    return next((o["id"] for o in gate.options if o["effect"] == "approve"), "approve")
 
 
 def _reason(view: dict[str, Any]) -> str:

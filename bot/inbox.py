@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,7 +33,10 @@ MAX_ID = 200
 
 
 def request_key(kind: str, body: dict[str, Any], signed_at: str | None = None) -> str:
-    """The inbox key of a Slack request of `kind` (command | action | view | event).
+    """The inbox key of a Slack request of `kind` (an inbox kind: `command`, `event`,
+    `action:…`, `view:…`). The key names the request's type only (the part before the
+    colon), as it did before kinds named their listener: the same request is the same key
+    whichever version of Baton accepted it.
 
     Slack's own id for the request when it has one: for a message (a DM, a mention) the
     message itself, its channel and `ts`, whatever event carries it; `event_id` for any
@@ -41,6 +45,7 @@ def request_key(kind: str, body: dict[str, Any], signed_at: str | None = None) -
     by a digest of the signed bytes (`signed_at`, its X-Slack-Request-Timestamp, and
     everything the body says): the same bytes sent again are the same request, and no two
     different requests share a key because a field is missing from both."""
+    kind = kind.partition(":")[0]
     ident = body.get("event_id" if kind == "event" else "trigger_id")
     event = body.get("event") if kind == "event" else None
     if isinstance(event, dict) and all(isinstance(event.get(k), str) and event[k]
@@ -54,6 +59,20 @@ def request_key(kind: str, body: dict[str, Any], signed_at: str | None = None) -
         return f"{kind}:id-sha256:{hashlib.sha256(ident.encode('utf-8', 'replace')).hexdigest()}"
     said = json.dumps([signed_at, body], sort_keys=True, ensure_ascii=True, default=str)
     return f"{kind}:body-sha256:{hashlib.sha256(said.encode()).hexdigest()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A request in the inbox, as the code that finishes it gets it: right after it was
+    acknowledged, or from the sweep after the process that acknowledged it died. `kind` was
+    decided once, by the listener bolt routed the request to, and stored with it
+    (bot.app.SlackBot.finishers maps it to its finisher)."""
+
+    row: int
+    key: str
+    kind: str
+    body: dict[str, Any]
+    received_at: datetime | None = None  # from the sweep: when the request was made
 
 
 def signed_at(request: Any) -> str | None:

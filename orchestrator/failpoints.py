@@ -5,7 +5,7 @@ Off in normal use: `BATON_CRASH_AT` is read once at import, and an unset variabl
 with SIGKILL (no cleanup, no flush: as a power cut or the OOM killer would) the first time
 it reaches that point; `signal.stored:2` the second time.
 
-The points (tests/crash/test_crash_matrix.py kills Baton at each of them):
+The points (the tests in tests/crash/ and tests/api/test_crash_callback.py kill Baton there):
 
 | point | where |
 |---|---|
@@ -19,6 +19,8 @@ The points (tests/crash/test_crash_matrix.py kills Baton at each of them):
 | `action.done` | the call returned, its result not yet written |
 | `outbox.written` | an event turned into Slack calls, not yet committed |
 | `message.sent` | Slack took a message, it is not yet marked sent |
+| `callback.sent` | a signed callback answered 2xx, the delivery not yet marked done |
+| `request.accepted` | a Slack request stored and acknowledged, its work not yet begun |
 """
 
 from __future__ import annotations
