@@ -51,9 +51,24 @@ from storage.tokens import token_by_id
 
 log = structlog.get_logger("baton.callbacks")
 
-KINDS = {"action_due": "action.due", "gate_decided": "gate.decided",
-         "run_finished": "run.finished", "run_failed": "run.finished",
-         "run_stopped": "run.finished"}
+# Every kind of event the orchestrator emits (orchestrator.events.EVENT_KINDS) and the
+# callback type it becomes; None where the caller gets no callback: the rest is theirs to
+# ask for (GET /api/v1/runs/R-42) or happens in Slack. A new kind needs an entry here
+# (tests/bot/test_event_dispatch.py fails without one).
+KINDS: dict[str, str | None] = {
+    "action_due": "action.due",
+    "gate_decided": "gate.decided",
+    "run_finished": "run.finished",
+    "run_failed": "run.finished",
+    "run_stopped": "run.finished",
+    "run_started": None,  # the caller started it: the POST's answer says so
+    "gate_opened": None, "conflict_opened": None, "vote_recorded": None,  # people's side
+    "escalated": None, "reminder": None, "claimed": None, "snoozed": None, "reassigned": None,
+    "boundary_violated": None,  # a violation that ends the run ends it: run.finished says why
+    "run_held": None,
+    "halted": None, "resumed": None,  # Baton-wide, not one run's
+    "action_reported": None,  # the caller reported it
+}
 GIVE_UP_AFTER = timedelta(hours=24)
 CLAIM = timedelta(seconds=60)  # longer than an attempt's timeouts
 MAX_BACKOFF_S = 600.0
@@ -75,7 +90,7 @@ class CallbackSink:
         self.on_queued = on_queued
 
     def handle(self, session: Session, event: DomainEvent) -> None:
-        kind = KINDS.get(event.kind)
+        kind = KINDS.get(event.kind)  # an unknown kind (a newer Baton's): no callback either
         if kind is None or event.run_id is None:
             return
         run = session.get(Run, event.run_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import structlog
 from sqlmodel import Session, col, func, select, update
 
 from bot.blocks import esc
@@ -28,6 +29,8 @@ from orchestrator.wording import clock_time, count, seconds
 from storage.engine import after_commit
 from storage.models import FlowVersion, Gate, Run, SlackOutbox, SlackRef
 from storage.trace import gate_entries
+
+log = structlog.get_logger("baton.notifier")
 
 HOME = "home"  # the outbox renderer of App Home views
 
@@ -163,11 +166,14 @@ class SlackSink:
 
     # -- events -----------------------------------------------------------------------------------
     def handle(self, session: Session, event: DomainEvent) -> None:
-        handler = getattr(self, f"on_{event.kind}", None)
+        if event.kind not in ON_EVENT:  # written by a newer Baton: nothing we know to show
+            log.error("event_kind_unknown", kind=event.kind, event_id=event.id)
+            return
+        handler = ON_EVENT[event.kind]
         if handler is None:
             return
         run = session.get(Run, event.run_id) if event.run_id else None
-        handler(session, run, event.payload, event.at)
+        handler(self, session, run, event.payload, event.at)
         if self.on_queued is not None:
             after_commit(session, self.on_queued)
 
@@ -175,7 +181,7 @@ class SlackSink:
         assert run.id is not None
         self._post(s, run, self._card(s, run, "running"), at, ref=card_ref(run.id), threaded=False)
 
-    def _open(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+    def on_gate_opened(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
         gate = s.get(Gate, p["gate_id"])
         if gate is None or run.id is None:
             return
@@ -194,9 +200,6 @@ class SlackSink:
                          ref=f"{ref}:dm:{slack_id}")
         self._update_card(s, run, self._card(s, run, "waiting"), at)
         self.refresh_homes(s, gate.approvers, at)
-
-    on_gate_opened = _open
-    on_conflict_opened = _open
 
     def _pings(self, specs: Iterable[str], gate: Gate, run: Run) -> str:
         """The mentions that ping `specs` about `gate`: never its requester under four-eyes
@@ -314,7 +317,7 @@ class SlackSink:
         self._post(s, run, run_render.run_note(run.ref, "held", p["why"]), at)
         self._update_card(s, run, self._card(s, run, "held", p["why"]), at)
 
-    def _finished(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+    def on_run_finished(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
         assert run.id is not None
         # Gates the run left open (stopped, cancelled by its API caller) lose their buttons.
         for gate in s.exec(select(Gate).where(Gate.run_id == run.id, Gate.status == "cancelled")):
@@ -327,10 +330,6 @@ class SlackSink:
         self._post(s, run, run_render.run_note(run.ref, p["status"], p.get("why", ""), extra=extra), at)
         self._update_card(s, run, self._card(s, run, p["status"], p.get("why")), at)
         self.refresh_home(s, run.requester, at)
-
-    on_run_finished = _finished
-    on_run_failed = _finished
-    on_run_stopped = _finished
 
     def _system(self, s: Session, p: dict[str, Any], at: Any, text: str) -> None:
         default = self.org.data.default_channel
@@ -346,3 +345,31 @@ class SlackSink:
 
     def on_resumed(self, s: Session, run: Run | None, p: dict[str, Any], at: Any) -> None:
         self._system(s, p, at, f":arrow_forward: *Baton resumed* by {mention(self.org, p['by'])}")
+
+
+EventHandler = Callable[[SlackSink, Session, Run | None, dict[str, Any], Any], None]
+
+# Every kind of event the orchestrator emits (orchestrator.events.EVENT_KINDS) and what Slack
+# shows for it; None where Slack deliberately shows nothing. A new kind needs an entry here
+# (tests/bot/test_event_dispatch.py fails without one).
+ON_EVENT: dict[str, EventHandler | None] = {
+    "run_started": SlackSink.on_run_started,  # the run card, in the channel it came from
+    "gate_opened": SlackSink.on_gate_opened,
+    "conflict_opened": SlackSink.on_gate_opened,  # a conflict is a gate with "follow X" buttons
+    "vote_recorded": SlackSink.on_vote_recorded,
+    "gate_decided": SlackSink.on_gate_decided,
+    "escalated": SlackSink.on_escalated,
+    "reminder": SlackSink.on_reminder,
+    "claimed": SlackSink.on_claimed,
+    "snoozed": SlackSink.on_snoozed,
+    "reassigned": SlackSink.on_reassigned,
+    "boundary_violated": SlackSink.on_boundary_violated,
+    "run_held": SlackSink.on_run_held,
+    "run_finished": SlackSink.on_run_finished,
+    "run_failed": SlackSink.on_run_finished,
+    "run_stopped": SlackSink.on_run_finished,
+    "halted": SlackSink.on_halted,
+    "resumed": SlackSink.on_resumed,
+    "action_due": SlackSink.on_action_due,
+    "action_reported": SlackSink.on_action_reported,
+}

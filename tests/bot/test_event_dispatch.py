@@ -1,0 +1,68 @@
+"""Every event kind the orchestrator emits has an entry in each durable sink's table: a
+handler, or None where that sink deliberately does nothing. A reader greps an emitted kind
+(`tx.emit("gate_opened", ...)`) and finds its handler in one step (`"gate_opened":
+SlackSink.on_gate_opened`); a kind added without an entry fails here, not in Slack."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from bot.callbacks import KINDS as CALLBACK_KINDS
+from bot.notifier import ON_EVENT, SlackSink
+from orchestrator.events import EVENT_KINDS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _emitted_kinds() -> dict[str, str]:
+    """The kinds written as literals where events are emitted: `emit(session, run, KIND, ...)`
+    and `tx.emit(KIND, ...)` in orchestrator/ and bot/, each with where it is emitted."""
+    found: dict[str, str] = {}
+    for path in sorted([*(ROOT / "orchestrator").rglob("*.py"), *(ROOT / "bot").rglob("*.py")]):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for call in ast.walk(tree):
+            if not isinstance(call, ast.Call):
+                continue
+            if isinstance(call.func, ast.Name) and call.func.id == "emit" and len(call.args) > 2:
+                kind = call.args[2]
+            elif isinstance(call.func, ast.Attribute) and call.func.attr == "emit" and call.args:
+                kind = call.args[0]
+            else:
+                continue
+            for literal in _literals(kind):
+                found.setdefault(literal, f"{path.relative_to(ROOT)}:{call.lineno}")
+    return found
+
+
+def _literals(node: ast.expr) -> list[str]:
+    """The strings an argument can be: `"a"`, or `"a" if ... else "b"`."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, ast.IfExp):
+        return _literals(node.body) + _literals(node.orelse)
+    return []
+
+
+def test_every_emitted_kind_is_a_known_kind() -> None:
+    emitted = _emitted_kinds()
+    # the scan must see the emit calls: if events are emitted some other way, point it there
+    assert len(emitted) >= 15, sorted(emitted)
+    unknown = {kind: where for kind, where in emitted.items() if kind not in EVENT_KINDS}
+    assert not unknown, f"emitted but not in orchestrator.events.EVENT_KINDS: {unknown}"
+
+
+def test_the_slack_sink_has_an_entry_for_every_kind_and_no_other() -> None:
+    assert set(ON_EVENT) == set(EVENT_KINDS), (
+        f"no entry in bot.notifier.ON_EVENT: {sorted(EVENT_KINDS - set(ON_EVENT))}; "
+        f"not an event kind: {sorted(set(ON_EVENT) - EVENT_KINDS)}")
+    for kind, handler in ON_EVENT.items():
+        assert handler is None or getattr(SlackSink, handler.__name__, None) is handler, kind
+
+
+def test_the_callback_sink_has_an_entry_for_every_kind_and_no_other() -> None:
+    assert set(CALLBACK_KINDS) == set(EVENT_KINDS), (
+        f"no entry in bot.callbacks.KINDS: {sorted(EVENT_KINDS - set(CALLBACK_KINDS))}; "
+        f"not an event kind: {sorted(set(CALLBACK_KINDS) - EVENT_KINDS)}")
+    # the callback types docs/api.md documents
+    assert {v for v in CALLBACK_KINDS.values() if v} == {"action.due", "gate.decided", "run.finished"}
