@@ -343,7 +343,7 @@ class SlackInbox(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True)
-    kind: str  # command | action | view | event
+    kind: str  # command | event | action:<action id> | view:<callback id> (bot.app.SlackBot.finishers)
     payload: dict = _json(default_factory=_new_dict)
     status: str = "pending"  # pending | done | failed
     claimed_by: str | None = None
