@@ -295,6 +295,8 @@ class GateActions:
                          _metadata(view))
 
     def finish_stored_before_kinds(self, request: Stored) -> None:
+        """A click (`action`) or submission (`view`) an older Baton stored: its kind told
+        once from its ids, as bolt would route it now, then finished as that kind."""
         body = request.body
         if body.get("type") == "view_submission":
             edit = _dig(body, "view", "callback_id") == "gate.edit"
