@@ -164,6 +164,12 @@ class Commands:
         self.org = engine.org
         self.upload = upload  # queue files for Slack: (channel, files, comment, thread_ts)
         self.upload_privately = upload_privately  # ... for one person alone, by DM
+        # Each `/baton` verb and what answers it (HELP says the same to people).
+        self.verbs: dict[str, Callable[[list[str], Invocation], tuple[Reply, FollowUp | None]]] = {
+            "run": self.cmd_run, "status": self.cmd_status, "trace": self.cmd_trace,
+            "stats": self.cmd_stats, "stop": self.cmd_stop, "halt": self.cmd_halt,
+            "resume": self.cmd_resume, "flows": self.cmd_flows, "help": self.cmd_help,
+        }
 
     def handle(self, text: str, who: Invocation) -> tuple[Reply, FollowUp | None]:
         try:
@@ -173,7 +179,7 @@ class Commands:
         if not words:
             return help_reply(), None
         verb, rest = words[0].lower(), words[1:]
-        handler = getattr(self, f"cmd_{verb}", None)
+        handler = self.verbs.get(verb)
         if handler is None:
             reply = help_reply("/baton")
             # plain_text: what was typed is shown as typed (a backtick in it cannot end the

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs
 
 from sqlmodel import col, select
 
+from bot.commands import HELP
 from orchestrator.clock import FakeClock
 from sandbox import payloads
 from storage import rows
@@ -175,3 +176,15 @@ def test_a_kind_this_baton_does_not_know_is_set_aside_with_the_reason(baton: Bat
     assert older.status == "done"
     (told,) = baton.ephemerals(DAVE)  # once: for the older row, not for the unknown one
     assert "not an approver of R-1" in told.text
+
+
+def test_every_baton_verb_has_its_handler_and_its_line_in_help(baton: Baton) -> None:
+    """`/baton VERB` finds its handler in one table (Commands.verbs), and help lists the same
+    verbs, each of them answered through the endpoint."""
+    verbs = set(baton.service.bot.conversations.commands.verbs)
+    assert verbs == {command.split()[0] for command, _ in HELP}
+    shown = baton.driver.slash_command("help", user=ALICE, channel=PAYMENTS).body
+    for verb in verbs:
+        assert f"/baton {verb}" in shown, verb
+    unknown = baton.driver.slash_command("cmd_run vendor-payment", user=ALICE, channel=PAYMENTS)
+    assert "is not a Baton command" in unknown.body
