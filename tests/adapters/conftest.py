@@ -22,7 +22,7 @@ import httpx
 import pytest
 from baton_client import Baton as Client
 
-from bot.sandbox import EmulatorServer, workspace_from_org
+from sandbox import EmulatorServer, workspace_from_org
 from storage.engine import Database
 from storage.migrate import ensure_schema
 from tests.bot.conftest import CAROL, ORG, PAYMENTS, emulator  # noqa: F401  (fixtures)
