@@ -153,7 +153,7 @@ class Mcp:
                     s.exec(select(func.count()).select_from(TraceEntry)).one())
 
     def trace(self, ref: str) -> list[dict[str, Any]]:
-        from orchestrator.export import export_run
+        from orchestrator.readers.export import export_run
 
         engine = self.api.baton.engine
         return list(export_run(engine.db, engine.get_run(ref))["entries"])

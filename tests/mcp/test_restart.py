@@ -18,7 +18,7 @@ import anyio
 import httpx
 import pytest
 
-from bot.sandbox import EmulatorServer, workspace_from_org
+from sandbox import EmulatorServer, workspace_from_org
 from storage.engine import Database
 from storage.migrate import ensure_schema
 from tests.bot.conftest import ORG, PAYMENTS

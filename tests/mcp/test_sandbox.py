@@ -11,9 +11,9 @@ from pathlib import Path
 import anyio
 import httpx
 
-from bot.dev import DevSandbox, sandbox_app
-from bot.sandbox import workspace_from_org
 from orchestrator.loader import load_org
+from sandbox import workspace_from_org
+from sandbox.dev import DevSandbox, sandbox_app
 from tests.cli.conftest import InProcess
 from tests.conftest import EXAMPLE_FLOWS, make_settings
 from tests.mcp.conftest import COMMAND, http_agent

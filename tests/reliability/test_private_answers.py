@@ -139,7 +139,7 @@ def test_health_says_only_whether_the_database_answers(url: str, tmp_path, figur
     from structlog.testing import capture_logs
 
     from bot.http import http_app
-    from bot.sandbox import LoopbackServer
+    from sandbox import LoopbackServer
     from storage.engine import Database
 
     db = Database(url.format(tmp=tmp_path))
