@@ -125,7 +125,7 @@ def test_assignments_options_and_words() -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("run", "say which flow to run; flows: release-review, support-triage, vendor-payment"),
+    ("run", "say which flow to run; flows: agent-action, release-review, support-triage, vendor-payment"),
     ("run vendor-paymnt vendor=ACME", "unknown flow 'vendor-paymnt'. Did you mean 'vendor-payment'?"),
     ("run vendor-payment vendor=ACME", "missing required input 'amount'"),
     ("run vendor-payment vendor=ACME amount=lots", "amount: expected a number"),
