@@ -57,7 +57,6 @@ def claim(tx: Tx, gate: Gate, user: str) -> str:
     gate.claimed_by = user
     gate.claim_until = gate.next_deadline = move.deadline
     add_timer(tx, gate, "claim_expired", move.deadline, since=tx.now.isoformat())
-    tx.session.add(gate)
     data = {"gate": gate.key, "gate_id": gate.id, "until": move.deadline.isoformat(),
             "deadline": move.deadline.isoformat(), "postponed_s": move.moved.total_seconds(),
             "latest": move.latest.isoformat()}
@@ -92,7 +91,6 @@ def snooze(tx: Tx, gate: Gate, user: str, wanted: timedelta) -> str:
         add_timer(tx, gate, "escalate", move.deadline, snoozed=True)
         if quiet_until < move.deadline:
             add_timer(tx, gate, "snooze_ended", quiet_until)
-    tx.session.add(gate)
     data = {"gate": gate.key, "gate_id": gate.id, "until": quiet_until.isoformat(),
             "for_s": duration.total_seconds(), "deadline": move.deadline.isoformat(),
             "postponed_s": move.moved.total_seconds(), "latest": move.latest.isoformat()}
@@ -120,7 +118,6 @@ def reassign(tx: Tx, gate: Gate, user: str, to: str, *, is_admin: bool) -> str:
     if to in gate.approvers:
         raise Refusal(f"{tx.org.display(to)} can already decide {tx.run.ref}")
     gate.approvers = sorted({*gate.approvers, to})
-    tx.session.add(gate)
     tx.trace("reassigned", {"gate": gate.key, "gate_id": gate.id, "to": to},
              actor=user, node=gate.node)
     tx.emit("reassigned", {"gate_id": gate.id, "gate": gate.key, "by": user, "to": to})

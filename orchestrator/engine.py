@@ -23,10 +23,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
-import sqlalchemy as sa
 import structlog
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select, update
 
 from gates.durations import parse_duration
 from gates.options import Refusal
@@ -62,10 +59,11 @@ from orchestrator.runtime import Finish, Goto, Hold, Transition, Tx, Wait, Work
 from orchestrator.spec import ExternalAgent
 from orchestrator.text import well_formed
 from orchestrator.workers import TrackingExecutor
-from storage import rows, trace
-from storage.engine import Database, after_commit
-from storage.models import FlowVersion, Gate, Run, StepExecution, Timer
-from storage.repo import halt_state, lock, system_state
+from storage import gates, runs, timers, trace
+from storage.engine import Database
+from storage.records import Gate, Run, Timer
+from storage.runs import halt_state
+from storage.writer import Writer
 
 log = structlog.get_logger("baton.engine")
 
@@ -74,12 +72,6 @@ FINISHED = frozenset({"succeeded", "rejected", "stopped", "failed"})
 ONLY_PEOPLE = ("only people decide, claim, snooze or reassign gates; a service (an agent) "
                "starts runs, submits signals and reports results")
 _REF = re.compile(r"^\s*(?:R-?)?(\d+)\s*$", re.IGNORECASE)
-_GATES = Gate.__table__  # type: ignore[attr-defined]
-# A run's open gates, oldest first; built once (cheaper than building it per read).
-_OPEN_GATES = (sa.select(_GATES).where(_GATES.c.run_id == sa.bindparam("run"),
-                                       _GATES.c.status == "open").order_by(_GATES.c.id))
-_ANY_OPEN_GATE = sa.select(_GATES.c.id).where(_GATES.c.run_id == sa.bindparam("run"),
-                                              _GATES.c.status == "open").limit(1)
 
 
 def parse_ref(ref: str | int) -> int:
@@ -196,19 +188,19 @@ class Engine:
         except Exception:
             log.exception("advance_failed", run=f"R-{run_id}")
 
-    def program_for(self, run: Run, session: Any = None) -> Program:
-        """The compiled flow `run` follows. Inside a transaction pass its session: taking a
-        second connection while holding the write lock can wait for a pool that every other
+    def program_for(self, run: Any, w: Writer | None = None) -> Program:
+        """The compiled flow `run` follows. Inside a transaction pass it: taking a second
+        connection while holding the write lock can wait for a pool that every other
         writer has emptied, each of them waiting for that lock (a 30 s stall, then
         "database is locked")."""
         program = self._programs.get(run.flow_version_id)
         if program is not None:
             return program
-        if session is not None:
-            version = session.get(FlowVersion, run.flow_version_id)
+        if w is not None:
+            version = runs.flow_version(w.conn, run.flow_version_id)
         else:
             with self.db.read() as s:
-                version = s.get(FlowVersion, run.flow_version_id)
+                version = runs.flow_version(s, run.flow_version_id)
         assert version is not None
         try:
             current = self.flows.get(run.flow_name)
@@ -222,33 +214,26 @@ class Engine:
         self._programs[run.flow_version_id] = program
         return program
 
-    def _flow_version(self, s: Any, program: Program, now: datetime) -> int:
+    def _flow_version(self, w: Writer, program: Program, now: datetime) -> int:
         cached = self._versions.get(program.digest)
         if cached is not None:
             return cached
-        found = s.exec(select(FlowVersion).where(FlowVersion.digest == program.digest)).first()
-        if found is None:
-            try:
-                with rows.savepoint(s):
-                    found = FlowVersion(name=program.name, digest=program.digest,
-                                        definition=definition(program.flow),
-                                        source=program.source, created_at=now)
-                    s.add(found)
-            except IntegrityError:  # another process stored the same version just now
-                found = s.exec(select(FlowVersion)
-                               .where(FlowVersion.digest == program.digest)).one()
-        assert found.id is not None
-        version_id = found.id
+        version_id = runs.flow_version_id(w, program.digest)
+        if version_id is None:  # stored unless another process stored it just now
+            version_id = runs.store_flow_version(w, {
+                "name": program.name, "digest": program.digest,
+                "definition": definition(program.flow), "source": program.source,
+                "created_at": now})
 
         def remember() -> None:  # only once committed: another thread may use it at once
             self._versions[program.digest] = version_id
             self._programs.setdefault(version_id, program)
 
-        after_commit(s, remember)
+        w.after_commit(remember)
         return version_id
 
-    def _tx(self, s: Any, run: Run) -> Tx:
-        return Tx(s, run, self.program_for(run, s), self, self.clock.now())
+    def _tx(self, w: Writer, run: Run) -> Tx:
+        return Tx(w, run, self.program_for(run, w), self, self.clock.now())
 
     # -- starting ---------------------------------------------------------------------------
     def start_run(self, flow_name: str, inputs: Mapping[str, Any], requester: str,
@@ -311,30 +296,22 @@ class Engine:
         flow = program.flow
         carry: _Carry | None = None
         try:
-            with self.db.write() as s:
-                state = halt_state(s)
+            with self.db.writer() as w:
+                state = halt_state(w)
                 if state.halted:
                     raise Unavailable(
                         f"Baton is halted (emergency stop by {self.org.display(state.halted_by or '?')}"
                         + (f": {state.halt_reason}" if state.halt_reason else "")
                         + "); no new runs start until an admin resumes Baton")
-                version_id = self._flow_version(s, program, now)
+                version_id = self._flow_version(w, program, now)
                 row = {"flow_name": flow.name, "flow_version_id": version_id,
                        "status": "running", "requester": requester, "inputs": values,
                        "requested_inputs": dict(values), "cursor": program.start,
                        "origin": origin, "created_at": now, "updated_at": now,
                        "request_key": request_key}
-                run: Run | None
-                if request_key is None:
-                    run = rows.insert_now(s, Run, row)
-                else:
-                    try:
-                        with rows.savepoint(s):
-                            run = rows.insert_now(s, Run, row)
-                    except IntegrityError:
-                        run = None  # the same request, started elsewhere
+                run = runs.insert_run(w, row)  # None: the same request, started elsewhere
                 if run is not None:
-                    tx = Tx.new_run(s, run, program, self, now)
+                    tx = Tx.new_run(w, run, program, self, now)
                     tx.trace("run_started", {"flow": flow.name, "version": str(flow.version),
                                              "digest": program.digest, "requester": requester,
                                              "inputs": values, "origin": origin}, actor=requester)
@@ -351,7 +328,7 @@ class Engine:
 
     def _run_for_request(self, request_key: str) -> Run | None:
         with self.db.read() as s:
-            return s.exec(select(Run).where(Run.request_key == request_key)).first()
+            return runs.run_for_request(s, request_key)
 
     # -- running ----------------------------------------------------------------------------
     def _lease_free(self, run: Run, owner: str, now: datetime) -> bool:
@@ -385,11 +362,8 @@ class Engine:
             if not held:
                 continue
             try:
-                with self.db.write() as s:
-                    until = self.clock.now() + self.lease_ttl
-                    for owner, run_id in held:
-                        s.exec(update(Run).where(col(Run.id) == run_id, col(Run.lease_owner) == owner)
-                               .values(lease_until=until))
+                with self.db.writer() as w:
+                    runs.renew_leases(w, held, self.clock.now() + self.lease_ttl)
             except Exception:
                 log.exception("lease_renewal_failed")
 
@@ -409,11 +383,11 @@ class Engine:
         transactions. Returns True when the run should be looked at again."""
 
         def attempt(isolated: bool) -> tuple[Node | None, Work | None, datetime] | None:
-            with self.db.write() as s:
-                run = lock(s, Run, run_id)
+            with self.db.writer() as w:
+                run = runs.lock_run(w, run_id)
                 if run is None or run.status != "running":
                     return None
-                tx = self._tx(s, run)
+                tx = self._tx(w, run)
                 if not self._lease_free(run, owner, tx.now):
                     return None
                 run.lease_owner, run.lease_until = owner, tx.now + self.lease_ttl
@@ -456,13 +430,13 @@ class Engine:
                      started: datetime, isolated: bool,
                      ) -> tuple[Node | None, Work | None, datetime] | None:
         """The transaction after `node`'s slow work: its result, then the steps after it."""
-        with self.db.write() as s:
-            run = lock(s, Run, run_id)
+        with self.db.writer() as w:
+            run = runs.lock_run(w, run_id)
             if run is None or run.status != "running" or run.lease_owner != owner:
                 log.warning("step_result_discarded", step=node.key,
                             status=run.status if run else None)
                 return None
-            tx = self._tx(s, run)
+            tx = self._tx(w, run)
             next_node, next_work = node, None
             if self._apply(tx, node, work.finish(tx, outcome), started):
                 next_node, next_work = self._chain(tx, first=False, isolated=isolated)
@@ -525,7 +499,7 @@ class Engine:
                 # if this step crashes, what the earlier steps did still commits, and the
                 # run fails at this step
                 try:
-                    with rows.savepoint(tx.session):
+                    with tx.w.savepoint():
                         work, go_on = self._begin(tx, node)
                 except Exception as exc:
                     log.exception("step_crashed", step=node.key)
@@ -560,14 +534,11 @@ class Engine:
         run.updated_at = tx.now
         if node is not None:
             status = {Goto: "done", Wait: "waiting", Hold: "held", Finish: "done"}[type(transition)]
-            rows.add(tx.session, StepExecution, {
-                "run_id": run.id, "node": node.key, "kind": node.kind,
-                "visit": int(run.visits.get(node.key, 1)), "status": status,
-                "started_at": started, "finished_at": tx.now})
+            runs.record_step(tx.w, run.id, node.key, node.kind, int(run.visits.get(node.key, 1)),
+                             status, started, tx.now)
         if isinstance(transition, Goto):
             run.cursor = transition.node
             run.status = "running"
-            tx.session.add(run)
             return True
         run.lease_owner, run.lease_until = None, None
         if isinstance(transition, Wait):
@@ -578,7 +549,6 @@ class Engine:
             tx.emit("run_held", {"why": transition.reason})
         else:
             self._finish(tx, transition)
-        tx.session.add(run)
         return False
 
     def _finish(self, tx: Tx, finish: Finish, actor: str = "baton") -> None:
@@ -586,20 +556,16 @@ class Engine:
         if run.status == "waiting" and run.cursor in tx.program.nodes \
                 and tx.program.nodes[run.cursor].kind == "external":
             external.withdraw(tx, run.cursor)  # stopped while its caller was to act
-        gates: list[Gate] = []
         # Usually the run has no open gate left: ask the table first. Loading the gates would
         # first write the rows queued so far (as every read in a write transaction does),
         # and the rest at commit: two INSERTs per table instead of one.
-        if tx.session.connection().execute(_ANY_OPEN_GATE, {"run": run.id}).first() is not None:
-            with tx.session.no_autoflush:  # the run's own changes need no UPDATE first
-                gates = rows.load(tx.session, Gate, _OPEN_GATES, {"run": run.id})
-        for gate in gates:
-            if gate.status != "open":  # closed in this transaction, not yet flushed
+        still_open = gates.open_gates(tx.w, run.id) if gates.has_open_gate(tx.w, run.id) else []
+        for gate in still_open:
+            if gate.status != "open":  # closed in this transaction
                 continue
             gating.cancel_timers(tx, gate)
             gate.status = "cancelled"
             gate.next_deadline = None
-            tx.session.add(gate)
         run.status = finish.status
         run.outcome = finish.outcome
         run.reason = finish.reason
@@ -607,7 +573,6 @@ class Engine:
         run.lease_owner, run.lease_until = None, None
         if finish.status == "failed":
             run.error = finish.reason
-        tx.session.add(run)
         data = {"status": finish.status, "outcome": finish.outcome, "why": finish.reason,
                 "duration_s": round((tx.now - run.created_at).total_seconds(), 3),
                 "steps": run.steps_taken, "tokens": run.tokens_used}
@@ -617,13 +582,13 @@ class Engine:
         log.info("run_finished", run=run.ref, status=finish.status, why=finish.reason)
 
     def _fail(self, run_id: int, owner: str, node: Node | None, exc: Exception) -> None:
-        with self.db.write() as s:
-            run = lock(s, Run, run_id)
+        with self.db.writer() as w:
+            run = runs.lock_run(w, run_id)
             if run is None or run.status in FINISHED:
                 return
             if run.status == "running" and run.lease_owner not in (None, owner):
                 return
-            tx = self._tx(s, run)
+            tx = self._tx(w, run)
             self._finish(tx, Finish("failed", "error", _internal(node, exc)))
 
     def recover(self) -> list[str]:
@@ -631,9 +596,9 @@ class Engine:
         but not yet acted on. Called on start and periodically by the server."""
         now = self.clock.now()
         with self.db.read() as s:
-            runs = list(s.exec(select(Run).where(Run.status == "running")))
+            running = runs.runs_with_status(s, "running")
         resumed = []
-        for run in runs:
+        for run in running:
             if run.lease_owner is None or self._lease_free(run, "-", now):
                 resumed.append(run.ref)
                 assert run.id is not None
@@ -643,33 +608,32 @@ class Engine:
         return resumed
 
     # -- people -------------------------------------------------------------------------------
-    def _open_gate(self, s: Any, run: Run, gate_key: str | None) -> Gate:
-        gates = rows.load(s, Gate, _OPEN_GATES, {"run": run.id})
+    def _open_gate(self, w: Writer, run: Run, gate_key: str | None) -> Gate:
+        found_open = gates.open_gates(w, run.id)
         if gate_key is not None:
-            wanted = [g for g in gates if g.key == gate_key or str(g.id) == str(gate_key)]
+            wanted = [g for g in found_open if g.key == gate_key or str(g.id) == str(gate_key)]
             if not wanted:
-                closed = [g for g in s.exec(select(Gate).where(Gate.run_id == run.id)
-                                            .order_by(col(Gate.id).desc()))
+                closed = [g for g in gates.gates_newest_first(w, run.id)
                           if g.key == gate_key or str(g.id) == str(gate_key)]
                 if closed:
                     state = (f"already decided ({closed[0].outcome})" if closed[0].status == "decided"
                              else "closed: the run ended")
                     raise Refusal(f"gate '{closed[0].key}' of {run.ref} is {state}")
-                open_keys = ", ".join(g.key for g in gates) or "none"
+                open_keys = ", ".join(g.key for g in found_open) or "none"
                 raise Refusal(f"{run.ref} has no open gate {gate_key!r}; open gates: {open_keys}")
-            gates = wanted
-        if not gates:
+            found_open = wanted
+        if not found_open:
             state = run.status if run.status != "running" else "running (not at a gate)"
             raise Refusal(f"{run.ref} has no open gate to decide; it is {state}")
-        if len(gates) > 1:
+        if len(found_open) > 1:
             raise Refusal(f"{run.ref} has several open gates: "
-                          + ", ".join(g.key for g in gates) + "; say which one (--gate)")
-        found = lock(s, Gate, gates[0].id)
+                          + ", ".join(g.key for g in found_open) + "; say which one (--gate)")
+        found = gates.lock_gate(w, found_open[0].id)
         assert found is not None
         return found
 
-    def _run_for_update(self, s: Any, ref: str | int) -> Run:
-        run = lock(s, Run, parse_ref(ref))
+    def _run_for_update(self, w: Writer, ref: str | int) -> Run:
+        run = runs.lock_run(w, parse_ref(ref))
         if run is None:
             raise NotFound(f"no run {ref}", see="status")
         return run
@@ -685,7 +649,6 @@ class Engine:
             tx.run.status = "running"
             tx.run.cursor = transition.node
             tx.run.updated_at = tx.now
-            tx.session.add(tx.run)
             return True
         if isinstance(transition, Finish):
             self._finish(tx, transition)
@@ -711,9 +674,9 @@ class Engine:
         how far it went in the same transaction (`_carry_on`)."""
         carry: _Carry | None = None
         try:
-            with self.db.write() as s:
-                run = self._run_for_update(s, ref)
-                tx = self._tx(s, run)
+            with self.db.writer() as w:
+                run = self._run_for_update(w, ref)
+                tx = self._tx(w, run)
                 if run.status in FINISHED:
                     why = f"{run.ref} already finished ({run.status}: {run.reason})"
                     self._refused(tx, "decide", user, why, option=option)
@@ -722,7 +685,7 @@ class Engine:
                     self._refused(tx, "decide", user, ONLY_PEOPLE, option=option)
                     return DecisionReport("refused", ONLY_PEOPLE, run.ref), False, None
                 try:
-                    found = self._open_gate(s, run, gate)
+                    found = self._open_gate(w, run, gate)
                 except Refusal as exc:
                     self._refused(tx, "decide", user, str(exc), option=option)
                     return DecisionReport("refused", str(exc), run.ref), False, None
@@ -759,9 +722,9 @@ class Engine:
                        ) -> tuple[external.ReportRefused | None, bool, _Carry | None, Run]:
         carry: _Carry | None = None
         try:
-            with self.db.write() as s:
-                run = self._run_for_update(s, ref)
-                tx = self._tx(s, run)
+            with self.db.writer() as w:
+                run = self._run_for_update(w, ref)
+                tx = self._tx(w, run)
                 outcome = external.record_report(tx, report, by)
                 if isinstance(outcome, external.ReportRefused):
                     return outcome, False, None, run
@@ -782,9 +745,9 @@ class Engine:
         refusal = None
         refusal_kind: type[BatonError] = BatonError
         resume = False
-        with self.db.write() as s:
-            run = self._run_for_update(s, ref)
-            tx = self._tx(s, run)
+        with self.db.writer() as w:
+            run = self._run_for_update(w, ref)
+            tx = self._tx(w, run)
             flow = tx.program.flow
             spec = flow.agents.get(agent)
             externals = [n for n, a in flow.agents.items() if a.kind == "external"]
@@ -814,7 +777,6 @@ class Engine:
                         and node.key in run.context.get("settles", {})
                         and all(n in tx.signals() for n in node.spec.among)):
                     run.status = "running"
-                    s.add(run)
                     resume = True
         if refusal:
             raise refusal_kind(refusal)
@@ -825,9 +787,9 @@ class Engine:
     def stop(self, ref: str | int, user: str, reason: str | None = None) -> Run:
         reason = well_formed(reason)
         refusal = None
-        with self.db.write() as s:
-            run = self._run_for_update(s, ref)
-            tx = self._tx(s, run)
+        with self.db.writer() as w:
+            run = self._run_for_update(w, ref)
+            tx = self._tx(w, run)
             refusal_kind: type[BatonError] = Conflict
             if run.status in FINISHED:
                 refusal = f"{run.ref} already finished ({run.status})"
@@ -848,13 +810,13 @@ class Engine:
                       fn: Callable[[Tx, Gate], str]) -> str:
         refusal = None
         message = ""
-        with self.db.write() as s:
-            run = self._run_for_update(s, ref)
-            tx = self._tx(s, run)
+        with self.db.writer() as w:
+            run = self._run_for_update(w, ref)
+            tx = self._tx(w, run)
             try:
                 if is_service(user):
                     raise Refusal(ONLY_PEOPLE)
-                gate = self._open_gate(s, run, gate_key)
+                gate = self._open_gate(w, run, gate_key)
                 message = fn(tx, gate)
             except Refusal as exc:
                 refusal = str(exc)
@@ -891,16 +853,15 @@ class Engine:
         from before then: a resume handled late never lifts a newer halt."""
         self._set_halt(user, False, None, asked_at)
         with self.db.read() as s:
-            held_ids = list(s.exec(select(Run.id).where(Run.status == "held")))
+            held_ids = runs.run_ids_with_status(s, "held")
         resumed: list[Run] = []
         for run_id in held_ids:
-            with self.db.write() as s:
-                run = lock(s, Run, run_id)
+            with self.db.writer() as w:
+                run = runs.lock_run(w, run_id)
                 if run is None or run.status != "held":
                     continue  # another replica resumed it first
                 run.status = "running"
-                s.add(run)
-                trace.append(s, run, kind="run_resumed", actor=user,
+                trace.append(w, run, kind="run_resumed", actor=user,
                              data={"why": f"resumed by {self.org.display(user)}"},
                              at=self.clock.now())
                 resumed.append(run)
@@ -913,13 +874,13 @@ class Engine:
                   asked_at: datetime | None = None) -> None:
         word = "halt" if halted else "resume"
         reason = well_formed(reason)
-        with self.db.write() as s:
-            state = system_state(s, for_update=True)
+        with self.db.writer() as w:
+            state = runs.lock_system_state(w)
             now = self.clock.now()
             if not self.org.is_admin(user):
                 admins = ", ".join(sorted(self.org.display(a) for a in self.org.admins)) or "none"
                 why = f"only admins can {word} Baton (admins: {admins})"
-                trace.append(s, state, kind="refused", actor=user,
+                trace.append(w, state, kind="refused", actor=user,
                              data={"action": word, "why": why}, at=now)
                 refusal = why
             elif state.halted == halted:
@@ -934,9 +895,9 @@ class Engine:
                 state.halted_by = user if halted else None
                 state.halted_at = now if halted else None
                 state.halt_reason = reason if halted else None
-                trace.append(s, state, kind="halted" if halted else "resumed", actor=user,
+                trace.append(w, state, kind="halted" if halted else "resumed", actor=user,
                              data={"reason": reason}, at=now)
-                emit(s, None, "halted" if halted else "resumed", {"by": user, "reason": reason},
+                emit(w, None, "halted" if halted else "resumed", {"by": user, "reason": reason},
                      now, self.publish)
         if refusal:
             raise BatonError(refusal)
@@ -946,30 +907,28 @@ class Engine:
     def fire_timer(self, timer_id: int) -> bool:
         """A timer is due. Returns True if it did something (it was current)."""
         with self.db.read() as s:
-            timer = s.get(Timer, timer_id)
-            if timer is None or timer.status != "pending":
-                return False
-            run_id = timer.run_id
+            state = timers.timer_state(s, timer_id)
+        if state is None or state[0] != "pending":
+            return False
+        run_id = state[1]
         resume = False
         acted = False
-        with self.db.write() as s:
-            run = lock(s, Run, run_id)
-            timer = lock(s, Timer, timer_id)
+        with self.db.writer() as w:
+            run = runs.lock_run(w, run_id)
+            timer = timers.lock_timer(w, timer_id)
             if run is None or timer is None or timer.status != "pending":
                 return False
             if timer.due_at > self.clock.now():
                 return False  # woken early (another replica's clock, a rounding): not yet
             timer.fired_at = self.clock.now()
             if timer.gate_id is None:
-                return self._fire_run_timer(s, run, timer)
-            gate = lock(s, Gate, timer.gate_id)
+                return self._fire_run_timer(w, run, timer)
+            gate = gates.lock_gate(w, timer.gate_id)
             if gate is None or gate.status != "open" or gate.timer_token != timer.token:
                 timer.status = "stale"
-                s.add(timer)
                 return False
             timer.status = "fired"
-            s.add(timer)
-            tx = self._tx(s, run)
+            tx = self._tx(w, run)
             transition = gating.on_timer(tx, gate, timer)
             resume = self._resume_after(tx, transition)
             acted = True
@@ -977,49 +936,42 @@ class Engine:
             self._schedule(run_id)
         return acted
 
-    def _fire_run_timer(self, s: Any, run: Run, timer: Timer) -> bool:
+    def _fire_run_timer(self, w: Writer, run: Run, timer: Timer) -> bool:
         """A timer of the run itself (not of a gate), by its kind."""
         handlers = {"settle": self._end_settle, external.TIMER_KIND: self._external_overdue}
-        return handlers[timer.kind](s, run, timer)
+        return handlers[timer.kind](w, run, timer)
 
-    def _external_overdue(self, s: Any, run: Run, timer: Timer) -> bool:
+    def _external_overdue(self, w: Writer, run: Run, timer: Timer) -> bool:
         """The caller did not report an external action's result in time."""
-        tx = self._tx(s, run)
+        tx = self._tx(w, run)
         transition = external.on_timeout(tx, timer)
         timer.status = "stale" if transition is None else "fired"
-        s.add(timer)
         if transition is None:
             return False
         if self._resume_after(tx, transition):
-            assert run.id is not None
             run_id = run.id
-            after_commit(s, lambda: self._schedule(run_id))
+            w.after_commit(lambda: self._schedule(run_id))
         return True
 
-    def _end_settle(self, s: Any, run: Run, timer: Timer) -> bool:
+    def _end_settle(self, w: Writer, run: Run, timer: Timer) -> bool:
         """A settle window closed: continue the conflict step with the signals it has."""
         node = timer.payload.get("node")
         current = (run.status == "waiting" and run.cursor == node
                    and run.context.get("settles", {}).get(node) == timer.token)
         timer.status = "fired" if current else "stale"
-        s.add(timer)
         if not current:
             return False
         run.status = "running"
-        s.add(run)
-        trace.append(s, run, kind="settle_ended", actor="baton", node=node,
+        trace.append(w, run, kind="settle_ended", actor="baton", node=node,
                      data={"why": "the settle window closed"}, at=self.clock.now())
-        assert run.id is not None
         run_id = run.id
-        after_commit(s, lambda: self._schedule(run_id))
+        w.after_commit(lambda: self._schedule(run_id))
         return True
 
     def due_timers(self, limit: int = 500) -> list[int]:
         now = self.clock.now()
         with self.db.read() as s:
-            return [t for t in s.exec(
-                select(Timer.id).where(Timer.status == "pending", col(Timer.due_at) <= now)
-                .order_by(col(Timer.due_at)).limit(limit)) if t is not None]
+            return timers.due_timer_ids(s, now, limit)
 
     def fire_due_timers(self) -> int:
         fired = 0
@@ -1032,30 +984,22 @@ class Engine:
 
     def pending_timers(self, until: datetime | None = None) -> list[tuple[int, datetime]]:
         with self.db.read() as s:
-            query = select(Timer.id, Timer.due_at).where(Timer.status == "pending")
-            if until is not None:
-                query = query.where(col(Timer.due_at) <= until)
-            return [(t_id, due) for t_id, due in s.exec(query.order_by(col(Timer.due_at)))
-                    if t_id is not None]
+            return timers.pending_timers(s, until)
 
     # -- queries ------------------------------------------------------------------------------
     def get_run(self, ref: str | int) -> Run:
         with self.db.read() as s:
-            run = s.get(Run, parse_ref(ref))
+            run = runs.read_run(s, parse_ref(ref))
         if run is None:
             raise NotFound(f"no run {ref}", see="status")
         return run
 
     def open_gates(self, run_id: int | None = None) -> list[Gate]:
         with self.db.read() as s:
-            query = select(Gate).where(Gate.status == "open")
-            if run_id is not None:
-                query = query.where(Gate.run_id == run_id)
-            return list(s.exec(query.order_by(col(Gate.id))))
+            return gates.read_open_gates(s, run_id)
 
     def pending_for(self, user: str) -> list[Gate]:
         """Open gates `user` may decide (never their own request under four-eyes)."""
         with self.db.read() as s:
-            found = s.exec(select(Gate, Run.requester).join(Run, col(Gate.run_id) == col(Run.id))
-                           .where(Gate.status == "open").order_by(col(Gate.id)))
-            return [g for g, requester in found if user in gating.eligible(g, requester)]
+            found = gates.read_open_gates_with_requester(s)
+        return [g for g, requester in found if user in gating.eligible(g, requester)]

@@ -26,9 +26,10 @@ import structlog
 from sqlmodel import Session, col, select
 
 from orchestrator.failpoints import crash_point
-from storage import rows
-from storage.engine import Database, after_commit
-from storage.models import Event, Run
+from storage.changes import queue_event
+from storage.engine import Database
+from storage.models import Event
+from storage.writer import Writer
 
 log = structlog.get_logger("baton.events")
 
@@ -82,22 +83,21 @@ class Sinks:
             sink.handle(session, event)
 
 
-def emit(session: Session, run: Run | None, kind: str, payload: dict[str, Any], at: datetime,
+def emit(w: Writer, run: Any, kind: str, payload: dict[str, Any], at: datetime,
          publish: Callable[[list[DomainEvent]], None] | None = None) -> DomainEvent:
-    """Record an event in the current write transaction: a plain row, inserted with the
-    transaction's other queued rows (`storage.rows`; events are only ever inserted here).
-    What is published in-process after commit carries no id: only the durable sink, which
-    reads the stored rows, needs one."""
+    """Record an event in the current write transaction (a plain row, inserted with the
+    transaction's other queued rows; events are only ever inserted here). What is published
+    in-process after commit carries no id: only the durable sink, which reads the stored
+    rows, needs one."""
     assert kind in EVENT_KINDS, kind
     run_id = run.id if run else None
     payload = {"run": run.ref if run else None, **payload}
-    rows.add(session, Event, {"run_id": run_id, "kind": kind, "payload": payload, "created_at": at})
+    queue_event(w, run_id, kind, payload, at)
     event = DomainEvent(None, kind, run_id, payload, at)
     if publish is not None:
-        pending: list[DomainEvent] | None = session.info.get("baton_events")
-        if pending is None:
-            pending = session.info["baton_events"] = []
-            after_commit(session, lambda: publish(list(pending)))
+        pending = w.events
+        if not pending:
+            w.after_commit(lambda: publish(list(pending)))
         pending.append(event)
     return event
 

@@ -21,17 +21,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlmodel import col, select
-
 from gates.durations import format_duration
 from gates.org import Org
 from orchestrator import gating
 from orchestrator.program import Node, Program
 from orchestrator.runtime import Finish, Goto, Hold, Transition, Tx, Wait
 from orchestrator.spec import InputSpec
-from storage.models import Action, Timer
-from storage.repo import halt_state
-from storage.rows import insert_new
+from storage import actions
+from storage.records import Action, Timer
+from storage.runs import halt_state
 from storage.trace import canonical_json
 
 TIMER_KIND = "external_timeout"
@@ -66,22 +64,22 @@ def halt_reason(org: Org, state: Any) -> str | None:
 
 def step_external(tx: Tx, node: Node) -> Transition:
     spec = node.spec
-    state = halt_state(tx.session)
+    state = halt_state(tx.w)
     if state.halted:
         return Hold(f"emergency stop by {tx.org.display(state.halted_by or '?')}"
                     + (f": {state.halt_reason}" if state.halt_reason else ""))
     key = f"{tx.run.ref}:{node.key}"
     arguments = approved_arguments(tx, node)
     deadline = tx.now + spec.timeout
-    action_id = insert_new(tx.session, Action, {
+    started = actions.start_action(tx.w, {
         "run_id": tx.run.id, "node": node.key, "idempotency_key": key, "call": spec.tool,
         "status": "due", "arguments": arguments,
         "approval": approval_id(tx.run.ref, node.key, 1, spec.tool, arguments),
-        "deadline": deadline, "started_at": tx.now}, unique="idempotency_key")
-    if action_id is not None:
-        attempt, why = 1, None
+        "deadline": deadline, "started_at": tx.now})
+    if started is not None:
+        action_id, attempt, why = started.id, 1, None
     else:
-        action = tx.session.exec(select(Action).where(Action.idempotency_key == key)).one()
+        action = actions.action_by_key(tx.w, key)
         if action.status == "done":
             tx.trace("action_skipped", {"action": node.label, "idempotency_key": key,
                                         "why": "the caller already reported it for this run "
@@ -94,7 +92,6 @@ def step_external(tx: Tx, node: Node) -> Transition:
         action.approval = approval_id(tx.run.ref, node.key, action.attempts, spec.tool, arguments)
         action.deadline = deadline
         action.error = None
-        tx.session.add(action)
         action_id, attempt, why = action.id, action.attempts, "a person asked the caller to run it again"
     approval = approval_id(tx.run.ref, node.key, attempt, spec.tool, arguments)
     gating.add_timer(tx, None, TIMER_KIND, deadline, token=approval, node=node.key,
@@ -190,13 +187,12 @@ def record_report(tx: Tx, report: Report, by: str) -> ReportRefused | Transition
     """Apply a caller's report in the run's write transaction: the step's transition, or
     why it is refused (traced, nothing else changes)."""
     run = tx.run
-    action = tx.session.exec(select(Action).where(Action.run_id == run.id,
-                                                  Action.approval == report.approval)).first()
+    action = actions.action_by_approval(tx.w, run.id, report.approval)
     why: str | None = None
     if action is None:
         if run.status in FINISHED:
             why = f"{run.ref} already finished ({run.status}); there is nothing to report"
-        elif due_action(tx.session, run.id) is not None:
+        elif actions.due_action(tx.w, run.id) is not None:
             why = (f"{report.approval!r} is not the approval {run.ref} gave; report the one in "
                    "the run's `action`")
         else:
@@ -235,7 +231,7 @@ def record_report(tx: Tx, report: Report, by: str) -> ReportRefused | Transition
     if why is None and report.outcome == "started":
         # The emergency stop holds every action, the caller's too: it may not begin one
         # now. A result is still recorded: the action ran (or was begun) before.
-        halted = halt_reason(tx.org, halt_state(tx.session))
+        halted = halt_reason(tx.org, halt_state(tx.w))
         if halted is not None:
             why, later = (f"{halted}; do not start the action: wait, and start it once an "
                           "admin resumes Baton"), True
@@ -254,7 +250,6 @@ def record_report(tx: Tx, report: Report, by: str) -> ReportRefused | Transition
     if report.outcome == "started":
         action.status = "started"
         action.finished_at = tx.now  # when it was started; replaced when it is reported
-        tx.session.add(action)
         tx.trace("action_started", {"action": node.label, "call": action.call,
                                     "idempotency_key": action.idempotency_key,
                                     "approval": action.approval, "reported_by": by},
@@ -264,7 +259,6 @@ def record_report(tx: Tx, report: Report, by: str) -> ReportRefused | Transition
     action.result = {"value": report.result, "reported_by": by}
     action.error = None if report.succeeded else (report.error or "the caller reported a failure")
     action.finished_at = tx.now
-    tx.session.add(action)
     data = {"action": node.label, "tool": action.call, "idempotency_key": action.idempotency_key,
             "approval": action.approval, "arguments": dict(action.arguments),
             "reported_by": by, "attempts": action.attempts}
@@ -288,7 +282,7 @@ def on_timeout(tx: Tx, timer: Timer) -> Transition | None:
 
     run = tx.run
     node_key = timer.payload.get("node")
-    action = tx.session.get(Action, timer.payload.get("action_id"))
+    action = actions.get_action(tx.w, timer.payload.get("action_id"))
     if (action is None or action.status not in ("due", "started") or action.approval != timer.token
             or run.status != "waiting" or run.cursor != node_key):
         return None
@@ -302,16 +296,12 @@ def on_timeout(tx: Tx, timer: Timer) -> Transition | None:
 def withdraw(tx: Tx, node_key: str) -> None:
     """The run ends while its caller was to act: an approval not yet acted on is withdrawn
     (one the caller said it started stays so: it may have run)."""
-    action = tx.session.exec(select(Action).where(Action.run_id == tx.run.id,
-                                                  Action.node == node_key,
-                                                  Action.status == "due")).first()
+    action = actions.due_action_at(tx.w, tx.run.id, node_key)
     if action is not None:
         action.status = "withdrawn"
         action.finished_at = tx.now
-        tx.session.add(action)
 
 
-def due_action(session: Any, run_id: int | None) -> Action | None:
+def due_action(conn: Any, run_id: int | None) -> Action | None:
     """The external action a run waits on its caller for, if any."""
-    return session.exec(select(Action).where(Action.run_id == run_id,
-                                             col(Action.status).in_(("due", "started")))).first()
+    return actions.due_action(conn, run_id)

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import col, select
-
 from gates.conflicts import follow_effects, followed
 from orchestrator.program import Node
 from orchestrator.runtime import Finish, Goto, Transition, Tx
-from storage.models import Decision, Gate
+from storage import gates
+from storage.records import Gate
 
 
 def effect_words(record: dict[str, Any]) -> str:
@@ -92,8 +91,7 @@ def follow_choice(tx: Tx, gate: Gate, node: Node, option: str,
     seen = gate.policy.get("choices", {}).get(winner) or {
         "verdict": signal.verdict or "" if signal else "",
         "severity": signal.severity or "" if signal else ""}
-    decision = tx.session.exec(select(Decision).where(
-        Decision.gate_id == gate.id, col(Decision.counted)).order_by(col(Decision.id).desc())).first()
+    decision = gates.last_counted_decision(tx.w, gate.id)
     transition, record = apply_follow(tx, node, {
         "agreed": False, "winner": winner, "policy": gate.policy.get("policy", "ask"),
         "verdict": seen["verdict"], "severity": seen["severity"],

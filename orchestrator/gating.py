@@ -15,9 +15,6 @@ from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import col, select
-
 from gates import escalation as esc
 from gates.boundaries import BoundaryCheck, check_boundary
 from gates.durations import format_duration
@@ -29,20 +26,8 @@ from orchestrator.follow import effect_words, follow_choice, gate_passed, what_w
 from orchestrator.inputs import coerce
 from orchestrator.program import Node
 from orchestrator.runtime import Finish, Goto, Transition, Tx
-from storage import rows
-from storage.engine import after_commit
-from storage.models import Action, Decision, Gate, Timer
-from storage.rows import complete
-
-DECISIONS = Decision.__table__  # type: ignore[attr-defined]
-TIMERS = Timer.__table__  # type: ignore[attr-defined]
-# Built once (building a statement and its cache key costs more than SQLite running it).
-_INSERT_DECISION = DECISIONS.insert()
-_GATE_DECISIONS = (sa.select(DECISIONS).where(DECISIONS.c.gate_id == sa.bindparam("gate"))
-                   .order_by(DECISIONS.c.id))
-_CANCEL_TIMERS = (TIMERS.update().where(TIMERS.c.gate_id == sa.bindparam("gate"),
-                                        TIMERS.c.status == "pending")
-                  .values(status="cancelled"))
+from storage import actions, gates, timers
+from storage.records import Gate, Timer
 
 
 @dataclass
@@ -167,7 +152,7 @@ def open_gate(tx: Tx, node: Node, *, kind: str, key: str, title: str, question: 
         fallback = ("no eligible approver; the org's admins may decide" if approvers else
                     "nobody may decide it: an admin can reassign it, or the run can be stopped")
     row["approvers"] = sorted(approvers)
-    gate = rows.insert_now(tx.session, Gate, row)
+    gate = gates.insert_gate(tx.w, row)
     crash_point("gate.opened")
     data = {"gate": key, "gate_id": gate.id, "kind": kind, "title": title,
             "approvers": gate.approvers, "approver_spec": list(approver_specs),
@@ -196,11 +181,11 @@ def open_gate(tx: Tx, node: Node, *, kind: str, key: str, title: str, question: 
 def cancel_timers(tx: Tx, gate: Gate) -> None:
     """The gate's pending timers will do nothing: its token changes, and they are marked
     cancelled (a plain UPDATE, no ORM bookkeeping; a timer this transaction has itself
-    changed, the one firing, keeps the status it was given when the session flushes).
+    changed, the one firing, keeps the status it was given when it is written).
     A gate without a token has no timers to mark: each timer of a gate carries the token
     this function gave it (`add_timer`)."""
     if gate.timer_token is not None:
-        tx.session.connection().execute(_CANCEL_TIMERS, {"gate": gate.id})
+        timers.cancel_gate_timers(tx.w, gate.id)
     gate.timer_token = secrets.token_hex(8)
 
 
@@ -209,11 +194,11 @@ def add_timer(tx: Tx, gate: Gate | None, kind: str, due: datetime, *, token: str
     """A wake-up for `gate` (carrying its current token), or for the run itself."""
     token = gate.timer_token if gate is not None else token
     assert token is not None
-    timer = rows.insert_now(tx.session, Timer, {
+    timer = timers.insert_timer(tx.w, {
         "run_id": tx.run.id, "gate_id": gate.id if gate else None, "kind": kind,
         "due_at": due, "token": token, "payload": payload})
     engine = tx.engine
-    after_commit(tx.session, lambda t=timer: engine.arm_timer(t.id, t.due_at))
+    tx.w.after_commit(lambda t=timer: engine.arm_timer(t.id, t.due_at))
     return timer
 
 
@@ -229,7 +214,6 @@ def _enter_position(tx: Tx, gate: Gate, chain: esc.Chain, position: esc.Position
     add_timer(tx, gate, "escalate", position.deadline)
     if position.remind_at is not None:
         add_timer(tx, gate, "remind", position.remind_at)
-    tx.session.add(gate)
 
 
 def escalate(tx: Tx, gate: Gate, why: str, *, actor: str = "baton") -> Transition | None:
@@ -243,7 +227,6 @@ def escalate(tx: Tx, gate: Gate, why: str, *, actor: str = "baton") -> Transitio
         gate.next_deadline = None
         if step.final == "hold":
             gate.esc_state = "held"
-            tx.session.add(gate)
             tx.trace("escalation_exhausted", {"gate": gate.key, "gate_id": gate.id,
                                               "final": "hold", "why": step.explanation},
                      node=gate.node)
@@ -353,7 +336,7 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
         return DecisionReport("escalated", f"{run.ref} escalated to the next level",
                               run.ref, gate.key, gate.id), transition
 
-    decisions: list[Any] = rows.load(tx.session, Decision, _GATE_DECISIONS, {"gate": gate.id})
+    decisions: list[Any] = gates.decisions_of_gate(tx.w, gate.id)
     existing = next((d for d in decisions if d.decider == user), None)
     if existing is not None and existing.counted:
         return DecisionReport(
@@ -380,19 +363,17 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
     edited = {k: v["to"] for k, v in changes.items()}
     if existing is None:  # the usual case: a plain INSERT, at once, so that a second
         # decision by the same person (a double click in another process) fails here
-        values = complete(Decision, {
+        values = gates.insert_decision(tx.w, {
             "gate_id": gate.id, "run_id": run.id, "decider": user, "option": option.id,
             "effect": option.effect, "reason": reason, "edits": edited, "counted": True,
             "created_at": tx.now})
-        tx.session.connection().execute(_INSERT_DECISION, values)
         decisions.append(SimpleNamespace(**values))  # the newest row: its id is the highest
     else:
         # what they proposed before stays theirs: it is still in the proposal (`_editors`)
         existing.option, existing.effect, existing.reason = option.id, option.effect, reason
         existing.edits = {**(existing.edits or {}), **edited}
         existing.counted, existing.created_at = True, tx.now
-        tx.session.add(existing)
-        tx.session.flush()
+        tx.w.flush()
     crash_point("decision.recorded")
     data: dict[str, Any] = {"gate": gate.key, "gate_id": gate.id, "option": option.id,
                             "effect": option.effect, "reason": reason}
@@ -405,7 +386,6 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
                    eligible=eligible(gate, run.requester), name=tx.org.display)
     if result.outcome is None:
         gate.version += 1
-        tx.session.add(gate)
         tx.emit("vote_recorded", {"gate_id": gate.id, "gate": gate.key, "by": user,
                                   "option": option.id, "approvals": len(result.approvals),
                                   "quorum": gate.quorum})
@@ -460,14 +440,10 @@ def _check_edits(tx: Tx, gate: Gate, option: Option, edits: Mapping[str, Any]) -
 
 def _dismiss_stale_approvals(tx: Tx, gate: Gate, user: str, changes: Mapping[str, Any]) -> None:
     """Approvals given to other values no longer count (like a stale review)."""
-    stale = list(tx.session.exec(select(Decision).where(
-        Decision.gate_id == gate.id, col(Decision.counted), Decision.effect == "approve",
-        Decision.decider != user)))
+    stale = gates.counted_approvals_of_others(tx.w, gate.id, user)
     for decision in stale:
         decision.counted = False
-        tx.session.add(decision)
     gate.proposal = {**gate.proposal, **{k: v["to"] for k, v in changes.items()}}
-    tx.session.add(gate)
     if stale:
         tx.trace("approvals_dismissed", {"gate": gate.key, "gate_id": gate.id,
                                          "dismissed": [d.decider for d in stale],
@@ -488,7 +464,6 @@ def close_gate(tx: Tx, gate: Gate, effect: str, option: str, explanation: str, *
     gate.esc_state = "done"
     gate.next_deadline = None
     gate.version += 1
-    tx.session.add(gate)
     data: dict[str, Any] = {"gate": gate.key, "gate_id": gate.id, "outcome": effect,
                             "option": option, "decided_by": deciders, "why": explanation,
                             "waited_s": round((tx.now - gate.opened_at).total_seconds(), 3)}
@@ -534,8 +509,7 @@ def close_gate(tx: Tx, gate: Gate, effect: str, option: str, explanation: str, *
 def _editors(tx: Tx, gate: Gate) -> tuple[str | None, set[str]]:
     """Who proposed the values in effect at `gate` (the last approver who edited, whose
     approval counts), and everyone who proposed values there."""
-    edited = [d for d in rows.load(tx.session, Decision, _GATE_DECISIONS, {"gate": gate.id})
-              if d.edits]
+    edited = [d for d in gates.decisions_of_gate(tx.w, gate.id) if d.edits]
     counted = [d.decider for d in edited if d.counted]
     return (counted[-1] if counted else None), {d.decider for d in edited}
 
@@ -577,9 +551,7 @@ def _approval_outcome(tx: Tx, gate: Gate, node: Node, effect: str,
             return partial(recheck.continue_after, tx, after, by=by, editors=editors)
         return Goto(node.next)
     if effect == "request_changes":
-        decision = tx.session.exec(select(Decision).where(
-            Decision.gate_id == gate.id, Decision.effect == "request_changes")
-            .order_by(col(Decision.id).desc())).first()
+        decision = gates.last_change_request(tx.w, gate.id)
         comment = {"gate": gate.key, "by": decision.decider if decision else None,
                    "text": (decision.reason if decision else "") or "", "at": tx.now.isoformat()}
         run.context = {**run.context, "comments": [*run.context.get("comments", []), comment]}
@@ -589,18 +561,16 @@ def _approval_outcome(tx: Tx, gate: Gate, node: Node, effect: str,
 
 
 def _action_outcome(tx: Tx, gate: Gate, node: Node, effect: str, explanation: str) -> Transition:
-    action = tx.session.exec(select(Action).where(Action.id == gate.policy.get("action_id"))).first()
+    action = actions.get_action(tx.w, gate.policy.get("action_id"))
     if effect == "approve":
         if action is not None:
             action.status = "done"
             action.result = {**action.result, "confirmed_by_person": True}
             action.finished_at = tx.now
-            tx.session.add(action)
         return Goto(node.next)
     if effect == "retry":
         if action is not None:
             action.status = "retry"
-            tx.session.add(action)
         return Goto(node.key)
     return Finish("failed", "action_unknown", f"action '{gate.key}': {explanation}")
 
@@ -638,7 +608,6 @@ def on_timer(tx: Tx, gate: Gate, timer: Timer) -> Transition | None:
             return escalate(tx, gate, f"no decision at level {gate.esc_level + 1} by the end "
                                       "of its snooze")
         gate.esc_state = "waiting"
-        tx.session.add(gate)
         deadline = gate.next_deadline.isoformat()
         tx.trace("snooze_ended", {"gate": gate.key, "gate_id": gate.id,
                                   "level": gate.esc_level + 1, "notify": list(level.notify),

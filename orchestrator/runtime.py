@@ -1,5 +1,5 @@
-"""What a step sees while the engine holds its run locked: the session, the run, the
-compiled flow, the time, and the ways to record what happened (trace, events)."""
+"""What a step sees while the engine holds its run locked: the write transaction, the run,
+the compiled flow, the time, and the ways to record what happened (trace, events)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,12 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlmodel import Session, col, select
-
 from orchestrator import context as ctxmod
 from orchestrator.events import emit
 from orchestrator.program import Node, Program
-from storage import rows, trace
-from storage.models import Decision, Gate, Run, Signal
+from storage import gates, signals, trace
+from storage.records import Run
+from storage.writer import Writer
 
 if TYPE_CHECKING:
     from orchestrator.engine import Engine
@@ -63,31 +61,26 @@ Transition = Goto | Wait | Hold | Finish
 
 
 class StoredSignal(SimpleNamespace):
-    """A signal row, read like the `Signal` ORM object (`id` is None for one this transaction
-    has just added)."""
+    """A signal row, read like a record (`id` is None for one this transaction has just
+    added)."""
 
     id = None
 
 
-_SIGNALS = Signal.__table__  # type: ignore[attr-defined]
-_RUN_SIGNALS = (select(_SIGNALS).where(_SIGNALS.c.run_id == sa.bindparam("run"))
-                .order_by(_SIGNALS.c.id))  # built once: cheaper than building it per read
-
-
-def latest_signals(session: Session, run_id: int) -> dict[str, StoredSignal]:
+def latest_signals(conn: Any, run_id: int) -> dict[str, StoredSignal]:
     """The run's latest signal of each agent, as plain rows."""
-    found = session.connection().execute(_RUN_SIGNALS, {"run": run_id})
-    return {row.agent: StoredSignal(**row._mapping) for row in found}
+    return {agent: StoredSignal(**row._mapping)
+            for agent, row in signals.latest_signals(conn, run_id).items()}
 
 
 @dataclass
 class Tx:
-    session: Session
+    w: Writer
     run: Run
     program: Program
     engine: Engine
     now: datetime
-    _signals: dict[str, Signal] | None = field(default=None, repr=False)
+    _signals: dict[str, StoredSignal] | None = field(default=None, repr=False)
     _gates: dict[str, dict[str, Any]] | None = field(default=None, repr=False)
     # Re-checks of edited values already made and traced in this transaction, by values
     # (orchestrator.recheck): a decision and the gate it closes check once.
@@ -96,10 +89,10 @@ class Tx:
     notes: list[str] = field(default_factory=list, repr=False)
 
     @classmethod
-    def new_run(cls, session: Session, run: Run, program: Program, engine: Engine,
+    def new_run(cls, w: Writer, run: Run, program: Program, engine: Engine,
                 now: datetime) -> Tx:
         """The transaction that created `run`: it has no signals and no decided gates yet."""
-        return cls(session, run, program, engine, now, _signals={}, _gates={})
+        return cls(w, run, program, engine, now, _signals={}, _gates={})
 
     @property
     def org(self):  # type: ignore[no-untyped-def]
@@ -107,27 +100,25 @@ class Tx:
 
     def trace(self, kind: str, data: dict[str, Any], *, actor: str = SYSTEM_ACTOR,
               node: str | None = None) -> str:
-        return trace.append(self.session, self.run, kind=kind, actor=actor, data=data,
+        return trace.append(self.w, self.run, kind=kind, actor=actor, data=data,
                             at=self.now, node=node)
 
     def emit(self, kind: str, payload: dict[str, Any]) -> None:
-        emit(self.session, self.run, kind, payload, self.now, self.engine.publish)
+        emit(self.w, self.run, kind, payload, self.now, self.engine.publish)
 
-    def signals(self) -> dict[str, Signal]:
+    def signals(self) -> dict[str, StoredSignal]:
         """The run's latest signal of each agent, read once per transaction as plain rows
         (signals are only ever added, through `add_signal`, never changed)."""
         if self._signals is None:
-            rows.write(self.session)  # signals this transaction queued before it asked
-            assert self.run.id is not None
-            self._signals = latest_signals(self.session, self.run.id)  # type: ignore[assignment]
-        return self._signals  # type: ignore[return-value]
+            # after the signals this transaction queued before it asked
+            self._signals = latest_signals(self.w, self.run.id)
+        return self._signals
 
     def add_signal(self, values: dict[str, Any]) -> StoredSignal:
         """Store a signal (every column but the id); return it as the run's latest of its agent."""
-        signals = self.signals()  # loaded before the new row is queued
-        rows.add(self.session, Signal, values)  # inserted with the transaction's other rows
-        signal = StoredSignal(**values)
-        signals[signal.agent] = signal  # type: ignore[assignment]
+        known = self.signals()  # loaded before the new row is queued
+        signal = StoredSignal(**signals.queue_signal(self.w, values))
+        known[signal.agent] = signal
         return signal
 
     def gates_view(self) -> dict[str, dict[str, Any]]:
@@ -141,15 +132,12 @@ class Tx:
         self._gates = None
 
     def _read_gates_view(self) -> dict[str, dict[str, Any]]:
-        gates = list(self.session.exec(
-            select(Gate).where(Gate.run_id == self.run.id, Gate.status == "decided")
-            .order_by(col(Gate.id))))
-        if not gates:
+        decided = gates.decided_gates(self.w, self.run.id)
+        if not decided:
             return {}
-        decisions = list(self.session.exec(
-            select(Decision).where(Decision.run_id == self.run.id).order_by(col(Decision.id))))
+        decisions = gates.decisions_of_run(self.w, self.run.id)
         view: dict[str, dict[str, Any]] = {}
-        for gate in gates:
+        for gate in decided:
             mine = [d for d in decisions if d.gate_id == gate.id and d.counted]
             reason = next((d.reason for d in reversed(mine) if d.reason), None)
             view[gate.key] = ctxmod.gate_view(gate, [d.decider for d in mine], reason)

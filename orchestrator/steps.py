@@ -15,9 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
 import structlog
-from sqlmodel import select
 
 from gates.boundaries import check_boundary, lookup
 from gates.conditions import ConditionError
@@ -43,17 +41,12 @@ from orchestrator.gating import shown_to_decider
 from orchestrator.program import Node
 from orchestrator.runtime import Finish, Goto, Hold, StoredSignal, Transition, Tx, Wait, Work, latest_signals
 from orchestrator.spec import RetrySpec
-from storage.models import Action
-from storage.repo import halt_state
-from storage.rows import insert_new
+from storage import actions
+from storage.records import Action
+from storage.runs import halt_state
 
 log = structlog.get_logger("baton.steps")
 MAX_TRACE_TEXT = 4000
-_ACTIONS = Action.__table__  # type: ignore[attr-defined]
-# Built once (building a statement and its cache key costs more than SQLite running it).
-_ACTION_DONE = _ACTIONS.update().where(_ACTIONS.c.id == sa.bindparam("action")).values(
-    status="done", result=sa.bindparam("done_result", type_=_ACTIONS.c.result.type),
-    finished_at=sa.bindparam("done_at", type_=_ACTIONS.c.finished_at.type))
 
 
 def begin(tx: Tx, node: Node) -> Transition | Work:
@@ -510,23 +503,23 @@ class ActionOutcome:
 
 def step_action(tx: Tx, node: Node) -> Transition | Work:
     spec = node.spec
-    state = halt_state(tx.session)
+    state = halt_state(tx.w)
     if state.halted:
         return Hold(f"emergency stop by {tx.org.display(state.halted_by or '?')}"
                     + (f": {state.halt_reason}" if state.halt_reason else ""))
     key = f"{tx.run.ref}:{node.key}"
-    # The usual case, a first start, is one plain INSERT: no ORM row to build and flush. An
-    # action that has a row (a retry a decision in this transaction asked for, a restart) is
-    # then read through the ORM, which flushes what this transaction changed on it first.
-    action_id = insert_new(tx.session, Action, {
+    # The usual case, a first start, is one INSERT. An action that has a row (a retry a
+    # decision in this transaction asked for, a restart) is then read, after what this
+    # transaction changed on it is written.
+    started = actions.start_action(tx.w, {
         "run_id": tx.run.id, "node": node.key, "idempotency_key": key, "call": spec.call,
-        "status": "started", "started_at": tx.now}, unique="idempotency_key")
-    if action_id is not None:
-        attempts = 1
+        "status": "started", "started_at": tx.now})
+    if started is not None:
+        action_id, attempts = started.id, 1
         tx.trace("action_started", {"action": node.label, "call": spec.call,
                                     "idempotency_key": key}, node=node.key)
     else:
-        action = tx.session.exec(select(Action).where(Action.idempotency_key == key)).one()
+        action = actions.action_by_key(tx.w, key)
         if action.status == "done":
             tx.trace("action_skipped", {"action": node.label, "idempotency_key": key,
                                         "why": "already ran for this run (at most once)"},
@@ -540,7 +533,6 @@ def step_action(tx: Tx, node: Node) -> Transition | Work:
                "found in flight after a restart; the action is idempotent, so it runs again")
         action.status = "started"
         action.attempts += 1
-        tx.session.add(action)
         tx.trace("action_started", {"action": node.label, "call": spec.call,
                                     "idempotency_key": key, "attempt": action.attempts,
                                     "why": why}, node=node.key)
@@ -601,18 +593,17 @@ def finish_action(tx: Tx, node: Node, action_id: int | None, outcome: ActionOutc
     data = {"action": node.label, "idempotency_key": key,
             "attempts": outcome.attempts, "latency_ms": round(outcome.latency_ms, 3)}
     if outcome.ok:  # the usual case: a plain UPDATE
-        tx.session.connection().execute(_ACTION_DONE, {
-            "action": action_id, "done_result": {"value": outcome.result}, "done_at": tx.now})
+        assert action_id is not None
+        actions.mark_done(tx.w, action_id, {"value": outcome.result}, tx.now)
         tx.trace("action_done", {**data, "result": outcome.result}, node=node.key)
         return Goto(node.next)
-    action = tx.session.get(Action, action_id)
+    action = actions.get_action(tx.w, action_id)
     assert action is not None
     if outcome.timed_out and not node.spec.idempotent:
         return unknown_action(tx, node, action, f"it did not answer in time ({outcome.error})")
     action.status = "failed"
     action.error = outcome.error
     action.finished_at = tx.now
-    tx.session.add(action)
     tx.trace("action_failed", {**data, "error": outcome.error}, node=node.key)
     return Finish("failed", "action_failed", f"action '{node.label}' failed: {outcome.error}")
 
@@ -621,7 +612,6 @@ def unknown_action(tx: Tx, node: Node, action: Action, why: str) -> Transition:
     """An action that may or may not have run: never guess, ask a person."""
     spec = node.spec
     action.status = "unknown"
-    tx.session.add(action)
     reason = f"action '{node.label}' outcome unknown: {why}"
     tx.trace("action_unknown", {"action": node.label, "idempotency_key": action.idempotency_key,
                                 "why": why, "on_unknown": spec.on_unknown}, node=node.key)

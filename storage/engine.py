@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from storage.rows import WriteSession
+from storage.writer import Writer
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -231,6 +232,19 @@ class Database:
                 yield session
             callbacks: list[Callable[[], None]] = session.info.pop("after_commit")
         for callback in callbacks:
+            callback()
+
+    @contextmanager
+    def writer(self, *, urgent: bool = False) -> Iterator[Writer]:
+        """One write transaction on a Core connection (`storage.writer.Writer`): commits on
+        success, rolls back on error; the callbacks it was given run after the commit, in
+        order. Takes its turn as `write()` does."""
+        with self._writer.hold(urgent), self._write_engine.connect() as conn:
+            writer = Writer(conn)
+            with conn.begin():
+                yield writer
+                writer.flush()
+        for callback in writer.committed():
             callback()
 
     def dispose(self) -> None:

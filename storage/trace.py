@@ -20,9 +20,11 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from storage import rows
-from storage.models import Run, SystemState, TraceEntry
+from storage import records, rows
+from storage.models import Run, TraceEntry
+from storage.writer import Writer
 
+TRACE = TraceEntry.__table__  # type: ignore[attr-defined]
 SYSTEM_CHAIN = "system"
 GENESIS = ""
 
@@ -52,8 +54,8 @@ def compute_hash(prev_hash: str, body: dict[str, Any]) -> str:
 
 
 def append(
-    session: Session,
-    owner: Run | SystemState,
+    w: Writer | Session,
+    owner: Any,
     *,
     kind: str,
     actor: str,
@@ -61,19 +63,22 @@ def append(
     at: datetime,
     node: str | None = None,
 ) -> str:
-    """Append one entry to `owner`'s chain and return its hash. The caller holds `owner`
-    locked. The entry is queued (`storage.rows`) and inserted with the transaction's others."""
-    chain = owner.ref if isinstance(owner, Run) else SYSTEM_CHAIN
+    """Append one entry to `owner`'s chain (a run, or the system state for the system chain)
+    and return its hash. The caller holds `owner` locked. The entry is inserted with the
+    transaction's other queued rows; the owner's new head is written with its other changes."""
+    run_id = owner.id if isinstance(owner, (Run, records.Run)) else None
+    chain = SYSTEM_CHAIN if run_id is None else f"R-{run_id}"
     seq = owner.trace_seq + 1
-    prev_hash = owner.trace_head
-    digest = compute_hash(prev_hash, body(chain, seq, kind, actor, node, data, at))
-    rows.add(session, TraceEntry, {
-        "run_id": owner.id if isinstance(owner, Run) else None, "chain": chain, "seq": seq,
-        "kind": kind, "actor": actor, "node": node, "data": data, "created_at": at,
-        "hash": digest})
+    digest = compute_hash(owner.trace_head, body(chain, seq, kind, actor, node, data, at))
+    row = {"run_id": run_id, "chain": chain, "seq": seq, "kind": kind, "actor": actor,
+           "node": node, "data": data, "created_at": at, "hash": digest}
     owner.trace_seq = seq
     owner.trace_head = digest
-    session.add(owner)
+    if isinstance(w, Writer):
+        w.queue(TRACE, row)
+    else:  # an ORM session (bot/callbacks.py) and an ORM owner
+        rows.add(w, TraceEntry, row)
+        w.add(owner)
     return digest
 
 
