@@ -69,7 +69,7 @@ class StoredSignal(SimpleNamespace):
 
 def latest_signals(conn: Any, run_id: int) -> dict[str, StoredSignal]:
     """The run's latest signal of each agent, as plain rows."""
-    return {agent: StoredSignal(**row._mapping)
+    return {agent: StoredSignal(**row._asdict())
             for agent, row in signals.latest_signals(conn, run_id).items()}
 
 

@@ -89,7 +89,8 @@ def run_agents(engine: Any, program: Any, now: Any, jobs: list[tuple[str, AgentC
             agent = build_agent(program, name, engine.callables, engine.llm)
         except (CallableError, ValueError) as exc:
             return _failed_result(now, name, spec.kind, str(exc), ctx.subtask)
-        return run_agent(agent, ctx, timeout=spec.timeout, retry=spec.retry, clock=engine.clock)
+        return run_agent(agent, ctx, timeout=spec.timeout, retry=spec.retry, clock=engine.clock,
+                         rng=engine.rng)
 
     def work() -> list[AgentResult]:
         results: list[AgentResult | None] = [None] * len(jobs)

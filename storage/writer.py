@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from storage import dialect, models, records
+from storage import compiled, dialect, models, records
 from storage.records import FIELDS
 
 R = TypeVar("R")
@@ -39,10 +39,12 @@ MODELS: dict[type[Any], type[Any]] = {
 
 
 class Writer:
-    __slots__ = ("_callbacks", "_known", "_queued", "conn", "dialect_name", "events")
+    __slots__ = ("_callbacks", "_cursor", "_known", "_queued", "conn", "dialect_name", "events")
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        # the driver's cursor of this transaction's connection (storage.compiled)
+        self._cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         self.dialect_name: str = conn.dialect.name
         self._queued: dict[sa.Table, list[dict[str, Any]]] = {}
         # (record class, id) -> [record, snapshot of its columns as last written or read]
@@ -58,12 +60,12 @@ class Writer:
     def execute(self, statement: Any, params: Mapping[str, Any] | list[Any] | None = None) -> Any:
         """Run `statement` after writing everything pending (it may read it)."""
         self.flush()
-        return self.conn.execute(statement, params)
+        return compiled.execute(self.conn, self._cursor, statement, params)
 
     def read(self, statement: Any, params: Mapping[str, Any] | None = None) -> Any:
         """Run `statement` without writing what is pending first: only for rows this
         transaction does not queue or change."""
-        return self.conn.execute(statement, params)
+        return compiled.execute(self.conn, self._cursor, statement, params)
 
     # -- records ------------------------------------------------------------------------
     def load(self, record: type[R], row: Any) -> R:
@@ -112,7 +114,7 @@ class Writer:
 
         row = complete(MODELS[record], values)
         table: sa.Table = record.table  # type: ignore[attr-defined]
-        row_id = self.conn.execute(dialect.insert_returning_id(table), row).scalar_one()
+        row_id = self.read(dialect.insert_returning_id(table), row).scalar_one()
         return self._track_new(record, row_id, row)
 
     def insert_once(self, record: type[R], values: dict[str, Any], *, unique: str) -> R | None:
@@ -122,8 +124,8 @@ class Writer:
 
         row = complete(MODELS[record], values)
         table: sa.Table = record.table  # type: ignore[attr-defined]
-        row_id = self.conn.execute(dialect.insert_ignoring(table, self.dialect_name, unique),
-                                   row).scalar_one_or_none()
+        row_id = self.read(dialect.insert_ignoring(table, self.dialect_name, unique),
+                           row).scalar_one_or_none()
         return None if row_id is None else self._track_new(record, row_id, row)
 
     def _track_new(self, record: type[R], row_id: int, row: dict[str, Any]) -> R:
@@ -145,7 +147,7 @@ class Writer:
         if self._queued:
             queued, self._queued = self._queued, {}
             for table, batch in queued.items():
-                self.conn.execute(dialect.insert(table), batch)
+                self.read(dialect.insert(table), batch)
         for key, held in self._known.items():
             found, before = held
             names = FIELDS[key[0]]
@@ -160,7 +162,7 @@ class Writer:
                     changed[name] = value
             if changed is not None:
                 changed["row_id"] = key[1]
-                self.conn.execute(dialect.update_by_id(key[0].table), changed)
+                self.read(dialect.update_by_id(key[0].table), changed)
                 held[1] = tuple(now)
 
     # -- transaction --------------------------------------------------------------------

@@ -271,8 +271,10 @@ def test_a_call_that_can_never_succeed_fails_visibly_and_its_lane_moves_on(
     baton.slack.faults.next("chat.postMessage", error="brand_new_error", times=50)
     with capture_logs() as logs:
         baton.driver.slash_command("run one-approval amount=100", user=ALICE, channel=PAYMENTS)
-        (card,) = wait_until(lambda: [r for r in outbox(baton) if r.method == "chat.postMessage"],
-                             what="the run card queued")
+        # the run card is the first message of its lane; the gate message after it may be
+        # queued already too (the run reaches its gate before the events are delivered)
+        card = wait_until(lambda: [r for r in outbox(baton) if r.method == "chat.postMessage"],
+                          what="the run card queued")[0]
         for _ in range(40):  # each try, then its backoff passes, until it is given up
             if next(r for r in outbox(baton) if r.id == card.id).status == "failed":
                 break
