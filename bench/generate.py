@@ -5,7 +5,7 @@ would have written are inserted in bulk: runs, their hash-chained trace entries 
 with storage.trace's own `entry_body` / `compute_hash`, so `baton trace verify` accepts
 them), signals, gates, decisions and pending timers. The schema is Baton's own, created by
 its migrations; the shapes of the trace data are those the engine writes (see
-orchestrator/steps.py and orchestrator/gating.py).
+orchestrator/steps/, orchestrator/gating.py and orchestrator/deciding.py).
 
 Ten flows, decided by ten teams of five approvers (bench/flows/org.yaml), spread over the
 last 365 days; most runs were approved, some rejected, some needed no approval, a few

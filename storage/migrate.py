@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# The newest revision. tests/storage/test_storage.py keeps it equal to the scripts.
+# The newest revision. tests/storage/test_storage.py keeps it equal to the scripts'
 # head, so a start-up check is one SELECT instead of loading every script.
 HEAD = "0010"
 _PG_MIGRATION_LOCK = 0x42A70D  # arbitrary, constant advisory-lock key
