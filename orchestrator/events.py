@@ -23,9 +23,10 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from orchestrator.failpoints import crash_point
+from storage import changes
 from storage.changes import queue_event
 from storage.engine import Database
 from storage.models import Event
@@ -124,10 +125,7 @@ class Dispatcher:
         """Deliver what is due; return how many events were delivered."""
         now = self.clock.now()
         with self.db.read() as s:
-            rows = list(s.exec(
-                select(Event.id, Event.run_id, Event.next_attempt_at)
-                .where(col(Event.delivered_at).is_(None))
-                .order_by(col(Event.id)).limit(self.batch)))
+            rows = changes.undelivered_events(s, self.batch)
         # A run whose event failed, is not due yet, or is held by another worker right now:
         # its later events wait, so they can never overtake it.
         blocked: set[int | None] = set()
@@ -192,31 +190,24 @@ class Dispatcher:
 
     def _handle(self, s: Session, event_id: int) -> str:
         """Hand one event to the sink and mark it delivered, in the caller's transaction."""
-        query = select(Event).where(Event.id == event_id)
-        if self.db.is_postgresql:
-            query = query.with_for_update(skip_locked=True)
-        row = s.exec(query).first()
+        row = changes.take_event(s, event_id)
         if row is None:
             return "busy"
         if row.delivered_at is not None:
             return "done"
         self.sink.handle(s, DomainEvent.from_row(row))
         crash_point("outbox.written")
-        row.delivered_at = self.clock.now()
-        row.attempts += 1
-        s.add(row)
+        changes.mark_delivered(s, row, self.clock.now())
         return "delivered"
 
     def _failed(self, event_id: int, exc: Exception) -> None:
+        def retry_at(attempts: int) -> datetime:
+            delay = min(self.max_backoff.total_seconds(), 2 ** min(attempts, 12))
+            return self.clock.now() + timedelta(seconds=delay * (0.5 + self._rng.random() / 2))
+
         with self.db.write() as s:
-            row = s.get(Event, event_id)
-            if row is None:
-                return
-            row.attempts += 1
-            delay = min(self.max_backoff.total_seconds(), 2 ** min(row.attempts, 12))
-            row.next_attempt_at = self.clock.now() + timedelta(
-                seconds=delay * (0.5 + self._rng.random() / 2))
-            row.last_error = f"{type(exc).__name__}: {exc}"[:500]
-            s.add(row)
-        log.warning("event_delivery_failed", event_id=event_id, error=str(exc),
-                    attempts=row.attempts)
+            attempts = changes.delivery_failed(s, event_id, f"{type(exc).__name__}: {exc}",
+                                               retry_at)
+        if attempts is not None:
+            log.warning("event_delivery_failed", event_id=event_id, error=str(exc),
+                        attempts=attempts)

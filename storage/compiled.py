@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Iterator, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,7 +27,7 @@ from sqlalchemy.engine import Connection, Dialect
 class Compiled:
     """One statement as one dialect runs it, with how to pass its parameters and read its rows."""
 
-    __slots__ = ("_dialect", "_types", "bind_processors", "defaults", "names", "positional",
+    __slots__ = ("_dialect", "_ordered", "_types", "bind_processors", "defaults", "names", "positional",
                  "result_processors", "row", "sql")
 
     def __init__(self, statement: Any, dialect: Dialect, column_keys: Sequence[str] | None) -> None:
@@ -38,6 +39,10 @@ class Compiled:
         self.defaults: dict[str, Any] = dict(compiled.construct_params(_check=False))
         self.positional = compiled.positiontup is not None
         self.names: tuple[str, ...] = tuple(compiled.positiontup or self.defaults)
+        # the positional parameters in order, read at C speed (a 1-tuple for one name)
+        self._ordered = (itemgetter(*self.names) if len(self.names) > 1 else
+                         (lambda values, name=self.names[0]: (values[name],)) if self.names else
+                         (lambda values: ()))
         self.bind_processors: tuple[tuple[str, Any], ...] = tuple(
             (name, proc) for name, proc in compiled._bind_processors.items() if proc is not None)
         columns = compiled._result_columns
@@ -54,7 +59,7 @@ class Compiled:
             if name in values:
                 values[name] = process(values[name])
         if self.positional:
-            return tuple(values[name] for name in self.names)
+            return self._ordered(values)
         return values
 
     def rows(self, found: list[Any], description: Any) -> list[Any]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from operator import attrgetter
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -36,6 +37,10 @@ MODELS: dict[type[Any], type[Any]] = {
     records.Action: models.Action, records.Timer: models.Timer,
     records.SystemState: models.SystemState, records.FlowVersion: models.FlowVersion,
 }
+
+
+# Each record's columns as one tuple, read at C speed (what flush compares to the snapshot).
+_READERS: dict[type[Any], Any] = {record: attrgetter(*names) for record, names in FIELDS.items()}
 
 
 class Writer:
@@ -150,20 +155,16 @@ class Writer:
                 self.read(dialect.insert(table), batch)
         for key, held in self._known.items():
             found, before = held
-            names = FIELDS[key[0]]
-            changed: dict[str, Any] | None = None
-            now = []
-            for name, old in zip(names, before, strict=True):
-                value = getattr(found, name)
-                now.append(value)
-                if value is not old and value != old:
-                    if changed is None:
-                        changed = {}
-                    changed[name] = value
-            if changed is not None:
+            now = _READERS[key[0]](found)
+            if now == before:  # compares the same objects first: cheap when nothing changed
+                continue
+            changed = {name: value for name, value, old
+                       in zip(FIELDS[key[0]], now, before, strict=True)
+                       if value is not old and value != old}
+            if changed:
                 changed["row_id"] = key[1]
                 self.read(dialect.update_by_id(key[0].table), changed)
-                held[1] = tuple(now)
+            held[1] = now
 
     # -- transaction --------------------------------------------------------------------
     def after_commit(self, callback: Callable[[], None]) -> None:
