@@ -49,6 +49,7 @@ class Side:
     code: Path  # first on PYTHONPATH
     wall: dict[str, list[float]]
     cpu: dict[str, list[float]]
+    environ: dict[str, str]  # its database, flows and org file
 
     def median(self, command: str) -> float:
         return statistics.median(self.wall[command]) * 1000
@@ -58,10 +59,10 @@ class Side:
 
 
 def checkout(rev: str, into: Path) -> Path:
-    """Baton's packages at `rev`, extracted under `into`."""
+    """Baton's packages and the benchmark's flows at `rev`, extracted under `into`."""
     archive = into / "before.tar"
     with archive.open("wb") as out:
-        subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", rev, *PACKAGES],
+        subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", rev, *PACKAGES, "bench/flows"],
                        stdout=out, check=True, stderr=subprocess.PIPE)
     tree = into / f"baton-{rev}"
     with tarfile.open(archive) as tar:
@@ -95,6 +96,20 @@ def _timed(code: Path, args: tuple[str, ...], environ: dict[str, str], cwd: Path
     return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
+def _prepare_before(tree: Path, workdir: Path) -> dict[str, str]:
+    """The older side's configuration: a database of its own schema, made by its own `baton
+    run`, holding R-1 at its gate, and the flows and org file of its time (a newer org file's
+    `services:`, say, is a key it refuses; a newer schema, a revision it does not know)."""
+    from bench.common import INPUTS, REQUESTER
+
+    flows = tree / "bench" / "flows"
+    environ = env(fresh(workdir / "cli-start-before.db"), BATON_FLOWS=str(flows),
+                  BATON_ORG=str(flows / "org.yaml"))
+    values = [f"{key}={value}" for key, value in INPUTS.items()]
+    _timed(tree, ("run", "bench-approval", *values, "--as", REQUESTER), environ, workdir)
+    return environ
+
+
 def _which(code: Path, environ: dict[str, str], cwd: Path) -> Path:
     """Where `bot.cli` is imported from with this PYTHONPATH (it must be `code`)."""
     done = subprocess.run([sys.executable, "-c", "import bot.cli; print(bot.cli.__file__)"],
@@ -107,25 +122,23 @@ def run(workdir: Path, runs: int = 15, before: str | None = BEFORE,
         log=print) -> dict[str, Side]:  # type: ignore[no-untyped-def]
     """Time each command `runs` times per side, rounds interleaved; the first round warms
     the page cache and the bytecode caches and is not counted."""
-    db = _prepare(workdir)
-    environ = env(db)
-    sides = [Side("after", REPO, {}, {})]
+    sides = [Side("after", REPO, {}, {}, env(_prepare(workdir)))]
     if before:
         try:
             tree = checkout(before, workdir)
         except (OSError, subprocess.CalledProcessError) as exc:
             log(f"  no before side: git archive {before} failed ({exc})")
         else:
-            sides.insert(0, Side(f"before ({before})", tree, {}, {}))
+            sides.insert(0, Side(f"before ({before})", tree, {}, {}, _prepare_before(tree, workdir)))
     for side in sides:
-        found = _which(side.code, environ, workdir)
+        found = _which(side.code, side.environ, workdir)
         if found != side.code.resolve():
             raise RuntimeError(f"{side.name}: bot.cli came from {found}, not {side.code}")
     log(f"  {runs} rounds of {len(COMMANDS)} commands x {len(sides)} side(s)")
     for round_ in range(runs + 1):
         for side in sides:
             for name, args in COMMANDS.items():
-                wall, cpu = _timed(side.code, args, environ, workdir)
+                wall, cpu = _timed(side.code, args, side.environ, workdir)
                 if round_:
                     side.wall.setdefault(name, []).append(wall)
                     side.cpu.setdefault(name, []).append(cpu)
