@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from orchestrator.approval_views import AnswerState, FlowView, RunView
+from orchestrator.approval_views import AnswerState, FlowView, InputView, RunView
 
 MAX_SHOWN = 300  # characters of one value quoted in a highlight
 MAX_HIGHLIGHTS = 25
@@ -63,22 +63,12 @@ class RunReport(ApprovalAnswer):
     highlights: list[str] = Field(description="the decision trace's main entries, oldest first")
 
 
-class FlowArgument(BaseModel):
-    type: str
-    required: bool
-    description: str
-    choices: list[Any] | None
-    min: float | None
-    max: float | None
-    default: Any = None
-
-
 class FlowEntry(BaseModel):
     flow: str
     title: str
     description: str
     actions: list[str] = Field(description="the action names request_approval takes for it")
-    arguments: dict[str, FlowArgument] = Field(description="what request_approval's arguments hold")
+    arguments: dict[str, InputView] = Field(description="what request_approval's arguments hold")
 
 
 class FlowListing(BaseModel):
@@ -181,7 +171,7 @@ def run_report(view: RunView, trace: Mapping[str, Any], wait_s: float) -> RunRep
 
 def flow_listing(flows: list[FlowView]) -> FlowListing:
     entries = [FlowEntry(flow=f.name, title=f.title, description=f.description, actions=f.tools,
-                         arguments={k: FlowArgument(**v.model_dump()) for k, v in f.inputs.items()})
+                         arguments=f.inputs)
                for f in flows]
     if not entries:
         hint = ("This token may start no flow: ask the operator for one that names the flow "
