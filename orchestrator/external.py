@@ -25,7 +25,7 @@ from gates.durations import format_duration
 from gates.org import Org
 from orchestrator import gating
 from orchestrator.program import Node, Program
-from orchestrator.runtime import Finish, Goto, Hold, Transition, Tx, Wait
+from orchestrator.runtime import Finish, Goto, Transition, Tx, Wait, emergency_stop, hold_if_halted
 from orchestrator.spec import InputSpec
 from storage import actions
 from storage.records import Action, Timer
@@ -58,16 +58,14 @@ def halt_reason(org: Org, state: Any) -> str | None:
     """Why no action may begin now (`state`: the emergency stop, `halt_state`), or None."""
     if not state.halted:
         return None
-    return (f"Baton is halted (emergency stop by {org.display(state.halted_by or '?')}"
-            + (f": {state.halt_reason}" if state.halt_reason else "") + ")")
+    return f"Baton is halted ({emergency_stop(org, state)})"
 
 
 def step_external(tx: Tx, node: Node) -> Transition:
     spec = node.spec
-    state = halt_state(tx.w)
-    if state.halted:
-        return Hold(f"emergency stop by {tx.org.display(state.halted_by or '?')}"
-                    + (f": {state.halt_reason}" if state.halt_reason else ""))
+    held = hold_if_halted(tx)
+    if held:
+        return held
     key = f"{tx.run.ref}:{node.key}"
     arguments = approved_arguments(tx, node)
     deadline = tx.now + spec.timeout

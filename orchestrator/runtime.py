@@ -14,6 +14,7 @@ from orchestrator.events import emit
 from orchestrator.program import Node, Program
 from storage import gates, signals, trace
 from storage.records import Run
+from storage.runs import halt_state
 from storage.writer import Writer
 
 if TYPE_CHECKING:
@@ -149,3 +150,15 @@ class Tx:
 
     def node(self, key: str) -> Node:
         return self.program.node(key)
+
+
+def emergency_stop(org: Any, state: Any) -> str:
+    """Who stopped Baton, and why if they said (`state`: `halt_state`'s answer)."""
+    return (f"emergency stop by {org.display(state.halted_by or '?')}"
+            + (f": {state.halt_reason}" if state.halt_reason else ""))
+
+
+def hold_if_halted(tx: Tx) -> Hold | None:
+    """A step that would act waits while Baton is halted."""
+    state = halt_state(tx.w)
+    return Hold(emergency_stop(tx.org, state)) if state.halted else None

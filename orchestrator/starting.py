@@ -21,7 +21,7 @@ from orchestrator.errors import (
 from orchestrator.inputs import parse_inputs
 from orchestrator.program import Program
 from orchestrator.running import _Carry
-from orchestrator.runtime import Tx
+from orchestrator.runtime import Tx, emergency_stop
 from storage import runs
 from storage.records import Run
 from storage.runs import halt_state
@@ -95,10 +95,8 @@ class Starting:
             with self.db.writer() as w:
                 state = halt_state(w)
                 if state.halted:
-                    raise Unavailable(
-                        f"Baton is halted (emergency stop by {self.org.display(state.halted_by or '?')}"
-                        + (f": {state.halt_reason}" if state.halt_reason else "")
-                        + "); no new runs start until an admin resumes Baton")
+                    raise Unavailable(f"Baton is halted ({emergency_stop(self.org, state)}); "
+                                      "no new runs start until an admin resumes Baton")
                 version_id = self._flow_version(w, program, now)
                 row = {"flow_name": flow.name, "flow_version_id": version_id,
                        "status": "running", "requester": requester, "inputs": values,

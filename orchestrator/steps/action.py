@@ -17,12 +17,20 @@ from orchestrator.context import signal_view
 from orchestrator.failpoints import crash_point
 from orchestrator.gating import shown_to_decider
 from orchestrator.program import Node
-from orchestrator.runtime import Finish, Goto, Hold, Transition, Tx, Wait, Work, latest_signals
+from orchestrator.runtime import (
+    Finish,
+    Goto,
+    Transition,
+    Tx,
+    Wait,
+    Work,
+    hold_if_halted,
+    latest_signals,
+)
 from orchestrator.spec import RetrySpec
 from orchestrator.steps.agents import jsonable
 from storage import actions
 from storage.records import Action
-from storage.runs import halt_state
 
 log = structlog.get_logger("baton.steps")
 
@@ -63,10 +71,9 @@ class ActionOutcome:
 
 def step_action(tx: Tx, node: Node) -> Transition | Work:
     spec = node.spec
-    state = halt_state(tx.w)
-    if state.halted:
-        return Hold(f"emergency stop by {tx.org.display(state.halted_by or '?')}"
-                    + (f": {state.halt_reason}" if state.halt_reason else ""))
+    held = hold_if_halted(tx)
+    if held:
+        return held
     key = f"{tx.run.ref}:{node.key}"
     # The usual case, a first start, is one INSERT. An action that has a row (a retry a
     # decision in this transaction asked for, a restart) is then read, after what this
