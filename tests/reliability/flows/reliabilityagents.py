@@ -26,3 +26,15 @@ def record(ctx: Any) -> dict[str, Any]:
         ledger.write(json.dumps({"run": ctx.run, "key": ctx.idempotency_key,
                                  "action": ctx.action}) + "\n")
     return {"ok": True}
+
+
+# `held`: an action that begins, says so, and ends only when the test lets it (at most a
+# minute, so a broken test never hangs the suite). Baton runs in the test's process here.
+HELD_STARTED = threading.Event()
+HELD_RELEASE = threading.Event()
+
+
+def held(ctx: Any) -> dict[str, Any]:
+    HELD_STARTED.set()
+    HELD_RELEASE.wait(60)
+    return record(ctx)
