@@ -100,20 +100,27 @@ def _reported(run: Run, approval: str, status: str) -> bool:
                                     "failed": "failed"}[status]
 
 
+def _endpoint(url: str | None, token: str | None, client: str) -> tuple[str, dict[str, str]]:
+    """The API's base URL and the headers every call sends, from the arguments or
+    BATON_URL and BATON_TOKEN."""
+    url = url or os.environ.get("BATON_URL")
+    token = token or os.environ.get("BATON_TOKEN")
+    if not url or not token:
+        raise BatonError(f"say where Baton is and which token to use: {client}(url, token), or "
+                         "BATON_URL and BATON_TOKEN")
+    base = url.rstrip("/")
+    return (base if base.endswith("/api/v1") else base + "/api/v1",
+            {"Authorization": f"Bearer {token}", "Accept": "application/json"})
+
+
 class Baton:
     """The approval API, blocking. Use as a context manager, or call `close()`."""
 
     def __init__(self, url: str | None = None, token: str | None = None, *,
                  timeout: float = 10.0, http: httpx.Client | None = None) -> None:
-        url = url or os.environ.get("BATON_URL")
-        token = token or os.environ.get("BATON_TOKEN")
-        if not url or not token:
-            raise BatonError("say where Baton is and which token to use: Baton(url, token), or "
-                             "BATON_URL and BATON_TOKEN")
-        self.base = url.rstrip("/") + ("" if url.rstrip("/").endswith("/api/v1") else "/api/v1")
+        self.base, self._headers = _endpoint(url, token, "Baton")
         self.timeout = timeout
         self.http = http or httpx.Client(timeout=timeout)
-        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
 
     def __enter__(self) -> Baton:
         return self
@@ -212,15 +219,9 @@ class AsyncBaton:
 
     def __init__(self, url: str | None = None, token: str | None = None, *,
                  timeout: float = 10.0, http: httpx.AsyncClient | None = None) -> None:
-        url = url or os.environ.get("BATON_URL")
-        token = token or os.environ.get("BATON_TOKEN")
-        if not url or not token:
-            raise BatonError("say where Baton is and which token to use: AsyncBaton(url, token), "
-                             "or BATON_URL and BATON_TOKEN")
-        self.base = url.rstrip("/") + ("" if url.rstrip("/").endswith("/api/v1") else "/api/v1")
+        self.base, self._headers = _endpoint(url, token, "AsyncBaton")
         self.timeout = timeout
         self.http = http or httpx.AsyncClient(timeout=timeout)
-        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
 
     async def __aenter__(self) -> AsyncBaton:
         return self
