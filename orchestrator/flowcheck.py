@@ -23,7 +23,7 @@ from orchestrator.context import condition_shapes, sample_contexts
 from orchestrator.errors import Problem
 from orchestrator.filelimits import hold_problem
 from orchestrator.reach import Reach, hook_secret_problem, own_secret
-from orchestrator.stepcheck import StepChecks
+from orchestrator.stepcheck import CHECKS, StepChecks
 from orchestrator.yamlfile import YamlDoc, format_path
 
 
@@ -202,7 +202,7 @@ class FlowChecker(StepChecks):
         if flow.limits.on_violation == "escalate":
             self.chain(("limits", "escalation"), flow.limits.escalation, "on_violation: escalate")
         for path, step in self.walk():
-            getattr(self, f"step_{step.kind}")(path, step.body)
+            CHECKS[step.kind](self, path, step.body)
         for path, items in self.step_lists():
             for i, step in enumerate(items):
                 if step.kind == "conflict":

@@ -4,6 +4,8 @@ orchestrator/flowcheck.py)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 from gates.conflicts import follow_effects
 from gates.options import BUILTIN_OPTIONS
@@ -13,7 +15,8 @@ from orchestrator.yamlfile import format_path
 
 
 class StepChecks:
-    """Per step kind: `step_<kind>(path, body)`, called for every step of the flow."""
+    """Per step kind: `step_<kind>(path, body)`, called for every step of the flow through
+    `CHECKS` (below)."""
 
     def step_parallel(self, path: tuple, body: S.ParallelStep) -> None:
         for i, name in enumerate(body.agents):
@@ -162,3 +165,19 @@ class StepChecks:
     def step_plan(self, path: tuple, body: S.PlanStep) -> None:
         self.agent(path + ("planner",), body.planner)
         self.agent(path + ("executor",), body.executor)
+
+
+# The check of each step kind: a kind the spec knows and this table lacks fails at import.
+CHECKS: dict[str, Callable[[StepChecks, tuple, Any], None]] = {
+    "parallel": StepChecks.step_parallel,
+    "agent": StepChecks.step_agent,
+    "conflict": StepChecks.step_conflict,
+    "gate": StepChecks.step_gate,
+    "boundary": StepChecks.step_boundary,
+    "action": StepChecks.step_action,
+    "external": StepChecks.step_external,
+    "route": StepChecks.step_route,
+    "plan": StepChecks.step_plan,
+}
+if set(CHECKS) != set(S.STEP_KINDS):
+    raise RuntimeError(f"step kinds without a check: {sorted(set(S.STEP_KINDS) ^ set(CHECKS))}")
