@@ -6,6 +6,7 @@ import time
 
 from gates.org import Org, SpecError
 from sandbox.records import SlackApp, Team
+from sandbox.surfaces import TRIGGER_TTL
 from sandbox.workspace import Clock, Workspace
 
 
@@ -50,8 +51,8 @@ def role_title(org: Org, key: str) -> str:
 
 
 def workspace_from_org(org: Org, *, team: Team | None = None, app: SlackApp | None = None,
-                       clock: Clock = time.time) -> Workspace:
-    workspace = Workspace(team, app, clock=clock)
+                       clock: Clock = time.time, trigger_ttl: float = TRIGGER_TTL) -> Workspace:
+    workspace = Workspace(team, app, clock=clock, trigger_ttl=trigger_ttl)
     seed_from_org(workspace, org)
     return workspace
 

@@ -25,6 +25,7 @@ class Surfaces:
     if TYPE_CHECKING:
         team: Team
         clock: Callable[[], float]
+        trigger_ttl: float
         _cond: threading.Condition
         _counter: Iterator[int]
 
@@ -147,14 +148,15 @@ class Surfaces:
         return trigger.id
 
     def exchange_trigger(self, trigger_id: str) -> Trigger:
-        """Use a trigger_id once, within 3 seconds of the interaction, as views.open does."""
+        """Use a trigger_id once, within `trigger_ttl` (Slack's 3 seconds) of the
+        interaction, as views.open does."""
         with self._mutation():
             trigger = self._triggers.get(trigger_id)
             if trigger is None:
                 raise ApiError("invalid_trigger_id")
             if trigger.used:
                 raise ApiError("exchanged_trigger_id")
-            if self.clock() - trigger.issued_at > TRIGGER_TTL:
+            if self.clock() - trigger.issued_at > self.trigger_ttl:
                 raise ApiError("expired_trigger_id")
             self._triggers[trigger_id] = replace(trigger, used=True)
         return trigger

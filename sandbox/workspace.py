@@ -31,7 +31,7 @@ from sandbox.records import (
     UserGroup,
 )
 from sandbox.snapshot import Snapshots
-from sandbox.surfaces import Surfaces
+from sandbox.surfaces import TRIGGER_TTL, Surfaces
 
 Clock = Callable[[], float]
 T = TypeVar("T")
@@ -42,10 +42,13 @@ class Workspace(Surfaces, Snapshots):
     Surfaces, saving and restoring it from Snapshots."""
 
     def __init__(self, team: Team | None = None, app: SlackApp | None = None, *,
-                 clock: Clock = time.time) -> None:
+                 clock: Clock = time.time, trigger_ttl: float = TRIGGER_TTL) -> None:
         self.team = team or Team()
         self.app = app or SlackApp()
         self.clock = clock
+        # How long a click's trigger_id opens a modal: Slack's three seconds by default.
+        # Harnesses on wall time lengthen it, because a loaded machine is not a slow bot.
+        self.trigger_ttl = trigger_ttl
         self._cond = threading.Condition(threading.RLock())
         self._version = 0
         self._changes: deque[Change] = deque(maxlen=2000)

@@ -41,6 +41,10 @@ _import_anyio_up_front()
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_FLOWS = ROOT / "flows"
+# Tests time nothing: the emulated Slack runs on wall time, and a loaded CI machine may take
+# longer than Slack's three seconds between a click and the modal it opens. The expiry itself
+# is tested on a controlled clock (tests/sandbox/test_views.py, test_bolt.py).
+WALL_TRIGGER_TTL = 60.0
 TEST_FLOWS = Path(__file__).resolve().parent / "flows"
 
 # Loopback servers in these tests must never be reached through a proxy.

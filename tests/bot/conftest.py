@@ -17,7 +17,7 @@ from orchestrator.clock import Clock, SystemClock
 from orchestrator.loader import load_org
 from sandbox import Driver, EmulatorServer, LoopbackServer, workspace_from_org
 from sandbox.records import Message
-from tests.conftest import EXAMPLE_FLOWS, make_settings
+from tests.conftest import EXAMPLE_FLOWS, WALL_TRIGGER_TTL, make_settings
 
 ALICE, BOB, CAROL, DAVE, ERIN, FRANK = (
     "U0ALICE01", "U0BOB0001", "U0CAROL01", "U0DAVE001", "U0ERIN001", "U0FRANK01")
@@ -116,7 +116,7 @@ def make_baton(emulator: EmulatorServer, database_url: str, ledger: Callable
               slack_timeout: float = 2.0, org: Path | None = None, **extra: object) -> Baton:
         """Baton over `flows`; `org` (default: the examples' org file) also makes the Slack
         workspace's people and channels; `extra` are more settings."""
-        workspace = workspace_from_org(ORG if org is None else load_org(org))
+        workspace = workspace_from_org(ORG if org is None else load_org(org), trigger_ttl=WALL_TRIGGER_TTL)
         emulator.reset(workspace)
         if org is not None:
             extra["BATON_ORG"] = org

@@ -21,7 +21,7 @@ import pytest
 from orchestrator.loader import load_org
 from sandbox import workspace_from_org
 from sandbox.dev import DevSandbox, sandbox_app
-from tests.conftest import EXAMPLE_FLOWS, ROOT, make_settings
+from tests.conftest import EXAMPLE_FLOWS, ROOT, WALL_TRIGGER_TTL, make_settings
 
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
@@ -60,7 +60,7 @@ def make_sandbox(tmp_path: Path, ledger: Callable) -> Iterator[Callable[..., Dev
     started: list[DevSandbox] = []
 
     def build(flows: Path = EXAMPLE_FLOWS) -> DevSandbox:
-        workspace = workspace_from_org(ORG, app=sandbox_app())
+        workspace = workspace_from_org(ORG, app=sandbox_app(), trigger_ttl=WALL_TRIGGER_TTL)
         settings = make_settings(tmp_path / "baton.db", flows)
         dev = DevSandbox(settings, workspace, poll=0.05).start()
         started.append(dev)
