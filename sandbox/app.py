@@ -155,6 +155,8 @@ class Emulator:
             return None
         if fault.delay:
             await asyncio.sleep(fault.delay)
+        while fault.hang and self.faults.is_down:
+            await asyncio.sleep(0.05)
         if not fault.fails:
             return None
         if fault.drop:

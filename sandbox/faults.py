@@ -28,7 +28,9 @@ class Fault:
     - `status`: answer with this HTTP status (429 also sends `Retry-After: retry_after`);
     - `error`: answer HTTP 200 `{"ok": false, "error": error}`, as Slack does for API errors;
     - `delay`: wait this many seconds first; alone, the request then succeeds (Slack is slow);
-    - `drop`: close the connection without answering (the client sees a connection error).
+    - `drop`: close the connection without answering (the client sees a connection error);
+    - `hang`: answer nothing until Slack is back `up()`, then fail (a Slack whose front door
+      takes connections while nothing behind it answers: clients meet their own timeouts).
     """
 
     status: int | None = None
@@ -36,6 +38,7 @@ class Fault:
     delay: float = 0.0
     drop: bool = False
     error: str | None = None
+    hang: bool = False
 
     @property
     def fails(self) -> bool:
@@ -44,6 +47,8 @@ class Fault:
     def describe(self) -> str:
         """What the fault does, in a few words (for the sandbox's call log)."""
         parts = [f"delay {self.delay:g}s"] if self.delay else []
+        if self.hang:
+            parts.append("no answer until Slack is back")
         if self.drop:
             parts.append("connection dropped")
         if self.status is not None:
@@ -80,10 +85,11 @@ class FaultPlan:
             self._queued.setdefault(method, deque()).extend([fault] * times)
         return fault
 
-    def down(self, *, status: int = 503, drop: bool = False) -> None:
-        """Fail every request (with `status`, or by dropping the connection) until `up()`."""
+    def down(self, *, status: int = 503, drop: bool = False, hang: bool = False) -> None:
+        """Fail every request (with `status`, or by dropping the connection) until `up()`;
+        with `hang`, each request first waits, unanswered, until `up()`."""
         with self._lock:
-            self._down = Fault(status=None if drop else status, drop=drop)
+            self._down = Fault(status=None if drop else status, drop=drop, hang=hang)
 
     def up(self) -> None:
         with self._lock:

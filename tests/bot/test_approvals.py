@@ -17,7 +17,7 @@ def texts(message) -> str:  # type: ignore[no-untyped-def]
 def start_payment(baton: Baton, amount: str = "20000") -> None:
     reply = baton.driver.slash_command(f"run vendor-payment vendor=ACME amount={amount}",
                                        user=ALICE, channel=PAYMENTS)
-    assert reply.status == 200 and reply.acked_in_time
+    assert reply.status == 200
     baton.settle()
 
 

@@ -244,7 +244,7 @@ def test_a_replayed_or_redelivered_command_starts_one_run(reliable: Baton, figur
     dm_again = [reliable.driver.replay(dm), reliable.driver.redeliver(dm, retry_num=1)]
     figures.add("requests_sent", 2 + len(again) + len(retried) + len(dm_again))
     figures.add("faults_injected", len(again) + len(retried) + len(dm_again))
-    assert all(r.status == 200 and r.acked_in_time for r in [first, *again, *retried, dm, *dm_again])
+    assert all(r.status == 200 for r in [first, *again, *retried, dm, *dm_again])
     reliable.settle()
     with reliable.engine.db.read() as s:
         runs = s.exec(select(Run)).all()

@@ -235,7 +235,6 @@ def test_any_payload_is_answered_without_a_500_and_a_refusal_changes_nothing(
     if reply.status >= 500:
         figures.add("server_errors")
     assert reply.status in ALLOWED, (reply.status, reply.body)
-    assert reply.acked_in_time
     baton.settle()
     if reply.status >= 400:
         figures.add("refusals")
