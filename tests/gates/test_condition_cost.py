@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gates.cel_cost import CostProblem, Shape, collection, estimate, text
+from gates.cel_cost import COSTS, CostProblem, Shape, collection, estimate, text
 from gates.cel_regex import PatternProblem, regex_program
+from gates.cel_syntax import Node, parse
 from gates.conditions import COST_BUDGET, ConditionError, compile_condition
 
 
@@ -145,3 +146,18 @@ def test_a_pattern_is_decoded_as_cel_decodes_it() -> None:
     assert estimate("'x'.matches('a\\?')", {}) == estimate("'x'.matches('a?')", {})
     with pytest.raises(CostProblem, match="its pattern as a string written in the condition"):
         estimate("'x'.matches(b'a')", {})
+
+
+def test_every_kind_of_node_the_parser_makes_has_a_cost() -> None:
+    def kinds(node: Node) -> set[str]:
+        found = {node.kind}
+        for child in (*node.args, *([node.target] if node.target else [])):
+            found |= kinds(child)
+        return found
+
+    source = ("inputs.items[0] + size([1, 2]) > 0 ? {'a': -1}['a'] == 1 "
+              ": google.protobuf.Int64Value{value: 1} == 1 && inputs.x.all(i, i > 0)")
+    made = kinds(parse(source))
+    assert made == {"literal", "ident", "select", "index", "call", "list", "map", "message",
+                    "op", "cond"}
+    assert made <= set(COSTS)
