@@ -19,12 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import col, select
-
 from orchestrator.owners import Owners
-from storage import rows
+from storage import slack
 from storage.engine import Database
-from storage.models import SlackInbox
+from storage.slack import InboxRequest
 
 CLAIM = timedelta(seconds=60)
 # Slack's ids are a few dozen characters; a longer one (only a forger holding the signing
@@ -91,47 +89,30 @@ class Inbox:
     def accept(self, key: str, kind: str, payload: dict[str, Any]) -> int | None:
         """Store a request, claimed by this process. None when the key was seen before."""
         now = self.clock.now()
-        with self.db.write(urgent=True) as s:  # Slack waits for this one: it goes first
-            # One statement: a key accepted before, here or by another replica at the same
-            # moment, inserts nothing.
-            return rows.insert_new(s, SlackInbox, {
+        with self.db.writer(urgent=True) as w:  # Slack waits for this one: it goes first
+            return slack.accept_request(w, {
                 "key": key, "kind": kind, "payload": payload, "received_at": now,
-                "claimed_by": self.owner, "claim_until": now + CLAIM, "attempts": 1}, unique="key")
+                "claimed_by": self.owner, "claim_until": now + CLAIM, "attempts": 1})
 
     def finish(self, row_id: int, error: str | None = None) -> None:
-        with self.db.write() as s:
-            row = s.get(SlackInbox, row_id)
-            if row is None:
-                return
-            row.status = "failed" if error else "done"
-            row.error = error[:1000] if error else None
-            row.processed_at = self.clock.now()
-            row.claimed_by = None
-            s.add(row)
+        with self.db.writer() as w:
+            slack.finish_request(w, row_id, error, self.clock.now())
 
-    def _abandoned(self, row: SlackInbox, now: datetime) -> bool:
+    def _abandoned(self, row: InboxRequest, now: datetime) -> bool:
         if row.claimed_by is None or row.claim_until is None or row.claim_until <= now:
             return True
         return row.claimed_by != self.owner and self.owners.dead(row.claimed_by)
 
-    def claim_abandoned(self, limit: int = 50) -> list[SlackInbox]:
+    def claim_abandoned(self, limit: int = 50) -> list[InboxRequest]:
         """Take over requests whose processor died or timed out."""
         now = self.clock.now()
         with self.db.read() as s:
-            ids = list(s.exec(select(SlackInbox.id).where(col(SlackInbox.status) == "pending")
-                              .order_by(col(SlackInbox.id)).limit(limit)))
-        taken: list[SlackInbox] = []
+            ids = slack.pending_request_ids(s, limit)
+        taken: list[InboxRequest] = []
         for row_id in ids:
-            with self.db.write() as s:
-                query = select(SlackInbox).where(SlackInbox.id == row_id)
-                if self.db.is_postgresql:
-                    query = query.with_for_update(skip_locked=True)
-                row = s.exec(query).first()
-                if row is None or row.status != "pending" or not self._abandoned(row, now):
-                    continue
-                row.claimed_by = self.owner
-                row.claim_until = now + CLAIM
-                row.attempts += 1
-                s.add(row)
+            with self.db.writer() as w:
+                row = slack.claim_request(w, row_id, self.owner, now + CLAIM,
+                                          lambda found: self._abandoned(found, now))
+            if row is not None:
                 taken.append(row)
         return taken

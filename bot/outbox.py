@@ -44,8 +44,6 @@ import httpx
 import structlog
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import Connection
-from sqlmodel import Session, col, select, update
 
 from bot import response_urls
 from bot.response_urls import ResponseUrls
@@ -53,28 +51,22 @@ from orchestrator.failpoints import crash_point
 from orchestrator.owners import Owners
 from orchestrator.wording import count, seconds
 from orchestrator.workers import BackgroundLoop
+from storage import slack
 from storage.engine import Database
-from storage.models import SlackOutbox, SlackRef
-from storage.rows import add as add_row
+from storage.slack import OPEN, OutboxCall, Ref
 
 log = structlog.get_logger("baton.outbox")
 
-Renderer = Callable[[Session, dict[str, Any]], dict[str, Any]]
-OUTBOX = SlackOutbox.__table__  # type: ignore[attr-defined]
-REFS = SlackRef.__table__  # type: ignore[attr-defined]
-
-
-class Ref(NamedTuple):
-    """Where a sent message lives."""
-
-    channel: str
-    ts: str
+# Builds a payload from the database as it is when the call is sent: given what
+# `Database.read()` yields and the payload's arguments.
+Renderer = Callable[[Any, dict[str, Any]], dict[str, Any]]
+__all__ = ["OPEN", "OutboxSender", "Ref", "enqueue"]
 
 
 class Made(NamedTuple):
     """A call Slack took, not yet marked sent."""
 
-    row: SlackOutbox
+    row: OutboxCall
     response: dict[str, Any]
 
 METADATA_TYPE = "baton_outbox"
@@ -86,7 +78,6 @@ UNKNOWN_ERROR_ATTEMPTS = 5
 RESPONSE_URL_ATTEMPTS = 3
 GIVE_UP_AFTER = timedelta(days=1)
 CLAIM = timedelta(seconds=60)  # longer than any Web API call's timeout
-OPEN = ("pending", "sending", "unsure")
 # Errors another attempt cannot fix: the row is marked failed and its lane moves on.
 PERMANENT = frozenset({
     "channel_not_found", "not_in_channel", "is_archived", "msg_too_long", "invalid_blocks",
@@ -97,13 +88,12 @@ PERMANENT = frozenset({
 })
 
 
-def enqueue(session: Session, *, lane: str, method: str, payload: dict[str, Any],
+def enqueue(tx: Any, *, lane: str, method: str, payload: dict[str, Any],
             at: datetime, run_id: int | None = None, ref: str | None = None,
             thread_ref: str | None = None, target_ref: str | None = None,
             supersede: str | None = None) -> None:
-    """Queue one Web API call in the caller's write transaction (a plain row, inserted with
-    the transaction's other queued rows before its next query or its commit, in order)."""
-    add_row(session, SlackOutbox, {
+    """Queue one Web API call in the caller's write transaction (`storage.slack.queue_call`)."""
+    slack.queue_call(tx, {
         "run_id": run_id, "lane": lane, "method": method, "payload": payload, "ref": ref,
         "thread_ref": thread_ref, "target_ref": target_ref, "supersede": supersede,
         "created_at": at})
@@ -207,12 +197,10 @@ class OutboxSender:
         outcome = Outcome()
         now = self.clock.now()
         with self.db.read() as s:
-            rows = list(s.exec(select(SlackOutbox)
-                               .where(col(SlackOutbox.status).in_(OPEN))
-                               .order_by(col(SlackOutbox.id)).limit(self.batch)))
+            rows = slack.open_calls(s, self.batch)
         replaced = self._supersede_within(rows)
         outcome.superseded = len(replaced)
-        lanes: dict[str, list[SlackOutbox]] = {}
+        lanes: dict[str, list[OutboxCall]] = {}
         for row in rows:
             if row.id not in replaced:
                 lanes.setdefault(row.lane, []).append(row)
@@ -226,7 +214,7 @@ class OutboxSender:
             outcome.add(done)
         return outcome
 
-    def _deliver_lane(self, rows: list[SlackOutbox], now: datetime) -> Outcome:
+    def _deliver_lane(self, rows: list[OutboxCall], now: datetime) -> Outcome:
         """One lane's rows, in order, until one of them has to wait. A call Slack took is
         marked sent in the transaction that claims the lane's next row (one transaction per
         call, not two); the lane's last is marked on its own. Until then it is `sending`,
@@ -253,11 +241,11 @@ class OutboxSender:
                     break
         finally:
             if made is not None:
-                with self.db.write() as s:
-                    self._record_sent(s.connection(), made, self.clock.now())
+                with self.db.writer() as w:
+                    slack.record_sent(w, made.row, made.response, self.clock.now())
         return outcome
 
-    def _supersede_within(self, rows: list[SlackOutbox]) -> set[int]:
+    def _supersede_within(self, rows: list[OutboxCall]) -> set[int]:
         """Mark, in one statement, the rows of this batch that a newer row of the same batch
         replaces (a burst of App Home publishes for one person: only the newest is sent)."""
         newest: dict[str, int] = {}
@@ -267,11 +255,9 @@ class OutboxSender:
         replaced = {row.id for row in rows
                     if row.supersede and row.id is not None and row.id != newest[row.supersede]}
         if replaced:
-            with self.db.write() as s:
-                s.exec(update(SlackOutbox).where(col(SlackOutbox.id).in_(replaced),
-                                                 col(SlackOutbox.status).in_(OPEN))
-                       .values(status="superseded", sent_at=self.clock.now()))
-        return replaced  # type: ignore[return-value]
+            with self.db.writer() as w:
+                slack.supersede_calls(w, replaced, self.clock.now())
+        return replaced
 
     def _claimed_elsewhere(self, row: Any, now: datetime) -> bool:
         """Another live sender is making this call right now."""
@@ -281,35 +267,28 @@ class OutboxSender:
             return False
         return not self.owners.dead(row.claimed_by)
 
-    def _send_one(self, row: SlackOutbox, made: Made | None) -> tuple[str, Made | None]:
+    def _send_one(self, row: OutboxCall, made: Made | None) -> tuple[str, Made | None]:
         """Claim `row` and make its call; first mark `made`, the lane's call before it, sent
         (in the same transaction). Returns what became of the row (sent | failed | deferred
         | superseded | busy: another sender has it | done: already sent) and the call made,
         which is not yet marked sent."""
         now = self.clock.now()
-        with self.db.write() as s:
-            conn = s.connection()
+        with self.db.writer() as w:
             if made is not None:
-                self._record_sent(conn, made, now)
-            query = select(OUTBOX.c.status, OUTBOX.c.claimed_by, OUTBOX.c.claim_until,
-                           OUTBOX.c.payload).where(OUTBOX.c.id == row.id)
-            if self.db.is_postgresql:
-                query = query.with_for_update(skip_locked=True)
-            fresh = conn.execute(query).first()
+                slack.record_sent(w, made.row, made.response, now)
+            fresh = slack.lock_call(w, row.id)
             if fresh is None:
                 return "busy", None
             if fresh.status not in OPEN:
                 return "done", None
             if self._claimed_elsewhere(fresh, now):
                 return "busy", None
-            if row.supersede and self._superseded(conn, row, now):
+            if row.supersede and slack.supersede_if_newer(w, row, now):
                 return "superseded", None
             in_doubt = fresh.status in ("sending", "unsure")
             row.payload = fresh.payload  # a queued post may have been rewritten since the batch was read
-            conn.execute(OUTBOX.update().where(OUTBOX.c.id == row.id).values(
-                status="sending", claimed_by=self.owner, claim_until=now + CLAIM,
-                attempts=OUTBOX.c.attempts + 1))
-            refs = self._refs(conn, row)
+            slack.claim_call(w, row.id, self.owner, now + CLAIM)
+            refs = slack.refs_of(w, row)
         if refs is None:
             return self._defer(row, 1.0, "waiting for the message it refers to"), None
         if row.target_ref is not None and "target" not in refs:
@@ -345,38 +324,7 @@ class OutboxSender:
                                unsure=True), None
         return "sent", Made(row, response)
 
-    @staticmethod
-    def _superseded(conn: Connection, row: SlackOutbox, now: datetime) -> bool:
-        """Whether a newer call with the same key replaces `row` (home tabs, gate message
-        updates), which is then marked so: an indexed read of one row, in the claim."""
-        newer = conn.execute(select(OUTBOX.c.id).where(
-            OUTBOX.c.supersede == row.supersede, OUTBOX.c.id > row.id,
-            OUTBOX.c.status.in_(OPEN)).limit(1)).first()
-        if newer is None:
-            return False
-        conn.execute(OUTBOX.update().where(OUTBOX.c.id == row.id)
-                     .values(status="superseded", sent_at=now))
-        return True
-
-    def _refs(self, conn: Connection, row: SlackOutbox) -> dict[str, Ref] | None:
-        """The sent messages `row` refers to; None while one of them is still unsent. A
-        thread parent that could not be sent leaves the reply at the top level; a message
-        to update that was never sent is left out (the row then has nothing to do)."""
-        refs: dict[str, Ref] = {}
-        for name, key in (("thread", row.thread_ref), ("target", row.target_ref)):
-            if key is None:
-                continue
-            found = conn.execute(select(REFS.c.channel, REFS.c.ts).where(REFS.c.key == key)).first()
-            if found is not None:
-                refs[name] = Ref(found.channel, found.ts)
-                continue
-            unsent = conn.execute(select(OUTBOX.c.id).where(
-                OUTBOX.c.ref == key, OUTBOX.c.status.in_(OPEN))).first()
-            if unsent is not None:
-                return None
-        return refs
-
-    def _payload(self, row: SlackOutbox, refs: dict[str, Ref]) -> dict[str, Any]:
+    def _payload(self, row: OutboxCall, refs: dict[str, Ref]) -> dict[str, Any]:
         payload = dict(row.payload)
         payload.pop("fallback", None)  # where it goes if this call cannot: not for Slack
         name = payload.pop("render", None)
@@ -401,7 +349,7 @@ class OutboxSender:
         with self.db.read() as s:
             return renderer(s, args)
 
-    def _call(self, row: SlackOutbox, refs: dict[str, Ref]) -> dict[str, Any]:
+    def _call(self, row: OutboxCall, refs: dict[str, Ref]) -> dict[str, Any]:
         payload = self._payload(row, refs)
         if row.method == "files.upload_v2":
             files = [{"filename": f["filename"], "title": f.get("title", f["filename"]),
@@ -437,7 +385,7 @@ class OutboxSender:
             raise Undeliverable(f"response_url answered {status} {answer.text[:100]}".strip())
         return {}
 
-    def _find_sent(self, row: SlackOutbox, refs: dict[str, Ref]) -> dict[str, Any] | None:
+    def _find_sent(self, row: OutboxCall, refs: dict[str, Ref]) -> dict[str, Any] | None:
         """Look for a message this row already posted before a crash."""
         payload = self._payload(row, refs)
         channel = payload.get("channel")
@@ -459,20 +407,7 @@ class OutboxSender:
                 return {"channel": channel, "ts": message["ts"]}
         return None
 
-    @staticmethod
-    def _record_sent(conn: Connection, made: Made, now: datetime) -> None:
-        """Mark a call Slack took as sent, and remember where its message is."""
-        row, response = made
-        conn.execute(OUTBOX.update().where(OUTBOX.c.id == row.id).values(
-            status="sent", sent_at=now, last_error=None))
-        if row.ref and response.get("ts") and response.get("channel"):
-            known = conn.execute(select(REFS.c.key).where(REFS.c.key == row.ref)).first()
-            if known is None:
-                conn.execute(REFS.insert().values(
-                    key=row.ref, run_id=row.run_id, channel=response["channel"],
-                    ts=response["ts"], created_at=now))
-
-    def _retry(self, row: SlackOutbox, delay: float, reason: str, *, exact: bool = False,
+    def _retry(self, row: OutboxCall, delay: float, reason: str, *, exact: bool = False,
                unsure: bool = False, attempts: int | None = None) -> str:
         """Try again after `delay`, unless the row has had its share of tries: a reply to a
         response_url then goes another way; anything else fails for good."""
@@ -488,7 +423,7 @@ class OutboxSender:
                                    f"{seconds(age.total_seconds())})")
         return self._defer(row, delay, reason, exact=exact, unsure=unsure)
 
-    def _fall_back(self, row: SlackOutbox, reason: str) -> str:
+    def _fall_back(self, row: OutboxCall, reason: str) -> str:
         """A call that cannot succeed: sent the way its `fallback` says (a response_url's
         reply by postEphemeral, an ephemeral by DM), or failed for good if it has none."""
         payload = dict(row.payload)
@@ -504,52 +439,33 @@ class OutboxSender:
         else:
             method = "chat.postMessage"  # a DM: the channel named by the person's id
             payload.update(channel=to["user"])
-        with self.db.write() as s:
-            fresh = s.get(SlackOutbox, row.id)
-            if fresh is None:
+        with self.db.writer() as w:
+            if not slack.reroute_call(w, row.id, method, payload, f"{row.method}: {reason}"):
                 return "done"
-            fresh.method = method
-            fresh.payload = payload
-            fresh.status = "pending"
-            fresh.next_attempt_at = None
-            fresh.claimed_by = None
-            fresh.attempts = 0
-            fresh.last_error = f"{row.method}: {reason}"[:500]
-            s.add(fresh)
         log.warning("slack_call_rerouted", method=row.method, instead=method, lane=row.lane,
                     why=reason)
         return "rerouted"
 
-    def _backoff(self, row: SlackOutbox) -> float:
+    def _backoff(self, row: OutboxCall) -> float:
         base = min(self.max_backoff, 0.5 * 2 ** max(0, row.attempts))
         return base / 2 + self._rng.uniform(0, base / 2)
 
-    def _defer(self, row: SlackOutbox, delay: float, reason: str, *, exact: bool = False,
+    def _defer(self, row: OutboxCall, delay: float, reason: str, *, exact: bool = False,
                unsure: bool = False) -> str:
-        with self.db.write() as s:
-            fresh = s.get(SlackOutbox, row.id)
-            if fresh is None:
-                return "deferred"
-            # once unsure, a row stays unsure until it is found or sent
-            unsure = unsure or row.status == "unsure"
-            if unsure:
-                delay = max(delay, self.doubt_wait)
-            fresh.status = "unsure" if unsure else "pending"
-            fresh.next_attempt_at = self.clock.now() + timedelta(seconds=delay)
-            fresh.last_error = reason[:500]
-            s.add(fresh)
+        # once unsure, a row stays unsure until it is found or sent
+        unsure = unsure or row.status == "unsure"
+        if unsure:
+            delay = max(delay, self.doubt_wait)
+        with self.db.writer() as w:
+            slack.defer_call(w, row.id, unsure=unsure,
+                             until=self.clock.now() + timedelta(seconds=delay), reason=reason)
         log.info("slack_call_deferred", method=row.method, lane=row.lane, delay_s=round(delay, 3),
                  why=reason)
         return "deferred"
 
-    def _fail(self, row: SlackOutbox, reason: str) -> str:
-        with self.db.write() as s:
-            fresh = s.get(SlackOutbox, row.id)
-            if fresh is not None:
-                fresh.status = "failed"
-                fresh.last_error = reason[:500]
-                fresh.sent_at = self.clock.now()
-                s.add(fresh)
+    def _fail(self, row: OutboxCall, reason: str) -> str:
+        with self.db.writer() as w:
+            slack.fail_call(w, row.id, reason, self.clock.now())
         log.warning("slack_call_failed", method=row.method, lane=row.lane, error=reason)
         return "failed"
 
@@ -559,9 +475,7 @@ class OutboxSender:
         while time.monotonic() < deadline:
             self.deliver()
             with self.db.read() as s:
-                pending = s.exec(select(SlackOutbox.id).where(
-                    col(SlackOutbox.status).in_(OPEN))).first()
-            if pending is None:
-                return True
+                if not slack.any_open_call(s):
+                    return True
             time.sleep(0.02)
         return False

@@ -13,13 +13,10 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from sqlmodel import select
-
 from bot.commands import Reply
-from bot.outbox import enqueue
 from bot.response_urls import ResponseUrls
+from storage import slack
 from storage.engine import Database
-from storage.models import SlackOutbox
 
 
 class Replies:
@@ -31,11 +28,11 @@ class Replies:
         self.response_urls = response_urls or ResponseUrls()
 
     def queue(self, lane: str, method: str, payload: dict[str, Any], *, once: str | None = None) -> None:
-        with self.db.write() as s:
-            if once is not None and s.exec(select(SlackOutbox.id).where(SlackOutbox.ref == once)).first():
-                return
-            enqueue(s, lane=lane, method=method, payload=payload, at=self.clock.now(), ref=once)
-        self.wake()
+        with self.db.writer() as w:
+            queued = slack.queue_call_once(w, {"lane": lane, "method": method, "payload": payload,
+                                               "ref": once, "created_at": self.clock.now()})
+        if queued:
+            self.wake()
 
     def tell(self, response_url: str | None, reply: Reply, *, channel: str | None = None,
              user: str | None = None, once: str | None = None) -> None:
