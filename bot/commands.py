@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlmodel import col, select
 
 from bot.arguments import ArgumentError, parse, split_words, unslack
 from bot.blocks import (
@@ -29,7 +28,6 @@ from bot.blocks import (
 )
 from bot.render.common import STATUS_ICON, mentions, when
 from bot.render.trace import runs_list, stats_message, trace_message
-from bot.views import pending_gate_ids
 from gates.durations import parse_duration
 from gates.org import SpecError
 from orchestrator.engine import FINISHED, Engine, parse_ref
@@ -42,7 +40,8 @@ from orchestrator.readers.queries import find_runs
 from orchestrator.readers.stats import compute as compute_stats
 from orchestrator.readers.summary import summarize
 from orchestrator.wording import seconds
-from storage.models import Gate, Run
+from storage import reads
+from storage.records import Gate, Run
 from storage.trace import chain_entries
 
 log = structlog.get_logger("baton.commands")
@@ -230,12 +229,9 @@ class Commands:
         if words:
             return self._run_status(run_ref(words[0]), who), None
         with self.engine.db.read() as s:
-            mine = list(s.exec(select(Run).where(Run.requester == who.user,
-                                                 col(Run.status).not_in(tuple(FINISHED)))
-                               .order_by(col(Run.id).desc()).limit(20)))
-            waiting = pending_gate_ids(s, who.user)
-            gates = list(s.exec(select(Gate).where(col(Gate.id).in_(waiting[:20]))
-                                .order_by(col(Gate.id)))) if waiting else []
+            mine = reads.unfinished_runs_of(s, who.user, tuple(FINISHED), 20)
+            waiting = reads.pending_gate_ids(s, who.user)
+            gates = reads.gates_by_id(s, waiting[:20])
         now = who.now or self.engine.clock.now()
         blocks: list[Block] = [header(f"Waiting for you ({len(waiting)})")]
         for gate in gates:
@@ -323,8 +319,7 @@ class Commands:
         named (they saw it to decide it), and admins. Anyone may read it privately."""
         assert run.id is not None
         with self.engine.db.read() as s:
-            named = {p for gate in s.exec(select(Gate).where(Gate.run_id == run.id))
-                     for p in gate.approvers}
+            named = {p for gate in reads.gates_of_run(s, run.id) for p in gate.approvers}
         if who.user == run.requester or who.user in named or self.org.is_admin(who.user):
             return
         raise ArgumentError(f"only {run.ref}'s requester, its approvers or an admin may post its "

@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-import sqlalchemy as sa
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt import App, BoltRequest
@@ -202,8 +201,7 @@ def http_app(app: App, db: Database, extra_routes: list[Route] | None = None,
 
     async def healthz(request: Request) -> Response:
         try:
-            with db.engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
+            db.ping()
         except Exception as exc:
             # Open to anyone who can reach the port: the driver's message (the database's
             # host, port, user, file) is for the operator's log only.

@@ -12,15 +12,13 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
-from sqlmodel import col, select
 
 from orchestrator.readers.stats import Stats, compute
 from storage.engine import Database
-from storage.models import Event, Gate, SlackOutbox
-from storage.slack_calls import failed_by_method
+from storage.slack import failed_by_method
+from storage.stats import backlog as backlog_now
 
 if TYPE_CHECKING:
     from orchestrator.engine import Engine
@@ -44,15 +42,7 @@ class BatonCollector:
                 return self._cached[1], self._cached[2], self._cached[3]
             stats = compute(self.db, now=self.clock.now(), since=WINDOW)
             with self.db.read() as s:
-                backlog = {
-                    "gates_open": s.exec(select(sa.func.count()).select_from(Gate)
-                                         .where(col(Gate.status) == "open")).one(),
-                    "events_undelivered": s.exec(select(sa.func.count()).select_from(Event)
-                                                 .where(col(Event.delivered_at).is_(None))).one(),
-                    "slack_outbox_pending": s.exec(
-                        select(sa.func.count()).select_from(SlackOutbox)
-                        .where(col(SlackOutbox.status).in_(("pending", "sending", "unsure")))).one(),
-                }
+                backlog = backlog_now(s)
                 failed = failed_by_method(s)
             self._cached = (time.monotonic(), stats, backlog, failed)
             return stats, backlog, failed

@@ -27,37 +27,21 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
 import structlog
 
+from storage import retention
 from storage.engine import Database
-from storage.models import CallbackDelivery, Event, SlackInbox, SlackOutbox
 
 log = structlog.get_logger("baton.retention")
 
 
 @dataclass
 class _Walk:
-    """One table: when a row was written, when it is done with, and how far the walk got
-    (every row up to `after` has been looked at)."""
+    """One table (storage.retention.TABLES) and how far the walk got (every row up to
+    `after` has been looked at)."""
 
-    table: sa.Table
-    born: sa.Column[Any]
-    done: sa.ColumnElement[bool]
+    table: str
     after: int = 0
-
-
-def _walks() -> list[_Walk]:
-    outbox = SlackOutbox.__table__  # type: ignore[attr-defined]
-    inbox = SlackInbox.__table__  # type: ignore[attr-defined]
-    events = Event.__table__  # type: ignore[attr-defined]
-    callbacks = CallbackDelivery.__table__  # type: ignore[attr-defined]
-    return [
-        _Walk(outbox, outbox.c.created_at, outbox.c.status.in_(("sent", "superseded"))),
-        _Walk(inbox, inbox.c.received_at, inbox.c.status == "done"),
-        _Walk(events, events.c.created_at, events.c.delivered_at.is_not(None)),
-        _Walk(callbacks, callbacks.c.created_at, callbacks.c.status == "delivered"),
-    ]
 
 
 class Retention:
@@ -69,7 +53,7 @@ class Retention:
         self.window = window
         self.batch = batch
         self.batches_per_sweep = batches_per_sweep
-        self._walks = _walks()
+        self._walks = [_Walk(name) for name in retention.TABLES]
 
     def sweep(self) -> int:
         """Delete the rows done with for longer than the window, at most
@@ -91,24 +75,18 @@ class Retention:
 
     def _batch(self, walk: _Walk, cutoff: Any) -> tuple[int, bool]:
         """The next batch of `walk`'s table: (rows deleted, whether to go on)."""
-        table = walk.table
         with self.db.read() as s:
-            conn = s.connection()
-            rows = conn.execute(
-                sa.select(table.c.id, walk.born < cutoff)  # compared by the database, as stored
-                .where(table.c.id > walk.after).order_by(table.c.id).limit(self.batch)).all()
+            rows, newest = retention.rows_after(s, walk.table, walk.after, cutoff, self.batch)
             # The newest row stays, and the walk waits before it: SQLite gives a new row the
             # highest id + 1, and an id handed out again would be behind the walk for good.
-            newest = conn.execute(sa.select(sa.func.max(table.c.id))).scalar()
         old: list[int] = []
         for row_id, is_old in rows:
-            if not is_old or row_id >= newest:
+            if not is_old or newest is None or row_id >= newest:
                 break  # rows are written in id order: the rest are younger too
             old.append(row_id)
         if not old:
             return 0, False
-        with self.db.write() as s:
-            result = s.connection().execute(
-                table.delete().where(table.c.id.in_(old), walk.done))
+        with self.db.writer() as w:
+            deleted = retention.delete_done(w, walk.table, old)
         walk.after = old[-1]
-        return result.rowcount, len(old) == len(rows) == self.batch
+        return deleted, len(old) == len(rows) == self.batch

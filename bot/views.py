@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlmodel import Session, col, select
+from typing import Any
 
 from bot.render.gates import GateView
 from gates.escalation import Chain
 from orchestrator.gating import eligible
-from storage.models import Decision, Gate, Run, TraceEntry
+from storage import reads
+from storage.runs import read_run
 
 
-def gate_view(session: Session, gate: Gate, run: Run | None = None,
-              decisions: list[Decision] | None = None) -> GateView:
-    """What a gate's message shows. `run` and the gate's `decisions` (oldest first) are
-    read unless given."""
-    run = run or session.get(Run, gate.run_id)
+def gate_view(conn: Any, gate: Any, run: Any | None = None,
+              decisions: list[Any] | None = None) -> GateView:
+    """What a gate's message shows (`gate`, `run` and `decisions` are records, or rows with
+    the same fields). `run` and the gate's `decisions` (oldest first) are read, with `conn`,
+    unless given."""
+    run = run or read_run(conn, gate.run_id)
     assert run is not None
     if decisions is None:
-        decisions = list(session.exec(select(Decision).where(Decision.gate_id == gate.id)
-                                      .order_by(col(Decision.id))))
+        decisions = reads.decisions_of_gate(conn, gate.id)
     counted = [d for d in decisions if d.counted]
     chain = Chain.from_dict(gate.chain) if gate.chain else None
     view = GateView(
@@ -41,55 +38,19 @@ def gate_view(session: Session, gate: Gate, run: Run | None = None,
         version=gate.version, decided_at=gate.decided_at, outcome_option=gate.outcome,
     )
     if gate.status == "decided":
-        closed = session.exec(select(TraceEntry).where(
-            TraceEntry.chain == run.ref, TraceEntry.kind == "gate_decided")
-            .order_by(col(TraceEntry.seq).desc())).all()
-        entry = next((e for e in closed if e.data.get("gate_id") == gate.id), None)
+        entry = reads.gate_decided_entry(conn, run.ref, gate.id)
         if entry is not None:
-            view.outcome_effect = entry.data.get("outcome")
-            view.decided_by = list(entry.data.get("decided_by", []))
-            view.why = entry.data.get("why", "")
-            view.then = entry.data.get("then")  # a conflict: what following its signal does
+            view.outcome_effect = entry.get("outcome")
+            view.decided_by = list(entry.get("decided_by", []))
+            view.why = entry.get("why", "")
+            view.then = entry.get("then")  # a conflict: what following its signal does
     return view
 
 
-def pending_gate_ids(session: Session, user: str) -> list[int]:
-    """Open gates `user` may decide, oldest first. The database looks for `user` in each
-    open gate's approvers (a JSON list): this runs for every approver of a gate on every
-    event of that gate, and loading the lists into Python cost a JSON parse per open gate,
-    hundreds per App Home at a busy company. A requester's own gate under four-eyes is not
-    theirs to decide (gates opened by older versions still list them)."""
-    own = sa.select(sa.literal(1)).select_from(Run).where(
-        col(Run.id) == col(Gate.run_id), col(Run.requester) == user)
-    rows = session.exec(select(Gate.id).where(Gate.status == "open",
-                                              _among_approvers(session, user),
-                                              sa.or_(sa.not_(col(Gate.forbid_requester)),
-                                                     ~own.exists()))
-                        .order_by(col(Gate.id)))
-    return [gate_id for gate_id in rows if gate_id is not None]
+pending_gate_ids = reads.pending_gate_ids
 
 
-def _among_approvers(session: Session, user: str) -> sa.ColumnElement[bool]:
-    approvers = col(Gate.approvers)
-    if session.get_bind().dialect.name == "postgresql":
-        return sa.cast(approvers, JSONB).contains([user])
-    each = sa.func.json_each(approvers).table_valued("value").alias("approver")
-    return sa.exists(sa.select(sa.literal(1)).select_from(each).where(each.c.value == user))
-
-
-def pending_gate_views(session: Session, user: str, limit: int) -> tuple[list[GateView], int]:
+def pending_gate_views(conn: Any, user: str, limit: int) -> tuple[list[GateView], int]:
     """Views of the first `limit` gates waiting for `user`, and how many wait in all."""
-    ids = pending_gate_ids(session, user)
-    if not ids:
-        return [], 0
-    # Three queries for the lot, not two per gate: every approver's App Home is rendered
-    # from this whenever one of their gates changes.
-    gates = list(session.exec(select(Gate).where(col(Gate.id).in_(ids[:limit]))
-                              .order_by(col(Gate.id))))
-    runs = {run.id: run for run in session.exec(
-        select(Run).where(col(Run.id).in_({g.run_id for g in gates})))}
-    decided: dict[int, list[Decision]] = defaultdict(list)
-    for decision in session.exec(select(Decision).where(
-            col(Decision.gate_id).in_([g.id for g in gates])).order_by(col(Decision.id))):
-        decided[decision.gate_id].append(decision)
-    return [gate_view(session, g, runs[g.run_id], decided[g.id or 0]) for g in gates], len(ids)
+    pending, total = reads.pending_gates(conn, user, limit)
+    return [gate_view(conn, gate, run, decisions) for gate, run, decisions in pending], total

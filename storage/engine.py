@@ -252,6 +252,12 @@ class Database:
         for callback in writer.committed():
             callback()
 
+    def ping(self) -> None:
+        """Have the database answer a trivial query on a new checkout; raises what the
+        driver raises when it cannot (the health check's question)."""
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
     def dispose(self) -> None:
         self.engine.dispose()
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import col, select
-
+from storage import reads
 from storage.engine import Database
-from storage.models import FlowVersion, Run, SystemState
+from storage.records import Run
+from storage.runs import flow_version
 from storage.trace import GENESIS, SYSTEM_CHAIN, ChainBreak, chain_entries, verify_entries
 
 SCHEMA_VERSION = 1
@@ -16,7 +16,7 @@ SCHEMA_VERSION = 1
 def export_run(db: Database, run: Run) -> dict[str, Any]:
     with db.read() as s:
         entries = chain_entries(s, run.ref)
-        version = s.get(FlowVersion, run.flow_version_id)
+        version = flow_version(s, run.flow_version_id)
     problem = verify_entries(run.ref, entries, run.trace_head)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -55,8 +55,8 @@ def verify_all(db: Database) -> tuple[int, list[ChainBreak]]:
     breaks: list[ChainBreak] = []
     checked = 0
     with db.read() as s:
-        heads = list(s.exec(select(Run.id, Run.trace_head).order_by(col(Run.id))))
-        state = s.get(SystemState, 1)
+        heads = reads.run_chain_heads(s)
+        system_head = reads.system_chain_head(s)
     for run_id, head in heads:
         with db.read() as s:
             found = verify_entries(f"R-{run_id}", chain_entries(s, f"R-{run_id}"), head)
@@ -65,7 +65,7 @@ def verify_all(db: Database) -> tuple[int, list[ChainBreak]]:
             breaks.append(found)
     with db.read() as s:
         found = verify_entries(SYSTEM_CHAIN, chain_entries(s, SYSTEM_CHAIN),
-                               state.trace_head if state else None)
+                               system_head)
     checked += 1
     if found:
         breaks.append(found)

@@ -4,28 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import col, select
-
+from storage import reads
 from storage.engine import Database
-from storage.models import Decision, Run
+from storage.records import Run
 
 
 def find_runs(db: Database, *, requester: str | None = None, flow: str | None = None,
               since: datetime | None = None, decided_by: str | None = None,
               limit: int = 20) -> list[Run]:
-    """Newest first. Uses the (requester, created_at), (flow_name, created_at) and
-    (decider, created_at) indexes."""
-    query = select(Run)
-    if requester is not None:
-        query = query.where(col(Run.requester) == requester)
-    if flow is not None:
-        query = query.where(col(Run.flow_name) == flow)
-    if since is not None:
-        query = query.where(col(Run.created_at) >= since)
-    if decided_by is not None:
-        decided = select(Decision.run_id).where(col(Decision.decider) == decided_by)
-        if since is not None:
-            decided = decided.where(col(Decision.created_at) >= since)
-        query = query.where(col(Run.id).in_(decided))
+    """Newest first (storage.reads.find_runs)."""
     with db.read() as s:
-        return list(s.exec(query.order_by(col(Run.id).desc()).limit(limit)))
+        return reads.find_runs(s, requester=requester, flow=flow, since=since,
+                               decided_by=decided_by, limit=limit)

@@ -14,13 +14,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import col, select
-
+from storage import stats as figures
 from storage.engine import Database
-from storage.models import Gate, Run, Signal
-
-AGENT_KINDS_EXCLUDED = ("plan", "external")  # joined plan signals and people's signals
+from storage.stats import Window
 
 
 def percentile(values: list[float], p: float) -> float | None:
@@ -114,72 +110,30 @@ def compute(db: Database, *, now: datetime, since: timedelta = timedelta(days=7)
             flow: str | None = None) -> Stats:
     start = now - since
     stats = Stats(flow=flow, since=start, until=now)
-    window = [col(Run.created_at) >= start, col(Run.created_at) <= now]
-    if flow is not None:
-        window.append(col(Run.flow_name) == flow)
+    window = Window(start, now, flow)
     with db.read() as s:
-        for status, outcome, count in s.exec(
-                select(Run.status, Run.outcome, sa.func.count()).where(*window)
-                .group_by(Run.status, Run.outcome)):
+        for status, outcome, count in figures.runs_by_status(s, window):
             stats.by_status[status] = stats.by_status.get(status, 0) + count
             if status == "failed" and outcome == "setup":
                 stats.setup_failures += count
         stats.runs = sum(stats.by_status.values())
-
-        stats.runs_with_people = s.exec(
-            select(sa.func.count(sa.distinct(Gate.run_id)))
-            .join(Run, col(Gate.run_id) == col(Run.id)).where(*window)).one()
-        escalated = sa.case((sa.or_(col(Gate.esc_level) > 0, col(Gate.esc_cycle) > 0), 1), else_=0)
-        baton_closed = sa.case((col(Gate.closed_by) == "baton", 1), else_=0)
-        row = s.exec(select(sa.func.count(), sa.func.coalesce(sa.func.sum(escalated), 0),
-                            sa.func.coalesce(sa.func.sum(baton_closed), 0))
-                     .select_from(Gate).join(Run, col(Gate.run_id) == col(Run.id))
-                     .where(*window)).one()
-        stats.gates, stats.escalated_gates, stats.closed_by_baton = row[0], int(row[1]), int(row[2])
-        for effect, count in s.exec(select(Gate.effect, sa.func.count())
-                                    .join(Run, col(Gate.run_id) == col(Run.id))
-                                    .where(*window, col(Gate.status) == "decided")
-                                    .group_by(Gate.effect)):
-            if effect:
-                stats.decided[effect] = count
-        for level, count in s.exec(
-                select(Gate.esc_level, sa.func.count())
-                .join(Run, col(Gate.run_id) == col(Run.id))
-                .where(*window, sa.or_(col(Gate.esc_level) > 0, col(Gate.esc_cycle) > 0))
-                .group_by(Gate.esc_level)):
+        stats.runs_with_people = figures.runs_with_gates(s, window)
+        stats.gates, stats.escalated_gates, stats.closed_by_baton = figures.gate_counts(s, window)
+        stats.decided = figures.decided_by_effect(s, window)
+        for level, count in figures.escalation_levels(s, window).items():
             stats.levels_reached[level + 1] = count  # the level it was at when it closed (or now)
-        times = s.exec(select(Gate.opened_at, Gate.decided_at)
-                       .join(Run, col(Gate.run_id) == col(Run.id))
-                       .where(*window, col(Gate.status) == "decided",
-                              col(Gate.closed_by) == "person"))
         per_day: dict[date, list[float]] = {}
-        for opened, decided in times:
+        for opened, decided in figures.decision_times(s, window):
             seconds = (decided - opened).total_seconds()
             stats.decision_seconds.append(seconds)
             per_day.setdefault(decided.date(), []).append(seconds)
         stats.decisions_per_day = {d: len(v) for d, v in per_day.items()}
         stats.median_per_day = {d: statistics.median(v) for d, v in per_day.items()}
-
-        failed = sa.case((col(Signal.status) == "failed", 1), else_=0)
-        retried = sa.case((col(Signal.attempts) > 1, 1), else_=0)
-        tokens = col(Signal.tokens_in) + col(Signal.tokens_out)
-        agent = s.exec(select(sa.func.count(), sa.func.coalesce(sa.func.sum(failed), 0),
-                              sa.func.coalesce(sa.func.sum(retried), 0),
-                              sa.func.coalesce(sa.func.sum(tokens), 0),
-                              sa.func.coalesce(sa.func.sum(Signal.cost), 0.0))
-                       .select_from(Signal).join(Run, col(Signal.run_id) == col(Run.id))
-                       .where(*window, col(Signal.agent_kind).not_in(AGENT_KINDS_EXCLUDED))).one()
-        stats.agent_calls, stats.agent_failures = agent[0], int(agent[1])
-        stats.agent_retried = int(agent[2])
-        stats.tokens, stats.cost = int(agent[3]), float(agent[4])
+        (stats.agent_calls, stats.agent_failures, stats.agent_retried, stats.tokens,
+         stats.cost) = figures.agent_figures(s, window)
 
         pending: Counter[str] = Counter()  # waiting now, whenever the run started
-        open_gates = (select(Gate.approvers, Gate.forbid_requester, Run.requester)  # not whole rows
-                      .join(Run, col(Gate.run_id) == col(Run.id))
-                      .where(col(Gate.status) == "open"))
-        if flow is not None:
-            open_gates = open_gates.where(col(Run.flow_name) == flow)
-        for approvers, four_eyes, requester in s.exec(open_gates):
+        for approvers, four_eyes, requester in figures.open_gate_approvers(s, flow):
             # under four-eyes the requester waits for others; it is not pending for them
             pending.update(p for p in approvers if not (four_eyes and p == requester))
         stats.pending_by_approver = pending.most_common(5)

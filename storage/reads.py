@@ -1,0 +1,158 @@
+"""Read models: what the Slack messages, the App Home and the MCP tools show, read as
+records (storage.records), never as ORM instances.
+
+Every function takes what `Database.read()` gives, or the transaction an event sink is
+handed (anything with `execute`); none writes. Statements are built once (per dialect
+where the dialects differ).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from storage.dialect import POSTGRESQL
+from storage.gates import DECISIONS, GATES
+from storage.records import Decision, Gate, Run
+from storage.runs import RUNS, STATE
+from storage.trace import TRACE
+
+_DECISIONS_OF_GATE = (sa.select(DECISIONS).where(DECISIONS.c.gate_id == sa.bindparam("gate"))
+                      .order_by(DECISIONS.c.id))
+_GATES_DECIDED = (sa.select(TRACE.c.data).where(TRACE.c.chain == sa.bindparam("chain"),
+                                                TRACE.c.kind == "gate_decided")
+                  .order_by(TRACE.c.seq.desc()))
+_GATES_BY_ID = (sa.select(GATES).where(GATES.c.id.in_(sa.bindparam("gates", expanding=True)))
+                .order_by(GATES.c.id))
+_RUNS_BY_ID = sa.select(RUNS).where(RUNS.c.id.in_(sa.bindparam("runs", expanding=True)))
+_DECISIONS_OF_GATES = (sa.select(DECISIONS)
+                       .where(DECISIONS.c.gate_id.in_(sa.bindparam("gates", expanding=True)))
+                       .order_by(DECISIONS.c.id))
+_GATES_OF_RUN = sa.select(GATES).where(GATES.c.run_id == sa.bindparam("run")).order_by(GATES.c.id)
+_UNFINISHED_RUNS_OF = (sa.select(RUNS).where(RUNS.c.requester == sa.bindparam("user"),
+                                             RUNS.c.status.not_in(sa.bindparam("finished",
+                                                                               expanding=True)))
+                       .order_by(RUNS.c.id.desc()).limit(sa.bindparam("limit")))
+
+
+def decisions_of_gate(conn: Any, gate_id: int) -> list[Decision]:
+    """The gate's decisions, oldest first."""
+    return [Decision(*row) for row in conn.execute(_DECISIONS_OF_GATE, {"gate": gate_id})]
+
+
+def gate_decided_entry(conn: Any, chain: str, gate_id: int) -> dict[str, Any] | None:
+    """The data of the `gate_decided` trace entry that closed the gate (the latest, when a
+    run's gates were decided more than once), or None."""
+    for (data,) in conn.execute(_GATES_DECIDED, {"chain": chain}):
+        if data.get("gate_id") == gate_id:
+            return dict(data)
+    return None
+
+
+def gates_of_run(conn: Any, run_id: int) -> list[Gate]:
+    return [Gate(*row) for row in conn.execute(_GATES_OF_RUN, {"run": run_id})]
+
+
+def unfinished_runs_of(conn: Any, user: str, finished: tuple[str, ...], limit: int) -> list[Run]:
+    """The runs `user` requested whose status is none of `finished`, newest first."""
+    return [Run(*row) for row in conn.execute(
+        _UNFINISHED_RUNS_OF, {"user": user, "finished": list(finished), "limit": limit})]
+
+
+def gates_by_id(conn: Any, gate_ids: list[int]) -> list[Gate]:
+    """The gates of `gate_ids`, oldest first."""
+    if not gate_ids:
+        return []
+    return [Gate(*row) for row in conn.execute(_GATES_BY_ID, {"gates": list(gate_ids)})]
+
+
+def pending_gate_ids(conn: Any, user: str) -> list[int]:
+    """Open gates `user` may decide, oldest first. The database looks for `user` in each
+    open gate's approvers (a JSON list): this runs for every approver of a gate on every
+    event of that gate, and loading the lists into Python cost a JSON parse per open gate,
+    hundreds per App Home at a busy company. A requester's own gate under four-eyes is not
+    theirs to decide (gates opened by older versions still list them)."""
+    statement = _pending_gate_ids(_dialect_name(conn))
+    return [gate_id for (gate_id,) in conn.execute(statement, {"user": user})
+            if gate_id is not None]
+
+
+@cache
+def _pending_gate_ids(dialect_name: str) -> Any:
+    user = sa.bindparam("user", type_=sa.String)
+    own = sa.select(sa.literal(1)).select_from(RUNS).where(
+        RUNS.c.id == GATES.c.run_id, RUNS.c.requester == user)
+    if dialect_name == POSTGRESQL:
+        among = sa.cast(GATES.c.approvers, JSONB).contains(sa.func.jsonb_build_array(user))
+    else:
+        each = sa.func.json_each(GATES.c.approvers).table_valued("value").alias("approver")
+        among = sa.exists(sa.select(sa.literal(1)).select_from(each).where(each.c.value == user))
+    return (sa.select(GATES.c.id)
+            .where(GATES.c.status == "open", among,
+                   sa.or_(sa.not_(GATES.c.forbid_requester), ~own.exists()))
+            .order_by(GATES.c.id))
+
+
+def pending_gates(conn: Any, user: str, limit: int
+                  ) -> tuple[list[tuple[Gate, Run, list[Decision]]], int]:
+    """The first `limit` open gates `user` may decide, each with its run and decisions
+    (oldest first), and how many wait for `user` in all. Four queries for the lot, not two
+    per gate: every approver's App Home is rendered from this whenever one of their gates
+    changes."""
+    ids = pending_gate_ids(conn, user)
+    if not ids:
+        return [], 0
+    gates = gates_by_id(conn, ids[:limit])
+    runs = {row[0]: Run(*row) for row in conn.execute(
+        _RUNS_BY_ID, {"runs": sorted({g.run_id for g in gates})})}
+    decided: dict[int, list[Decision]] = defaultdict(list)
+    for row in conn.execute(_DECISIONS_OF_GATES, {"gates": [g.id for g in gates]}):
+        decision = Decision(*row)
+        decided[decision.gate_id].append(decision)
+    return [(g, runs[g.run_id], decided[g.id]) for g in gates], len(ids)
+
+
+def _dialect_name(conn: Any) -> str:
+    bind = conn.get_bind() if hasattr(conn, "get_bind") else conn
+    return str(bind.dialect.name)
+
+
+# -- finding runs, checking chains ----------------------------------------------------------------
+_RUN_HEADS = sa.select(RUNS.c.id, RUNS.c.trace_head).order_by(RUNS.c.id)
+_SYSTEM_HEAD = sa.select(STATE.c.trace_head).where(STATE.c.id == 1)
+
+
+def find_runs(conn: Any, *, requester: str | None = None, flow: str | None = None,
+              since: datetime | None = None, decided_by: str | None = None,
+              limit: int = 20) -> list[Run]:
+    """Runs, newest first, by any of: who requested them, their flow, created since, someone
+    decided on them (since). Uses the (requester, created_at), (flow_name, created_at) and
+    (decider, created_at) indexes."""
+    query = sa.select(RUNS)
+    if requester is not None:
+        query = query.where(RUNS.c.requester == requester)
+    if flow is not None:
+        query = query.where(RUNS.c.flow_name == flow)
+    if since is not None:
+        query = query.where(RUNS.c.created_at >= since)
+    if decided_by is not None:
+        decided = sa.select(DECISIONS.c.run_id).where(DECISIONS.c.decider == decided_by)
+        if since is not None:
+            decided = decided.where(DECISIONS.c.created_at >= since)
+        query = query.where(RUNS.c.id.in_(decided))
+    return [Run(*row) for row in conn.execute(query.order_by(RUNS.c.id.desc()).limit(limit))]
+
+
+def run_chain_heads(conn: Any) -> list[tuple[int, str]]:
+    """(run id, its trace chain's head hash) of every run, oldest first."""
+    return [(run_id, head) for run_id, head in conn.execute(_RUN_HEADS)]
+
+
+def system_chain_head(conn: Any) -> str | None:
+    """The system trace chain's head hash (None in a database without its row)."""
+    return conn.execute(_SYSTEM_HEAD).scalar()
