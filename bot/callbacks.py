@@ -34,7 +34,6 @@ from urllib.parse import urlsplit
 
 import httpx
 import structlog
-from sqlmodel import Session
 
 from gates.callbacks import AllowedHost, callback_problem
 from orchestrator.events import DomainEvent
@@ -42,12 +41,10 @@ from orchestrator.failpoints import crash_point
 from orchestrator.owners import Owners
 from orchestrator.workers import BackgroundLoop
 from storage import callbacks as stored
-from storage import trace
+from storage import reads, trace
+from storage.callbacks import CallbackDelivery
 from storage.engine import Database, after_commit, store_json
-from storage.models import CallbackDelivery, Run
-from storage.repo import lock
-from storage.runs import decisions_of_gate
-from storage.tokens import token_by_id
+from storage.runs import lock_run, read_run
 
 log = structlog.get_logger("baton.callbacks")
 
@@ -89,11 +86,12 @@ class CallbackSink:
         self.give_up_after = give_up_after
         self.on_queued = on_queued
 
-    def handle(self, session: Session, event: DomainEvent) -> None:
+    def handle(self, tx: Any, event: DomainEvent) -> None:
+        """In the transaction the event is delivered in (orchestrator.events.EventSink)."""
         kind = KINDS.get(event.kind)  # an unknown kind (a newer Baton's): no callback either
         if kind is None or event.run_id is None:
             return
-        run = session.get(Run, event.run_id)
+        run = read_run(tx, event.run_id)
         origin = (run.origin or {}) if run is not None else {}
         if run is None or not origin.get("callback_url") or origin.get("token_id") is None:
             return
@@ -103,16 +101,16 @@ class CallbackSink:
             data["decisions"] = [{"by": d.decider, "option": d.option, "effect": d.effect,
                                   "reason": d.reason, "edits": d.edits, "counted": d.counted,
                                   "at": d.created_at.isoformat()}
-                                 for d in decisions_of_gate(session, event.payload["gate_id"])]
+                                 for d in reads.decisions_of_gate(tx, event.payload["gate_id"])]
         body = {"id": event_id, "type": kind, "created_at": event.at.isoformat(),
                 "run": {"id": run.ref, "flow": run.flow_name, "status": run.status}, "data": data}
         now = self.clock.now()
-        stored.queue_callback(session, {
+        stored.queue_callback(tx, {
             "event_id": event_id, "run_id": run.id, "token_id": origin["token_id"],
             "url": origin["callback_url"], "kind": kind, "body": body, "created_at": now,
             "give_up_at": now + self.give_up_after})
         if self.on_queued is not None:
-            after_commit(session, self.on_queued)
+            after_commit(tx, self.on_queued)
 
 
 class CallbackSender:
@@ -176,14 +174,12 @@ class CallbackSender:
     def _send(self, row: CallbackDelivery) -> str:
         assert row.id is not None
         now = self.clock.now()
-        with self.db.write() as s:
-            claimed = stored.claim_callback(s, row.id, self.owner, now + CLAIM, now,
-                                            skip_locked=self.db.is_postgresql,
+        with self.db.writer() as w:
+            claimed = stored.claim_callback(w, row.id, self.owner, now + CLAIM, now,
                                             may_take=lambda fresh: self._claimable(fresh, now))
             if claimed is None:
                 return "busy"
-            token = token_by_id(s, claimed.token_id)
-            secret = token.callback_secret if token is not None else None
+            secret = stored.callback_secret(w, claimed.token_id)
             attempt = claimed.attempts
         problem = callback_problem(row.url, self.hosts) or _parsers_disagree(row.url)
         if problem is not None or secret is None:
@@ -249,14 +245,14 @@ class CallbackSender:
             else:
                 kind = "callback_abandoned"
                 data["why"] = error if give_up else "retried until its give-up time"
-        with self.db.write() as s:
+        with self.db.writer() as w:
             if error is None:
-                stored.record_delivered(s, row.id, status or 0, now)
+                stored.record_delivered(w, row.id, status or 0, now)
             else:
-                stored.record_failure(s, row.id, status=status, error=error, retry_at=retry_at)
-            run = lock(s, Run, row.run_id)
+                stored.record_failure(w, row.id, status=status, error=error, retry_at=retry_at)
+            run = lock_run(w, row.run_id)
             if run is not None:
-                trace.append(s, run, kind=kind, actor="baton", data=data, at=now)
+                trace.append(w, run, kind=kind, actor="baton", data=data, at=now)
         log.info(kind, run=f"R-{row.run_id}", event_id=row.event_id, attempt=attempt,
                  status=status, error=error)
 

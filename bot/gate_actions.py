@@ -25,8 +25,8 @@ from orchestrator.engine import Engine
 from orchestrator.errors import BatonError
 from orchestrator.gating import eligible
 from orchestrator.inputs import coerce
-from storage import repo
-from storage.models import Gate, Run
+from storage import reads
+from storage.records import Gate, Run
 
 log = structlog.get_logger("baton.slack")
 
@@ -122,9 +122,7 @@ class GateActions:
         if gate_id is None:
             return None
         with self.engine.db.read() as s:
-            gate = repo.get(s, Gate, gate_id)
-            run = repo.get(s, Run, gate.run_id) if gate else None
-        return (gate, run) if gate and run else None
+            return reads.gate_and_run(s, gate_id)
 
     def _store(self, ack: Callable[..., None], body: dict[str, Any], kind: str,
                request: Any) -> None:

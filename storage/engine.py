@@ -262,6 +262,9 @@ class Database:
         self.engine.dispose()
 
 
-def after_commit(session: Session, callback: Callable[[], None]) -> None:
-    """Run `callback` once the write transaction of `session` has committed."""
+def after_commit(session: Session | Writer, callback: Callable[[], None]) -> None:
+    """Run `callback` once the write transaction of `session` (or a Writer) has committed."""
+    if isinstance(session, Writer):
+        session.after_commit(callback)
+        return
     session.info.setdefault("after_commit", []).append(callback)

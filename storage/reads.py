@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Session
 
 from storage.dialect import POSTGRESQL
 from storage.gates import DECISIONS, GATES
@@ -38,6 +39,20 @@ _UNFINISHED_RUNS_OF = (sa.select(RUNS).where(RUNS.c.requester == sa.bindparam("u
                                              RUNS.c.status.not_in(sa.bindparam("finished",
                                                                                expanding=True)))
                        .order_by(RUNS.c.id.desc()).limit(sa.bindparam("limit")))
+
+
+_GATE_AND_RUN = (sa.select(GATES, RUNS).join(RUNS, GATES.c.run_id == RUNS.c.id)
+                 .where(GATES.c.id == sa.bindparam("gate")))
+_GATE_COLUMNS = len(GATES.columns)
+
+
+def gate_and_run(conn: Any, gate_id: int) -> tuple[Gate, Run] | None:
+    """The gate and its run, in one query (what a click on a gate's message reads before
+    it is decided); None when there is no such gate."""
+    row = _connection(conn).execute(_GATE_AND_RUN, {"gate": gate_id}).first()
+    if row is None:
+        return None
+    return Gate(*row[:_GATE_COLUMNS]), Run(*row[_GATE_COLUMNS:])
 
 
 def decisions_of_gate(conn: Any, gate_id: int) -> list[Decision]:
@@ -115,6 +130,11 @@ def pending_gates(conn: Any, user: str, limit: int
         decision = Decision(*row)
         decided[decision.gate_id].append(decision)
     return [(g, runs[g.run_id], decided[g.id]) for g in gates], len(ids)
+
+
+def _connection(conn: Any) -> Any:
+    """The Core connection of an ORM session (its `execute` costs more Python), else `conn`."""
+    return conn.connection() if isinstance(conn, Session) else conn
 
 
 def _dialect_name(conn: Any) -> str:
