@@ -45,7 +45,6 @@ from orchestrator.text import well_formed
 from orchestrator.watch import RunWatch
 from storage import runs as stored
 from storage.models import Run
-from storage.repo import halt_state
 from storage.trace import canonical_json
 
 T = TypeVar("T")
@@ -198,11 +197,11 @@ class ApprovalService:
     def view(self, run: Run) -> RunView:
         assert run.id is not None
         with self.engine.db.read() as s:
-            fresh = s.get(Run, run.id) or run
+            fresh = stored.read_run(s, run.id) or run
             gates = stored.gates_of_run(s, run.id)
             decisions = stored.decisions_of_run(s, run.id)
             actions = stored.actions_of_run(s, run.id)
-            state = halt_state(s)
+            state = stored.halt_state(s)
         program = self.engine.program_for(fresh)
         steps = {n.key for n in program.nodes.values() if n.kind == "external"}
         return run_view(self.engine.org, fresh, gates, decisions, actions, steps,

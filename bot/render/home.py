@@ -19,7 +19,7 @@ from bot.blocks import (
 from bot.render.common import STATUS_ICON, mention, when
 from bot.render.gates import GateView
 from gates.org import Org
-from storage.models import Run
+from storage.records import Run
 
 MAX_HOME_BLOCKS = 100
 

@@ -12,7 +12,7 @@ from gates.org import Org
 from orchestrator import wording
 from orchestrator.readers.report import Line, Section
 from orchestrator.readers.summary import TraceSummary
-from storage.models import Run
+from storage.records import Run
 
 CHUNK = 2900
 # Each line's mark, drawn as the gate cards and thread notes draw the same thing
