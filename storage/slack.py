@@ -244,6 +244,18 @@ def failed_by_method(conn: Any) -> dict[str, int]:
     return {method: int(count) for method, count in conn.execute(_FAILED_BY_METHOD)}
 
 
+def latest_failed(conn: Any, *, run_id: int | None = None,
+                  limit: int = 3) -> tuple[int, list[OutboxCall]]:
+    """How many calls failed for good (of one run, with `run_id`), and the latest `limit`."""
+    where = [OUTBOX.c.status == "failed"]
+    if run_id is not None:
+        where.append(OUTBOX.c.run_id == run_id)
+    count = conn.execute(sa.select(sa.func.count()).select_from(OUTBOX).where(*where)).scalar_one()
+    latest = [OutboxCall(*row) for row in conn.execute(
+        sa.select(OUTBOX).where(*where).order_by(OUTBOX.c.id.desc()).limit(limit))]
+    return int(count), latest
+
+
 # -- the inbox ---------------------------------------------------------------------------------
 def accept_request(w: Writer, values: dict[str, Any]) -> int | None:
     """Store a request (one statement): its row id, or None when a request with its `key`
