@@ -63,6 +63,7 @@ _DUE = sa.select(DELIVERIES).where(
     sa.or_(DELIVERIES.c.next_attempt_at.is_(None),
            DELIVERIES.c.next_attempt_at <= sa.bindparam(
                "now", type_=DELIVERIES.c.next_attempt_at.type)))
+_DUE_SKIP_LOCKED = _DUE.with_for_update(skip_locked=True)
 _SECRET = sa.select(TOKENS.c.callback_secret).where(TOKENS.c.id == sa.bindparam("token"))
 
 
@@ -85,8 +86,7 @@ def claim_callback(w: Writer, delivery_id: int, owner: str, until: datetime, now
     claimed for `owner` until `until` with one attempt more; None when it is not ours to send
     now (delivered, not due, or `sending` under a claim `may_take` says is another live
     sender's)."""
-    statement = _DUE.with_for_update(skip_locked=True) if dialect.locks_rows(w.dialect_name) \
-        else _DUE
+    statement = _DUE_SKIP_LOCKED if dialect.locks_rows(w.dialect_name) else _DUE
     row = w.execute(statement, {"delivery": delivery_id, "now": now}).first()
     if row is None:
         return None

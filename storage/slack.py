@@ -104,6 +104,7 @@ _UNSENT_WITH_REF = sa.select(OUTBOX.c.id).where(OUTBOX.c.ref == sa.bindparam("ke
                                                 _OWED).limit(1)
 _CLAIM_VIEW = sa.select(OUTBOX.c.status, OUTBOX.c.claimed_by, OUTBOX.c.claim_until,
                         OUTBOX.c.payload).where(OUTBOX.c.id == sa.bindparam("call"))
+_CLAIM_VIEW_SKIP_LOCKED = _CLAIM_VIEW.with_for_update(skip_locked=True)
 _NEWER_WITH_KEY = sa.select(OUTBOX.c.id).where(
     OUTBOX.c.supersede == sa.bindparam("key"), OUTBOX.c.id > sa.bindparam("call"),
     _OWED).limit(1)
@@ -119,6 +120,7 @@ _FAILED_BY_METHOD = (sa.select(OUTBOX.c.method, sa.func.count()).where(OUTBOX.c.
 _PENDING_REQUESTS = (sa.select(INBOX.c.id).where(INBOX.c.status == "pending")
                      .order_by(INBOX.c.id).limit(sa.bindparam("limit")))
 _REQUEST = sa.select(INBOX).where(INBOX.c.id == sa.bindparam("request"))
+_REQUEST_SKIP_LOCKED = _REQUEST.with_for_update(skip_locked=True)
 _CLAIM_REQUEST = (INBOX.update().where(INBOX.c.id == sa.bindparam("row_id"))
                   .values(attempts=INBOX.c.attempts + 1))
 
@@ -163,8 +165,7 @@ def lock_call(w: Writer, call_id: int) -> Any:
     """The call's `status`, `claimed_by`, `claim_until` and `payload`, locked for the rest of
     the transaction; None when there is no such row or (PostgreSQL) another sender holds
     its lock right now (SKIP LOCKED: a sender never waits on another)."""
-    statement = _CLAIM_VIEW.with_for_update(skip_locked=True) \
-        if dialect.locks_rows(w.dialect_name) else _CLAIM_VIEW
+    statement = _CLAIM_VIEW_SKIP_LOCKED if dialect.locks_rows(w.dialect_name) else _CLAIM_VIEW
     return w.execute(statement, {"call": call_id}).first()
 
 
@@ -281,8 +282,7 @@ def claim_request(w: Writer, request_id: int, owner: str, until: datetime,
     """The pending request, claimed by `owner` until `until` with one attempt more, when
     `may_take` says its claim is abandoned; None otherwise (finished, or another live
     process has it; on PostgreSQL also while another transaction holds its lock)."""
-    statement = _REQUEST.with_for_update(skip_locked=True) \
-        if dialect.locks_rows(w.dialect_name) else _REQUEST
+    statement = _REQUEST_SKIP_LOCKED if dialect.locks_rows(w.dialect_name) else _REQUEST
     row = w.execute(statement, {"request": request_id}).first()
     if row is None:
         return None
