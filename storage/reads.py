@@ -103,7 +103,7 @@ def _pending_gate_ids(dialect_name: str) -> Any:
     own = sa.select(sa.literal(1)).select_from(RUNS).where(
         RUNS.c.id == GATES.c.run_id, RUNS.c.requester == user)
     if dialect_name == POSTGRESQL:
-        among = sa.cast(GATES.c.approvers, JSONB).contains(sa.func.jsonb_build_array(user))
+        among = sa.cast(GATES.c.approvers, JSONB).contains(sa.func.jsonb_build_array(sa.cast(user, sa.Text)))
     else:
         each = sa.func.json_each(GATES.c.approvers).table_valued("value").alias("approver")
         among = sa.exists(sa.select(sa.literal(1)).select_from(each).where(each.c.value == user))
