@@ -1,5 +1,5 @@
-"""Read models: what the Slack messages, the App Home and the MCP tools show, read as
-records (storage.records), never as ORM instances.
+"""Read models: what the gate messages, the App Home, `/baton` commands and the CLI show,
+read as records (storage.records), never as ORM instances.
 
 Every function takes what `Database.read()` gives, or the transaction an event sink is
 handed (anything with `execute`); none writes. Statements are built once (per dialect
