@@ -66,6 +66,11 @@ KINDS: dict[str, str | None] = {
     "halted": None, "resumed": None,  # Baton-wide, not one run's
     "action_reported": None,  # the caller reported it
 }
+# The body's `data` (docs/api.md): the trace entry's data as it is, or these of its fields
+# (a decided gate's entry says more than the callback ever did).
+BODY_FIELDS: dict[str, tuple[str, ...]] = {
+    "gate.decided": ("gate_id", "gate", "kind", "outcome", "option", "decided_by", "why"),
+}
 GIVE_UP_AFTER = timedelta(hours=24)
 CLAIM = timedelta(seconds=60)  # longer than an attempt's timeouts
 MAX_BACKOFF_S = 600.0
@@ -96,12 +101,14 @@ class CallbackSink:
         if run is None or not origin.get("callback_url") or origin.get("token_id") is None:
             return
         event_id = f"evt_{uuid.uuid4().hex}"
-        data = {k: v for k, v in event.payload.items() if k != "run"}
-        if kind == "gate.decided" and event.payload.get("gate_id") is not None:
+        fields = BODY_FIELDS.get(kind)
+        merged = {**event.data, **event.extra}
+        data = merged if fields is None else {k: merged[k] for k in fields if k in merged}
+        if kind == "gate.decided" and event.data.get("gate_id") is not None:
             data["decisions"] = [{"by": d.decider, "option": d.option, "effect": d.effect,
                                   "reason": d.reason, "edits": d.edits, "counted": d.counted,
                                   "at": d.created_at.isoformat()}
-                                 for d in reads.decisions_of_gate(tx, event.payload["gate_id"])]
+                                 for d in reads.decisions_of_gate(tx, event.data["gate_id"])]
         body = {"id": event_id, "type": kind, "created_at": event.at.isoformat(),
                 "run": {"id": run.ref, "flow": run.flow_name, "status": run.status}, "data": data}
         now = self.clock.now()

@@ -173,22 +173,26 @@ class SlackSink:
         if handler is None:
             return
         run = session.get(Run, event.run_id) if event.run_id else None
-        handler(self, session, run, event.payload, event.at)
+        handler(self, session, run, event)
         if self.on_queued is not None:
             after_commit(session, self.on_queued)
 
-    def on_run_started(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+    def on_run_started(self, s: Session, run: Run, e: DomainEvent) -> None:
         assert run.id is not None
-        self._post(s, run, self._card(s, run, "running"), at, ref=card_ref(run.id), threaded=False)
+        self._post(s, run, self._card(s, run, "running"), e.at, ref=card_ref(run.id),
+                   threaded=False)
 
-    def on_gate_opened(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+    def on_gate_opened(self, s: Session, run: Run, e: DomainEvent) -> None:
+        p, at = e.data, e.at
         gate = s.get(Gate, p["gate_id"])
         if gate is None or run.id is None:
             return
         view = gate_view(s, gate, run)
         ref = gate_ref(run.id, gate.id or 0)
         message = gate_render.gate_message(self.org, view)
-        pinged = self._pings(p.get("notify", []), gate, run)
+        # the first level of its escalation chain, or (without one) the approvers it names
+        notify = (p.get("escalation") or {}).get("notify", p.get("approver_spec", []))
+        pinged = self._pings(notify, gate, run)
         if pinged:
             message = {**message, "text": f"{pinged}: {message['text']}"}
         if self.channel_for(run) is not None:
@@ -218,22 +222,25 @@ class SlackSink:
                                    requester=run.requester, inputs=run.inputs, status=status,
                                    reason=reason, origin=run.origin)
 
-    def on_vote_recorded(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+    def on_vote_recorded(self, s: Session, run: Run, e: DomainEvent) -> None:
+        p, at = e.data, e.at
         gate = s.get(Gate, p["gate_id"])
         if gate is None:
             return
         view = gate_view(s, gate, run)
-        self._post(s, run, gate_render.vote_note(self.org, view, p["by"], p["option"]), at)
+        self._post(s, run, gate_render.vote_note(self.org, view, e.actor, p["option"]), at)
         self._gate_and_copies(s, run, gate, at)
 
-    def on_gate_decided(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
-        gate = s.get(Gate, p["gate_id"])
+    def on_gate_decided(self, s: Session, run: Run, e: DomainEvent) -> None:
+        at = e.at
+        gate = s.get(Gate, e.data["gate_id"])
         if gate is None:
             return
         self._gate_and_copies(s, run, gate, at)
         self.refresh_homes(s, gate.approvers, at)
 
-    def on_escalated(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+    def on_escalated(self, s: Session, run: Run, e: DomainEvent) -> None:
+        p, at = e.data, e.at
         gate = s.get(Gate, p["gate_id"])
         if gate is None or run.id is None:
             return
@@ -265,28 +272,33 @@ class SlackSink:
                      ref=f"{gate_ref(run.id, gate.id or 0)}:dm:{slack_id}")
         self.refresh_homes(s, pinged_people, at)
 
-    def on_reminder(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+    def on_reminder(self, s: Session, run: Run, e: DomainEvent) -> None:
+        p, at = e.data, e.at
         gate = s.get(Gate, p["gate_id"])
         if gate is None:
             return
         pinged = self._pings(p.get("notify", []), gate, run) or "nobody"
+        why = "snooze ended" if e.entry == "snooze_ended" else p.get("why")
         self._post(s, run, gate_render.reminder_note(self.org, run.ref, gate.key, pinged,
-                                                     p.get("deadline"), p.get("why")), at)
+                                                     p.get("deadline"), why), at)
         self._gate_and_copies(s, run, gate, at)
 
-    def on_claimed(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
-        self._escalation_state(s, run, p, at, f":raising_hand: {mention(self.org, p['by'])} is on it "
-                                              f"(pings paused until {clock_time(p['until'])})")
+    def on_claimed(self, s: Session, run: Run, e: DomainEvent) -> None:
+        p = e.data
+        self._escalation_state(s, run, e, f":raising_hand: {mention(self.org, e.actor)} is on it "
+                                          f"(pings paused until {clock_time(p['until'])})")
 
-    def on_snoozed(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+    def on_snoozed(self, s: Session, run: Run, e: DomainEvent) -> None:
+        p = e.data
         due = f" · next step at {clock_time(p['deadline'])}" if p.get("deadline") else ""
-        self._escalation_state(s, run, p, at, f":zzz: {mention(self.org, p['by'])} snoozed "
-                                              f"`{esc(p['gate'])}` until {clock_time(p['until'])}"
-                                              + due)
+        self._escalation_state(s, run, e, f":zzz: {mention(self.org, e.actor)} snoozed "
+                                          f"`{esc(p['gate'])}` until {clock_time(p['until'])}"
+                                          + due)
 
-    def on_reassigned(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
-        self._escalation_state(s, run, p, at, f":arrow_right: {mention(self.org, p['by'])} asked "
-                                              f"{mention(self.org, p['to'])} to decide")
+    def on_reassigned(self, s: Session, run: Run, e: DomainEvent) -> None:
+        p, at = e.data, e.at
+        self._escalation_state(s, run, e, f":arrow_right: {mention(self.org, e.actor)} asked "
+                                          f"{mention(self.org, p['to'])} to decide")
         gate = s.get(Gate, p["gate_id"])
         if gate is not None and run.id is not None:
             view = gate_view(s, gate, run)
@@ -295,29 +307,33 @@ class SlackSink:
                      ref=f"{gate_ref(run.id, gate.id or 0)}:dm:{slack_id}")
             self.refresh_home(s, p["to"], at)
 
-    def _escalation_state(self, s: Session, run: Run, p: dict[str, Any], at: Any, text: str) -> None:
-        self._post(s, run, run_render.note(text), at)
-        gate = s.get(Gate, p["gate_id"])
+    def _escalation_state(self, s: Session, run: Run, e: DomainEvent, text: str) -> None:
+        self._post(s, run, run_render.note(text), e.at)
+        gate = s.get(Gate, e.data["gate_id"])
         if gate is not None:
-            self._gate_and_copies(s, run, gate, at)
+            self._gate_and_copies(s, run, gate, e.at)
 
-    def on_boundary_violated(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+    def on_boundary_violated(self, s: Session, run: Run, e: DomainEvent) -> None:
+        p = e.data
         self._post(s, run, run_render.note(
             f":no_entry: Boundary `{esc(p['boundary'])}` violated → {esc(p['on_violation'])}",
-            p.get("message")), at)
+            e.extra.get("message", p.get("message"))), e.at)
 
-    def on_action_due(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
-        self._post(s, run, run_render.action_due_note(self.org, run.requester, p), at)
+    def on_action_due(self, s: Session, run: Run, e: DomainEvent) -> None:
+        self._post(s, run, run_render.action_due_note(self.org, run.requester, e.data), e.at)
 
-    def on_action_reported(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
-        self._post(s, run, run_render.action_reported_note(self.org, p), at)
+    def on_action_reported(self, s: Session, run: Run, e: DomainEvent) -> None:
+        report = {**e.data, "succeeded": e.entry == "action_done"}
+        self._post(s, run, run_render.action_reported_note(self.org, report), e.at)
 
-    def on_run_held(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+    def on_run_held(self, s: Session, run: Run, e: DomainEvent) -> None:
+        p, at = e.data, e.at
         assert run.id is not None
         self._post(s, run, run_render.run_note(run.ref, "held", p["why"]), at)
         self._update_card(s, run, self._card(s, run, "held", p["why"]), at)
 
-    def on_run_finished(self, s: Session, run: Run, p: dict[str, Any], at: Any) -> None:
+    def on_run_finished(self, s: Session, run: Run, e: DomainEvent) -> None:
+        p, at = e.data, e.at
         assert run.id is not None
         # Gates the run left open (stopped, cancelled by its API caller) lose their buttons.
         for gate in s.exec(select(Gate).where(Gate.run_id == run.id, Gate.status == "cancelled")):
@@ -331,23 +347,23 @@ class SlackSink:
         self._update_card(s, run, self._card(s, run, p["status"], p.get("why")), at)
         self.refresh_home(s, run.requester, at)
 
-    def _system(self, s: Session, p: dict[str, Any], at: Any, text: str) -> None:
+    def _system(self, s: Session, e: DomainEvent, text: str) -> None:
         default = self.org.data.default_channel
         channel = self.org.channel_id(default) if default else None
         if channel is None:
             return
-        enqueue(s, lane="system", method="chat.postMessage", at=at,
-                payload={"channel": channel, **run_render.note(text, p.get("reason"))})
+        enqueue(s, lane="system", method="chat.postMessage", at=e.at,
+                payload={"channel": channel, **run_render.note(text, e.data.get("reason"))})
 
-    def on_halted(self, s: Session, run: Run | None, p: dict[str, Any], at: Any) -> None:
-        self._system(s, p, at, f":octagonal_sign: *Baton halted* by {mention(self.org, p['by'])}: no new "
-                               "runs and no actions until an admin resumes")
+    def on_halted(self, s: Session, run: Run | None, e: DomainEvent) -> None:
+        self._system(s, e, f":octagonal_sign: *Baton halted* by {mention(self.org, e.actor)}: no new "
+                           "runs and no actions until an admin resumes")
 
-    def on_resumed(self, s: Session, run: Run | None, p: dict[str, Any], at: Any) -> None:
-        self._system(s, p, at, f":arrow_forward: *Baton resumed* by {mention(self.org, p['by'])}")
+    def on_resumed(self, s: Session, run: Run | None, e: DomainEvent) -> None:
+        self._system(s, e, f":arrow_forward: *Baton resumed* by {mention(self.org, e.actor)}")
 
 
-EventHandler = Callable[[SlackSink, Session, Run | None, dict[str, Any], Any], None]
+EventHandler = Callable[[SlackSink, Session, Run | None, DomainEvent], None]
 
 # Every kind of event the orchestrator emits (orchestrator.events.EVENT_KINDS) and what Slack
 # shows for it; None where Slack deliberately shows nothing. A new kind needs an entry here

@@ -62,9 +62,7 @@ def claim(tx: Tx, gate: Gate, user: str) -> str:
             "latest": move.latest.isoformat()}
     if move.capped:
         data["capped"] = True
-    tx.trace("claimed", data, actor=user, node=gate.node)
-    tx.emit("claimed", {"gate_id": gate.id, "gate": gate.key, "by": user,
-                        "until": move.deadline.isoformat(), "deadline": move.deadline.isoformat()})
+    tx.record("claimed", data, actor=user, node=gate.node, event="claimed")
     return (f"{tx.run.ref} is yours until {move.deadline:%H:%M} UTC{_cap_note(chain, move)}; "
             "pings are paused")
 
@@ -98,9 +96,7 @@ def snooze(tx: Tx, gate: Gate, user: str, wanted: timedelta) -> str:
         data["claim_kept"] = gate.claimed_by
     if move.capped:
         data["capped"] = True
-    tx.trace("snoozed", data, actor=user, node=gate.node)
-    tx.emit("snoozed", {"gate_id": gate.id, "gate": gate.key, "by": user,
-                        "until": quiet_until.isoformat(), "deadline": move.deadline.isoformat()})
+    tx.record("snoozed", data, actor=user, node=gate.node, event="snoozed")
     kept = (f"; {tx.org.display(gate.claimed_by)} still holds the claim"
             if claimed and gate.claimed_by else "")
     return (f"{tx.run.ref} snoozed until {quiet_until:%H:%M} UTC; next step at "
@@ -118,7 +114,6 @@ def reassign(tx: Tx, gate: Gate, user: str, to: str, *, is_admin: bool) -> str:
     if to in gate.approvers:
         raise Refusal(f"{tx.org.display(to)} can already decide {tx.run.ref}")
     gate.approvers = sorted({*gate.approvers, to})
-    tx.trace("reassigned", {"gate": gate.key, "gate_id": gate.id, "to": to},
-             actor=user, node=gate.node)
-    tx.emit("reassigned", {"gate_id": gate.id, "gate": gate.key, "by": user, "to": to})
+    tx.record("reassigned", {"gate": gate.key, "gate_id": gate.id, "to": to},
+              actor=user, node=gate.node, event="reassigned")
     return f"{tx.org.display(to)} can now decide {tx.run.ref}"

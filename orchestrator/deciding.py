@@ -58,13 +58,11 @@ def escalate(tx: Tx, gate: Gate, why: str, *, actor: str = "baton") -> Transitio
         gate.next_deadline = None
         if step.final == "hold":
             gate.esc_state = "held"
-            tx.trace("escalation_exhausted", {"gate": gate.key, "gate_id": gate.id,
-                                              "final": "hold", "why": step.explanation},
-                     node=gate.node)
-            tx.emit("escalated", {"gate_id": gate.id, "gate": gate.key, "final": "hold",
-                                  "why": step.explanation, "notify": []})
+            tx.record("escalation_exhausted", {"gate": gate.key, "gate_id": gate.id,
+                                               "final": "hold", "why": step.explanation},
+                      node=gate.node, event="escalated")
             return None
-        tx.trace("escalation_exhausted", {"gate": gate.key, "gate_id": gate.id,
+        tx.record("escalation_exhausted", {"gate": gate.key, "gate_id": gate.id,
                                           "final": "reject", "why": step.explanation},
                  node=gate.node)
         reject = next((o for o in options_of(gate) if o.effect == "reject"), None)
@@ -79,15 +77,12 @@ def escalate(tx: Tx, gate: Gate, why: str, *, actor: str = "baton") -> Transitio
     data = {"gate": gate.key, "gate_id": gate.id, "chain": chain.name,
             "level": step.level + 1, "cycle": step.cycle + 1, "notify": list(step.notify),
             "added_approvers": added, "deadline": step.deadline.isoformat(), "why": why}
-    tx.trace("escalated", data, actor=actor, node=gate.node)
-    tx.emit("escalated", {"gate_id": gate.id, "gate": gate.key, "level": step.level + 1,
-                          "notify": list(step.notify), "deadline": step.deadline.isoformat(),
-                          "why": why, "position": step.describe(chain)})
+    tx.record("escalated", data, actor=actor, node=gate.node, event="escalated")
     return None
 
 
 def _refuse(tx: Tx, gate: Gate | None, user: str, option: str, why: str) -> DecisionReport:
-    tx.trace("decision_refused", {"gate": gate.key if gate else None,
+    tx.record("decision_refused", {"gate": gate.key if gate else None,
                                   "gate_id": gate.id if gate else None,
                                   "option": option, "why": why},
              actor=user, node=gate.node if gate else None)
@@ -122,7 +117,7 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
     if option.effect == "escalate":
         if not gate.chain:
             return _refuse(tx, gate, user, option.id, "this gate has no escalation chain"), None
-        tx.trace("escalation_requested", {"gate": gate.key, "gate_id": gate.id,
+        tx.record("escalation_requested", {"gate": gate.key, "gate_id": gate.id,
                                           "reason": reason}, actor=user, node=gate.node)
         transition = escalate(tx, gate, f"{tx.org.display(user)} asked to escalate"
                               + (f": {reason}" if reason else ""), actor=user)
@@ -172,16 +167,15 @@ def record_decision(tx: Tx, gate: Gate, user: str, option_id: str, reason: str |
                             "effect": option.effect, "reason": reason}
     if changes:
         data["edits"] = changes
-    tx.trace("decision", data, actor=user, node=gate.node)
+    seq = tx.record("decision", data, actor=user, node=gate.node)
 
     votes = [Vote(d.decider, d.option, d.effect) for d in decisions if d.counted]
     result = tally(votes, quorum=gate.quorum, reject_ends=gate.reject_ends,
                    eligible=eligible(gate, run.requester), name=tx.org.display)
     if result.outcome is None:
         gate.version += 1
-        tx.emit("vote_recorded", {"gate_id": gate.id, "gate": gate.key, "by": user,
-                                  "option": option.id, "approvals": len(result.approvals),
-                                  "quorum": gate.quorum})
+        tx.announce("vote_recorded", seq, {"approvals": len(result.approvals),
+                                           "quorum": gate.quorum})
         return DecisionReport("recorded", f"{option.label} recorded on {run.ref}: "
                               f"{result.explanation}", run.ref, gate.key, gate.id), None
     deciders = list(result.rejections if result.outcome == "reject" else result.approvals)
@@ -238,7 +232,7 @@ def _dismiss_stale_approvals(tx: Tx, gate: Gate, user: str, changes: Mapping[str
         decision.counted = False
     gate.proposal = {**gate.proposal, **{k: v["to"] for k, v in changes.items()}}
     if stale:
-        tx.trace("approvals_dismissed", {"gate": gate.key, "gate_id": gate.id,
+        tx.record("approvals_dismissed", {"gate": gate.key, "gate_id": gate.id,
                                          "dismissed": [d.decider for d in stale],
                                          "why": "the proposed inputs changed"},
                  actor=user, node=gate.node)
@@ -292,10 +286,8 @@ def close_gate(tx: Tx, gate: Gate, effect: str, option: str, explanation: str, *
                               "limit_overrides": tx.run.context.get("limit_overrides", 0) + 1}
     else:
         raise ValueError(f"unknown gate kind {gate.kind}")
-    tx.trace("gate_decided", data, actor=actor, node=gate.node)
-    tx.emit("gate_decided", {"gate_id": gate.id, "gate": gate.key, "kind": gate.kind,
-                             "outcome": effect, "option": option, "decided_by": deciders,
-                             "why": explanation})
+    tx.record("gate_decided", data, actor=actor, node=gate.node, event="gate_decided",
+              extra={"kind": gate.kind})
     return transition() if callable(transition) else transition
 
 

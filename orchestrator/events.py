@@ -26,10 +26,10 @@ import structlog
 from sqlmodel import Session
 
 from orchestrator.failpoints import crash_point
-from storage import changes
+from storage import changes, trace
 from storage.changes import queue_event
 from storage.engine import Database
-from storage.models import Event
+from storage.models import Event, TraceEntry
 from storage.writer import Writer
 
 log = structlog.get_logger("baton.events")
@@ -44,10 +44,19 @@ EVENT_KINDS = frozenset({
 
 @dataclass(frozen=True)
 class DomainEvent:
+    """What notifiers get: what to do about a happening (`kind`) and the trace entry that
+    records it (`entry`, `actor`, `data`: the notifiers read the entry, never a second
+    copy of it). `extra` is what the entry does not say and a notifier needs: kept to a
+    few values (`EXTRAS`)."""
+
     id: int | None  # None when published in-process, before the row has one
     kind: str
     run_id: int | None
-    payload: dict[str, Any]
+    seq: int | None  # the entry's place on its chain; None for an event from before 0011
+    entry: str  # the trace entry's kind
+    actor: str
+    data: dict[str, Any]
+    extra: dict[str, Any]
     at: datetime
 
     @property
@@ -55,9 +64,51 @@ class DomainEvent:
         return f"R-{self.run_id}" if self.run_id else None
 
     @classmethod
-    def from_row(cls, row: Event) -> DomainEvent:
+    def from_rows(cls, row: Event, entry: TraceEntry | None) -> DomainEvent:
+        """The stored event and the trace entry it points at (None for an event written
+        before events pointed at their entry: its payload has everything)."""
         assert row.id is not None
-        return cls(row.id, row.kind, row.run_id, dict(row.payload), row.created_at)
+        if entry is None:
+            if row.seq is not None:
+                raise LookupError(f"event {row.id} reports entry #{row.seq} of "
+                                  f"{trace.chain_of(row.run_id)}, which is not stored")
+            return cls.from_payload(row.id, row.kind, row.run_id, dict(row.payload),
+                                    row.created_at)
+        return cls(row.id, row.kind, row.run_id, entry.seq, entry.kind, entry.actor,
+                   dict(entry.data), dict(row.payload), row.created_at)
+
+    @classmethod
+    def from_payload(cls, event_id: int, kind: str, run_id: int | None,
+                     payload: dict[str, Any], at: datetime) -> DomainEvent:
+        """An event as Baton wrote it before 0011: one payload of its own, read here as the
+        entry it reported would say it, so the notifiers read one shape."""
+        data = {k: v for k, v in payload.items() if k != "run"}
+        actor = str(data.get("by") or data.get("reported_by") or data.get("requester") or "baton")
+        entry = {"conflict_opened": "gate_opened", "vote_recorded": "decision",
+                 "boundary_violated": "boundary", "run_failed": "run_finished",
+                 "run_stopped": "run_finished"}.get(kind, kind)
+        if kind in ("gate_opened", "conflict_opened"):
+            if data.get("deadline"):
+                data["escalation"] = {"notify": data.get("notify", []),
+                                      "deadline": data["deadline"]}
+            else:
+                data["approver_spec"] = data.get("notify", [])
+        elif kind == "escalated" and data.get("final"):
+            entry = "escalation_exhausted"
+        elif kind == "reminder" and data.get("why") == "snooze ended":
+            entry = "snooze_ended"
+        elif kind == "action_reported":
+            entry = "action_done" if data.get("succeeded") else "action_failed"
+        return cls(event_id, kind, run_id, None, entry, actor, data, data, at)
+
+
+# What an event carries besides the entry it points at, by event kind: values a notifier
+# shows that the trace does not record (the trace stays what auditors read, and as small).
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "vote_recorded": ("approvals", "quorum"),  # the tally after this vote
+    "gate_decided": ("kind",),  # the gate's kind, which words the outcome (and callbacks say)
+    "boundary_violated": ("message",),  # the violation in words, when the entry has none
+}
 
 
 class Notifier(Protocol):
@@ -84,23 +135,23 @@ class Sinks:
             sink.handle(session, event)
 
 
-def emit(w: Writer, run: Any, kind: str, payload: dict[str, Any], at: datetime,
-         publish: Callable[[list[DomainEvent]], None] | None = None) -> DomainEvent:
-    """Record an event in the current write transaction (a plain row, inserted with the
-    transaction's other queued rows; events are only ever inserted here). What is published
-    in-process after commit carries no id: only the durable sink, which reads the stored
-    rows, needs one."""
-    assert kind in EVENT_KINDS, kind
-    run_id = run.id if run else None
-    payload = {"run": run.ref if run else None, **payload}
-    queue_event(w, run_id, kind, payload, at)
-    event = DomainEvent(None, kind, run_id, payload, at)
+def announce(w: Writer, event: DomainEvent,
+             publish: Callable[[list[DomainEvent]], None] | None = None) -> None:
+    """Record `event`, about an entry this transaction appended, in the current write
+    transaction (a plain row, inserted with the transaction's other queued rows; events are
+    only ever inserted here). The row stores the entry's place and `extra`, not the entry
+    again. What is published in-process after commit carries no id: only the durable sink,
+    which reads the stored rows, needs one."""
+    assert event.kind in EVENT_KINDS, event.kind
+    assert event.seq is not None
+    unknown = set(event.extra) - set(EXTRAS.get(event.kind, ()))
+    assert not unknown, f"{event.kind} carries {sorted(unknown)}: record them in the entry"
+    queue_event(w, event.run_id, event.kind, event.seq, event.extra, event.at)
     if publish is not None:
         pending = w.events
         if not pending:
             w.after_commit(lambda: publish(list(pending)))
         pending.append(event)
-    return event
 
 
 class Dispatcher:
@@ -195,7 +246,9 @@ class Dispatcher:
             return "busy"
         if row.delivered_at is not None:
             return "done"
-        self.sink.handle(s, DomainEvent.from_row(row))
+        entry = None if row.seq is None else trace.entry_at(s, trace.chain_of(row.run_id),
+                                                             row.seq)
+        self.sink.handle(s, DomainEvent.from_rows(row, entry))
         crash_point("outbox.written")
         changes.mark_delivered(s, row, self.clock.now())
         return "delivered"

@@ -79,7 +79,7 @@ def step_external(tx: Tx, node: Node) -> Transition:
     else:
         action = actions.action_by_key(tx.w, key)
         if action.status == "done":
-            tx.trace("action_skipped", {"action": node.label, "idempotency_key": key,
+            tx.record("action_skipped", {"action": node.label, "idempotency_key": key,
                                         "why": "the caller already reported it for this run "
                                                "(at most once)"}, node=node.key)
             return Goto(node.next)
@@ -99,8 +99,7 @@ def step_external(tx: Tx, node: Node) -> Transition:
                             "deadline": deadline.isoformat(), "attempt": attempt}
     if why:
         data["why"] = why
-    tx.trace("action_due", data, node=node.key)
-    tx.emit("action_due", data)
+    tx.record("action_due", data, node=node.key, event="action_due")
     return Wait()
 
 
@@ -241,14 +240,14 @@ def record_report(tx: Tx, report: Report, by: str) -> ReportRefused | Transition
             data["result"] = _traced_result(report.result)
         elif report.outcome == "failed":
             data["error"] = report.error
-        tx.trace("action_report_refused", data, actor=by, node=action.node if action else None)
+        tx.record("action_report_refused", data, actor=by, node=action.node if action else None)
         return ReportRefused(why, later)
     assert action is not None
     node = tx.node(action.node)
     if report.outcome == "started":
         action.status = "started"
         action.finished_at = tx.now  # when it was started; replaced when it is reported
-        tx.trace("action_started", {"action": node.label, "call": action.call,
+        tx.record("action_started", {"action": node.label, "call": action.call,
                                     "idempotency_key": action.idempotency_key,
                                     "approval": action.approval, "reported_by": by},
                  actor=by, node=node.key)
@@ -261,13 +260,11 @@ def record_report(tx: Tx, report: Report, by: str) -> ReportRefused | Transition
             "approval": action.approval, "arguments": dict(action.arguments),
             "reported_by": by, "attempts": action.attempts}
     if report.succeeded:
-        tx.trace("action_done", {**data, "result": _traced_result(report.result)},
-                 actor=by, node=node.key)
-        tx.emit("action_reported", {**data, "succeeded": True,
-                                    "result": _traced_result(report.result)})
+        tx.record("action_done", {**data, "result": _traced_result(report.result)},
+                  actor=by, node=node.key, event="action_reported")
         return Goto(node.next)
-    tx.trace("action_failed", {**data, "error": action.error}, actor=by, node=node.key)
-    tx.emit("action_reported", {**data, "succeeded": False, "error": action.error})
+    tx.record("action_failed", {**data, "error": action.error}, actor=by, node=node.key,
+              event="action_reported")
     return Finish("failed", "action_failed", f"{action.call} ('{node.label}') failed, as "
                                              f"{tx.org.display(by)} reported: {action.error}")
 

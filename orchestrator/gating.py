@@ -143,13 +143,10 @@ def open_gate(tx: Tx, node: Node, *, kind: str, key: str, title: str, question: 
     if chain is not None and position is not None:
         data["escalation"] = {"chain": chain.name, "level": 1, "notify": notify,
                               "deadline": position.deadline.isoformat()}
-    tx.trace("gate_opened", data, node=node.key)
     if position is not None and chain is not None:
         enter_position(tx, gate, chain, position)
-    tx.emit("conflict_opened" if kind == "conflict" else "gate_opened",
-            {"gate_id": gate.id, "gate": key, "kind": kind, "title": title,
-             "notify": notify, "approvers": gate.approvers,
-             "deadline": gate.next_deadline.isoformat() if gate.next_deadline else None})
+    tx.record("gate_opened", data, node=node.key,
+              event="conflict_opened" if kind == "conflict" else "gate_opened")
     return gate
 
 

@@ -29,7 +29,7 @@ from orchestrator.errors import (
     NotFound,
     Unavailable,
 )
-from orchestrator.events import emit
+from orchestrator.events import DomainEvent, announce
 from orchestrator.failpoints import crash_point
 from orchestrator.running import _Carry
 from orchestrator.runs import FINISHED, ONLY_PEOPLE, parse_ref
@@ -77,7 +77,7 @@ class PeopleCommands:
         return run
 
     def _refused(self, tx: Tx, action: str, user: str, why: str, **data: Any) -> None:
-        tx.trace("refused", {"action": action, "why": why, **data}, actor=user)
+        tx.record("refused", {"action": action, "why": why, **data}, actor=user)
 
     def _resume_after(self, tx: Tx, transition: Transition | None) -> bool:
         """Apply what a closed gate or fired timer says; True if the run should advance."""
@@ -333,10 +333,11 @@ class PeopleCommands:
                 state.halted_by = user if halted else None
                 state.halted_at = now if halted else None
                 state.halt_reason = reason if halted else None
-                trace.append(w, state, kind="halted" if halted else "resumed", actor=user,
-                             data={"reason": reason}, at=now)
-                emit(w, None, "halted" if halted else "resumed", {"by": user, "reason": reason},
-                     now, self.publish)
+                kind, data = "halted" if halted else "resumed", {"reason": reason}
+                trace.append(w, state, kind=kind, actor=user, data=data, at=now)
+                announce(w, DomainEvent(None, "halted" if halted else "resumed", None,
+                                        state.trace_seq, kind, user, data, {}, now),
+                         self.publish)
         if refusal:
             raise BatonError(refusal)
         log.warning("halted" if halted else "resumed", by=user, reason=reason)

@@ -32,6 +32,7 @@ class Outcome:
     boundaries: list[policy.BoundaryResult] = field(default_factory=list)
     required_gate: Node | None = None
     gate_values: dict[str, Any] = field(default_factory=dict)
+    seqs: list[int] = field(default_factory=list)  # where each of `boundaries` was traced
 
     @property
     def refusal(self) -> policy.BoundaryResult | None:
@@ -112,7 +113,8 @@ def recheck(tx: Tx, at: Node, values: Mapping[str, Any], *, by: str,
                                                 _overrides(tx)))
     about = {"gate": at.label, "by": by, "edited": edited}
     for result in outcome.boundaries:
-        tx.trace("boundary", {**result.as_trace(), "recheck": about}, node=result.rule.key)
+        outcome.seqs.append(tx.record("boundary", {**result.as_trace(), "recheck": about},
+                                      node=result.rule.key))
     if outcome.refusal is None and outcome.asks is None:
         for rule in _gates_to_ask(tx, at):
             if policy.approval_stands(rule, values):
@@ -151,9 +153,10 @@ def continue_after(tx: Tx, at: Node, *, by: str, editors: Iterable[str] = ()) ->
         run.context = {**run.context, "recheck_gates": count}
         reason = (f"{gating.violation_reason(node, asks.check)} (after edits at gate "
                   f"'{at.label}')")
-        tx.emit("boundary_violated", {"boundary": node.label, "check": node.spec.check,
-                                      "values": asks.check.values, "message": reason,
-                                      "on_violation": node.spec.on_violation})
+        tx.announce("boundary_violated", next(
+            seq for seq, result in zip(outcome.seqs, outcome.boundaries, strict=True)
+            if result is asks),
+                    {"message": reason})
         gating.open_boundary_gate(tx, node, asks.check, reason,
                                   recheck={**about, "target": node.key},
                                   row_node=RECHECK_NODE.format(at.key), visit=count)

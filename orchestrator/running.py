@@ -292,8 +292,8 @@ class Running:
             run.status = "waiting"
         elif isinstance(transition, Hold):
             run.status = "held"
-            tx.trace("run_held", {"why": transition.reason}, node=node.key if node else None)
-            tx.emit("run_held", {"why": transition.reason})
+            tx.record("run_held", {"why": transition.reason}, node=node.key if node else None,
+                      event="run_held")
         else:
             self._finish(tx, transition)
         return False
@@ -323,9 +323,9 @@ class Running:
         data = {"status": finish.status, "outcome": finish.outcome, "why": finish.reason,
                 "duration_s": round((tx.now - run.created_at).total_seconds(), 3),
                 "steps": run.steps_taken, "tokens": run.tokens_used}
-        tx.trace("run_finished", data, actor=actor)
-        kind = {"failed": "run_failed", "stopped": "run_stopped"}.get(finish.status, "run_finished")
-        tx.emit(kind, data)
+        tx.record("run_finished", data, actor=actor,
+                  event={"failed": "run_failed", "stopped": "run_stopped"}.get(finish.status,
+                                                                               "run_finished"))
         log.info("run_finished", run=run.ref, status=finish.status, why=finish.reason)
 
     def _fail(self, run_id: int, owner: str, node: Node | None, exc: Exception) -> None:

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import context as ctxmod
-from orchestrator.events import emit
+from orchestrator.events import DomainEvent, announce
 from orchestrator.program import Node, Program
 from storage import gates, signals, trace
 from storage.records import Run
@@ -88,6 +88,9 @@ class Tx:
     rechecked: dict[str, Any] = field(default_factory=dict, repr=False)
     # What the person whose command this transaction carries should also be told.
     notes: list[str] = field(default_factory=list, repr=False)
+    # The entries this transaction appended (seq -> kind, actor, data), for its events.
+    _recorded: dict[int, tuple[str, str, dict[str, Any]]] = field(default_factory=dict,
+                                                                   repr=False)
 
     @classmethod
     def new_run(cls, w: Writer, run: Run, program: Program, engine: Engine,
@@ -99,13 +102,25 @@ class Tx:
     def org(self):  # type: ignore[no-untyped-def]
         return self.engine.org
 
-    def trace(self, kind: str, data: dict[str, Any], *, actor: str = SYSTEM_ACTOR,
-              node: str | None = None) -> str:
-        return trace.append(self.w, self.run, kind=kind, actor=actor, data=data,
-                            at=self.now, node=node)
+    def record(self, kind: str, data: dict[str, Any], *, actor: str = SYSTEM_ACTOR,
+               node: str | None = None, event: str | None = None,
+               extra: dict[str, Any] | None = None) -> int:
+        """Append a trace entry to the run's chain and return its seq. With `event`, the
+        notifiers are told of it too: the event points at this entry (`announce`)."""
+        trace.append(self.w, self.run, kind=kind, actor=actor, data=data, at=self.now,
+                     node=node)
+        seq = self.run.trace_seq
+        self._recorded[seq] = (kind, actor, data)
+        if event is not None:
+            self.announce(event, seq, extra)
+        return seq
 
-    def emit(self, kind: str, payload: dict[str, Any]) -> None:
-        emit(self.w, self.run, kind, payload, self.now, self.engine.publish)
+    def announce(self, event: str, seq: int, extra: dict[str, Any] | None = None) -> None:
+        """Tell the notifiers of entry `seq`, recorded in this transaction, as `event`
+        (with `extra`, what the entry does not say: events.EXTRAS)."""
+        kind, actor, data = self._recorded[seq]
+        announce(self.w, DomainEvent(None, event, self.run.id, seq, kind, actor, data,
+                                     extra or {}, self.now), self.engine.publish)
 
     def signals(self) -> dict[str, StoredSignal]:
         """The run's latest signal of each agent, read once per transaction as plain rows

@@ -106,12 +106,10 @@ class Starting:
                 run = runs.insert_run(w, row)  # None: the same request, started elsewhere
                 if run is not None:
                     tx = Tx.new_run(w, run, program, self, now)
-                    tx.trace("run_started", {"flow": flow.name, "version": str(flow.version),
-                                             "digest": program.digest, "requester": requester,
-                                             "inputs": values, "origin": origin}, actor=requester)
-                    tx.emit("run_started", {"flow": flow.name, "title": flow.title,
-                                            "requester": requester, "inputs": values,
-                                            "origin": origin})
+                    tx.record("run_started", {"flow": flow.name, "version": str(flow.version),
+                                              "digest": program.digest, "requester": requester,
+                                              "inputs": values, "origin": origin},
+                              actor=requester, event="run_started")
                     log.info("run_started", run=run.ref, flow=flow.name, requester=requester)
                     carry = self._carry_on(tx, isolated=isolated)
         except BaseException:

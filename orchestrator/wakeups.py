@@ -109,14 +109,10 @@ def on_gate_timer(tx: Tx, gate: Gate, timer: Timer) -> Transition | None:
     chain = esc.Chain.from_dict(gate.chain)
     level = chain.levels[gate.esc_level]
     if timer.kind == "remind":
-        tx.trace("reminder", {"gate": gate.key, "gate_id": gate.id, "level": gate.esc_level + 1,
-                              "notify": list(level.notify),
-                              "deadline": gate.next_deadline.isoformat()
-                              if gate.next_deadline else None}, node=gate.node)
-        tx.emit("reminder", {"gate_id": gate.id, "gate": gate.key, "level": gate.esc_level + 1,
-                             "notify": list(level.notify),
-                             "deadline": gate.next_deadline.isoformat()
-                             if gate.next_deadline else None})
+        tx.record("reminder", {"gate": gate.key, "gate_id": gate.id, "level": gate.esc_level + 1,
+                               "notify": list(level.notify),
+                               "deadline": gate.next_deadline.isoformat()
+                               if gate.next_deadline else None}, node=gate.node, event="reminder")
         return None
     if timer.kind == "escalate":
         if timer.payload.get("snoozed"):
@@ -138,12 +134,9 @@ def on_gate_timer(tx: Tx, gate: Gate, timer: Timer) -> Transition | None:
                                       "of its snooze")
         gate.esc_state = "waiting"
         deadline = gate.next_deadline.isoformat()
-        tx.trace("snooze_ended", {"gate": gate.key, "gate_id": gate.id,
-                                  "level": gate.esc_level + 1, "notify": list(level.notify),
-                                  "deadline": deadline}, node=gate.node)
-        tx.emit("reminder", {"gate_id": gate.id, "gate": gate.key, "level": gate.esc_level + 1,
-                             "notify": list(level.notify), "deadline": deadline,
-                             "why": "snooze ended"})
+        tx.record("snooze_ended", {"gate": gate.key, "gate_id": gate.id,
+                                   "level": gate.esc_level + 1, "notify": list(level.notify),
+                                   "deadline": deadline}, node=gate.node, event="reminder")
         return None
     raise ValueError(f"unknown timer kind {timer.kind}")
 

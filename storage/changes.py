@@ -32,13 +32,15 @@ def events_since(session: Session, after: int, limit: int = 1000) -> list[tuple[
     return [(row.id, row.run_id) for row in found]
 
 
-def queue_event(w: Writer, run_id: int | None, kind: str, payload: dict[str, Any],
+def queue_event(w: Writer, run_id: int | None, kind: str, seq: int, extra: dict[str, Any],
                 at: datetime) -> None:
     """Record an event for the notifiers with the transaction's other queued rows (a
-    transactional outbox: it commits with the change it reports, or not at all)."""
-    w.queue(_EVENTS, {"run_id": run_id, "kind": kind, "payload": payload, "created_at": at,
-                      "delivered_at": None, "attempts": 0, "next_attempt_at": None,
-                      "last_error": None})
+    transactional outbox: it commits with the change it reports, or not at all). It
+    points at trace entry `seq` of the run's chain (the system chain without a run) and
+    stores only `extra`, what that entry does not say."""
+    w.queue(_EVENTS, {"run_id": run_id, "kind": kind, "seq": seq, "payload": extra,
+                      "created_at": at, "delivered_at": None, "attempts": 0,
+                      "next_attempt_at": None, "last_error": None})
 
 
 def undelivered_events(session: Session, limit: int) -> list[Any]:

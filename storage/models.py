@@ -258,7 +258,10 @@ class Event(SQLModel, table=True):
     """Transactional outbox of domain events for notifiers (Slack, the console).
 
     Written in the same transaction as the state change it reports, delivered after
-    commit, in order per run."""
+    commit, in order per run. An event points at the trace entry it reports (`seq` on the
+    run's chain, or the system chain when `run_id` is None): the notifiers read what
+    happened there. `payload` holds only what that entry does not say; events written
+    before 0011 have no `seq` and carry everything in `payload`."""
 
     __tablename__ = "event"
     __table_args__ = (sa.Index("ix_event_pending", "delivered_at", "id"),)
@@ -266,6 +269,7 @@ class Event(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     run_id: int | None = Field(default=None, foreign_key="run.id")
     kind: str
+    seq: int | None = None
     payload: dict = _json(default_factory=_new_dict)
     created_at: datetime
     delivered_at: datetime | None = None

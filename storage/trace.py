@@ -67,7 +67,7 @@ def append(
     and return its hash. The caller holds `owner` locked. The entry is inserted with the
     transaction's other queued rows; the owner's new head is written with its other changes."""
     run_id = owner.id if isinstance(owner, (Run, records.Run)) else None
-    chain = SYSTEM_CHAIN if run_id is None else f"R-{run_id}"
+    chain = chain_of(run_id)
     seq = owner.trace_seq + 1
     digest = compute_hash(owner.trace_head, body(chain, seq, kind, actor, node, data, at))
     row = {"run_id": run_id, "chain": chain, "seq": seq, "kind": kind, "actor": actor,
@@ -113,6 +113,17 @@ def verify_entries(chain: str, entries: list[TraceEntry], head: str | None = Non
                           "the chain head recorded for the run does not match its last "
                           "entry (entries were removed from the end)")
     return None
+
+
+def chain_of(run_id: int | None) -> str:
+    """The chain a run's entries are on (the system chain without a run)."""
+    return SYSTEM_CHAIN if run_id is None else f"R-{run_id}"
+
+
+def entry_at(session: Session, chain: str, seq: int) -> TraceEntry | None:
+    """Entry `seq` of `chain` (by the chain's unique index)."""
+    return session.exec(select(TraceEntry).where(TraceEntry.chain == chain,
+                                                 TraceEntry.seq == seq)).first()
 
 
 def chain_entries(session: Session, chain: str) -> list[TraceEntry]:

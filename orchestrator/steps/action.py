@@ -83,12 +83,12 @@ def step_action(tx: Tx, node: Node) -> Transition | Work:
         "status": "started", "started_at": tx.now})
     if started is not None:
         action_id, attempts = started.id, 1
-        tx.trace("action_started", {"action": node.label, "call": spec.call,
+        tx.record("action_started", {"action": node.label, "call": spec.call,
                                     "idempotency_key": key}, node=node.key)
     else:
         action = actions.action_by_key(tx.w, key)
         if action.status == "done":
-            tx.trace("action_skipped", {"action": node.label, "idempotency_key": key,
+            tx.record("action_skipped", {"action": node.label, "idempotency_key": key,
                                         "why": "already ran for this run (at most once)"},
                      node=node.key)
             return Goto(node.next)
@@ -100,7 +100,7 @@ def step_action(tx: Tx, node: Node) -> Transition | Work:
                "found in flight after a restart; the action is idempotent, so it runs again")
         action.status = "started"
         action.attempts += 1
-        tx.trace("action_started", {"action": node.label, "call": spec.call,
+        tx.record("action_started", {"action": node.label, "call": spec.call,
                                     "idempotency_key": key, "attempt": action.attempts,
                                     "why": why}, node=node.key)
         action_id, attempts = action.id, action.attempts
@@ -162,7 +162,7 @@ def finish_action(tx: Tx, node: Node, action_id: int | None, outcome: ActionOutc
     if outcome.ok:  # the usual case: a plain UPDATE
         assert action_id is not None
         actions.mark_done(tx.w, action_id, {"value": outcome.result}, tx.now)
-        tx.trace("action_done", {**data, "result": outcome.result}, node=node.key)
+        tx.record("action_done", {**data, "result": outcome.result}, node=node.key)
         return Goto(node.next)
     action = actions.get_action(tx.w, action_id)
     assert action is not None
@@ -171,7 +171,7 @@ def finish_action(tx: Tx, node: Node, action_id: int | None, outcome: ActionOutc
     action.status = "failed"
     action.error = outcome.error
     action.finished_at = tx.now
-    tx.trace("action_failed", {**data, "error": outcome.error}, node=node.key)
+    tx.record("action_failed", {**data, "error": outcome.error}, node=node.key)
     return Finish("failed", "action_failed", f"action '{node.label}' failed: {outcome.error}")
 
 
@@ -180,7 +180,7 @@ def unknown_action(tx: Tx, node: Node, action: Action, why: str) -> Transition:
     spec = node.spec
     action.status = "unknown"
     reason = f"action '{node.label}' outcome unknown: {why}"
-    tx.trace("action_unknown", {"action": node.label, "idempotency_key": action.idempotency_key,
+    tx.record("action_unknown", {"action": node.label, "idempotency_key": action.idempotency_key,
                                 "why": why, "on_unknown": spec.on_unknown}, node=node.key)
     if spec.on_unknown == "fail":
         return Finish("failed", "action_unknown", reason)

@@ -145,7 +145,7 @@ def store_result(tx: Tx, node: Node | str, result: AgentResult, *, agent_label: 
     if output:
         data["output"] = {k: v for k, v in output.items() if k != "subtasks"} | (
             {"subtasks": len(output["subtasks"])} if "subtasks" in output else {})
-    tx.trace("signal" if result.status == "ok" else "agent_failed", data, node=node_key, actor=actor)
+    tx.record("signal" if result.status == "ok" else "agent_failed", data, node=node_key, actor=actor)
     return signal
 
 

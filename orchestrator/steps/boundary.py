@@ -17,16 +17,15 @@ def step_boundary(tx: Tx, node: Node) -> Transition:
     check = check_boundary(node.label, node.conditions["check"], tx.conditions(), spec.message)
     data = check.as_dict()
     data["on_violation"] = spec.on_violation
-    tx.trace("boundary", data, node=node.key)
+    seq = tx.record("boundary", data, node=node.key)
     tx.run.context = {**tx.run.context, "boundaries": [
         *tx.run.context.get("boundaries", []),
         {"boundary": node.label, "check": spec.check, "passed": check.passed, "node": node.key}]}
     if check.passed:
         return Goto(node.next)
     reason = gating.violation_reason(node, check)
-    tx.emit("boundary_violated", {"boundary": node.label, "check": spec.check,
-                                  "values": check.values, "message": reason,
-                                  "on_violation": spec.on_violation})
+    tx.announce("boundary_violated", seq,
+                {} if data.get("message") == reason else {"message": reason})
     if spec.on_violation == "stop":
         return Finish("stopped", "boundary", reason)
     gating.open_boundary_gate(tx, node, check, reason, edited_by=recheck.editors_behind(

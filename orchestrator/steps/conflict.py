@@ -37,7 +37,7 @@ def _settling(tx: Tx, node: Node, missing: list[str]) -> bool:
     settles[node.key] = token
     tx.run.context = {**tx.run.context, "settles": settles}
     gating.add_timer(tx, None, "settle", until, token=token, node=node.key)
-    tx.trace("conflict_settling", {"conflict": node.label, "waiting_for": missing,
+    tx.record("conflict_settling", {"conflict": node.label, "waiting_for": missing,
                                    "until": until.isoformat()}, node=node.key)
     return True
 
@@ -70,7 +70,7 @@ def step_conflict(tx: Tx, node: Node) -> Transition:
             "agreed": False, "winner": "", "policy": spec.on_disagreement, "verdict": "",
             "severity": "", "skipped": True})
         data.update(followed="none", effect=record["effect"], then=effect_words(record))
-        tx.trace("conflict", data, node=node.key)
+        tx.record("conflict", data, node=node.key)
         return transition
     if result.winner is not None and not result.needs_human and not result.escalate:
         winner = signals[result.winner]
@@ -82,9 +82,9 @@ def step_conflict(tx: Tx, node: Node) -> Transition:
                                   "severity": winner.severity}
         data.update(followed=record["followed"], effect=record["effect"],
                     then=effect_words(record))
-        tx.trace("conflict", data, node=node.key)
+        tx.record("conflict", data, node=node.key)
         return transition
-    tx.trace("conflict", data, node=node.key)
+    tx.record("conflict", data, node=node.key)
     chain = tx.program.chains.get(spec.escalation) if spec.escalation else None
     candidates = [n for n in spec.among if views[n] is not None and not views[n].abstains]
     ranked = sorted(candidates, key=lambda n: severity_order(views[n]), reverse=True)  # type: ignore[arg-type]

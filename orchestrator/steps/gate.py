@@ -38,7 +38,7 @@ def step_gate(tx: Tx, node: Node) -> Transition:
         if reads_inputs(condition):  # an approver's edit that makes `when` hold must pass it
             tx.run.context = {**tx.run.context, "skipped_gates": [*skipped, node.key]}
         shown = ", ".join(f"{k}={v}" for k, v in values.items())
-        tx.trace("gate_skipped", {"gate": node.label, "when": spec.when, "values": values,
+        tx.record("gate_skipped", {"gate": node.label, "when": spec.when, "values": values,
                                   "why": f"no approval needed: \u201c{spec.when}\u201d is false"
                                          + (f" ({shown})" if shown else "")}, node=node.key)
         return Goto(node.next)

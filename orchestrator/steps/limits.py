@@ -48,9 +48,7 @@ def limit_violation(tx: Tx, node: Node, guard: str, limit: float, value: float,
     reason = f"loop guard: {value:g} {labels[guard]} reached the limit of {limit:g} ({guard})"
     data = {"boundary": f"limits.{guard}", "passed": False, "limit": limit, "value": value,
             "message": reason, "on_violation": limits.on_violation}
-    tx.trace("boundary", data, node=node.key)
-    tx.emit("boundary_violated", {"boundary": f"limits.{guard}", "message": reason,
-                                  "on_violation": limits.on_violation})
+    tx.record("boundary", data, node=node.key, event="boundary_violated")
     if limits.on_violation == "escalate" and limits.escalation:
         chain = tx.program.chains[limits.escalation]
         options = [Option("approve", "Let it continue", "approve", "primary"),

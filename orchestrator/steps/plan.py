@@ -76,7 +76,7 @@ def finish_plan(tx: Tx, node: Node, planned: AgentResult, results: list[AgentRes
                   f"{r.verdict or 'failed'} - {r.summary}" for r in rows][:100])
     store_result(tx, node, joined, agent_label=node.label,
                  extra={"subtasks": [r.output.get("subtask") for r in rows]})
-    tx.trace("plan", {"plan": node.label, "planner": spec.planner, "executor": spec.executor,
+    tx.record("plan", {"plan": node.label, "planner": spec.planner, "executor": spec.executor,
                       "subtasks": [str((r.output or {}).get("subtask", {}).get("title", ""))
                                    for r in rows],
                       "verdict": joined.output.verdict, "summary": summary}, node=node.key)

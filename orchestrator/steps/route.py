@@ -37,7 +37,7 @@ def finish_route(tx: Tx, node: Node, result: AgentResult, rounds: int) -> Transi
             result.status = "failed"
             result.error = (f"router chose unknown branch {branch!r}; branches: "
                             + ", ".join(allowed))
-            tx.trace("route_refused", {"route": node.label, "router": spec.agent,
+            tx.record("route_refused", {"route": node.label, "router": spec.agent,
                                        "branch": branch, "allowed": allowed,
                                        "why": result.output.why}, node=node.key)
     store_result(tx, node, result)
@@ -50,7 +50,7 @@ def finish_route(tx: Tx, node: Node, result: AgentResult, rounds: int) -> Transi
     history.append(branch)
     routes[node.key] = {"rounds": rounds, "picks": history}
     tx.run.context = {**tx.run.context, "routes": routes}
-    tx.trace("route", {"route": node.label, "router": spec.agent, "branch": branch,
+    tx.record("route", {"route": node.label, "router": spec.agent, "branch": branch,
                        "why": _clip(result.output.why or result.output.rationale, 1000),
                        "round": rounds}, node=node.key)
     over = check_token_budget(tx, node)

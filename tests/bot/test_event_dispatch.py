@@ -1,6 +1,6 @@
 """Every event kind the orchestrator emits has an entry in each durable sink's table: a
 handler, or None where that sink deliberately does nothing. A reader greps an emitted kind
-(`tx.emit("gate_opened", ...)`) and finds its handler in one step (`"gate_opened":
+(`event="gate_opened"`) and finds its handler in one step (`"gate_opened":
 SlackSink.on_gate_opened`); a kind added without an entry fails here, not in Slack."""
 
 from __future__ import annotations
@@ -16,22 +16,28 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _emitted_kinds() -> dict[str, str]:
-    """The kinds written as literals where events are emitted: `emit(session, run, KIND, ...)`
-    and `tx.emit(KIND, ...)` in orchestrator/ and bot/, each with where it is emitted."""
+    """The kinds written as literals where events are announced: `tx.record(..., event=KIND)`,
+    `tx.announce(KIND, ...)` and `DomainEvent(None, KIND, ...)` in orchestrator/ and bot/,
+    each with where it is announced."""
     found: dict[str, str] = {}
     for path in sorted([*(ROOT / "orchestrator").rglob("*.py"), *(ROOT / "bot").rglob("*.py")]):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for call in ast.walk(tree):
             if not isinstance(call, ast.Call):
                 continue
-            if isinstance(call.func, ast.Name) and call.func.id == "emit" and len(call.args) > 2:
-                kind = call.args[2]
-            elif isinstance(call.func, ast.Attribute) and call.func.attr == "emit" and call.args:
-                kind = call.args[0]
+            name = (call.func.id if isinstance(call.func, ast.Name) else
+                    call.func.attr if isinstance(call.func, ast.Attribute) else None)
+            if name == "record":
+                kinds = [k.value for k in call.keywords if k.arg == "event"]
+            elif name == "announce" and isinstance(call.func, ast.Attribute) and call.args:
+                kinds = [call.args[0]]
+            elif name == "DomainEvent" and len(call.args) > 1:
+                kinds = [call.args[1]]
             else:
                 continue
-            for literal in _literals(kind):
-                found.setdefault(literal, f"{path.relative_to(ROOT)}:{call.lineno}")
+            for kind in kinds:
+                for literal in _literals(kind):
+                    found.setdefault(literal, f"{path.relative_to(ROOT)}:{call.lineno}")
     return found
 
 
@@ -41,6 +47,10 @@ def _literals(node: ast.expr) -> list[str]:
         return [node.value]
     if isinstance(node, ast.IfExp):
         return _literals(node.body) + _literals(node.orelse)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+            and node.func.attr == "get" and isinstance(node.func.value, ast.Dict):
+        # `{"failed": "run_failed", ...}.get(status, "run_finished")`
+        return [v for part in (*node.func.value.values, *node.args[1:]) for v in _literals(part)]
     return []
 
 

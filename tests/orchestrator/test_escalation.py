@@ -10,16 +10,20 @@ from sqlmodel import select
 from orchestrator.clock import FakeClock
 from orchestrator.engine import Engine
 from orchestrator.errors import BatonError
+from orchestrator.events import DomainEvent
 from orchestrator.timers import TimerService
+from storage import trace
 from storage.models import Event, Timer, TraceEntry
 from tests.conftest import TEST_FLOWS
 
 M = timedelta(minutes=1)
 
 
-def events(engine: Engine, kind: str) -> list[dict]:
+def events(engine: Engine, kind: str) -> list[DomainEvent]:
+    """The stored events of `kind`, read as the durable sink reads them (with their entry)."""
     with engine.db.read() as s:
-        return [e.payload for e in s.exec(select(Event).where(Event.kind == kind).order_by(Event.id))]
+        return [DomainEvent.from_rows(e, trace.entry_at(s, trace.chain_of(e.run_id), e.seq))
+                for e in s.exec(select(Event).where(Event.kind == kind).order_by(Event.id))]
 
 
 def traced(engine: Engine, ref: str, kind: str) -> list[TraceEntry]:
@@ -39,17 +43,18 @@ def test_unanswered_gate_escalates_level_by_level_reminds_repeats_then_fails_clo
     run = test_engine.start_run("escalating", {}, "alice")
     (gate,) = test_engine.open_gates(run.id)
     assert gate.next_deadline == t0 + 30 * M and gate.esc_level == 0
-    assert events(test_engine, "gate_opened")[0]["notify"] == ["role:finance-approver"]
+    assert events(test_engine, "gate_opened")[0].data["escalation"]["notify"] == ["role:finance-approver"]
 
     assert tick(test_engine, clock, 19) == 0
     assert tick(test_engine, clock, 1) == 1  # 10 minutes before the deadline
-    assert events(test_engine, "reminder")[0]["notify"] == ["role:finance-approver"]
+    assert events(test_engine, "reminder")[0].data["notify"] == ["role:finance-approver"]
 
     assert tick(test_engine, clock, 10) == 1  # 30m: level 2
     (gate,) = test_engine.open_gates(run.id)
     assert gate.esc_level == 1 and "dave" in gate.approvers
     first = events(test_engine, "escalated")[0]
-    assert first["notify"] == ["role:finance-lead"] and first["why"] == "no decision within 30m at level 1"
+    assert first.data["notify"] == ["role:finance-lead"]
+    assert first.data["why"] == "no decision within 30m at level 1"
 
     assert tick(test_engine, clock, 60) == 1  # level 3: the channel
     assert tick(test_engine, clock, 120) == 1  # repeat: round 2, level 1 again
@@ -83,8 +88,8 @@ def test_claim_pauses_pings_and_re_escalates_after_the_claim_timeout(
     assert events(test_engine, "reminder") == [] and events(test_engine, "escalated") == []
     assert tick(test_engine, clock, 1) == 1  # claim timeout: on to the next level
     escalated = events(test_engine, "escalated")
-    assert escalated[0]["level"] == 2
-    assert "Bob Ortiz claimed it but did not decide within 1h" in escalated[0]["why"]
+    assert escalated[0].data["level"] == 2
+    assert "Bob Ortiz claimed it but did not decide within 1h" in escalated[0].data["why"]
     # the gate stayed open throughout; a decision still works
     assert test_engine.decide(run.ref, "dave", "approve").outcome == "approve"
 
@@ -107,7 +112,8 @@ def test_a_snooze_past_the_deadline_moves_the_next_step_to_its_end(
     assert tick(test_engine, clock, 1) == 1
     (gate,) = test_engine.open_gates(run.id)
     assert gate.esc_level == 1 and gate.next_deadline == clock.now() + 60 * M
-    assert events(test_engine, "escalated")[-1]["why"] == "no decision at level 1 by the end of its snooze"
+    assert (events(test_engine, "escalated")[-1].data["why"]
+            == "no decision at level 1 by the end of its snooze")
 
 
 def test_a_short_snooze_pings_again_at_its_end_and_keeps_the_deadline(
@@ -118,7 +124,7 @@ def test_a_short_snooze_pings_again_at_its_end_and_keeps_the_deadline(
     (gate,) = test_engine.open_gates(run.id)
     assert gate.next_deadline == t0 + 30 * M and gate.snoozed_until == t0 + 15 * M
     assert tick(test_engine, clock, 15) == 1  # snooze over: level 1 pinged again
-    assert events(test_engine, "reminder")[-1]["why"] == "snooze ended"
+    assert events(test_engine, "reminder")[-1].entry == "snooze_ended"
     (gate,) = test_engine.open_gates(run.id)
     assert (gate.esc_state, gate.next_deadline) == ("waiting", t0 + 30 * M)
     assert tick(test_engine, clock, 15) == 1  # the level's own deadline, unchanged

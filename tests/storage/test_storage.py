@@ -246,7 +246,7 @@ def test_a_pooled_connection_the_server_closed_is_replaced_before_use(database_u
 def test_a_plain_row_gets_the_models_defaults_and_names_what_it_lacks() -> None:
     at = datetime(2026, 11, 21, 12, 0)
     row = complete(Event, {"run_id": 1, "kind": "run_started", "created_at": at})
-    assert row == {"run_id": 1, "kind": "run_started", "payload": {}, "created_at": at,
+    assert row == {"run_id": 1, "kind": "run_started", "seq": None, "payload": {}, "created_at": at,
                    "delivered_at": None, "attempts": 0, "next_attempt_at": None,
                    "last_error": None}
     other = complete(Event, {"run_id": 2, "kind": "run_started", "created_at": at})
