@@ -18,14 +18,15 @@ from bot.blocks import esc
 from bot.outbox import enqueue
 from bot.render import gates as gate_render
 from bot.render import runs as run_render
-from bot.render.common import mention, target
+from bot.render.common import SlackVoice, mention, target
 from bot.render.gates import GateView
 from bot.render.home import SHOWN_GATES, home_view
 from bot.views import gate_view, pending_gate_views
 from gates.org import Org
 from orchestrator.events import DomainEvent
 from orchestrator.gating import eligible, excluded
-from orchestrator.wording import clock_time, count, seconds
+from orchestrator.kinds import KINDS
+from orchestrator.wording import count, seconds
 from storage.engine import after_commit
 from storage.models import FlowVersion, Gate, Run, SlackOutbox, SlackRef
 from storage.trace import gate_entries
@@ -46,6 +47,7 @@ def gate_ref(run_id: int, gate_id: int) -> str:
 class SlackSink:
     def __init__(self, org: Org, *, on_queued: Callable[[], None] | None = None) -> None:
         self.org = org
+        self.voice = SlackVoice(org)
         self.on_queued = on_queued
         self._titles: dict[int | None, str] = {}  # flow version -> its title
 
@@ -283,22 +285,21 @@ class SlackSink:
                                                      p.get("deadline"), why), at)
         self._gate_and_copies(s, run, gate, at)
 
+    def _say(self, e: DomainEvent) -> str:
+        """The thread's note for the entry `e` reports (orchestrator.kinds)."""
+        say = KINDS[e.entry].slack
+        assert say is not None, e.entry
+        return say(e.data, e.actor, self.voice)
+
     def on_claimed(self, s: Session, run: Run, e: DomainEvent) -> None:
-        p = e.data
-        self._escalation_state(s, run, e, f":raising_hand: {mention(self.org, e.actor)} is on it "
-                                          f"(pings paused until {clock_time(p['until'])})")
+        self._escalation_state(s, run, e, self._say(e))
 
     def on_snoozed(self, s: Session, run: Run, e: DomainEvent) -> None:
-        p = e.data
-        due = f" · next step at {clock_time(p['deadline'])}" if p.get("deadline") else ""
-        self._escalation_state(s, run, e, f":zzz: {mention(self.org, e.actor)} snoozed "
-                                          f"`{esc(p['gate'])}` until {clock_time(p['until'])}"
-                                          + due)
+        self._escalation_state(s, run, e, self._say(e))
 
     def on_reassigned(self, s: Session, run: Run, e: DomainEvent) -> None:
         p, at = e.data, e.at
-        self._escalation_state(s, run, e, f":arrow_right: {mention(self.org, e.actor)} asked "
-                                          f"{mention(self.org, p['to'])} to decide")
+        self._escalation_state(s, run, e, self._say(e))
         gate = s.get(Gate, p["gate_id"])
         if gate is not None and run.id is not None:
             view = gate_view(s, gate, run)
@@ -314,10 +315,8 @@ class SlackSink:
             self._gate_and_copies(s, run, gate, e.at)
 
     def on_boundary_violated(self, s: Session, run: Run, e: DomainEvent) -> None:
-        p = e.data
-        self._post(s, run, run_render.note(
-            f":no_entry: Boundary `{esc(p['boundary'])}` violated → {esc(p['on_violation'])}",
-            e.extra.get("message", p.get("message"))), e.at)
+        message = e.extra.get("message", e.data.get("message"))
+        self._post(s, run, run_render.note(self._say(e), message), e.at)
 
     def on_action_due(self, s: Session, run: Run, e: DomainEvent) -> None:
         self._post(s, run, run_render.action_due_note(self.org, run.requester, e.data), e.at)
@@ -356,11 +355,10 @@ class SlackSink:
                 payload={"channel": channel, **run_render.note(text, e.data.get("reason"))})
 
     def on_halted(self, s: Session, run: Run | None, e: DomainEvent) -> None:
-        self._system(s, e, f":octagonal_sign: *Baton halted* by {mention(self.org, e.actor)}: no new "
-                           "runs and no actions until an admin resumes")
+        self._system(s, e, self._say(e))
 
     def on_resumed(self, s: Session, run: Run | None, e: DomainEvent) -> None:
-        self._system(s, e, f":arrow_forward: *Baton resumed* by {mention(self.org, e.actor)}")
+        self._system(s, e, self._say(e))
 
 
 EventHandler = Callable[[SlackSink, Session, Run | None, DomainEvent], None]

@@ -1,9 +1,11 @@
 """The notifier port: the orchestrator reports what happened as typed events and never
 imports Slack.
 
-Events are written to the `event` table in the same transaction as the change they
-report (a transactional outbox), so a crash can neither lose an event nor report a change
-that did not commit. Two kinds of consumer:
+A change is recorded once, as its trace entry (`Tx.record(kind, data, event=...)`); the
+event that reports it is a row of the `event` table pointing at that entry (its run and
+seq), written in the same transaction (a transactional outbox), so a crash can neither lose
+an event nor report a change that did not commit. Consumers read the entry, never a copy of
+it. Two kinds of consumer:
 
 - *observers* get each event in-process right after commit, best effort (the console
   notifier of the CLI);

@@ -23,6 +23,22 @@ def mention(org: Org, principal: str) -> str:
     return f"<@{slack_id}>" if slack_id else esc(org.display(principal))
 
 
+class SlackVoice:
+    """How a Slack note names a person and quotes text (orchestrator.kinds.Voice)."""
+
+    def __init__(self, org: Org) -> None:
+        self.org = org
+
+    def person(self, principal: str) -> str:
+        return mention(self.org, principal)
+
+    def code(self, text: str) -> str:
+        return f"`{esc(text)}`"
+
+    def text(self, text: str) -> str:
+        return esc(text)
+
+
 def mentions(org: Org, principals: Iterable[str]) -> str:
     return ", ".join(mention(org, p) for p in principals) or "nobody"
 
