@@ -25,7 +25,6 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
-from sqlmodel import Session
 
 from orchestrator.failpoints import crash_point
 from storage import changes, trace
@@ -120,9 +119,10 @@ class Notifier(Protocol):
 
 
 class EventSink(Protocol):
-    """The durable consumer. Raise to have the event retried later."""
+    """The durable consumer, called in the write transaction (`tx`) that marks the event
+    delivered. Raise to have the event retried later."""
 
-    def handle(self, session: Session, event: DomainEvent) -> None: ...
+    def handle(self, tx: Any, event: DomainEvent) -> None: ...
 
 
 class Sinks:
@@ -132,9 +132,9 @@ class Sinks:
     def __init__(self, *sinks: EventSink) -> None:
         self.sinks = sinks
 
-    def handle(self, session: Session, event: DomainEvent) -> None:
+    def handle(self, tx: Any, event: DomainEvent) -> None:
         for sink in self.sinks:
-            sink.handle(session, event)
+            sink.handle(tx, event)
 
 
 def announce(w: Writer, event: DomainEvent,
@@ -241,7 +241,7 @@ class Dispatcher:
             self._failed(event_id, exc)
             return "failed"
 
-    def _handle(self, s: Session, event_id: int) -> str:
+    def _handle(self, s: Any, event_id: int) -> str:
         """Hand one event to the sink and mark it delivered, in the caller's transaction."""
         row = changes.take_event(s, event_id)
         if row is None:
