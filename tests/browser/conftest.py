@@ -39,7 +39,11 @@ ALICE, BOB, CAROL, DAVE, FRANK = "U0ALICE01", "U0BOB0001", "U0CAROL01", "U0DAVE0
 expect.set_options(timeout=10_000)
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an event loop running on this
+# thread while it is open, and any later test on the same xdist worker that calls
+# asyncio.run() (the API and adapter tests) would fail. It closes when the worker leaves
+# tests/browser/, and opens again if it comes back.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         message = f"no Chromium at {CHROMIUM}: apt-get install chromium (or set BATON_CHROMIUM)"
