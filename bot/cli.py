@@ -15,17 +15,19 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from orchestrator.errors import BatonError, FlowError
 
 if TYPE_CHECKING:
+    from gates.org import Org
     from orchestrator.engine import Engine
     from orchestrator.program import Program
     from orchestrator.readers.summary import TraceSummary
     from orchestrator.settings import Settings
+    from orchestrator.settings_fields import SettingsFields
 
 # Plain help and usage errors (click's): typer's rich panels import rich, markdown-it and
 # pygments first, which took longer than the rest of `baton --help` (bench/cli_start.py).
@@ -90,6 +92,18 @@ def settings() -> Settings:
         fail(f"configuration: {exc}")
 
 
+def _settings_without_pydantic_settings() -> SettingsFields:
+    """The settings as `settings()` reads them, without importing pydantic-settings unless a
+    `.env` file is there to read."""
+    from orchestrator.settings_fields import from_environment
+
+    try:
+        found = from_environment()
+    except Exception as exc:  # pydantic's message names the variable
+        fail(f"configuration: {exc}")
+    return found if found is not None else settings()
+
+
 def engine(*, echo: bool = True) -> Engine:
     from orchestrator.bootstrap import open_engine
     from orchestrator.logs import configure_logging
@@ -109,8 +123,12 @@ def engine(*, echo: bool = True) -> Engine:
 
 def who(eng: Engine, name: str, option: str = "--as") -> str:
     """The person `name` names in the org file (a key, @key, user:key or a Slack id)."""
+    return _person(eng.org, name, option)
+
+
+def _person(org: Org, name: str, option: str = "--as") -> str:
     try:
-        return eng.org.principal(name)
+        return org.principal(name)
     except ValueError as exc:
         fail(f"{option}: {exc}")
 
@@ -149,7 +167,8 @@ def flows_validate(
 ) -> None:
     """Check flow files strictly: schema, references, roles, CEL. Exit 2 on any problem."""
     from orchestrator.callables import CallableLoader
-    from orchestrator.loader import FlowCatalog, load_flow, load_org
+    from orchestrator.loader import FlowCatalog, load_flow
+    from orchestrator.orgfile import load_org
 
     config = settings()
     try:
@@ -387,76 +406,29 @@ def status(
     as_user: Annotated[str | None, typer.Option("--as", help="also list your pending approvals")] = None,
 ) -> None:
     """One run in detail, or the runs still open."""
-    eng = engine(echo=False)
-    org = eng.org
-    if ref is None:
-        from sqlmodel import col, select
+    from bot.cli_status import show_open, show_run
+    from orchestrator.orgfile import load_org
+    from storage.status_reads import StatusReader
 
-        from storage.models import Run
-
-        with eng.db.read() as s:
-            runs = list(s.exec(select(Run).where(col(Run.status).in_(("running", "waiting", "held")))
-                               .order_by(col(Run.id))))
-        if not runs:
-            typer.echo("no open runs")
-        gates = {g.run_id: g for g in eng.open_gates()}
-        for item in runs:
-            gate = gates.get(item.id)
-            where = f"at gate '{gate.key}'" if gate else f"at {item.cursor}"
-            typer.echo(f"{item.ref:8} {item.flow_name:20} {item.status:8} {where} "
-                       f"(requested by {org.display(item.requester)})")
-        if as_user:
-            user = who(eng, as_user)
-            mine = eng.pending_for(user)
-            typer.echo(f"\n{len(mine)} pending for {org.display(user)}:")
-            for gate in mine:
-                typer.echo(f"  R-{gate.run_id} gate '{gate.key}': {gate.title}")
-        _failed_slack_calls(eng)
-        return
+    config = _settings_without_pydantic_settings()
     try:
-        current = eng.get_run(ref)
-    except BatonError as exc:
+        org = load_org(config.org_path)
+    except FlowError as exc:
         fail(exc)
-    from orchestrator.wording import deadline, moment, values
+    reads = StatusReader.open(config.database_url)
+    if reads is None:  # to create, to migrate, or unreachable: as the engine does it
+        from storage.status_queries import EngineStatusReader
 
-    typer.echo(f"{current.ref} {current.flow_name}: {current.status}"
-               + (f" ({current.outcome}: {current.reason})" if current.reason else ""))
-    typer.echo(f"  requested by {org.display(current.requester)} at {moment(current.created_at)}")
-    typer.echo(f"  inputs: {values(current.inputs)}")
-    assert current.id is not None
-    from orchestrator.gating import eligible
-
-    for gate in eng.open_gates(current.id):
-        people = ", ".join(org.display(p) for p in sorted(eligible(gate, current.requester)))
-        typer.echo(f"  waiting at gate '{gate.key}' ({gate.kind}): {gate.title}")
-        typer.echo(f"    can decide: {people}; options: {', '.join(o['id'] for o in gate.options)}")
-        if gate.chain:
-            levels = len(gate.chain["levels"])
-            state = gate.esc_state or "waiting"
-            if state == "claimed" and gate.claimed_by:
-                state = f"claimed by {org.display(gate.claimed_by)}"
-            elif state == "snoozed" and gate.snoozed_until:
-                state = f"snoozed until {gate.snoozed_until:%H:%M} UTC"
-            typer.echo(f"    escalation {gate.chain['name']}: level {gate.esc_level + 1} of "
-                       f"{levels}, {state}, next step {deadline(gate.next_deadline)}"
-                       if gate.next_deadline else f"    escalation {gate.chain['name']}: {state}")
-    _failed_slack_calls(eng, current.id)
-
-
-def _failed_slack_calls(eng: Any, run_id: int | None = None) -> None:
-    """Say so when messages to Slack failed for good (of one run, with `run_id`)."""
-    from orchestrator.wording import count, moment
-    from storage.slack_calls import latest_failed
-
-    with eng.db.read() as s:
-        failed, latest = latest_failed(s, run_id=run_id)
-    if not failed:
-        return
-    typer.echo(f"{'  ' if run_id else chr(10)}{count(failed, 'Slack call')} failed for good "
-               "(baton_slack_calls_failed in /metrics, slack_call_failed in the log); latest:")
-    for call in latest:
-        at = moment(call.sent_at) if call.sent_at else "?"
-        typer.echo(f"{'    ' if run_id else '  '}{at} {call.method}: {call.last_error or 'failed'}")
+        eng = engine(echo=False)
+        org, reads = eng.org, EngineStatusReader(eng.db)
+    with reads:
+        try:
+            if ref is None:
+                show_open(reads, org, as_user, lambda name: _person(org, name), typer.echo)
+            else:
+                show_run(reads, org, ref, typer.echo)
+        except BatonError as exc:
+            fail(exc)
 
 
 @app.command("trace")

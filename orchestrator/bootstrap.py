@@ -10,7 +10,8 @@ from orchestrator.callables import CallableLoader
 from orchestrator.clock import Clock
 from orchestrator.engine import Engine
 from orchestrator.events import Notifier
-from orchestrator.loader import FlowCatalog, load_org
+from orchestrator.loader import FlowCatalog
+from orchestrator.orgfile import load_org
 from orchestrator.settings import Settings
 from storage.engine import Database
 from storage.migrate import ensure_schema

@@ -14,6 +14,9 @@ from typing import Any
 
 from gates import escalation as esc
 from gates.boundaries import BoundaryCheck
+from gates.deciders import editors_barred
+from gates.deciders import eligible as eligible  # where the engine and bot/ find them
+from gates.deciders import excluded as excluded
 from gates.options import BUILTIN_OPTIONS, Option
 from orchestrator.failpoints import crash_point
 from orchestrator.program import Node
@@ -119,7 +122,7 @@ def open_gate(tx: Tx, node: Node, *, kind: str, key: str, title: str, question: 
             approvers |= tx.org.resolve_many(position.notify)
     # Under four-eyes the requester is no approver at all: not listed, not pinged, not
     # counted as pending, refused before a modal opens.
-    barred = ({run.requester} if forbid_requester else set()) | _editors_barred(policy or {})
+    barred = ({run.requester} if forbid_requester else set()) | editors_barred(policy or {})
     approvers -= barred
     fallback = None
     if not approvers and chain is None:
@@ -190,36 +193,13 @@ def enter_position(tx: Tx, gate: Gate, chain: esc.Chain, position: esc.Position)
 
 
 # -- decisions ------------------------------------------------------------------------------
-def _editors_barred(policy: Mapping[str, Any]) -> set[str]:
-    """The approvers whose edits a gate is needed for: the editor a re-check opened it for,
-    or those whose edits made a gate further on apply (or a boundary break) that the values
-    the requester gave would not have (`recheck.editors_behind`)."""
-    about = policy.get("recheck") or {}
-    return {*([about["by"]] if about.get("by") else []), *about.get("editors", []),
-            *policy.get("edited_by", [])}
-
-
-def excluded(gate: Gate, requester: str) -> set[str]:
-    """Who may never decide `gate`: its run's requester, under four-eyes; and the approvers
-    whose edits it is needed for (another person looks at an edit that needs more than the
-    gate it was made at)."""
-    barred = {requester} if gate.forbid_requester else set()
-    return barred | _editors_barred(gate.policy or {})
-
-
-def eligible(gate: Gate, requester: str) -> set[str]:
-    """Who may decide: the gate's approvers, less the requester under four-eyes (gates
-    opened before the requester was left out of `approvers` still list them)."""
-    return set(gate.approvers) - excluded(gate, requester)
-
-
 def four_eyes_refusal(gate: Gate, ref: str, user: str | None = None) -> str:
     about = (gate.policy or {}).get("recheck") or {}
     if user is not None and about.get("by") == user:
         return (f"gate '{gate.key}' of {ref} is needed because of your edit at gate "
                 f"'{about.get('gate')}', so you are not an approver of it: someone else "
                 "decides it")
-    if user is not None and user in _editors_barred(gate.policy or {}):
+    if user is not None and user in editors_barred(gate.policy or {}):
         return (f"gate '{gate.key}' of {ref} is needed because of values you edited, so you "
                 "are not an approver of it: someone else decides it")
     return (f"you started {ref}, and under this flow's four-eyes rule you are not an approver "

@@ -1,4 +1,4 @@
-"""Loading and strictly validating flow files and the org file.
+"""Loading and strictly validating flow files (the org file: orchestrator/orgfile.py).
 
 Every problem is reported with the file, the line, the path inside the file and what
 was expected, and all problems of a file are reported at once.
@@ -12,35 +12,29 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from gates.conditions import (
     Condition,
 )
-from gates.org import Org, OrgFile, SpecError, is_service
+from gates.org import Org
 from orchestrator import spec as S
 from orchestrator.callables import CallableLoader
 from orchestrator.errors import FlowError, NotFound, Problem
 from orchestrator.filelimits import size_problems
 from orchestrator.flowcheck import FlowChecker
+from orchestrator.orgfile import ORG_FILE_NAME
+from orchestrator.orgfile import load_org as load_org  # its former home, where callers find it
+from orchestrator.problems import validation_problems, vocabulary
 from orchestrator.program import CompileError, Program, compile_flow
 from orchestrator.reach import Reach
 from orchestrator.yamlfile import YamlDoc, parse_yaml, read_yaml
 from storage.trace import canonical_json
 
-ORG_FILE_NAME = "org.yaml"
 log = structlog.get_logger("baton.flows")
 
 
-def _vocabulary(*models: type[BaseModel]) -> set[str]:
-    words: set[str] = set()
-    for model in models:
-        for name, info in model.model_fields.items():
-            words.add(info.alias or name)
-    return words
-
-
-_ALL_KEYS = _vocabulary(
+_ALL_KEYS = vocabulary(
     S.InputSpec, S.RetrySpec, S.Subtask, S.Rule, S.RulesAgent, S.PythonAgent, S.ExternalAgent,
     S.LlmAgent, S.LlmDefaults, S.ParallelStep,
     S.OptionSpec, S.GateStep, S.ConflictStep, S.BoundaryStep, S.ActionStep, S.ExternalStep,
@@ -48,113 +42,6 @@ _ALL_KEYS = _vocabulary(
     S.RouteStep, S.PlanStep, S.Step, S.LevelSpec, S.EscalationSpec, S.LimitsSpec, S.Flow,
     S.ScheduleTrigger, S.WebhookTrigger, S.Triggers,
 ) | {"kind"}
-
-
-def _data_path(data: Any, loc: tuple) -> tuple:
-    """Pydantic locations include union tags (`rules`, `function-after`); keep only the
-    parts that exist in the data, so the path and line point into the file."""
-    path: list[Any] = []
-    current = data
-    for part in loc:
-        in_dict = isinstance(current, dict) and part in current
-        in_list = isinstance(current, list) and isinstance(part, int) and part < len(current)
-        if in_dict or in_list:
-            path.append(part)
-            current = current[part]
-        elif isinstance(current, dict) and isinstance(part, str) and part == loc[-1]:
-            path.append(part)  # a missing or unknown key: keep it so the message names it
-            current = None
-    return tuple(path)
-
-
-def _message(error: dict[str, Any], vocabulary: set[str]) -> str:
-    kind = error["type"]
-    key = error["loc"][-1] if error["loc"] else ""
-    if kind == "extra_forbidden":
-        close = difflib.get_close_matches(str(key), sorted(vocabulary), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return f"unknown key {key!r}{hint}"
-    if kind == "missing":
-        return f"{key!r} is required"
-    message = error["msg"]
-    for prefix in ("Value error, ", "Assertion failed, "):
-        message = message.removeprefix(prefix)
-    if "input" in error and kind not in ("value_error",) and not isinstance(
-            error["input"], dict | list):
-        message += f" (got {error['input']!r})"
-    return message
-
-
-def validation_problems(doc: YamlDoc, exc: ValidationError,
-                        vocabulary: set[str]) -> list[Problem]:
-    problems: list[Problem] = []
-    seen: set[tuple] = set()
-    for error in exc.errors():
-        path = _data_path(doc.data, tuple(error["loc"]))
-        message = _message(error, vocabulary)
-        if (path, message) in seen:
-            continue
-        seen.add((path, message))
-        problems.append(doc.problem(path, message))
-    return problems
-
-
-# -- org ------------------------------------------------------------------------------
-def load_org(path: Path) -> Org:
-    """Load the org file; a missing file gives an empty org (anyone can start runs, only
-    Slack user ids can be named)."""
-    if not path.exists():
-        return Org.empty()
-    doc = read_yaml(path, max_bytes=None, max_values=None)
-    if doc.data is None:
-        return Org(OrgFile(), source=str(path))
-    if not isinstance(doc.data, dict):
-        raise FlowError([doc.problem((), "expected a mapping with users, roles, admins")])
-    try:
-        data = OrgFile.model_validate(doc.data)
-    except ValidationError as exc:
-        raise FlowError(validation_problems(doc, exc, _vocabulary(OrgFile))) from None
-    org = Org(data, source=str(path))
-    problems = []
-    for role, members in data.roles.items():
-        for i, member in enumerate(members):
-            if member.startswith("role:"):
-                problems.append(doc.problem(("roles", role, i),
-                                            "roles list people or group:NAME, not other roles"))
-                continue
-            try:
-                org.check_spec(member)
-            except SpecError as exc:
-                problems.append(doc.problem(("roles", role, i), str(exc)))
-    for name, group in data.groups.items():
-        for i, member in enumerate(group.members):
-            try:
-                org.principal(member)
-            except SpecError as exc:
-                problems.append(doc.problem(("groups", name, "members", i), str(exc)))
-    for i, admin in enumerate(data.admins):
-        try:
-            org.check_spec(admin)
-            if any(is_service(p) for p in org.resolve(admin)):
-                problems.append(doc.problem(("admins", i), "a service cannot be an admin: "
-                                                          "admins are people"))
-        except SpecError as exc:
-            problems.append(doc.problem(("admins", i), str(exc)))
-    for name, service in data.services.items():
-        if service.owner is not None:
-            try:
-                if is_service(org.principal(service.owner)):
-                    raise SpecError("a service's owner is a person")
-            except SpecError as exc:
-                problems.append(doc.problem(("services", name, "owner"), str(exc)))
-    for login, owners in org.login_owners().items():
-        for owner in owners[1:]:
-            problems.append(doc.problem(("users", owner, "logins", data.users[owner].logins.index(login)),
-                                        f"login {login!r} is already {owners[0]}'s: a login acts as "
-                                        "one person"))
-    if problems:
-        raise FlowError(problems)
-    return org
 
 
 # -- flows ----------------------------------------------------------------------------

@@ -67,6 +67,18 @@ def _mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dic
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
+# The org file, which has no limit on its values, is composed by libyaml where PyYAML has it:
+# PyYAML's pure-Python parser took 20 ms of the 4 KB org file of bench/flows, most of what
+# `baton status` spends besides starting up. A document libyaml refuses is read again by the
+# pure-Python parser, so the problem is reported in the same words wherever libyaml is.
+_FastLoader: type[Any] | None = None
+if getattr(yaml, "__with_libyaml__", False):
+    class _FastLoader(yaml.CSafeLoader):  # type: ignore[no-redef]
+        max_values: int | None = None
+
+    _FastLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
 def _lines(node: yaml.Node, path: tuple, out: dict[tuple, int]) -> None:
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
@@ -181,9 +193,18 @@ def parse_yaml(text: str, source: str, max_bytes: int | None = MAX_BYTES,
         size = len(text.encode("utf-8"))
         if size > max_bytes:
             raise FlowError([Problem(source, "", _too_big(size, max_bytes))])
-    loader: _Loader | None = None
+    if max_values is None and _FastLoader is not None:
+        try:
+            return _parse(text, source, _FastLoader, max_values)
+        except FlowError:
+            pass  # said below in the words of the parser flow files are read with
+    return _parse(text, source, _Loader, max_values)
+
+
+def _parse(text: str, source: str, kind: type[Any], max_values: int | None) -> YamlDoc:
+    loader: Any = None
     try:
-        loader = _Loader(text)
+        loader = kind(text)
         loader.max_values = max_values
         root = loader.get_single_node()
         problem = _shape_problem(root, max_values) if root is not None else None

@@ -30,8 +30,8 @@ from bot.service import BatonService
 from gates.org import Org
 from orchestrator.clock import Clock, ShiftedClock
 from orchestrator.errors import FlowError
-from orchestrator.loader import load_org
 from orchestrator.logs import configure_logging
+from orchestrator.orgfile import load_org
 from orchestrator.settings import Settings
 from sandbox import EmulatorServer, LoopbackServer, SlackApp, Workspace, workspace_from_org
 from sandbox.snapshot import SnapshotFile

@@ -27,10 +27,11 @@ _REPORT = ("import atexit, json, sys\n"
            "atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.stderr))\n")
 
 
-def _modules(baton: Baton, *args: str, code: str = "from bot.cli import main; main()") -> set[str]:
+def _modules(baton: Baton, *args: str, code: str = "from bot.cli import main; main()",
+             **env: str) -> set[str]:
     """Every module loaded by the time `baton ARGS` exits (printed by an exit hook)."""
     done = subprocess.run([sys.executable, "-c", _REPORT + code, *args], capture_output=True,
-                          text=True, timeout=60, env=baton.env, cwd=baton.cwd)
+                          text=True, timeout=60, env={**baton.env, **env}, cwd=baton.cwd)
     return set(json.loads(done.stderr.strip().splitlines()[-1]))
 
 
@@ -69,3 +70,23 @@ def test_only_the_commands_that_draw_or_validate_load_matplotlib_and_cel(baton: 
     assert _loaded(charted, ("matplotlib",)) == ["matplotlib"]  # the check can see it when it is there
     validated = _modules(baton, "flows", "validate")
     assert "cel.cel" in validated or "cel" in validated
+
+
+# What `baton status` never imports: it reads the settings, the org file and the database
+# through the DB-API driver (bot/cli_status.py, storage/status_reads.py).
+NOT_FOR_STATUS = ("sqlalchemy", "sqlmodel", "alembic", "pydantic_settings", "structlog", "cel",
+                  "rich", *FOR_SOME)
+ENGINE = ("orchestrator.engine", "orchestrator.bootstrap", "orchestrator.loader", "storage.engine",
+          "storage.models", "storage.records", "storage.status_queries")
+
+
+def test_status_reads_the_database_without_sqlalchemy_or_the_engine(baton: Baton) -> None:
+    assert baton("run", "vendor-payment", "vendor=ACME", "amount=20000", "--as", "alice").returncode == 0
+    for args in (("status", "R-1"), ("status",), ("status", "--as", "bob"), ("status", "R-9")):
+        modules = _modules(baton, *args)
+        assert _loaded(modules, NOT_FOR_STATUS) == [], args
+        assert sorted(modules & set(ENGINE)) == [], args
+        assert "storage.status_reads" in modules, args  # it did read: nothing fell back
+    # where the database is to be created, the engine creates it (and the check can see it)
+    fresh = _modules(baton, "status", DATABASE_URL=f"sqlite:///{baton.cwd / 'fresh.db'}")
+    assert "orchestrator.engine" in fresh and "sqlalchemy" in _loaded(fresh, ("sqlalchemy",))
