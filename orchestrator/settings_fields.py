@@ -21,6 +21,12 @@ if TYPE_CHECKING:  # `baton status` reads settings and needs no flow file's reac
 ENV_FILE = ".env"
 
 
+def _no_entries() -> list[str]:
+    # written in Python: pydantic inspects a default factory's signature, and a builtin's
+    # (`list`) is parsed from text, with the tokenizer (10 ms of `baton status`)
+    return []
+
+
 class SettingsFields(BaseModel):
     # as BaseSettings validates: defaults too; the title is the one its errors name
     model_config = ConfigDict(extra="ignore", populate_by_name=True, validate_default=True,
@@ -38,8 +44,8 @@ class SettingsFields(BaseModel):
     llm_prices: Path | None = Field(None, alias="BATON_LLM_PRICES")
     # What flow files may reach (orchestrator/reach.py, docs/security.md): servers besides
     # OPENAI_BASE_URL's, and key variables besides OPENAI_API_KEY.
-    llm_hosts: list[str] = Field(default_factory=list, alias="BATON_LLM_HOSTS")
-    llm_key_envs: list[str] = Field(default_factory=list,
+    llm_hosts: list[str] = Field(default_factory=_no_entries, alias="BATON_LLM_HOSTS")
+    llm_key_envs: list[str] = Field(default_factory=_no_entries,
                                                          alias="BATON_LLM_KEY_ENVS")
     log_format: Literal["auto", "json", "console"] = Field("auto", alias="BATON_LOG_FORMAT")
     log_level: str = Field("info", alias="BATON_LOG_LEVEL")
@@ -55,7 +61,7 @@ class SettingsFields(BaseModel):
         None, alias="BATON_METRICS_TOKEN",
         description="when set, GET /metrics requires `Authorization: Bearer <this token>`")
     callback_hosts: list[str] = Field(
-        default_factory=list, alias="BATON_CALLBACK_HOSTS",
+        default_factory=_no_entries, alias="BATON_CALLBACK_HOSTS",
         description="hosts API callers' callback_url may name: host, host:port, http://host "
                     "(plain HTTP allowed); comma-separated")
 
@@ -82,6 +88,8 @@ class SettingsFields(BaseModel):
     @field_validator("callback_hosts")
     @classmethod
     def _hosts(cls, value: list[str]) -> list[str]:
+        if not value:  # the default: nothing to check, nor to import
+            return value
         from gates.callbacks import parse_allowlist
 
         parse_allowlist(value)  # raises CallbackHostError (a ValueError) naming the entry

@@ -66,6 +66,7 @@ _ALL_NAMES = {n for f, info in Settings.model_fields.items() for n in (f, info.a
 def test_a_dotenv_file_is_left_to_pydantic_settings(monkeypatch: pytest.MonkeyPatch,
                                                     tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)  # the environment's would win
     (tmp_path / ".env").write_text("DATABASE_URL=sqlite:///from-dotenv.db\n")
     assert from_environment() is None
     assert Settings().database_url == "sqlite:///from-dotenv.db"
