@@ -1,7 +1,8 @@
 """`baton status` reads the database through its DB-API driver (storage/status_reads.py), not
 the engine: what it prints must be, byte for byte, what it printed when it read through the
-engine. The reference below is that command's body as it was (main at b4345c0), run on the
-same database through the engine; the command under test is the real `baton`, a process."""
+engine. The reference below is that command's body as it was (main at b4345c0; its failed
+Slack calls now read from storage.slack, where they moved), run on the same database through
+the engine; the command under test is the real `baton`, a process."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def _status_as_before(eng: Engine, ref: str | None, as_user: str | None) -> tupl
 
     def failed_slack_calls(run_id: int | None = None) -> None:
         from orchestrator.wording import count, moment
-        from storage.slack_calls import latest_failed
+        from storage.slack import latest_failed
 
         with eng.db.read() as s:
             failed, latest = latest_failed(s, run_id=run_id)
