@@ -3,7 +3,7 @@
 
 from typing import Any
 
-HEAD = '0010'  # the schema revision they were compiled for
+HEAD = '0011'  # the schema revision they were compiled for
 STATEMENTS: dict[str, dict[str, dict[str, Any]]] = {
     'sqlite': {
         'schema_revision':
