@@ -1,5 +1,5 @@
 """What `baton status` reads, through the DB-API driver alone (sqlite3, or psycopg for
-PostgreSQL): no SQLAlchemy, no models. The statements' text is storage/status_sql.py,
+PostgreSQL): no SQLAlchemy, no models. The statements' text is storage/status_sql.json,
 generated from the Core statements in storage/status_queries.py; the values read are the
 ones SQLAlchemy reads (JSON decoded, datetimes aware in UTC, booleans as bool), in rows whose
 fields are the columns' names.
@@ -16,11 +16,13 @@ import json
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from storage.status_sql import HEAD, STATEMENTS
-
+_GENERATED = json.loads(Path(__file__).with_name("status_sql.json").read_text(encoding="utf-8"))
+HEAD: str = _GENERATED["head"]
+STATEMENTS: dict[str, dict[str, dict[str, Any]]] = _GENERATED["statements"]
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # storage.engine's (tests/storage/test_status_reads.py keeps them equal)
 
 

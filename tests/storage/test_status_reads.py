@@ -1,5 +1,5 @@
 """storage/status_reads.py: `baton status` reads through the DB-API driver alone, with the text
-SQLAlchemy compiles for its statements (storage/status_sql.py, generated) and the values
+SQLAlchemy compiles for its statements (storage/status_sql.json, generated) and the values
 SQLAlchemy reads; where it cannot read as the engine would, it says so (None)."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from storage.status_reads import StatusReader
 
 def test_the_generated_statements_are_what_sqlalchemy_compiles_now() -> None:
     """After changing a statement, a column or the schema: `python -m storage.status_queries`."""
-    assert status_queries.TARGET.read_text(encoding="utf-8") == status_queries.module_text()
-    from storage.status_sql import HEAD as COMPILED_FOR
+    assert status_queries.TARGET.read_text(encoding="utf-8") == status_queries.generated_text()
+    from storage.status_reads import HEAD as COMPILED_FOR
 
     assert COMPILED_FOR == HEAD
     assert status_reads.SQLITE_BUSY_TIMEOUT_MS == storage_engine.SQLITE_BUSY_TIMEOUT_MS
