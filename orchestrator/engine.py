@@ -93,6 +93,11 @@ class Engine(Starting, Running, PeopleCommands, Wakeups):
             self.timer_hook(timer_id, due)
 
     @property
+    def inline(self) -> bool:
+        """Runs are advanced on the caller's thread (the CLI), not by run workers (`serve`)."""
+        return self._pool is None
+
+    @property
     def busy(self) -> bool:
         """Runs are being advanced in the background right now."""
         return self._pool is not None and self._pool.busy

@@ -28,6 +28,7 @@ from orchestrator.failpoints import crash_point
 from orchestrator.program import Node
 from orchestrator.runs import FINISHED
 from orchestrator.runtime import Finish, Goto, Hold, Transition, Tx, Wait, Work
+from orchestrator.workers import Watchdog
 from storage import gates, runs
 from storage.records import Run
 
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("baton.engine")
 T = TypeVar("T")
+
+# Deadlines of the work the inline engine does on its caller's thread (`Running._watched`).
+WATCHDOG = Watchdog("baton-watchdog")
 
 
 def _internal(node: Node | None, exc: Exception) -> str:
@@ -162,7 +166,12 @@ class Running:
                 assert node is not None
                 with structlog.contextvars.bound_contextvars(step=node.key), \
                         self._heartbeat(run_id, owner):
-                    outcome = work.fn()
+                    if work.timeout is None:
+                        outcome = work.fn()
+                    else:
+                        done, outcome = self._watched(run_id, owner, node, work, started)
+                        if not done:
+                            return  # the watchdog took the run over
                 went_on = self._isolate_on_crash(
                     partial(self._record_work, run_id, owner, node, work, outcome, started))
                 if went_on is None:
@@ -172,6 +181,41 @@ class Running:
         except Exception as exc:
             log.exception("step_crashed", step=node.key if node else None)
             self._fail(run_id, owner, node, exc)
+
+    def _watched(self, run_id: int, owner: str, node: Node, work: Work,
+                 started: datetime) -> tuple[bool, Any]:
+        """Do `work.fn()` on this thread under the watchdog: past `work.timeout`, the watchdog
+        records `work.late()` in its place and carries the run on from a thread of its own.
+        Returns (True, the outcome), or (False, None) when the watchdog took over (once the
+        call has returned late and the watchdog's part is done)."""
+        assert work.timeout is not None and work.late is not None
+        taken = threading.Lock()  # by whoever decides the outcome: the call, or the watchdog
+        handed_over = threading.Event()
+        late = work.late
+
+        def take_over() -> None:
+            if not taken.acquire(blocking=False):
+                return  # the call returned just in time
+            try:
+                log.warning("work_timed_out", step=node.key, timeout_s=work.timeout)
+                self._work(run_id, owner, node, Work(late, work.finish), started)
+            finally:
+                handed_over.set()
+
+        disarm = WATCHDOG.watch(work.timeout, take_over)
+        try:
+            outcome = work.fn()
+        except Exception:
+            if taken.acquire(blocking=False):
+                raise
+            outcome = None  # raised too late to count, as a result would have come
+        finally:
+            disarm()
+        if taken.acquire(blocking=False):
+            return True, outcome
+        handed_over.wait()
+        log.warning("work_returned_after_timeout", step=node.key, discarded=True)
+        return False, None
 
     def _record_work(self, run_id: int, owner: str, node: Node, work: Work, outcome: Any,
                      started: datetime, isolated: bool,

@@ -56,6 +56,11 @@ class Work:
     # Fast, deterministic and offline (rules agents only): the engine does it inside the
     # step's transaction instead of committing, working, and opening another one.
     inline: bool = False
+    # Called on the caller's thread under a watchdog (the inline engine's actions): if `fn`
+    # has not returned after `timeout` seconds, the watchdog records `late()`'s outcome in
+    # its place and carries the run on; what `fn` returns later is discarded.
+    timeout: float | None = None
+    late: Callable[[], Any] | None = None
 
 
 Transition = Goto | Wait | Hold | Finish

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextvars
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -121,3 +122,68 @@ class CallThreads:
             done.set()
             if not stay:
                 return
+
+
+class Watchdog:
+    """Calls `on_late()` on a thread of its own when a call running on its caller's thread
+    has not returned within its timeout (`watch`), so the caller's thread makes the call
+    itself and no hand-off to another thread and back is paid per call.
+
+    One thread serves every watch. It wakes at the earliest deadline, and at least every
+    `tick` seconds, so a new watch wakes it only when due before that (a timeout shorter
+    than a tick): arming and disarming a watch costs no thread switch. The thread ends
+    after `idle_ticks` ticks with nothing to watch and starts again with the next watch."""
+
+    def __init__(self, name: str, tick: float = 1.0, idle_ticks: int = 60) -> None:
+        self.name = name
+        self.tick = tick
+        self.idle_ticks = idle_ticks
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._due: dict[int, tuple[float, Callable[[], Any], contextvars.Context]] = {}
+        self._next_id = 0
+        self._wakes_at = 0.0  # when the thread wakes next, as it planned
+        self._running = False
+
+    def watch(self, timeout: float, on_late: Callable[[], Any]) -> Callable[[], None]:
+        """Arm a deadline `timeout` seconds from now; returns what disarms it. `on_late` runs
+        on a new thread, in a copy of the caller's context, if the deadline passes first."""
+        due = time.monotonic() + timeout
+        with self._lock:
+            self._next_id += 1
+            key = self._next_id
+            self._due[key] = (due, on_late, contextvars.copy_context())
+            if not self._running:
+                self._running = True
+                self._wakes_at = due
+                threading.Thread(target=self._serve, daemon=True, name=self.name).start()
+            elif due < self._wakes_at:
+                self._changed.notify()
+
+        def disarm() -> None:
+            with self._lock:
+                self._due.pop(key, None)
+
+        return disarm
+
+    def _serve(self) -> None:
+        idle = 0
+        while True:
+            late = []
+            with self._lock:
+                now = time.monotonic()
+                for key, (due, on_late, context) in list(self._due.items()):
+                    if due <= now:
+                        del self._due[key]
+                        late.append((on_late, context))
+                if not late:
+                    idle = 0 if self._due else idle + 1
+                    if idle > self.idle_ticks:
+                        self._running = False
+                        return
+                    self._wakes_at = min([now + self.tick, *(due for due, _, _ in self._due.values())])
+                    self._changed.wait(self._wakes_at - now)
+                    continue
+            for on_late, context in late:
+                threading.Thread(target=context.run, args=(on_late,), daemon=True,
+                                 name=f"{self.name}-late").start()

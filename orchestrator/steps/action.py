@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -117,17 +119,36 @@ def step_action(tx: Tx, node: Node) -> Transition | Work:
                             params=dict(spec.params), attempt=attempts,
                             read_signals=read_signals)
 
-    def call() -> ActionOutcome:
-        return run_action(engine, spec.call, context, spec.timeout, spec.retry, spec.idempotent)
-
     def finish(tx2: Tx, outcome: ActionOutcome) -> Transition:
         return finish_action(tx2, node, action_id, outcome)
 
-    return Work(call, finish)
+    if engine.inline and not (spec.idempotent and spec.retry.attempts > 1):
+        # The inline engine (the CLI) calls a one-attempt action on its own thread under a
+        # watchdog (`Running._watched`), sparing the hand-off to a call thread and back.
+        # Retries need the caller free while an attempt hangs: those keep the call thread.
+        timeout = spec.timeout.total_seconds()
+
+        def late() -> ActionOutcome:
+            return ActionOutcome(False, error=timeout_error(spec.timeout), timed_out=True,
+                                 latency_ms=timeout * 1000)
+
+        return Work(lambda: run_action(engine, spec.call, context, spec.timeout, spec.retry,
+                                       spec.idempotent, here=True),
+                    finish, timeout=timeout, late=late)
+    return Work(lambda: run_action(engine, spec.call, context, spec.timeout, spec.retry,
+                                   spec.idempotent), finish)
 
 
-def run_action(engine: Any, dotted: str, context: ActionContext, timeout: Any,
-               retry: RetrySpec, idempotent: bool) -> ActionOutcome:
+def timeout_error(timeout: timedelta) -> str:
+    """What an action that did not answer in time failed with (as `_call_with_timeout` says)."""
+    return f"timed out after {timeout.total_seconds():g}s"
+
+
+def run_action(engine: Any, dotted: str, context: ActionContext, timeout: timedelta,
+               retry: RetrySpec, idempotent: bool, *, here: bool = False) -> ActionOutcome:
+    """Call the action, with retries when it is idempotent. `here`: on this thread (in a copy
+    of its context), its timeout kept by the caller's watchdog; else on a call thread,
+    waited for at most `timeout`."""
     try:
         fn = engine.callables.load(dotted)
     except CallableError as exc:
@@ -141,7 +162,8 @@ def run_action(engine: Any, dotted: str, context: ActionContext, timeout: Any,
     for attempt in range(1, attempts + 1):
         context.attempt = first + attempt - 1
         try:
-            result = _call_with_timeout(lambda: fn(context), timeout)
+            result = (contextvars.copy_context().run(fn, context) if here else
+                      _call_with_timeout(lambda: fn(context), timeout))
             crash_point("action.done")
             return ActionOutcome(True, jsonable(result) if result is not None else None,
                                  attempts=attempt,

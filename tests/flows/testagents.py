@@ -78,3 +78,14 @@ def hang_action(ctx: Any) -> dict[str, Any]:
                                  "attempt": ctx.attempt, "pid": os.getpid()}) + "\n")
     time.sleep(float(os.environ.get("TEST_ACTION_SECONDS", "0")))
     return {"ok": True}
+
+
+held = threading.Event()  # set by a test to let `held_action` return
+holding = threading.Event()  # set while `held_action` waits
+
+
+def held_action(ctx: Any) -> dict[str, Any]:
+    """An action that does not answer until the test lets it (at most a minute)."""
+    holding.set()
+    held.wait(60)
+    return {"ok": True}
