@@ -110,6 +110,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        if conn.connection.dbapi_connection.in_transaction:  # begun by `Database.writer`
+            return
         mode = "IMMEDIATE" if conn.get_execution_options().get("baton_write") else "DEFERRED"
         conn.exec_driver_sql(f"BEGIN {mode}")
 
@@ -246,9 +248,14 @@ class Database:
         order. Takes its turn as `write()` does."""
         with self._writer.hold(urgent), self._write_engine.connect() as conn:
             writer = Writer(conn)
-            with conn.begin():
-                yield writer
-                writer.flush()
+            if self.is_sqlite:
+                with _sqlite_transaction(conn):
+                    yield writer
+                    writer.flush()
+            else:
+                with conn.begin():
+                    yield writer
+                    writer.flush()
         for callback in writer.committed():
             callback()
 
@@ -260,6 +267,35 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def _sqlite_transaction(conn: sa.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT on the driver's connection of `conn`: what `conn.begin()`
+    and its "begin" event do, without SQLAlchemy's Python around them (about 40 us of a
+    write transaction's 150). A statement run through `conn` itself inside finds the
+    transaction begun (`_on_begin`); `conn`'s own rollback when it closes then finds it
+    ended. Driver errors are raised as SQLAlchemy raises them."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    error = conn.dialect.loaded_dbapi.Error
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+    except error as exc:
+        raise sa.exc.DBAPIError.instance("BEGIN IMMEDIATE", None, exc, error,
+                                         dialect=conn.dialect) from exc
+    try:
+        yield
+    except BaseException:
+        if raw.in_transaction:
+            raw.rollback()
+        raise
+    try:
+        raw.commit()
+    except error as exc:
+        if raw.in_transaction:
+            raw.rollback()
+        raise sa.exc.DBAPIError.instance("COMMIT", None, exc, error, dialect=conn.dialect) from exc
 
 
 def after_commit(session: Session | Writer, callback: Callable[[], None]) -> None:
