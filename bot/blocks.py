@@ -44,10 +44,16 @@ def _shown(ch: str) -> bool:
     return True
 
 
+# ASCII's only characters `_shown` removes: its controls other than newline and tab.
+_ASCII_HIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def clean(text: object) -> str:
     """Untrusted text made safe to show: no control, invisible or direction-override
     characters."""
     value = str(text) if text is not None else ""
+    if value.isascii():  # most text: one pass in C instead of a category lookup per character
+        return _ASCII_HIDDEN.sub("", value)
     return "".join(ch for ch in value if _shown(ch))
 
 
