@@ -21,7 +21,7 @@ from bot.render import runs as run_render
 from bot.render.common import SlackVoice, mention, target
 from bot.render.gates import GateView
 from bot.render.home import SHOWN_GATES, home_view
-from bot.views import gate_view, pending_gate_views
+from bot.views import gate_view, home_runs, pending_home_gates
 from gates.org import Org
 from orchestrator.events import DomainEvent
 from orchestrator.gating import eligible, excluded
@@ -129,9 +129,8 @@ class SlackSink:
 
     def home_payload(self, s: Session, args: dict[str, Any]) -> dict[str, Any]:
         principal = str(args["principal"])
-        runs = list(s.exec(select(Run).where(Run.requester == principal)
-                           .order_by(col(Run.id).desc()).limit(20)))
-        pending, total = pending_gate_views(s, principal, SHOWN_GATES)
+        runs = home_runs(s, principal)
+        pending, total = pending_home_gates(s, principal, SHOWN_GATES)
         return {"user_id": args["user_id"],
                 "view": home_view(self.org, principal, pending, runs, total=total)}
 

@@ -54,3 +54,14 @@ def pending_gate_views(conn: Any, user: str, limit: int) -> tuple[list[GateView]
     """Views of the first `limit` gates waiting for `user`, and how many wait in all."""
     pending, total = reads.pending_gates(conn, user, limit)
     return [gate_view(conn, gate, run, decisions) for gate, run, decisions in pending], total
+
+
+def pending_home_gates(conn: Any, user: str, limit: int) -> tuple[list[reads.HomeGate], int]:
+    """The first `limit` gates waiting for `user` as the App Home lists them, and how many
+    wait in all (`bot.render.home.WaitingGate`)."""
+    return reads.home_gates(conn, user, limit)
+
+
+def home_runs(conn: Any, requester: str, limit: int = 20) -> list[reads.HomeRun]:
+    """The newest runs `requester` started, as the App Home lists them."""
+    return reads.home_runs(conn, requester, limit)

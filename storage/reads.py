@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -130,6 +130,59 @@ def pending_gates(conn: Any, user: str, limit: int
         decision = Decision(*row)
         decided[decision.gate_id].append(decision)
     return [(g, runs[g.run_id], decided[g.id]) for g in gates], len(ids)
+
+
+class HomeGate(NamedTuple):
+    """A gate as the App Home lists it."""
+
+    id: int
+    run: str
+    requester: str
+    title: str
+    options: list[dict[str, Any]]
+    deadline: datetime | None
+    version: int
+
+
+class HomeRun(NamedTuple):
+    """A run as the App Home lists it."""
+
+    id: int
+    flow_name: str
+    status: str
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        return f"R-{self.id}"
+
+
+_HOME_GATES = (sa.select(GATES.c.id, GATES.c.run_id, RUNS.c.requester, GATES.c.title,
+                         GATES.c.options, GATES.c.next_deadline, GATES.c.version)
+               .join(RUNS, GATES.c.run_id == RUNS.c.id)
+               .where(GATES.c.id.in_(sa.bindparam("gates", expanding=True)))
+               .order_by(GATES.c.id))
+_HOME_RUNS = (sa.select(RUNS.c.id, RUNS.c.flow_name, RUNS.c.status, RUNS.c.created_at)
+              .where(RUNS.c.requester == sa.bindparam("user"))
+              .order_by(RUNS.c.id.desc()).limit(sa.bindparam("limit")))
+
+
+def home_gates(conn: Any, user: str, limit: int) -> tuple[list[HomeGate], int]:
+    """The first `limit` open gates `user` may decide, as the App Home lists them (the
+    columns it shows, in one query: not every gate, run and decision with their dozen JSON
+    columns), and how many wait for `user` in all. Every approver's home is rendered from
+    this whenever one of their gates changes."""
+    ids = pending_gate_ids(conn, user)
+    if not ids:
+        return [], 0
+    rows = conn.execute(_HOME_GATES, {"gates": ids[:limit]})
+    return [HomeGate(gate_id, f"R-{run_id}", requester, title, list(options), deadline, version)
+            for gate_id, run_id, requester, title, options, deadline, version in rows], len(ids)
+
+
+def home_runs(conn: Any, requester: str, limit: int) -> list[HomeRun]:
+    """The newest `limit` runs `requester` started, as the App Home lists them."""
+    return [HomeRun(*row) for row in conn.execute(_HOME_RUNS, {"user": requester, "limit": limit})]
 
 
 def _connection(conn: Any) -> Any:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
 
 from bot.blocks import (
     Block,
@@ -17,9 +19,7 @@ from bot.blocks import (
     section,
 )
 from bot.render.common import STATUS_ICON, mention, when
-from bot.render.gates import GateView
 from gates.org import Org
-from storage.records import Run
 
 MAX_HOME_BLOCKS = 100
 
@@ -27,7 +27,30 @@ MAX_HOME_BLOCKS = 100
 SHOWN_GATES = 15
 
 
-def home_view(org: Org, user: str, pending: list[GateView], runs: list[Run],
+class WaitingGate(Protocol):
+    """What the home shows of a gate waiting for its reader (a `GateView` has it too)."""
+
+    id: int
+    run: str
+    requester: str
+    title: str
+    options: list[dict[str, Any]]
+    deadline: datetime | None
+    version: int
+
+
+class StartedRun(Protocol):
+    """What the home shows of a run its reader started (a `storage.models.Run` has it too)."""
+
+    status: str
+    flow_name: str
+    created_at: datetime
+
+    @property
+    def ref(self) -> str: ...
+
+
+def home_view(org: Org, user: str, pending: Sequence[WaitingGate], runs: Sequence[StartedRun],
               total: int | None = None) -> dict[str, Any]:
     """`pending`: at least the first SHOWN_GATES gates waiting for `user`; `total`: how many
     wait in all (len(pending) when not given)."""
