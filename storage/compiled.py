@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 from collections import namedtuple
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 
 class Compiled:
@@ -107,14 +108,15 @@ def _quick_result(kind: Any, dialect: Dialect, process: Any) -> Any:
 
 
 def _quick_bind(bind: Any, dialect: Dialect, process: Any) -> Any:
-    """A naive datetime with microseconds stored as SQLAlchemy's SQLite processor stores it
-    (`2026-12-04 20:31:56.123456`), by the C `isoformat`; any other value through it."""
-    if dialect.name != "sqlite" or bind is None or not isinstance(bind.type, sa.DateTime):
+    """A UTC datetime with microseconds (the clock's) stored as SQLModel's and SQLAlchemy's
+    SQLite processors store it (`2026-12-04 20:31:56.123456`, in UTC), by the C `isoformat`;
+    any other value through them."""
+    if dialect.name != "sqlite" or bind is None or not isinstance(bind.type, UTCDateTime):
         return process
 
     def encode(value: Any) -> Any:
-        if value.__class__ is datetime and value.microsecond and value.tzinfo is None:
-            return value.isoformat(" ")
+        if value.__class__ is datetime and value.tzinfo is UTC and value.microsecond:
+            return value.isoformat(" ")[:26]  # without its "+00:00"
         return process(value)
 
     return encode
