@@ -48,10 +48,10 @@ class Sizes:
 
 FULL = Sizes(10_000, ("sync", "async"), 1_000, 10_000, 20.0, 80, 100_000, 200, 3, True, 15)
 # 15 = 3 a person: at most 3 clicks in 2 s (each waits 1-3 s after an answer)
-QUICK = Sizes(1_000, ("sync",), 0, 200, 2.0, 15, 2_000, 50, 0, False, 3)
+QUICK = Sizes(600, ("sync",), 0, 200, 2.0, 15, 2_000, 50, 0, False, 1)
 SECTIONS = ("suspend", "modes", "waiting", "click", "trace", "api", "cli")
 # the approval API (bench/api.py): runs timed one after another, long polls held at once
-API_SIZES = {"full": (200, 1_000), "quick": (30, 200)}
+API_SIZES = {"full": (200, 1_000), "quick": (20, 100)}
 
 
 def machine() -> dict[str, Any]:
