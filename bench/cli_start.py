@@ -119,9 +119,9 @@ def _which(code: Path, environ: dict[str, str], cwd: Path) -> Path:
 
 
 def run(workdir: Path, runs: int = 15, before: str | None = BEFORE,
-        log=print) -> dict[str, Side]:  # type: ignore[no-untyped-def]
-    """Time each command `runs` times per side, rounds interleaved; the first round warms
-    the page cache and the bytecode caches and is not counted."""
+        log=print, commands: tuple[str, ...] = tuple(COMMANDS)) -> dict[str, Side]:  # type: ignore[no-untyped-def]
+    """Time each of `commands` `runs` times per side, rounds interleaved; the first round
+    warms the page cache and the bytecode caches and is not counted."""
     sides = [Side("after", REPO, {}, {}, env(_prepare(workdir)))]
     if before:
         try:
@@ -134,10 +134,11 @@ def run(workdir: Path, runs: int = 15, before: str | None = BEFORE,
         found = _which(side.code, side.environ, workdir)
         if found != side.code.resolve():
             raise RuntimeError(f"{side.name}: bot.cli came from {found}, not {side.code}")
-    log(f"  {runs} rounds of {len(COMMANDS)} commands x {len(sides)} side(s)")
+    log(f"  {runs} rounds of {len(commands)} commands x {len(sides)} side(s)")
     for round_ in range(runs + 1):
         for side in sides:
-            for name, args in COMMANDS.items():
+            for name in commands:
+                args = COMMANDS[name]
                 wall, cpu = _timed(side.code, args, side.environ, workdir)
                 if round_:
                     side.wall.setdefault(name, []).append(wall)
@@ -149,7 +150,7 @@ def rows(sides: dict[str, Side]) -> list[Row]:
     section = "cli start-up"
     after, before = sides["after"], sides.get("before")
     out = []
-    for name in COMMANDS:
+    for name in (name for name in COMMANDS if name in after.wall):
         if before is None:
             out.append(Row(section, f"{name}: median wall (cpu)",
                            f"{ms(after.median(name))} ({ms(after.median_cpu(name))})"))
