@@ -1,5 +1,6 @@
 """The database layer: SQLite settings, migrations, and the hash chain."""
 
+import sqlite3
 from datetime import datetime
 from pathlib import Path
 
@@ -27,16 +28,30 @@ def test_sqlite_connections_are_configured(tmp_path: Path) -> None:
 
 
 def test_writes_take_the_lock_at_begin(tmp_path: Path) -> None:
-    """BEGIN IMMEDIATE: a second writer waits at BEGIN instead of failing mid-transaction."""
+    """BEGIN IMMEDIATE: a second writer waits at BEGIN instead of failing mid-transaction.
+    Seen from another connection: while a write transaction is open, before it has written
+    anything, no one else can begin one; while a read is open, someone else can."""
     db = Database(f"sqlite:///{tmp_path / 'x.db'}")
-    statements: list[str] = []
-    sa.event.listen(db.engine, "before_cursor_execute",
-                    lambda conn, cursor, stmt, *a: statements.append(stmt))
+    other = sqlite3.connect(tmp_path / "x.db", timeout=0, isolation_level=None)
+
+    def another_writer_can_begin() -> bool:
+        try:
+            other.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # database is locked
+            return False
+        other.execute("ROLLBACK")
+        return True
+
+    assert another_writer_can_begin()
     with db.write() as s:
         s.exec(sa.text("SELECT 1"))  # type: ignore[call-overload]
+        assert not another_writer_can_begin()
+    with db.writer():
+        assert not another_writer_can_begin()
     with db.read() as s:
         s.exec(sa.text("SELECT 1"))  # type: ignore[call-overload]
-    assert "BEGIN IMMEDIATE" in statements and "BEGIN DEFERRED" in statements
+        assert another_writer_can_begin()
+    other.close()
 
 
 def test_migration_head_constant_matches_the_scripts(tmp_path: Path) -> None:
