@@ -50,12 +50,6 @@ def gate_view(conn: Any, gate: Any, run: Any | None = None,
 pending_gate_ids = reads.pending_gate_ids
 
 
-def pending_gate_views(conn: Any, user: str, limit: int) -> tuple[list[GateView], int]:
-    """Views of the first `limit` gates waiting for `user`, and how many wait in all."""
-    pending, total = reads.pending_gates(conn, user, limit)
-    return [gate_view(conn, gate, run, decisions) for gate, run, decisions in pending], total
-
-
 def pending_home_gates(conn: Any, user: str, limit: int) -> tuple[list[reads.HomeGate], int]:
     """The first `limit` gates waiting for `user` as the App Home lists them, and how many
     wait in all (`bot.render.home.WaitingGate`)."""

@@ -8,7 +8,6 @@ where the dialects differ).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
@@ -30,10 +29,6 @@ _GATES_DECIDED = (sa.select(TRACE.c.data).where(TRACE.c.chain == sa.bindparam("c
                   .order_by(TRACE.c.seq.desc()))
 _GATES_BY_ID = (sa.select(GATES).where(GATES.c.id.in_(sa.bindparam("gates", expanding=True)))
                 .order_by(GATES.c.id))
-_RUNS_BY_ID = sa.select(RUNS).where(RUNS.c.id.in_(sa.bindparam("runs", expanding=True)))
-_DECISIONS_OF_GATES = (sa.select(DECISIONS)
-                       .where(DECISIONS.c.gate_id.in_(sa.bindparam("gates", expanding=True)))
-                       .order_by(DECISIONS.c.id))
 _GATES_OF_RUN = sa.select(GATES).where(GATES.c.run_id == sa.bindparam("run")).order_by(GATES.c.id)
 _UNFINISHED_RUNS_OF = (sa.select(RUNS).where(RUNS.c.requester == sa.bindparam("user"),
                                              RUNS.c.status.not_in(sa.bindparam("finished",
@@ -111,25 +106,6 @@ def _pending_gate_ids(dialect_name: str) -> Any:
             .where(GATES.c.status == "open", among,
                    sa.or_(sa.not_(GATES.c.forbid_requester), ~own.exists()))
             .order_by(GATES.c.id))
-
-
-def pending_gates(conn: Any, user: str, limit: int
-                  ) -> tuple[list[tuple[Gate, Run, list[Decision]]], int]:
-    """The first `limit` open gates `user` may decide, each with its run and decisions
-    (oldest first), and how many wait for `user` in all. Four queries for the lot, not two
-    per gate: every approver's App Home is rendered from this whenever one of their gates
-    changes."""
-    ids = pending_gate_ids(conn, user)
-    if not ids:
-        return [], 0
-    gates = gates_by_id(conn, ids[:limit])
-    runs = {row[0]: Run(*row) for row in conn.execute(
-        _RUNS_BY_ID, {"runs": sorted({g.run_id for g in gates})})}
-    decided: dict[int, list[Decision]] = defaultdict(list)
-    for row in conn.execute(_DECISIONS_OF_GATES, {"gates": [g.id for g in gates]}):
-        decision = Decision(*row)
-        decided[decision.gate_id].append(decision)
-    return [(g, runs[g.run_id], decided[g.id]) for g in gates], len(ids)
 
 
 class HomeGate(NamedTuple):
