@@ -113,9 +113,13 @@ def make_baton(emulator: EmulatorServer, database_url: str, ledger: Callable
     started: list[tuple[BatonService, LoopbackServer, Driver]] = []
 
     def build(flows: Path = EXAMPLE_FLOWS, clock: Clock | None = None,
-              slack_timeout: float = 2.0, org: Path | None = None, **extra: object) -> Baton:
+              slack_timeout: float = 10.0, org: Path | None = None, **extra: object) -> Baton:
         """Baton over `flows`; `org` (default: the examples' org file) also makes the Slack
-        workspace's people and channels; `extra` are more settings."""
+        workspace's people and channels; `extra` are more settings.
+
+        `slack_timeout` is the product's 10 s: the emulator runs on wall time, and a call
+        that a loaded machine answers late would otherwise be in doubt, waiting for a
+        FakeClock that never moves on its own. Tests of timeouts pass their own."""
         workspace = workspace_from_org(ORG if org is None else load_org(org), trigger_ttl=WALL_TRIGGER_TTL)
         emulator.reset(workspace)
         if org is not None:
