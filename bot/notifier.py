@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
-from sqlmodel import Session, col, func, select, update
 
 from bot.blocks import esc
 from bot.outbox import enqueue
@@ -27,13 +26,19 @@ from orchestrator.events import DomainEvent
 from orchestrator.gating import eligible, excluded
 from orchestrator.kinds import KINDS
 from orchestrator.wording import count, seconds
+from storage import reads, slack
 from storage.engine import after_commit
-from storage.models import FlowVersion, Gate, Run, SlackOutbox, SlackRef
+from storage.models import FlowVersion, Gate, Run
+from storage.records import Gate as GateRecord
 from storage.trace import gate_entries
 
 log = structlog.get_logger("baton.notifier")
 
 HOME = "home"  # the outbox renderer of App Home views
+
+# The write transaction the dispatcher hands the sink (orchestrator.events.EventSink.handle):
+# the ORM session of `Database.write()` today; the storage functions called here take it.
+Tx = Any
 
 
 def card_ref(run_id: int) -> str:
@@ -59,7 +64,7 @@ class SlackSink:
         default = self.org.data.default_channel
         return self.org.channel_id(default) if default else None
 
-    def _post(self, s: Session, run: Run, payload: dict[str, Any], at: Any, *,
+    def _post(self, s: Tx, run: Run, payload: dict[str, Any], at: Any, *,
               ref: str | None = None, threaded: bool = True, channel: str | None = None) -> None:
         channel = channel or self.channel_for(run)
         if channel is None:
@@ -69,27 +74,22 @@ class SlackSink:
                 payload={"channel": channel, **payload, "unfurl_links": False},
                 ref=ref, thread_ref=card_ref(run.id) if threaded else None)
 
-    def _update(self, s: Session, run: Run, ref: str, payload: dict[str, Any], at: Any) -> None:
+    def _update(self, s: Tx, run: Run, ref: str, payload: dict[str, Any], at: Any) -> None:
         enqueue(s, lane=f"run:{run.id}", method="chat.update", run_id=run.id, at=at,
                 payload=payload, target_ref=ref)
 
-    def _update_card(self, s: Session, run: Run, card: dict[str, Any], at: Any) -> None:
+    def _update_card(self, s: Tx, run: Run, card: dict[str, Any], at: Any) -> None:
         """Show the run's new state on its card. While the card's own post is still queued
         (a run that reached its gate at once), that post is rewritten instead: one call
-        to Slack, not a post and then an update. Locked, so that a sender claiming the
-        post waits for this transaction and then sends the new card (PostgreSQL; SQLite
-        writes one at a time); the sender reads the payload when it claims the row."""
+        to Slack, not a post and then an update. Locked (`storage.slack.rewrite_queued_post`),
+        so that a sender claims the post only once this transaction has ended and sends the
+        new card (PostgreSQL; SQLite writes one at a time); the sender reads the payload
+        when it claims the row."""
         assert run.id is not None
-        queued = s.exec(select(SlackOutbox.id, SlackOutbox.payload).where(
-            SlackOutbox.ref == card_ref(run.id), SlackOutbox.method == "chat.postMessage",
-            SlackOutbox.status == "pending").with_for_update()).first()
-        if queued is None:
+        if not slack.rewrite_queued_post(s, card_ref(run.id), card):
             self._update(s, run, card_ref(run.id), card, at)
-            return
-        s.exec(update(SlackOutbox).where(col(SlackOutbox.id) == queued.id)
-               .values(payload={**queued.payload, **card}))
 
-    def _dm(self, s: Session, run: Run, principal: str, payload: dict[str, Any], at: Any,
+    def _dm(self, s: Tx, run: Run, principal: str, payload: dict[str, Any], at: Any,
             ref: str | None = None) -> None:
         slack_id = self.org.slack_id(principal)
         if slack_id is None:
@@ -97,10 +97,10 @@ class SlackSink:
         enqueue(s, lane=f"run:{run.id}", method="chat.postMessage", run_id=run.id, at=at,
                 payload={"channel": slack_id, **payload}, ref=ref)
 
-    def refresh_home(self, s: Session, principal: str, at: Any) -> None:
+    def refresh_home(self, s: Tx, principal: str, at: Any) -> None:
         self.refresh_homes(s, [principal], at)
 
-    def refresh_homes(self, s: Session, principals: Iterable[str], at: Any) -> None:
+    def refresh_homes(self, s: Tx, principals: Iterable[str], at: Any) -> None:
         """Queue a publish of each person's App Home. The view is built when the call is sent
         (`home_payload`), from the state of that moment: a burst of gate changes renders a
         home once, not once per change for every approver (the newest call supersedes the
@@ -112,49 +112,36 @@ class SlackSink:
                 keys[f"home:{slack_id}"] = (principal, slack_id)
         if not keys:
             return
-        # The newest publish of each home, locked: while it is still pending (no sender has
-        # claimed it), it renders the state of the moment it goes, this change included,
-        # and a second row would only be superseded. Locked, because a sender claiming it
-        # now must wait for this transaction (PostgreSQL; SQLite writes one at a time).
-        # One query for all the people, however many approvers the gate has.
-        newest = (select(func.max(SlackOutbox.id)).where(col(SlackOutbox.supersede).in_(keys))
-                  .group_by(SlackOutbox.supersede))
-        pending = set(s.exec(select(SlackOutbox.supersede).where(
-            col(SlackOutbox.id).in_(newest), SlackOutbox.status == "pending").with_for_update()))
+        # A home whose newest publish is still pending (no sender has claimed it) renders
+        # the state of the moment it goes, this change included: a second row would only
+        # be superseded. One query for all the people, however many approvers the gate has.
+        pending = slack.lock_pending_newest(s, keys)
         for key, (principal, slack_id) in keys.items():
             if key not in pending:
                 enqueue(s, lane=key, method="views.publish", at=at,
                         payload={"render": HOME, "user_id": slack_id, "principal": principal},
                         supersede=key)
 
-    def home_payload(self, s: Session, args: dict[str, Any]) -> dict[str, Any]:
+    def home_payload(self, s: Tx, args: dict[str, Any]) -> dict[str, Any]:
         principal = str(args["principal"])
         runs = home_runs(s, principal)
         pending, total = pending_home_gates(s, principal, SHOWN_GATES)
         return {"user_id": args["user_id"],
                 "view": home_view(self.org, principal, pending, runs, total=total)}
 
-    def _gate_and_copies(self, s: Session, run: Run, gate: Gate, at: Any) -> None:
+    def _gate_and_copies(self, s: Tx, run: Run, gate: Gate | GateRecord, at: Any) -> None:
         """Re-render a gate message and its DM copies after its state changed."""
         assert run.id is not None and gate.id is not None
         view = gate_view(s, gate, run)
         self._update(s, run, gate_ref(run.id, gate.id), gate_render.gate_message(self.org, view), at)
-        prefix = gate_ref(run.id, gate.id) + ":dm:"
-        # The copies sent are remembered where they are (slack_ref, kept for good); the
-        # outbox's rows add those still queued (the rows of sent calls are deleted after
-        # BATON_KEEP_DELIVERED_DAYS). Both are the run's rows, found by index.
-        sent = s.exec(select(SlackRef.key).where(
-            SlackRef.run_id == run.id, col(SlackRef.key).startswith(prefix)))
-        queued = s.exec(select(SlackOutbox.ref).where(
-            SlackOutbox.run_id == run.id, col(SlackOutbox.ref).startswith(prefix),
-            SlackOutbox.method == "chat.postMessage"))
-        refs = sorted({*sent, *(r for r in queued if r)})
+        # its DM copies, sent or still queued
+        refs = slack.posts_under(s, run.id, gate_ref(run.id, gate.id) + ":dm:")
         entries = self._sent_why(s, run, gate) if refs else []
         for ref in refs:
             reader = self.org.principal_for_slack(ref.rpartition(":dm:")[2])
             self._update(s, run, ref, self._dm_copy(view, reader, entries), at)
 
-    def _sent_why(self, s: Session, run: Run, gate: Gate) -> list[tuple[str, str, dict[str, Any]]]:
+    def _sent_why(self, s: Tx, run: Run, gate: Gate | GateRecord) -> list[tuple[str, str, dict[str, Any]]]:
         """What sends a gate to someone by DM: its escalations and reassignments, oldest first."""
         assert gate.id is not None
         return [(e.kind, e.actor, e.data)
@@ -166,7 +153,7 @@ class SlackSink:
         return gate_render.gate_message(self.org, view, dm=True, why=why)
 
     # -- events -----------------------------------------------------------------------------------
-    def handle(self, session: Session, event: DomainEvent) -> None:
+    def handle(self, session: Tx, event: DomainEvent) -> None:
         if event.kind not in ON_EVENT:  # written by a newer Baton: nothing we know to show
             log.error("event_kind_unknown", kind=event.kind, event_id=event.id)
             return
@@ -178,12 +165,12 @@ class SlackSink:
         if self.on_queued is not None:
             after_commit(session, self.on_queued)
 
-    def on_run_started(self, s: Session, run: Run, e: DomainEvent) -> None:
+    def on_run_started(self, s: Tx, run: Run, e: DomainEvent) -> None:
         assert run.id is not None
         self._post(s, run, self._card(s, run, "running"), e.at, ref=card_ref(run.id),
                    threaded=False)
 
-    def on_gate_opened(self, s: Session, run: Run, e: DomainEvent) -> None:
+    def on_gate_opened(self, s: Tx, run: Run, e: DomainEvent) -> None:
         p, at = e.data, e.at
         gate = s.get(Gate, p["gate_id"])
         if gate is None or run.id is None:
@@ -213,7 +200,7 @@ class SlackSink:
         return " ".join(text for text in (target(self.org, spec, leave_out) for spec in specs)
                         if text)
 
-    def _card(self, s: Session, run: Run, status: str, reason: str | None = None) -> dict[str, Any]:
+    def _card(self, s: Tx, run: Run, status: str, reason: str | None = None) -> dict[str, Any]:
         title = self._titles.get(run.flow_version_id)
         if title is None:  # a flow version never changes: read its definition once
             version = s.get(FlowVersion, run.flow_version_id)
@@ -223,7 +210,7 @@ class SlackSink:
                                    requester=run.requester, inputs=run.inputs, status=status,
                                    reason=reason, origin=run.origin)
 
-    def on_vote_recorded(self, s: Session, run: Run, e: DomainEvent) -> None:
+    def on_vote_recorded(self, s: Tx, run: Run, e: DomainEvent) -> None:
         p, at = e.data, e.at
         gate = s.get(Gate, p["gate_id"])
         if gate is None:
@@ -232,7 +219,7 @@ class SlackSink:
         self._post(s, run, gate_render.vote_note(self.org, view, e.actor, p["option"]), at)
         self._gate_and_copies(s, run, gate, at)
 
-    def on_gate_decided(self, s: Session, run: Run, e: DomainEvent) -> None:
+    def on_gate_decided(self, s: Tx, run: Run, e: DomainEvent) -> None:
         at = e.at
         gate = s.get(Gate, e.data["gate_id"])
         if gate is None:
@@ -240,7 +227,7 @@ class SlackSink:
         self._gate_and_copies(s, run, gate, at)
         self.refresh_homes(s, gate.approvers, at)
 
-    def on_escalated(self, s: Session, run: Run, e: DomainEvent) -> None:
+    def on_escalated(self, s: Tx, run: Run, e: DomainEvent) -> None:
         p, at = e.data, e.at
         gate = s.get(Gate, p["gate_id"])
         if gate is None or run.id is None:
@@ -273,7 +260,7 @@ class SlackSink:
                      ref=f"{gate_ref(run.id, gate.id or 0)}:dm:{slack_id}")
         self.refresh_homes(s, pinged_people, at)
 
-    def on_reminder(self, s: Session, run: Run, e: DomainEvent) -> None:
+    def on_reminder(self, s: Tx, run: Run, e: DomainEvent) -> None:
         p, at = e.data, e.at
         gate = s.get(Gate, p["gate_id"])
         if gate is None:
@@ -290,13 +277,13 @@ class SlackSink:
         assert say is not None, e.entry
         return say(e.data, e.actor, self.voice)
 
-    def on_claimed(self, s: Session, run: Run, e: DomainEvent) -> None:
+    def on_claimed(self, s: Tx, run: Run, e: DomainEvent) -> None:
         self._escalation_state(s, run, e, self._say(e))
 
-    def on_snoozed(self, s: Session, run: Run, e: DomainEvent) -> None:
+    def on_snoozed(self, s: Tx, run: Run, e: DomainEvent) -> None:
         self._escalation_state(s, run, e, self._say(e))
 
-    def on_reassigned(self, s: Session, run: Run, e: DomainEvent) -> None:
+    def on_reassigned(self, s: Tx, run: Run, e: DomainEvent) -> None:
         p, at = e.data, e.at
         self._escalation_state(s, run, e, self._say(e))
         gate = s.get(Gate, p["gate_id"])
@@ -307,34 +294,34 @@ class SlackSink:
                      ref=f"{gate_ref(run.id, gate.id or 0)}:dm:{slack_id}")
             self.refresh_home(s, p["to"], at)
 
-    def _escalation_state(self, s: Session, run: Run, e: DomainEvent, text: str) -> None:
+    def _escalation_state(self, s: Tx, run: Run, e: DomainEvent, text: str) -> None:
         self._post(s, run, run_render.note(text), e.at)
         gate = s.get(Gate, e.data["gate_id"])
         if gate is not None:
             self._gate_and_copies(s, run, gate, e.at)
 
-    def on_boundary_violated(self, s: Session, run: Run, e: DomainEvent) -> None:
+    def on_boundary_violated(self, s: Tx, run: Run, e: DomainEvent) -> None:
         message = e.extra.get("message", e.data.get("message"))
         self._post(s, run, run_render.note(self._say(e), message), e.at)
 
-    def on_action_due(self, s: Session, run: Run, e: DomainEvent) -> None:
+    def on_action_due(self, s: Tx, run: Run, e: DomainEvent) -> None:
         self._post(s, run, run_render.action_due_note(self.org, run.requester, e.data), e.at)
 
-    def on_action_reported(self, s: Session, run: Run, e: DomainEvent) -> None:
+    def on_action_reported(self, s: Tx, run: Run, e: DomainEvent) -> None:
         report = {**e.data, "succeeded": e.entry == "action_done"}
         self._post(s, run, run_render.action_reported_note(self.org, report), e.at)
 
-    def on_run_held(self, s: Session, run: Run, e: DomainEvent) -> None:
+    def on_run_held(self, s: Tx, run: Run, e: DomainEvent) -> None:
         p, at = e.data, e.at
         assert run.id is not None
         self._post(s, run, run_render.run_note(run.ref, "held", p["why"]), at)
         self._update_card(s, run, self._card(s, run, "held", p["why"]), at)
 
-    def on_run_finished(self, s: Session, run: Run, e: DomainEvent) -> None:
+    def on_run_finished(self, s: Tx, run: Run, e: DomainEvent) -> None:
         p, at = e.data, e.at
         assert run.id is not None
         # Gates the run left open (stopped, cancelled by its API caller) lose their buttons.
-        for gate in s.exec(select(Gate).where(Gate.run_id == run.id, Gate.status == "cancelled")):
+        for gate in reads.cancelled_gates_of_run(s, run.id):
             self._gate_and_copies(s, run, gate, at)
         extra = (f"{count(p.get('steps', 0), 'step')} · {seconds(p.get('duration_s', 0))} · "
                  f"`/baton trace {run.ref}`")
@@ -345,7 +332,7 @@ class SlackSink:
         self._update_card(s, run, self._card(s, run, p["status"], p.get("why")), at)
         self.refresh_home(s, run.requester, at)
 
-    def _system(self, s: Session, e: DomainEvent, text: str) -> None:
+    def _system(self, s: Tx, e: DomainEvent, text: str) -> None:
         default = self.org.data.default_channel
         channel = self.org.channel_id(default) if default else None
         if channel is None:
@@ -353,14 +340,14 @@ class SlackSink:
         enqueue(s, lane="system", method="chat.postMessage", at=e.at,
                 payload={"channel": channel, **run_render.note(text, e.data.get("reason"))})
 
-    def on_halted(self, s: Session, run: Run | None, e: DomainEvent) -> None:
+    def on_halted(self, s: Tx, run: Run | None, e: DomainEvent) -> None:
         self._system(s, e, self._say(e))
 
-    def on_resumed(self, s: Session, run: Run | None, e: DomainEvent) -> None:
+    def on_resumed(self, s: Tx, run: Run | None, e: DomainEvent) -> None:
         self._system(s, e, self._say(e))
 
 
-EventHandler = Callable[[SlackSink, Session, Run | None, DomainEvent], None]
+EventHandler = Callable[[SlackSink, Tx, Run | None, DomainEvent], None]
 
 # Every kind of event the orchestrator emits (orchestrator.events.EVENT_KINDS) and what Slack
 # shows for it; None where Slack deliberately shows nothing. A new kind needs an entry here

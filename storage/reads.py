@@ -30,6 +30,9 @@ _GATES_DECIDED = (sa.select(TRACE.c.data).where(TRACE.c.chain == sa.bindparam("c
 _GATES_BY_ID = (sa.select(GATES).where(GATES.c.id.in_(sa.bindparam("gates", expanding=True)))
                 .order_by(GATES.c.id))
 _GATES_OF_RUN = sa.select(GATES).where(GATES.c.run_id == sa.bindparam("run")).order_by(GATES.c.id)
+_CANCELLED_GATES_OF_RUN = (sa.select(GATES).where(GATES.c.run_id == sa.bindparam("run"),
+                                                  GATES.c.status == "cancelled")
+                           .order_by(GATES.c.id))
 _UNFINISHED_RUNS_OF = (sa.select(RUNS).where(RUNS.c.requester == sa.bindparam("user"),
                                              RUNS.c.status.not_in(sa.bindparam("finished",
                                                                                expanding=True)))
@@ -66,6 +69,12 @@ def gate_decided_entry(conn: Any, chain: str, gate_id: int) -> dict[str, Any] | 
 
 def gates_of_run(conn: Any, run_id: int) -> list[Gate]:
     return [Gate(*row) for row in conn.execute(_GATES_OF_RUN, {"run": run_id})]
+
+
+def cancelled_gates_of_run(conn: Any, run_id: int) -> list[Gate]:
+    """The gates the run left open when it ended (stopped, cancelled by its API caller),
+    oldest first: their messages lose their buttons."""
+    return [Gate(*row) for row in conn.execute(_CANCELLED_GATES_OF_RUN, {"run": run_id})]
 
 
 def unfinished_runs_of(conn: Any, user: str, finished: tuple[str, ...], limit: int) -> list[Run]:

@@ -15,12 +15,16 @@
   `claim_request`) -> `done` or `failed`.
 
 Write functions take the `Writer` of `Database.writer()`; reads take what
-`Database.read()` gives (anything with `execute`).
+`Database.read()` gives (anything with `execute`). The functions an event sink calls
+(queueing calls and what it reads and rewrites of them, under "the event sink" below) take
+either a `Writer` or the ORM session of `Database.write()` the dispatcher hands the sink:
+both write the rows they have queued before they run a statement, so these read the
+calls queued earlier in the same transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -117,6 +121,23 @@ _REF_KNOWN = sa.select(REFS.c.key).where(REFS.c.key == sa.bindparam("key"))
 _FAILED_BY_METHOD = (sa.select(OUTBOX.c.method, sa.func.count()).where(OUTBOX.c.status == "failed")
                      .group_by(OUTBOX.c.method))
 
+# the event sink's statements
+_QUEUED_POST = sa.select(OUTBOX.c.id, OUTBOX.c.payload).where(
+    OUTBOX.c.ref == sa.bindparam("key"), OUTBOX.c.method == "chat.postMessage",
+    OUTBOX.c.status == "pending")
+_QUEUED_POST_LOCKED = _QUEUED_POST.with_for_update()
+_NEWEST_BY_KEY = (sa.select(sa.func.max(OUTBOX.c.id))
+                  .where(OUTBOX.c.supersede.in_(sa.bindparam("keys", expanding=True)))
+                  .group_by(OUTBOX.c.supersede))
+_PENDING_NEWEST = sa.select(OUTBOX.c.supersede).where(OUTBOX.c.id.in_(_NEWEST_BY_KEY),
+                                                      OUTBOX.c.status == "pending")
+_PENDING_NEWEST_LOCKED = _PENDING_NEWEST.with_for_update()
+_SENT_UNDER = sa.select(REFS.c.key).where(REFS.c.run_id == sa.bindparam("run"),
+                                          REFS.c.key.startswith(sa.bindparam("prefix")))
+_POSTS_UNDER = sa.select(OUTBOX.c.ref).where(OUTBOX.c.run_id == sa.bindparam("run"),
+                                             OUTBOX.c.ref.startswith(sa.bindparam("prefix")),
+                                             OUTBOX.c.method == "chat.postMessage")
+
 _PENDING_REQUESTS = (sa.select(INBOX.c.id).where(INBOX.c.status == "pending")
                      .order_by(INBOX.c.id).limit(sa.bindparam("limit")))
 _REQUEST = sa.select(INBOX).where(INBOX.c.id == sa.bindparam("request"))
@@ -144,6 +165,57 @@ def queue_call_once(w: Writer, values: dict[str, Any]) -> bool:
         return False
     queue_call(w, values)
     return True
+
+
+# -- the event sink: what it queued, rewritten ---------------------------------------------------
+def rewrite_queued_post(tx: Any, ref: str, payload: dict[str, Any]) -> bool:
+    """Merge `payload` into the `chat.postMessage` queued under `ref` while it is still
+    `pending` (no sender has claimed it): Slack then gets one post with the new content,
+    not a post and an update. False when no such post waits (being sent or sent: the caller
+    queues a `chat.update` of it instead).
+
+    The row is read locked for the rest of the caller's transaction (PostgreSQL: FOR
+    UPDATE; SQLite writes one transaction at a time). A sender claiming it at this moment
+    finishes first (the row is then `sending`, not rewritten: the update follows it); a
+    sender that comes while the lock is held skips the row until this transaction ends
+    (`lock_call`). The sender reads the payload when it claims the row, so the rewrite
+    is never lost to a copy it read before."""
+    statement = _QUEUED_POST_LOCKED if dialect.locks_rows(_dialect_name(tx)) else _QUEUED_POST
+    queued = tx.execute(statement, {"key": ref}).first()
+    if queued is None:
+        return False
+    tx.execute(dialect.update_by_id(OUTBOX), {"row_id": queued.id,
+                                              "payload": {**queued.payload, **payload}})
+    return True
+
+
+def lock_pending_newest(tx: Any, keys: Collection[str]) -> set[str]:
+    """The `supersede` keys among `keys` whose newest call is still `pending`, in one query
+    however many keys. Those rows are locked for the rest of the caller's transaction
+    (PostgreSQL: FOR UPDATE; SQLite writes one at a time), so no sender claims one before
+    this transaction ends (`lock_call`): a call rendered when it is sent (an App Home)
+    then shows this transaction's changes too, and a second call for the same key would
+    only be superseded."""
+    if not keys:
+        return set()
+    statement = (_PENDING_NEWEST_LOCKED if dialect.locks_rows(_dialect_name(tx))
+                 else _PENDING_NEWEST)
+    return {key for (key,) in tx.execute(statement, {"keys": list(keys)})}
+
+
+def posts_under(tx: Any, run_id: int, prefix: str) -> list[str]:
+    """The refs starting with `prefix` of the run's posts, sorted: those sent (`slack_ref`,
+    kept for good) and those queued in any state (the outbox's rows of sent calls are
+    deleted after BATON_KEEP_DELIVERED_DAYS). Both found by the run's index."""
+    params = {"run": run_id, "prefix": prefix}
+    sent = {key for (key,) in tx.execute(_SENT_UNDER, params)}
+    queued = {ref for (ref,) in tx.execute(_POSTS_UNDER, params) if ref}
+    return sorted(sent | queued)
+
+
+def _dialect_name(tx: Any) -> str:
+    """The dialect of a `Writer` or of an ORM session's bind."""
+    return tx.dialect_name if isinstance(tx, Writer) else str(tx.get_bind().dialect.name)
 
 
 # -- the outbox: sending ----------------------------------------------------------------------
