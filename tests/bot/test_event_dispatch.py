@@ -11,6 +11,7 @@ from pathlib import Path
 from bot.callbacks import KINDS as CALLBACK_KINDS
 from bot.notifier import ON_EVENT, SlackSink
 from orchestrator.events import EVENT_KINDS
+from tests.source_literals import literals
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,22 +37,9 @@ def _emitted_kinds() -> dict[str, str]:
             else:
                 continue
             for kind in kinds:
-                for literal in _literals(kind):
+                for literal in literals(kind):
                     found.setdefault(literal, f"{path.relative_to(ROOT)}:{call.lineno}")
     return found
-
-
-def _literals(node: ast.expr) -> list[str]:
-    """The strings an argument can be: `"a"`, or `"a" if ... else "b"`."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return [node.value]
-    if isinstance(node, ast.IfExp):
-        return _literals(node.body) + _literals(node.orelse)
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-            and node.func.attr == "get" and isinstance(node.func.value, ast.Dict):
-        # `{"failed": "run_failed", ...}.get(status, "run_finished")`
-        return [v for part in (*node.func.value.values, *node.args[1:]) for v in _literals(part)]
-    return []
 
 
 def test_every_emitted_kind_is_a_known_kind() -> None:

@@ -19,6 +19,7 @@ from orchestrator.kinds import KINDS
 from orchestrator.readers.export import verify_all
 from storage import migrate, trace
 from storage.models import Event
+from tests.source_literals import literals
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -174,17 +175,9 @@ def _recorded_kinds() -> dict[str, str]:
                     and call.func.value.id == "trace":
                 kinds = [k.value for k in call.keywords if k.arg == "kind"]
             for kind in kinds:
-                for literal in _literals(kind):
+                for literal in literals(kind):
                     found.setdefault(literal, f"{path.relative_to(ROOT)}:{call.lineno}")
     return found
-
-
-def _literals(node: ast.expr) -> list[str]:
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return [node.value]
-    if isinstance(node, ast.IfExp):
-        return _literals(node.body) + _literals(node.orelse)
-    return []
 
 
 def test_every_kind_of_entry_has_its_words_in_the_table() -> None:
