@@ -255,13 +255,10 @@ class Timer(SQLModel, table=True):
 
 
 class Event(SQLModel, table=True):
-    """Transactional outbox of domain events for notifiers (Slack, the console).
-
-    Written in the same transaction as the state change it reports, delivered after
-    commit, in order per run. An event points at the trace entry it reports (`seq` on the
-    run's chain, or the system chain when `run_id` is None): the notifiers read what
-    happened there. `payload` holds only what that entry does not say; events written
-    before 0011 have no `seq` and carry everything in `payload`."""
+    """Transactional outbox of domain events for notifiers, written with the state change,
+    delivered after commit in order per run. It points at the trace entry it reports (`seq`
+    on the run's chain, or the system chain); `payload` holds only what that entry does not
+    say (events from before 0011 have no `seq` and carry everything in `payload`)."""
 
     __tablename__ = "event"
     __table_args__ = (sa.Index("ix_event_pending", "delivered_at", "id"),)
