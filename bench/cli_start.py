@@ -7,7 +7,8 @@ the machine is doing weighs on both alike.
     python bench/cli_start.py [--runs 15] [--before REV | --no-before]
 
 or as the `cli` section of `python bench/run.py`. The "before" tree is `git archive REV` of
-Baton's packages, put first on PYTHONPATH.
+Baton's packages, put first on PYTHONPATH. Both sides run with warm bytecode caches, as an
+installed copy does: written under the work folder (PYTHONPYCACHEPREFIX) by the uncounted round.
 """
 
 from __future__ import annotations
@@ -83,12 +84,22 @@ def _prepare(workdir: Path) -> Path:
     return path
 
 
+def _child_env(environ: dict[str, str], code: Path, cwd: Path) -> dict[str, str]:
+    """A child's environment: `code` first on its path, and bytecode caches it may write, as an
+    installed copy has them. Without them (PYTHONDONTWRITEBYTECODE, which some machines export)
+    every run compiles the "before" tree, and whatever the "after" side changed, from source.
+    Both sides keep theirs under the work folder (`cwd`), never in the repository."""
+    child = {**environ, "PYTHONPATH": str(code), "PYTHONPYCACHEPREFIX": str(cwd / "pycache")}
+    child.pop("PYTHONDONTWRITEBYTECODE", None)
+    return child
+
+
 def _timed(code: Path, args: tuple[str, ...], environ: dict[str, str], cwd: Path) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", "import sys; from bot.cli import main; "
                            "sys.argv[0] = 'baton'; main()", *args],
-                          env={**environ, "PYTHONPATH": str(code)}, cwd=cwd, capture_output=True, text=True)
+                          env=_child_env(environ, code, cwd), cwd=cwd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -113,7 +124,7 @@ def _prepare_before(tree: Path, workdir: Path) -> dict[str, str]:
 def _which(code: Path, environ: dict[str, str], cwd: Path) -> Path:
     """Where `bot.cli` is imported from with this PYTHONPATH (it must be `code`)."""
     done = subprocess.run([sys.executable, "-c", "import bot.cli; print(bot.cli.__file__)"],
-                          env={**environ, "PYTHONPATH": str(code)}, cwd=cwd, capture_output=True,
+                          env=_child_env(environ, code, cwd), cwd=cwd, capture_output=True,
                           text=True, check=True)
     return Path(done.stdout.strip()).resolve().parent.parent
 
