@@ -22,91 +22,9 @@ import re
 from collections.abc import Iterable
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from gates.org_data import SLACK_USER_ID, OrgFile
 
-SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}\Z")
-_KEY = re.compile(r"^[a-z0-9][a-z0-9._-]*\Z")
 NO_ORG_FILE = "(no org file)"
-_LOGIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._$-]{0,63}\Z")  # a Unix or Windows account name
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class OrgUser(Strict):
-    name: str | None = None
-    slack_id: str | None = None
-    email: str | None = None
-    # operating-system logins that act as this person on the command line (`baton run` without
-    # --as): who is acting is never inferred from a login the org file does not list
-    logins: list[str] = []
-
-    @field_validator("logins")
-    @classmethod
-    def _logins(cls, value: list[str]) -> list[str]:
-        for login in value:
-            if not _LOGIN.match(login):
-                raise ValueError(f"{login!r} is not a login name: letters, digits, '.', '_', '-'")
-        return value
-
-    @field_validator("slack_id")
-    @classmethod
-    def _slack_id(cls, value: str | None) -> str | None:
-        if value is not None and not SLACK_USER_ID.match(value):
-            raise ValueError(f"expected a Slack user id such as U0123ABCD, got {value!r}")
-        return value
-
-
-class OrgGroup(Strict):
-    slack_id: str | None = Field(default=None, description="Slack user group id (S...)")
-    members: list[str] = []
-
-
-class OrgService(Strict):
-    """An agent or system outside Baton that asks for approvals with an API token."""
-
-    name: str | None = None
-    description: str = ""
-    owner: str | None = Field(default=None, description="the person who answers for it")
-
-
-class OrgChannel(Strict):
-    slack_id: str | None = Field(default=None, description="Slack channel id (C...)")
-
-
-class OrgFile(Strict):
-    users: dict[str, OrgUser] = {}
-    roles: dict[str, list[str]] = {}
-    groups: dict[str, OrgGroup] = {}
-    channels: dict[str, OrgChannel] = {}
-    services: dict[str, OrgService] = {}
-    admins: list[str] = []
-    default_channel: str | None = None
-
-    @field_validator("users", "roles", "groups", "channels", "services")
-    @classmethod
-    def _keys(cls, value: dict) -> dict:
-        for key in value:
-            if not _KEY.match(key):
-                raise ValueError(
-                    f"{key!r} is not a valid name: use lower-case letters, digits, '.', '_', '-'"
-                )
-        return value
-
-    @field_validator("users")
-    @classmethod
-    def _one_principal_per_person(cls, value: dict[str, OrgUser]) -> dict[str, OrgUser]:
-        # Four-eyes and "who may decide" compare principals: one Slack user under two keys
-        # would be the requester under one and an approver under the other.
-        seen: dict[str, str] = {}
-        for key, user in value.items():
-            if user.slack_id is not None and user.slack_id in seen:
-                raise ValueError(f"users {seen[user.slack_id]!r} and {key!r} have the same "
-                                 f"slack_id {user.slack_id}: one person, one entry")
-            if user.slack_id is not None:
-                seen[user.slack_id] = key
-        return value
 
 
 class Directory(Protocol):

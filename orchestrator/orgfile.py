@@ -6,11 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from gates.org import Org, OrgFile, SpecError, is_service
+from gates.org import Org, SpecError, is_service
+from gates.org_data import OrgFile, OrgFileError
 from orchestrator.errors import FlowError
-from orchestrator.problems import validation_problems, vocabulary
 from orchestrator.yamlfile import read_yaml
 
 ORG_FILE_NAME = "org.yaml"
@@ -27,9 +25,9 @@ def load_org(path: Path) -> Org:
     if not isinstance(doc.data, dict):
         raise FlowError([doc.problem((), "expected a mapping with users, roles, admins")])
     try:
-        data = OrgFile.model_validate(doc.data)
-    except ValidationError as exc:
-        raise FlowError(validation_problems(doc, exc, vocabulary(OrgFile))) from None
+        data = OrgFile.from_data(doc.data)
+    except OrgFileError as exc:
+        raise FlowError([doc.problem(path, message) for path, message in exc.problems]) from None
     org = Org(data, source=str(path))
     problems = []
     for role, members in data.roles.items():

@@ -210,7 +210,7 @@ def sandbox_org(org: Org, workspace: Workspace, folder: Path) -> Path | None:
     missing = [key for key, user in org.data.users.items() if not user.slack_id]
     if not missing:
         return None
-    data = org.data.model_dump(mode="json", exclude_none=True)
+    data = org.data.to_data()
     for key in missing:
         found = workspace.find_user(key)
         if found is not None:

@@ -2,7 +2,7 @@ import pytest
 
 from gates.org import Org, OrgFile, SpecError
 
-ORG = Org(OrgFile.model_validate({
+ORG = Org(OrgFile.from_data({
     "users": {"bob": {"name": "Bob", "slack_id": "U0BOB0001"}, "dave": {"slack_id": "U0DAVE001"}},
     "roles": {"approver": ["bob", "group:team"], "lead": ["dave"]},
     "groups": {"team": {"slack_id": "S0TEAM", "members": ["dave"]}},

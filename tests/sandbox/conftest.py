@@ -54,7 +54,7 @@ class Clock:
 
 @pytest.fixture
 def org() -> Org:
-    return Org(OrgFile.model_validate({
+    return Org(OrgFile.from_data({
         "users": {"alice": {"name": "Alice Ng", "slack_id": ALICE, "email": "alice@example.com"},
                   "bob": {"name": "Bob Ortiz", "slack_id": BOB},
                   "carol": {"name": "Carol Diaz", "slack_id": CAROL},
