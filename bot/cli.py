@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from orchestrator.program import Program
     from orchestrator.readers.summary import TraceSummary
     from orchestrator.settings import Settings
+    from orchestrator.settings_env import EnvironmentSettings
     from orchestrator.settings_fields import SettingsFields
 
 # Plain help and usage errors (click's): typer's rich panels import rich, markdown-it and
@@ -92,9 +93,15 @@ def settings() -> Settings:
         fail(f"configuration: {exc}")
 
 
-def _settings_without_pydantic_settings() -> SettingsFields:
-    """The settings as `settings()` reads them, without importing pydantic-settings unless a
-    `.env` file is there to read."""
+def _settings_to_read() -> EnvironmentSettings | SettingsFields:
+    """The settings as `settings()` reads them, for a command that only reads: without
+    pydantic where every value is plainly right, without pydantic-settings unless a `.env`
+    file is there to read."""
+    from orchestrator.settings_env import read_environment
+
+    plain = read_environment()
+    if plain is not None:
+        return plain
     from orchestrator.settings_fields import from_environment
 
     try:
@@ -410,7 +417,7 @@ def status(
     from orchestrator.orgfile import load_org
     from storage.status_reads import StatusReader
 
-    config = _settings_without_pydantic_settings()
+    config = _settings_to_read()
     try:
         org = load_org(config.org_path)
     except FlowError as exc:

@@ -1,8 +1,8 @@
 """Baton's settings: their names (fixed by SPEC section 5), defaults and checks, apart from
 where they are read from. `Settings` (orchestrator/settings.py) reads them from the
 environment and `.env` with pydantic-settings; `from_environment` reads them the same way
-without importing it, for `baton status` (pydantic-settings' import took a sixth of the
-command's time): tests/orchestrator/test_settings_fields.py holds the two equal.
+without importing it, where `baton status` cannot read them without pydantic
+(orchestrator/settings_env.py): tests/orchestrator/test_settings_fields.py holds the three equal.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.orgfile import ORG_FILE_NAME
+from orchestrator.settings_env import ENV_FILE, org_path
 
 if TYPE_CHECKING:  # `baton status` reads settings and needs no flow file's reach
     from orchestrator.reach import Reach
-
-ENV_FILE = ".env"
-
 
 def _no_entries() -> list[str]:
     # written in Python: pydantic inspects a default factory's signature, and a builtin's
@@ -125,11 +123,7 @@ class SettingsFields(BaseModel):
     @property
     def org_path(self) -> Path:
         """BATON_ORG; when the default `org.yaml` is absent, the one inside BATON_FLOWS."""
-        if self.org == Path(ORG_FILE_NAME) and not self.org.exists():
-            candidate = self.flows / ORG_FILE_NAME
-            if candidate.exists():
-                return candidate
-        return self.org
+        return org_path(self.org, self.flows)
 
 
 def from_environment() -> SettingsFields | None:
