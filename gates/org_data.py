@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import date
 from functools import cache
-from types import NoneType, UnionType
+from types import MappingProxyType, NoneType, UnionType
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}\Z")
@@ -39,7 +39,7 @@ def login_name(value: str) -> Iterator[Problem]:
         yield (), f"{value!r} is not a login name: letters, digits, '.', '_', '-'"
 
 
-def one_entry_per_slack_user(users: dict[str, OrgUser]) -> Iterator[Problem]:
+def one_entry_per_slack_user(users: Mapping[str, OrgUser]) -> Iterator[Problem]:
     # Four-eyes and "who may decide" compare principals: one Slack user under two keys
     # would be the requester under one and an approver under the other.
     seen: dict[str, str] = {}
@@ -51,6 +51,10 @@ def one_entry_per_slack_user(users: dict[str, OrgUser]) -> Iterator[Problem]:
                                       f"slack_id {user.slack_id}: one person, one entry")
         else:
             seen[user.slack_id] = key
+
+
+def _nothing() -> Mapping[str, Any]:
+    return MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,11 +89,12 @@ class OrgChannel:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrgFile:
-    users: Annotated[dict[str, OrgUser], one_entry_per_slack_user] = field(default_factory=dict)
-    roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    groups: dict[str, OrgGroup] = field(default_factory=dict)
-    channels: dict[str, OrgChannel] = field(default_factory=dict)
-    services: dict[str, OrgService] = field(default_factory=dict)
+    # read-only mappings: an Org's indexes (people by Slack id, by login) are built once
+    users: Annotated[Mapping[str, OrgUser], one_entry_per_slack_user] = field(default_factory=_nothing)
+    roles: Mapping[str, tuple[str, ...]] = field(default_factory=_nothing)
+    groups: Mapping[str, OrgGroup] = field(default_factory=_nothing)
+    channels: Mapping[str, OrgChannel] = field(default_factory=_nothing)
+    services: Mapping[str, OrgService] = field(default_factory=_nothing)
     admins: tuple[str, ...] = ()
     default_channel: str | None = None
 
@@ -104,7 +109,7 @@ class OrgFile:
 
     def to_data(self) -> dict[str, Any]:
         """Plain dicts and lists, without the fields that are not set: YAML to write back."""
-        return _plain(asdict(self))
+        return _plain(self)
 
 
 class OrgFileError(ValueError):
@@ -131,7 +136,7 @@ def _read(value: Any, kind: Any, path: Path, problems: list[Problem]) -> Any:
             result = tuple(_read(item, args[0], (*path, i), problems) for i, item in enumerate(value))
         else:
             result = _wrong(value, "a list", path, problems)
-    elif origin is dict:  # names to entries
+    elif origin is Mapping:  # names to entries
         result = _entries(value, args[1], path, problems)
     elif is_dataclass(kind):
         result = _entry(value, kind, path, problems)
@@ -142,7 +147,7 @@ def _read(value: Any, kind: Any, path: Path, problems: list[Problem]) -> Any:
     return result
 
 
-def _entries(value: Any, kind: Any, path: Path, problems: list[Problem]) -> dict[str, Any] | None:
+def _entries(value: Any, kind: Any, path: Path, problems: list[Problem]) -> Mapping[str, Any] | None:
     if not isinstance(value, dict):
         return _wrong(value, "a mapping of names to their entries", path, problems)
     found = {}
@@ -151,7 +156,7 @@ def _entries(value: Any, kind: Any, path: Path, problems: list[Problem]) -> dict
             problems.append(((*path, str(key)), f"{key!r} is not a valid name: use lower-case "
                                                  "letters, digits, '.', '_', '-'"))
         found[key] = _read(item, kind, (*path, str(key)), problems)
-    return found
+    return MappingProxyType(found)
 
 
 def _entry(value: Any, kind: type, path: Path, problems: list[Problem]) -> Any:
@@ -187,11 +192,15 @@ def _wrong(value: Any, expected: str, path: Path, problems: list[Problem]) -> No
         # YAML reads 5, yes, 1.5 and 2024-01-01 as other things than text
         problems.append((path, f"expected text, got {value}: put it in quotes if it is meant as text"))
     else:
-        problems.append((path, f"expected {expected}, got {value!r}"))
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:56] + "..."
+        problems.append((path, f"expected {expected}, got {shown}"))
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
+    if is_dataclass(value):
+        value = {f.name: getattr(value, f.name) for f in fields(value)}
+    if isinstance(value, Mapping):
         return {key: _plain(item) for key, item in value.items() if item is not None}
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]

@@ -39,6 +39,10 @@ def test_a_valid_document_reads_into_frozen_data_and_back() -> None:
         org.users["bob"].slack_id = "U0OTHER01"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         org.admins = ()  # type: ignore[misc]
+    with pytest.raises(TypeError):  # nor can a person be added or taken away
+        org.users["mallory"] = org.users["bob"]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        del org.roles["approver"]  # type: ignore[attr-defined]
     assert OrgFile.from_data(org.to_data()) == org
     # what is written back is YAML a person reads, and the same org file
     assert OrgFile.from_data(yaml.safe_load(yaml.safe_dump(org.to_data()))) == org
@@ -89,6 +93,7 @@ def test_one_slack_user_is_one_person() -> None:
     ({"services": {"s": {"description": None}}},
      (("services", "s", "description"), "expected text, got nothing")),
     ({"users": {"a": {"logins": "ops"}}}, (("users", "a", "logins"), "expected a list, got 'ops'")),
+    ({"admins": "x" * 500}, (("admins",), f"expected a list, got '{'x' * 55}...")),
     ("users", ((), "expected a mapping with users, roles, groups, channels, services, admins, "
                    "default_channel, got 'users'")),
 ])
