@@ -59,3 +59,6 @@ def test_cli_start_times_each_command(tmp_path: Path) -> None:
     sides = cli_start.run(tmp_path, runs=1, before=None, log=lambda _: None)
     assert set(sides) == {"after"} and set(sides["after"].wall) == set(cli_start.COMMANDS)
     assert "baton status R-1: median wall (cpu)" in table(cli_start.rows(sides))
+    # the children wrote their bytecode caches, as an installed copy has them, under the work
+    # folder: the timed rounds do not compile Baton from source
+    assert any((tmp_path / "pycache").rglob("bot/cli.cpython-*.pyc"))

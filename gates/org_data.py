@@ -23,8 +23,8 @@ SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}\Z")
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*\Z")  # every key under users, roles, groups, ...
 _LOGIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._$-]{0,63}\Z")  # a Unix or Windows account name
 
-Path = tuple[str | int, ...]
-Problem = tuple[Path, str]  # where in the document, and what is wrong there
+Place = tuple[str | int, ...]  # keys and list indexes, from the top of the document
+Problem = tuple[Place, str]  # where in the document, and what is wrong there
 # A field's own check: the problems in its (well-typed) value, at paths below the field's
 Check = Callable[[Any], Iterator[Problem]]
 
@@ -118,7 +118,7 @@ class OrgFileError(ValueError):
         self.problems = problems
 
 
-def _read(value: Any, kind: Any, path: Path, problems: list[Problem]) -> Any:
+def _read(value: Any, kind: Any, path: Place, problems: list[Problem]) -> Any:
     """`value` as `kind`; where it is not, its problems go to `problems` (and the part that
     is wrong reads as None: nothing is built from a document with problems). A field's checks
     look at what was read, entries with problems of their own included (as None)."""
@@ -147,7 +147,7 @@ def _read(value: Any, kind: Any, path: Path, problems: list[Problem]) -> Any:
     return result
 
 
-def _entries(value: Any, kind: Any, path: Path, problems: list[Problem]) -> Mapping[str, Any] | None:
+def _entries(value: Any, kind: Any, path: Place, problems: list[Problem]) -> Mapping[str, Any] | None:
     if not isinstance(value, dict):
         return _wrong(value, "a mapping of names to their entries", path, problems)
     found = {}
@@ -159,7 +159,7 @@ def _entries(value: Any, kind: Any, path: Path, problems: list[Problem]) -> Mapp
     return MappingProxyType(found)
 
 
-def _entry(value: Any, kind: type, path: Path, problems: list[Problem]) -> Any:
+def _entry(value: Any, kind: type, path: Place, problems: list[Problem]) -> Any:
     keys = _keys(kind)
     if not isinstance(value, dict):
         return _wrong(value, f"a mapping with {', '.join(keys)}", path, problems)
@@ -182,7 +182,7 @@ def _keys(kind: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in fields(kind)}
 
 
-def _wrong(value: Any, expected: str, path: Path, problems: list[Problem]) -> None:
+def _wrong(value: Any, expected: str, path: Place, problems: list[Problem]) -> None:
     if isinstance(value, dict | list):
         got = "a mapping" if isinstance(value, dict) else "a list"
         problems.append((path, f"expected {expected}, got {got}"))
@@ -207,6 +207,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _dotted(path: Path) -> str:
+def _dotted(path: Place) -> str:
     return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path).lstrip(".")
 
