@@ -4,7 +4,7 @@ Every write goes through `Database.write()`. On SQLite that transaction starts w
 `BEGIN IMMEDIATE`, so a second writer waits on the busy timeout for the lock instead of
 failing half way with "database is locked" when it tries to upgrade a read lock. On
 PostgreSQL the same code takes row locks with `SELECT ... FOR UPDATE` (see
-`storage.repo`); nothing here is SQLite-only SQL. On both, this process's write
+`storage.dialect`); nothing here is SQLite-only SQL. On both, this process's write
 transactions take turns (`WriterQueue`).
 
 Work that must happen only once the transaction is durable (waking the scheduler,

@@ -17,19 +17,16 @@ have queued rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, SQLModel
 
 _QUEUE = "baton_rows"
-M = TypeVar("M", bound=SQLModel)
 
 
 class WriteSession(Session):
@@ -73,80 +70,11 @@ def complete(model: type[SQLModel], values: dict[str, Any]) -> dict[str, Any]:
     return {**fixed, **{k: make() for k, make in factories.items() if k not in values}, **values}
 
 
-def insert_new(session: Session, model: type[SQLModel], values: dict[str, Any], *,
-               unique: str) -> int | None:
-    """INSERT a row of `model` unless one with the same value of the `unique` column exists
-    (one statement: ON CONFLICT DO NOTHING); the new row's id, or None when it existed."""
-    connection = session.connection()
-    statement = _insert_new(model.__table__, connection.dialect.name, unique)  # type: ignore[attr-defined]
-    return connection.execute(statement, complete(model, values)).scalar_one_or_none()
-
-
-def insert_now(session: Session, model: type[M], values: dict[str, Any]) -> M:
-    """INSERT a row of `model` (`values`, completed with its defaults) at once and return it
-    attached to `session` as if just loaded, with its new id: what `session.add(obj);
-    session.flush()` does when a row's id is needed before commit, with one plain
-    statement. A flush would also write every other change pending in the session (the
-    run's own, which commit writes again) through the unit of work."""
-    row = complete(model, values)
-    table: sa.Table = model.__table__  # type: ignore[attr-defined]
-    row["id"] = session.connection().execute(_insert_returning(table), row).scalar_one()
-    return attach_loaded(session, model, row)
-
-
-def attach_loaded(session: Session, model: type[M], row: Mapping[str, Any]) -> M:
-    """An object of `model` holding `row` (every column), attached to `session` as a row it
-    has loaded: unchanged, so only what is changed afterwards is written.
-
-    This is what the ORM's own loading does (a new instance, its attribute dict filled in).
-    Calling the model's constructor instead sets each column through pydantic's and the
-    ORM's attribute events: about 0.15 ms for a run, more than the INSERT."""
-    obj: M = _manager(model).new_instance()
-    obj.__dict__.update(row)
-    make_transient_to_detached(obj)  # persistent once added, nothing pending
-    session.add(obj)
-    return obj
-
-
-def load(session: Session, model: type[M], statement: sa.Select[Any],
-         params: Mapping[str, Any]) -> list[M]:
-    """The objects of `model` whose rows `statement` (a plain SELECT of the whole table's
-    columns) returns, as `session.exec(select(model)...)` gives them: after the autoflush,
-    and an object the session already holds is returned as it is. The ORM's loading
-    costs about 0.1 ms of Python per query, as much as SQLite running it."""
-    if session.autoflush:
-        session.flush()
-    write(session)
-    held = session.identity_map
-    found = []
-    for row in session.connection().execute(statement, params).mappings():
-        known = held.get(Session.identity_key(model, row["id"]))
-        found.append(known if known is not None else attach_loaded(session, model, row))
-    return found
-
-
-@cache
-def _manager(model: type[SQLModel]) -> Any:
-    return sa.inspect(model).class_manager
-
-
 # Statements are built once: building one and its cache key costs more than SQLite
 # running it (about 0.1 ms against 0.04 ms here).
 @cache
-def _insert_new(table: sa.Table, dialect_name: str, unique: str) -> Any:
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    return (dialect.insert(table).on_conflict_do_nothing(index_elements=[unique])
-            .returning(table.c.id))
-
-
-@cache
 def _insert(table: sa.Table) -> sa.Insert:
     return table.insert()
-
-
-@cache
-def _insert_returning(table: sa.Table) -> Any:
-    return table.insert().returning(table.c.id)
 
 
 def add(session: Session, model: type[SQLModel], values: dict[str, Any]) -> None:

@@ -29,7 +29,7 @@ FORM = "application/x-www-form-urlencoded"
 
 
 def halted(baton: Baton) -> bool:
-    from storage.repo import halt_state
+    from storage.runs import halt_state
 
     with baton.engine.db.read() as s:
         return bool(halt_state(s).halted)

@@ -20,7 +20,7 @@ NOT_YET: dict[str, str] = {}
 NOT_SQL = {
     ("gates/conditions.py", "self.program.execute"),  # a compiled CEL program, run on its context
 }
-FORBIDDEN_MODULES = ("sqlalchemy", "sqlmodel", "storage.repo", "storage.rows")
+FORBIDDEN_MODULES = ("sqlalchemy", "sqlmodel", "storage.rows")
 FORBIDDEN_CALLS = ("select", "execute", "exec", "scalars", "scalar")
 
 

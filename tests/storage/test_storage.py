@@ -10,10 +10,9 @@ from sqlmodel import select
 
 from orchestrator.engine import Engine
 from orchestrator.readers.export import verify_all, verify_run
-from storage import migrate, rows
+from storage import migrate
 from storage.engine import Database
-from storage.models import Event, Gate, Run, StepExecution, TraceEntry
-from storage.repo import get, lock
+from storage.models import Event, StepExecution, TraceEntry
 from storage.rows import complete
 
 
@@ -268,85 +267,3 @@ def test_a_plain_row_gets_the_models_defaults_and_names_what_it_lacks() -> None:
     assert other["payload"] is not row["payload"]  # a fresh dict per row
     with pytest.raises(TypeError, match="needs node, started_at"):
         complete(StepExecution, {"run_id": 1, "kind": "gate", "status": "done"})
-
-
-def test_a_row_inserted_or_locked_is_attached_as_loaded(engine: Engine) -> None:
-    """`insert_now` and `lock` build the object as the ORM builds a loaded one: persistent,
-    nothing pending, so commit writes only what was changed afterwards; a second `lock` in
-    the same transaction keeps the changes made since the first."""
-    template = engine.start_run("vendor-payment", {"vendor": "ACME", "amount": "20000"}, "alice")
-    statements: list[str] = []
-    sa.event.listen(engine.db.engine, "before_cursor_execute",
-                    lambda conn, cursor, stmt, *a: statements.append(stmt))
-    now = datetime.now().astimezone()
-    with engine.db.write() as s:
-        run = rows.insert_now(s, Run, {
-            "flow_name": "vendor-payment", "flow_version_id": template.flow_version_id,
-            "status": "running", "requester": "carol", "inputs": {"amount": 5},
-            "created_at": now, "updated_at": now})
-        assert run.id is not None and run.id > (template.id or 0)
-        assert sa.inspect(run).persistent and not s.dirty
-        assert run.context == {} and run.trace_seq == 0 and run.ref == f"R-{run.id}"
-        statements.clear()
-        run.status = "held"
-    writes = [st for st in statements if st.startswith(("INSERT", "UPDATE"))]
-    assert len(writes) == 1 and writes[0].startswith("UPDATE run SET status=")
-
-    with engine.db.read() as s:
-        loaded = s.get(Run, run.id)
-        assert loaded is not None
-        expected = loaded.model_dump()
-    with engine.db.write() as s:
-        locked = lock(s, Run, run.id)
-        assert locked is not None and locked.model_dump() == expected
-        assert sa.inspect(locked).persistent and not s.dirty
-        locked.reason = "checked"
-        again = lock(s, Run, run.id)
-        assert again is locked and again.reason == "checked"
-        assert lock(s, Run, 10_000_000) is None
-    with engine.db.read() as s:
-        stored = s.get(Run, run.id)
-        assert stored is not None and (stored.status, stored.reason) == ("held", "checked")
-
-
-def test_get_gives_what_session_get_gives(engine: Engine) -> None:
-    """`repo.get` (a Slack click's reads) answers as `session.get`: the same values, None
-    for a missing id, the object the session already holds, and a detached object that
-    keeps its values once the session is closed."""
-    run = engine.start_run("vendor-payment", {"vendor": "ACME", "amount": "20000"}, "alice")
-    with engine.db.read() as s:
-        expected = s.get(Run, run.id)
-        gate = s.exec(select(Gate).where(Gate.run_id == run.id)).one()
-        assert expected is not None and gate.id is not None
-        expected_gate = gate.model_dump()
-    with engine.db.read() as s:
-        got = get(s, Run, expected.id)  # type: ignore[arg-type]
-        assert got is not None and got.model_dump() == expected.model_dump()
-        assert get(s, Run, expected.id) is got  # type: ignore[arg-type]
-        assert get(s, Gate, 10_000_000) is None
-        got_gate = get(s, Gate, gate.id)
-        assert got_gate is not None and not s.dirty
-    assert sa.inspect(got_gate).detached and got_gate.model_dump() == expected_gate
-
-
-def test_load_gives_what_an_orm_query_gives(engine: Engine) -> None:
-    """`rows.load` reads with a plain SELECT but answers as `session.exec(select(...))`:
-    changes pending in the session count (the autoflush, unless it is off), and an object
-    the session holds comes back as that object."""
-    for n in range(2):
-        engine.start_run("vendor-payment", {"vendor": f"V{n}", "amount": "20000"}, "alice")
-    gates_table = Gate.__table__  # type: ignore[attr-defined]
-    open_gates = (sa.select(gates_table).where(gates_table.c.status == "open")
-                  .order_by(gates_table.c.id))
-    with engine.db.write() as s:
-        orm = list(s.exec(select(Gate).where(Gate.status == "open").order_by(Gate.id)))
-        s.expunge_all()
-        first, second = rows.load(s, Gate, open_gates, {})
-        assert [g.model_dump() for g in (first, second)] == [g.model_dump() for g in orm]
-        assert rows.load(s, Gate, open_gates, {}) == [first, second]
-        assert rows.load(s, Gate, open_gates, {})[0] is first
-        first.status = "cancelled"
-        with s.no_autoflush:  # not written yet: the row still matches, the object is as changed
-            assert [g.status for g in rows.load(s, Gate, open_gates, {})] == ["cancelled", "open"]
-        assert rows.load(s, Gate, open_gates, {}) == [second]
-        s.rollback()  # a check only: the gate stays open
