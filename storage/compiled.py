@@ -110,8 +110,13 @@ def _quick_result(kind: Any, dialect: Dialect, process: Any) -> Any:
 def _quick_bind(bind: Any, dialect: Dialect, process: Any) -> Any:
     """A UTC datetime with microseconds (the clock's) stored as SQLModel's and SQLAlchemy's
     SQLite processors store it (`2026-12-04 20:31:56.123456`, in UTC), by the C `isoformat`;
-    any other value through them."""
-    if dialect.name != "sqlite" or bind is None or not isinstance(bind.type, UTCDateTime):
+    a dict or list by the engine's JSON serializer (`storage.engine.store_json`) without
+    SQLAlchemy's wrapper around it; any other value through them."""
+    if dialect.name != "sqlite" or bind is None:
+        return process
+    if isinstance(bind.type, sa.JSON) and process is not None:
+        return _json_bind(process, dialect._json_serializer)  # type: ignore[attr-defined]
+    if not isinstance(bind.type, UTCDateTime):
         return process
 
     def encode(value: Any) -> Any:
@@ -120,6 +125,21 @@ def _quick_bind(bind: Any, dialect: Dialect, process: Any) -> Any:
         return process(value)
 
     return encode
+
+
+def _json_bind(process: Any, serialize: Any) -> Any:
+    if serialize is None:
+        return process
+
+    def encode(value: Any) -> Any:
+        if value.__class__ in _CONTAINERS:
+            return serialize(value)
+        return process(value)  # None, a JSON null, a scalar
+
+    return encode
+
+
+_CONTAINERS = frozenset((dict, list))
 
 
 class Result:

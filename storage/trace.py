@@ -53,6 +53,27 @@ def compute_hash(prev_hash: str, body: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical_json(body)).encode("utf-8")).hexdigest()
 
 
+def entry_hash(prev_hash: str, chain: str, seq: int, kind: str, actor: str, node: str | None,
+               data_text: str, at: datetime) -> str:
+    """`compute_hash(prev_hash, body(...))` for an entry whose data is already encoded
+    (`data_text`, its canonical JSON): the body's canonical JSON is put together around it,
+    keys in sorted order, without building the body and encoding it again
+    (tests/storage/test_trace_hash.py checks the two agree).
+
+    The column keeps the data's own key order (`storage.engine.store_json`): the readers
+    show a dict's entries in the order they were recorded (a conflict's verdicts, a
+    decision's edits), so the canonical text, with its keys sorted, is not stored."""
+    text = (f'{prev_hash}{{"actor":{_string(actor)},'
+            f'"at":"{at.isoformat(timespec="microseconds")}","chain":{_string(chain)},'
+            f'"data":{data_text},"kind":{_string(kind)},'
+            f'"node":{"null" if node is None else _string(node)},"seq":{int(seq)}}}')
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# A string as the canonical encoder writes it (ensure_ascii=False: the C encoder's own)
+_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
 def append(
     w: Writer | Session,
     owner: Any,
@@ -69,7 +90,8 @@ def append(
     run_id = owner.id if isinstance(owner, (Run, records.Run)) else None
     chain = chain_of(run_id)
     seq = owner.trace_seq + 1
-    digest = compute_hash(owner.trace_head, body(chain, seq, kind, actor, node, data, at))
+    digest = entry_hash(owner.trace_head, chain, seq, kind, actor, node, canonical_json(data),
+                        at)
     row = {"run_id": run_id, "chain": chain, "seq": seq, "kind": kind, "actor": actor,
            "node": node, "data": data, "created_at": at, "hash": digest}
     owner.trace_seq = seq
