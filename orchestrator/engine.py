@@ -128,7 +128,7 @@ class Engine(Starting, Running, PeopleCommands, Wakeups):
         if program is not None:
             return program
         if w is not None:
-            version = runs.flow_version(w.conn, run.flow_version_id)
+            version = runs.flow_version(w, run.flow_version_id)
         else:
             with self.db.read() as s:
                 version = runs.flow_version(s, run.flow_version_id)

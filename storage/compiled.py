@@ -4,12 +4,13 @@ SQLAlchemy's `Connection.execute` spends about 40 us of Python per statement (it
 key, an execution context, events, a result object) around the 2-10 us SQLite takes. A
 write transaction runs 8 to 20 of them. So the statements the engine runs are compiled
 once per dialect (and per set of columns, for an INSERT or UPDATE) with SQLAlchemy's own
-compiler, and executed on the DB-API cursor of the same connection, in the same
-transaction, with the column types' own bind and result processors: the values stored and
-read back are the ones `Connection.execute` stores and reads.
+compiler, and executed on the DB-API cursor of the write transaction's connection
+(`storage.writer.Writer`), with the column types' own bind and result processors: the
+values stored and read back are the ones `Connection.execute` stores and reads.
 
 What SQLAlchemy does not do on this path: run `before_cursor_execute` and similar events,
-and invalidate a connection that dropped (the transaction's rollback at the end still does).
+and invalidate a connection that dropped (the writer does when its rollback fails, and the
+pool when its reset does).
 A driver error is raised as SQLAlchemy raises it (`sqlalchemy.exc.IntegrityError`, ...).
 """
 
@@ -23,7 +24,7 @@ from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Dialect
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 
@@ -208,16 +209,18 @@ def statements(dialect: Dialect) -> Statements:
     return found
 
 
-def execute(conn: Connection, cursor: Any, statement: Any,
+def execute(writer: Any, cursor: Any, statement: Any,
             params: Mapping[str, Any] | list[Mapping[str, Any]] | None) -> Any:
-    """Run `statement` with `params` (a list: executemany) on `cursor`, a cursor of `conn`'s
-    DB-API connection."""
+    """Run `statement` with `params` (a list: executemany) on `cursor`, the driver cursor of
+    `writer`'s transaction (`storage.writer.Writer`); a statement that cannot be compiled
+    once runs through `writer.conn`, SQLAlchemy's Connection on the same connection."""
+    dialect: Dialect = writer._dialect
     many = isinstance(params, list)
     first: Mapping[str, Any] = (params[0] if many else params) or {}  # type: ignore[index]
     keys = tuple(first) if isinstance(statement, (sa.Insert, sa.Update)) else None
-    compiled = statements(conn.dialect).get(statement, keys)
+    compiled = statements(dialect).get(statement, keys)
     if compiled is None:
-        return conn.execute(statement, params)
+        return writer.conn.execute(statement, params)
     try:
         if many:
             cursor.executemany(compiled.sql, [compiled.parameters(p) for p in params])  # type: ignore[union-attr]
@@ -225,9 +228,8 @@ def execute(conn: Connection, cursor: Any, statement: Any,
         cursor.execute(compiled.sql, compiled.parameters(first))
         description = cursor.description
         found = cursor.fetchall() if description is not None else []
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise sa.exc.DBAPIError.instance(compiled.sql, params, exc,
-                                         conn.dialect.loaded_dbapi.Error,
-                                         dialect=conn.dialect) from exc
+    except dialect.loaded_dbapi.Error as exc:
+        raise sa.exc.DBAPIError.instance(compiled.sql, params, exc, dialect.loaded_dbapi.Error,
+                                         dialect=dialect) from exc
     return Result(compiled.rows(found, description) if description is not None else [],
                   cursor.rowcount)

@@ -3,6 +3,9 @@
 - Locking a row: PostgreSQL takes `SELECT ... FOR UPDATE`; a SQLite write transaction
   holds the database's only write lock since `BEGIN IMMEDIATE` (storage.engine), so it
   locks nothing more and a row it has read stays current.
+- Beginning a write transaction: SQLite's `BEGIN IMMEDIATE` takes the write lock at once,
+  so a second writer waits at its BEGIN (busy timeout) rather than failing half way with
+  "database is locked"; PostgreSQL's driver begins a transaction at the first statement.
 - Inserting unless a unique value exists: `INSERT ... ON CONFLICT DO NOTHING`, spelled by
   each dialect's own `insert`.
 
@@ -20,6 +23,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 POSTGRESQL = "postgresql"
 SQLITE = "sqlite"
+
+
+def begin_write(dialect_name: str) -> str | None:
+    """The statement that begins a write transaction on the driver's connection, if any."""
+    return "BEGIN IMMEDIATE" if dialect_name == SQLITE else None
 
 
 def locks_rows(dialect_name: str) -> bool:

@@ -243,19 +243,13 @@ class Database:
 
     @contextmanager
     def writer(self, *, urgent: bool = False) -> Iterator[Writer]:
-        """One write transaction on a Core connection (`storage.writer.Writer`): commits on
-        success, rolls back on error; the callbacks it was given run after the commit, in
-        order. Takes its turn as `write()` does."""
-        with self._writer.hold(urgent), self._write_engine.connect() as conn:
-            writer = Writer(conn)
-            if self.is_sqlite:
-                with _sqlite_transaction(conn):
-                    yield writer
-                    writer.flush()
-            else:
-                with conn.begin():
-                    yield writer
-                    writer.flush()
+        """One write transaction on a driver connection of the pool (`storage.writer.Writer`):
+        commits on success, rolls back on error; the callbacks it was given run after the
+        commit, in order. Takes its turn as `write()` does."""
+        with self._writer.hold(urgent):
+            writer = Writer(self.engine.raw_connection(), self._write_engine)
+            with writer.transaction():
+                yield writer
         for callback in writer.committed():
             callback()
 
@@ -267,35 +261,6 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-@contextmanager
-def _sqlite_transaction(conn: sa.Connection) -> Iterator[None]:
-    """BEGIN IMMEDIATE ... COMMIT on the driver's connection of `conn`: what `conn.begin()`
-    and its "begin" event do, without SQLAlchemy's Python around them (about 40 us of a
-    write transaction's 150). A statement run through `conn` itself inside finds the
-    transaction begun (`_on_begin`); `conn`'s own rollback when it closes then finds it
-    ended. Driver errors are raised as SQLAlchemy raises them."""
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    error = conn.dialect.loaded_dbapi.Error
-    try:
-        raw.execute("BEGIN IMMEDIATE")
-    except error as exc:
-        raise sa.exc.DBAPIError.instance("BEGIN IMMEDIATE", None, exc, error,
-                                         dialect=conn.dialect) from exc
-    try:
-        yield
-    except BaseException:
-        if raw.in_transaction:
-            raw.rollback()
-        raise
-    try:
-        raw.commit()
-    except error as exc:
-        if raw.in_transaction:
-            raw.rollback()
-        raise sa.exc.DBAPIError.instance("COMMIT", None, exc, error, dialect=conn.dialect) from exc
 
 
 def after_commit(session: Session | Writer, callback: Callable[[], None]) -> None:

@@ -1,6 +1,13 @@
-"""One write transaction on a SQLAlchemy Core connection: what the engine writes through.
+"""One write transaction on a driver connection: what the engine writes through.
 
-A `Writer` (from `Database.writer()`) holds:
+A `Writer` (from `Database.writer()`) runs its statements, compiled once per dialect with
+SQLAlchemy Core (`storage.compiled`), on the DB-API connection it checked out of the
+engine's pool, and begins, commits and rolls back there: SQLAlchemy's `Connection` (its
+transaction objects, events, result wrappers) costs more Python per transaction than
+SQLite takes to commit. A `Connection` over the same driver connection is made only for a
+statement that cannot be compiled once (an expanding `IN`), in the same transaction.
+
+It holds:
 
 - the records it has loaded or inserted, one per row (read twice, a row is the same
   record), each with a snapshot of its columns. At flush the columns that differ from the
@@ -24,7 +31,8 @@ from operator import attrgetter
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import PoolProxiedConnection
 
 from storage import compiled, dialect, models, records
 from storage.records import FIELDS
@@ -44,13 +52,17 @@ _READERS: dict[type[Any], Any] = {record: attrgetter(*names) for record, names i
 
 
 class Writer:
-    __slots__ = ("_callbacks", "_cursor", "_known", "_queued", "conn", "dialect_name", "events")
+    __slots__ = ("_callbacks", "_conn", "_connection", "_cursor", "_dialect", "_engine", "_known",
+                 "_queued", "_savepoints", "dialect_name", "events")
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        # the driver's cursor of this transaction's connection (storage.compiled)
-        self._cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        self.dialect_name: str = conn.dialect.name
+    def __init__(self, connection: PoolProxiedConnection, engine: Engine) -> None:
+        self._connection = connection  # checked out of `engine`'s pool; returned at the end
+        self._engine = engine
+        self._dialect = engine.dialect
+        self._cursor = connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        self._conn: Connection | None = None  # made for a statement compiled per execution
+        self._savepoints = 0
+        self.dialect_name: str = engine.dialect.name
         self._queued: dict[sa.Table, list[dict[str, Any]]] = {}
         # (record class, id) -> [record, snapshot of its columns as last written or read]
         self._known: dict[tuple[type[Any], int], list[Any]] = {}
@@ -61,16 +73,24 @@ class Writer:
     def sqlite(self) -> bool:
         return self.dialect_name == dialect.SQLITE
 
+    @property
+    def conn(self) -> Connection:
+        """A SQLAlchemy `Connection` on this transaction's driver connection (made on first
+        use), for a statement `storage.compiled` cannot compile once."""
+        if self._conn is None:
+            self._conn = Connection(self._engine, connection=self._connection)
+        return self._conn
+
     # -- statements ---------------------------------------------------------------------
     def execute(self, statement: Any, params: Mapping[str, Any] | list[Any] | None = None) -> Any:
         """Run `statement` after writing everything pending (it may read it)."""
         self.flush()
-        return compiled.execute(self.conn, self._cursor, statement, params)
+        return compiled.execute(self, self._cursor, statement, params)
 
     def read(self, statement: Any, params: Mapping[str, Any] | None = None) -> Any:
         """Run `statement` without writing what is pending first: only for rows this
         transaction does not queue or change."""
-        return compiled.execute(self.conn, self._cursor, statement, params)
+        return compiled.execute(self, self._cursor, statement, params)
 
     # -- records ------------------------------------------------------------------------
     def load(self, record: type[R], row: Any) -> R:
@@ -178,24 +198,69 @@ class Writer:
         self.flush()
         before = {key: (held[0], held[1]) for key, held in self._known.items()}
         callbacks, events = len(self._callbacks), len(self.events)
-        nested = self.conn.begin_nested()
+        self._savepoints += 1
+        name = f"baton_{self._savepoints}"
+        self._driver(f"SAVEPOINT {name}")
         try:
             yield
             self.flush()
         except BaseException:
-            nested.rollback()
+            self._driver(f"ROLLBACK TO SAVEPOINT {name}")
             self._queued = {}
             for key in list(self._known):
                 if key not in before:
                     del self._known[key]  # read or made inside: read again if needed
             for key, (found, values) in before.items():
-                for name, value in zip(FIELDS[key[0]], values, strict=True):
-                    setattr(found, name, value)
+                for name_, value in zip(FIELDS[key[0]], values, strict=True):
+                    setattr(found, name_, value)
                 self._known[key] = [found, values]
             del self._callbacks[callbacks:]
             del self.events[events:]
             raise
-        nested.commit()
+        self._driver(f"RELEASE SAVEPOINT {name}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Begin (SQLite: BEGIN IMMEDIATE, `storage.dialect`), run the block, write what is
+        pending and commit; roll back if anything raises. The driver connection goes back
+        to the pool either way; one that cannot even roll back is discarded."""
+        connection = self._connection
+        try:
+            begin = dialect.begin_write(self.dialect_name)
+            if begin is not None:
+                self._driver(begin)
+            try:
+                yield
+                self.flush()
+            except BaseException:
+                self._roll_back()
+                raise
+            try:
+                connection.dbapi_connection.commit()  # type: ignore[union-attr]
+            except self._dialect.loaded_dbapi.Error as exc:
+                self._roll_back()
+                raise sa.exc.DBAPIError.instance("COMMIT", None, exc, self._dialect.loaded_dbapi.Error,
+                                                 dialect=self._dialect) from exc
+        finally:
+            if self._conn is not None:
+                self._conn.close()  # its own transaction ends with nothing left to do
+            else:
+                connection.close()
+
+    def _roll_back(self) -> None:
+        try:
+            self._connection.dbapi_connection.rollback()  # type: ignore[union-attr]
+        except Exception:
+            self._connection.invalidate()  # a connection that cannot roll back is not reused
+
+    def _driver(self, sql: str) -> None:
+        """A statement of the transaction itself (BEGIN, SAVEPOINT), on the driver's cursor;
+        an error raised as SQLAlchemy raises it."""
+        try:
+            self._cursor.execute(sql)
+        except self._dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.DBAPIError.instance(sql, None, exc, self._dialect.loaded_dbapi.Error,
+                                             dialect=self._dialect) from exc
 
     def committed(self) -> list[Callable[[], None]]:
         return self._callbacks
