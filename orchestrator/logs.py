@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 import structlog
 
@@ -59,3 +59,21 @@ def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: s
         logger_factory=lambda *_: _StderrLogger(target),
         cache_logger_on_first_use=False,
     )
+
+
+class log_context:
+    """Bind `kw` to the logs of this context (structlog's contextvars) for the block, then
+    put back what was bound before: `structlog.contextvars.bound_contextvars`, restored by
+    the tokens of the variables it set rather than by a copy of the whole context taken on
+    the way in. The engine binds the run and the step around every step."""
+
+    __slots__ = ("_kw", "_tokens")
+
+    def __init__(self, **kw: Any) -> None:
+        self._kw = kw
+
+    def __enter__(self) -> None:
+        self._tokens = structlog.contextvars.bind_contextvars(**self._kw)
+
+    def __exit__(self, *_exc: object) -> None:
+        structlog.contextvars.reset_contextvars(**self._tokens)

@@ -128,9 +128,8 @@ class PeopleCommands:
                     self._refused(tx, "decide", user, str(exc), option=option)
                     return DecisionReport("refused", str(exc), run.ref), False, None
                 report, transition = deciding.record_decision(tx, found, user, option, reason, edits)
-                with structlog.contextvars.bound_contextvars(run=report.run):
-                    log.info("decision", gate=report.gate, by=user, option=option,
-                             status=report.status, why=None if report.ok else report.message)
+                log.info("decision", run=report.run, gate=report.gate, by=user, option=option,
+                         status=report.status, why=None if report.ok else report.message)
                 resume = self._resume_after(tx, transition)
                 if resume:
                     carry = self._carry_on(tx, isolated=isolated)

@@ -25,6 +25,7 @@ import structlog
 
 from orchestrator import external, gating, steps
 from orchestrator.failpoints import crash_point
+from orchestrator.logs import log_context
 from orchestrator.program import Node
 from orchestrator.runs import FINISHED
 from orchestrator.runtime import Finish, Goto, Hold, Transition, Tx, Wait, Work
@@ -69,7 +70,7 @@ class _Carry:
     def __call__(self) -> None:
         try:
             crash_point("step.committed")
-            with structlog.contextvars.bound_contextvars(run=f"R-{self.run_id}"):
+            with log_context(run=f"R-{self.run_id}"):
                 self.engine._work(self.run_id, self.owner, self.node, self.work, self.started)
         finally:
             self.abandon()
@@ -122,7 +123,7 @@ class Running:
         """Execute steps until the run waits, finishes, or belongs to another worker."""
         owner = self.owners.take()
         try:
-            with structlog.contextvars.bound_contextvars(run=f"R-{run_id}"):
+            with log_context(run=f"R-{run_id}"):
                 while self._step(run_id, owner):
                     pass
         finally:
@@ -164,7 +165,7 @@ class Running:
         try:
             while work is not None:
                 assert node is not None
-                with structlog.contextvars.bound_contextvars(step=node.key), \
+                with log_context(step=node.key), \
                         self._heartbeat(run_id, owner):
                     if work.timeout is None:
                         outcome = work.fn()
@@ -247,7 +248,7 @@ class Running:
         carry = _Carry(self, run.id, self.owners.take(), tx.now)
         try:
             run.lease_owner, run.lease_until = carry.owner, tx.now + self.lease_ttl
-            with structlog.contextvars.bound_contextvars(run=run.ref):
+            with log_context(run=run.ref):
                 carry.node, carry.work = self._chain(tx, first=False, isolated=isolated)
         except BaseException:
             carry.abandon()
@@ -310,7 +311,7 @@ class Running:
             return None, False
         run.steps_taken += 1
         run.visits = {**run.visits, node.key: int(run.visits.get(node.key, 0)) + 1}
-        with structlog.contextvars.bound_contextvars(flow=run.flow_name, step=node.key):
+        with log_context(flow=run.flow_name, step=node.key):
             result = steps.begin(tx, node)
             if isinstance(result, Work) and result.inline:
                 result = result.finish(tx, result.fn())

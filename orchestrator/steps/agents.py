@@ -26,7 +26,13 @@ MAX_TRACE_TEXT = 4000
 
 
 def jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+    """`value` as it reads back from JSON (`json.loads(json.dumps(value, default=str))`),
+    by an encoder built once: `json.dumps` with `default` builds a new one per call."""
+    return _decode(_encode(value))
+
+
+_encode = json.JSONEncoder(default=str).encode
+_decode = json.JSONDecoder().decode
 
 
 def _clip(text: str | None, limit: int = MAX_TRACE_TEXT) -> str | None:
