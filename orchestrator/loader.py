@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
+import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +113,9 @@ def program_from_definition(data: dict[str, Any], source: str = "(stored flow)")
                                        max_values=None))
 
 
+_SETTLED_NS = 2_000_000_000
+
+
 class FlowCatalog:
     """The flows of a folder, reloaded when a file changes."""
 
@@ -120,15 +126,31 @@ class FlowCatalog:
         self.callables = callables
         self.reach = reach or Reach()
         self._cache: dict[Path, tuple[float, Program | FlowError]] = {}
+        # The folder's flow files as last listed, by the folder's mtime then: every run
+        # start looks its flow up, and listing the folder took longer than the rest of
+        # finding the flow.
+        self._listing: tuple[int, list[Path]] | None = None
 
     def files(self) -> list[Path]:
-        if not self.folder.is_dir():
+        try:
+            folder = os.stat(self.folder)
+        except OSError:
             return []
-        return sorted(p for p in self.folder.iterdir()
-                      if p.suffix in (".yaml", ".yml") and p.name != ORG_FILE_NAME)
+        if not stat.S_ISDIR(folder.st_mode):
+            return []
+        listing = self._listing
+        if listing is not None and listing[0] == folder.st_mtime_ns:
+            return list(listing[1])  # no file added, removed or renamed since
+        files = sorted(p for p in self.folder.iterdir()
+                       if p.suffix in (".yaml", ".yml") and p.name != ORG_FILE_NAME)
+        # A folder's mtime moves in clock ticks: a file added in the tick of this listing
+        # would leave it unchanged. So a listing is kept only once that change is older.
+        if time.time_ns() - folder.st_mtime_ns > _SETTLED_NS:
+            self._listing = (folder.st_mtime_ns, files)
+        return list(files)
 
     def _load(self, path: Path) -> Program | FlowError:
-        mtime = path.stat().st_mtime
+        mtime = os.stat(path).st_mtime
         cached = self._cache.get(path)
         if cached and cached[0] == mtime:
             return cached[1]
