@@ -191,7 +191,8 @@ class Running:
         call has returned late and the watchdog's part is done)."""
         assert work.timeout is not None and work.late is not None
         taken = threading.Lock()  # by whoever decides the outcome: the call, or the watchdog
-        handed_over = threading.Event()
+        handed_over = threading.Lock()  # held until the watchdog's part is done
+        handed_over.acquire()
         late = work.late
 
         def take_over() -> None:
@@ -201,7 +202,7 @@ class Running:
                 log.warning("work_timed_out", step=node.key, timeout_s=work.timeout)
                 self._work(run_id, owner, node, Work(late, work.finish), started)
             finally:
-                handed_over.set()
+                handed_over.release()
 
         disarm = WATCHDOG.watch(work.timeout, take_over)
         try:
@@ -214,7 +215,7 @@ class Running:
             disarm()
         if taken.acquire(blocking=False):
             return True, outcome
-        handed_over.wait()
+        handed_over.acquire()
         log.warning("work_returned_after_timeout", step=node.key, discarded=True)
         return False, None
 

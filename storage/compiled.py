@@ -96,8 +96,14 @@ _decode_json = json.JSONDecoder().decode
 def _quick_result(kind: Any, dialect: Dialect, process: Any) -> Any:
     """SQLite's JSON text decoded as SQLAlchemy's processor decodes it (`json.loads`), without
     its two wrappers around each value (a run read has five JSON columns, a gate nine, most
-    of them `{}` or `[]`); anything but text still goes through SQLAlchemy's."""
-    if process is None or dialect.name != "sqlite" or not isinstance(kind, sa.JSON):
+    of them `{}` or `[]`); a UTC time's text as SQLAlchemy's and SQLModel's processors read
+    it (`datetime.fromisoformat`, then UTC attached); anything else still goes through
+    SQLAlchemy's."""
+    if process is None or dialect.name != "sqlite":
+        return process
+    if isinstance(kind, UTCDateTime):
+        return _utc_time_result(process)
+    if not isinstance(kind, sa.JSON):
         return process
 
     def decode(value: Any) -> Any:
@@ -106,6 +112,18 @@ def _quick_result(kind: Any, dialect: Dialect, process: Any) -> Any:
         return process(value)
 
     return decode
+
+
+def _utc_time_result(process: Any) -> Any:
+    def decode(value: Any) -> Any:
+        if value.__class__ is str:
+            return _from_iso(value).replace(tzinfo=UTC)
+        return process(value)  # None
+
+    return decode
+
+
+_from_iso = datetime.fromisoformat
 
 
 def _quick_bind(bind: Any, dialect: Dialect, process: Any) -> Any:
@@ -123,6 +141,8 @@ def _quick_bind(bind: Any, dialect: Dialect, process: Any) -> Any:
     def encode(value: Any) -> Any:
         if value.__class__ is datetime and value.tzinfo is UTC and value.microsecond:
             return value.isoformat(" ")[:26]  # without its "+00:00"
+        if value is None:
+            return None  # what the processors make of it
         return process(value)
 
     return encode
@@ -218,7 +238,7 @@ def execute(writer: Any, cursor: Any, statement: Any,
     many = isinstance(params, list)
     first: Mapping[str, Any] = (params[0] if many else params) or {}  # type: ignore[index]
     keys = tuple(first) if isinstance(statement, (sa.Insert, sa.Update)) else None
-    compiled = statements(dialect).get(statement, keys)
+    compiled = writer._statements.get(statement, keys)
     if compiled is None:
         return writer.conn.execute(statement, params)
     try:

@@ -53,12 +53,13 @@ _READERS: dict[type[Any], Any] = {record: attrgetter(*names) for record, names i
 
 class Writer:
     __slots__ = ("_callbacks", "_conn", "_connection", "_cursor", "_dialect", "_engine", "_known",
-                 "_queued", "_savepoints", "dialect_name", "events")
+                 "_queued", "_savepoints", "_statements", "dialect_name", "events")
 
     def __init__(self, connection: PoolProxiedConnection, engine: Engine) -> None:
         self._connection = connection  # checked out of `engine`'s pool; returned at the end
         self._engine = engine
         self._dialect = engine.dialect
+        self._statements = compiled.statements(engine.dialect)
         self._cursor = connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         self._conn: Connection | None = None  # made for a statement compiled per execution
         self._savepoints = 0
