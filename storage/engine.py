@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlmodel import Session
 
 from storage.rows import WriteSession
@@ -210,6 +211,11 @@ class Database:
         self._write_engine = self.engine.execution_options(baton_write=True)
         self._local = threading.local()
         self._writer = WriterQueue(urgent_waits=self.is_sqlite)
+        # SQLite: this process's writers take turns (`WriterQueue`), so the driver connection
+        # one of them used is kept for the next rather than checked in to the pool and out
+        # again (its events and reset cost as much as a small transaction's own Python).
+        # PostgreSQL's go back to the pool, which pings one that sat idle (`_ping_when_idle`).
+        self._spare: list[PoolProxiedConnection] | None = [] if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -246,9 +252,11 @@ class Database:
         """One write transaction on a driver connection of the pool (`storage.writer.Writer`):
         commits on success, rolls back on error; the callbacks it was given run after the
         commit, in order. Takes its turn as `write()` does."""
+        spare = self._spare
         with self._writer.hold(urgent):
-            writer = Writer(self.engine.raw_connection(), self._write_engine)
-            with writer.transaction():
+            connection = spare.pop() if spare else self.engine.raw_connection()
+            writer = Writer(connection, self._write_engine)
+            with writer.transaction(keep=None if spare is None else spare.append):
                 yield writer
         for callback in writer.committed():
             callback()
@@ -260,6 +268,8 @@ class Database:
             conn.execute(sa.text("SELECT 1"))
 
     def dispose(self) -> None:
+        while self._spare:
+            self._spare.pop().close()
         self.engine.dispose()
 
 

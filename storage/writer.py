@@ -221,11 +221,15 @@ class Writer:
         self._driver(f"RELEASE SAVEPOINT {name}")
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, keep: Callable[[PoolProxiedConnection], None] | None = None
+                    ) -> Iterator[None]:
         """Begin (SQLite: BEGIN IMMEDIATE, `storage.dialect`), run the block, write what is
-        pending and commit; roll back if anything raises. The driver connection goes back
-        to the pool either way; one that cannot even roll back is discarded."""
+        pending and commit; roll back if anything raises. Then the driver connection is
+        handed to `keep` (for the next writer) or goes back to the pool; one that a
+        `Connection` was made on goes back to the pool, and one that cannot even roll back
+        is discarded."""
         connection = self._connection
+        ended = False  # committed or rolled back: nothing of this transaction left on it
         try:
             begin = dialect.begin_write(self.dialect_name)
             if begin is not None:
@@ -234,25 +238,31 @@ class Writer:
                 yield
                 self.flush()
             except BaseException:
-                self._roll_back()
+                ended = self._roll_back()
                 raise
             try:
                 connection.dbapi_connection.commit()  # type: ignore[union-attr]
             except self._dialect.loaded_dbapi.Error as exc:
-                self._roll_back()
+                ended = self._roll_back()
                 raise sa.exc.DBAPIError.instance("COMMIT", None, exc, self._dialect.loaded_dbapi.Error,
                                                  dialect=self._dialect) from exc
+            ended = True
         finally:
             if self._conn is not None:
                 self._conn.close()  # its own transaction ends with nothing left to do
+            elif keep is not None and ended and connection.is_valid:
+                keep(connection)
             else:
                 connection.close()
 
-    def _roll_back(self) -> None:
+    def _roll_back(self) -> bool:
+        """Roll back; False (and the connection discarded) when even that fails."""
         try:
             self._connection.dbapi_connection.rollback()  # type: ignore[union-attr]
         except Exception:
             self._connection.invalidate()  # a connection that cannot roll back is not reused
+            return False
+        return True
 
     def _driver(self, sql: str) -> None:
         """A statement of the transaction itself (BEGIN, SAVEPOINT), on the driver's cursor;
