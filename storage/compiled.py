@@ -90,7 +90,9 @@ class Compiled:
         return out
 
 
-_decode_json = json.JSONDecoder().decode
+_DECODER = json.JSONDecoder()
+_decode_json = _DECODER.decode
+_scan = _DECODER.scan_once  # the C scanner (json.scanner.c_make_scanner)
 
 
 def _quick_result(kind: Any, dialect: Dialect, process: Any) -> Any:
@@ -108,10 +110,21 @@ def _quick_result(kind: Any, dialect: Dialect, process: Any) -> Any:
 
     def decode(value: Any) -> Any:
         if value.__class__ is str:
-            return {} if value == "{}" else [] if value == "[]" else _decode_json(value)
+            return {} if value == "{}" else [] if value == "[]" else _json_value(value)
         return process(value)
 
     return decode
+
+
+def _json_value(text: str) -> Any:
+    """`json.loads(text)`, by the decoder's C scanner itself when the text is one value with
+    nothing around it (as Baton writes it); else by `decode`, which skips whitespace around
+    the value and raises what `json.loads` raises."""
+    try:
+        found, end = _scan(text, 0)
+    except StopIteration:
+        return _decode_json(text)
+    return found if end == len(text) else _decode_json(text)
 
 
 def _utc_time_result(process: Any) -> Any:
