@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.spec import RetrySpec, Severity, Verdict
-from orchestrator.text import well_formed
+from orchestrator.text import needs_cleaning, well_formed
 from orchestrator.workers import CallThreads, CallTimedOut
 
 
@@ -95,7 +95,8 @@ class Agent(Protocol):
 
 def validate_output(agent: str, value: Any) -> AgentOutput:
     if isinstance(value, AgentOutput):
-        return AgentOutput.model_validate(well_formed(value.model_dump()))
+        dumped = value.model_dump()  # a fresh copy: cleaned only where there is something to clean
+        return AgentOutput.model_validate(well_formed(dumped) if needs_cleaning(dumped) else dumped)
     if not isinstance(value, dict):
         raise PermanentAgentFailure(
             f"agent {agent!r} returned {type(value).__name__}; expected a dict with verdict, "

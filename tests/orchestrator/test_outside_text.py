@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlmodel import select
 
 from gates.durations import parse_duration
@@ -15,7 +17,7 @@ from orchestrator.callables import CallableError, CallableLoader
 from orchestrator.engine import Engine, parse_ref
 from orchestrator.errors import NotFound
 from orchestrator.readers.export import verify_run
-from orchestrator.text import well_formed
+from orchestrator.text import needs_cleaning, well_formed
 from storage.models import Decision, TraceEntry
 
 
@@ -35,6 +37,22 @@ def test_lone_surrogates_become_the_replacement_character_everywhere() -> None:
     assert well_formed({"a\udcff": ["x\ud800", ("y",), 3]}) == {"a\ufffd": ["x\ufffd", ["y"], 3]}
     assert well_formed("fine ✓") == "fine ✓" and well_formed(None) is None
     assert well_formed("nul\x00") == "nul\ufffd"  # PostgreSQL refuses NUL in text and jsonb
+
+
+_char = st.sampled_from(["a", "\x00", "\ud800", "\udcff", "\\", "u", "0", "\"", "é", "\n"])
+_text = st.lists(_char, max_size=8).map("".join)
+_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | _text,
+                       lambda inner: st.lists(inner, max_size=3)
+                       | st.dictionaries(_text | st.integers(), inner, max_size=3), max_leaves=10)
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=_values)
+def test_what_needs_cleaning_is_never_missed(value: object) -> None:
+    """An agent's output skips the cleaning walk only when one pass over its JSON finds
+    nothing to clean: whatever `well_formed` would change, `needs_cleaning` says so."""
+    if repr(well_formed(value)) != repr(value):  # repr: NaN equals itself there
+        assert needs_cleaning(value)
 
 
 def test_a_reason_with_invalid_utf8_or_nul_is_recorded_readably_and_the_trace_stays_whole(
