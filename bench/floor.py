@@ -14,8 +14,9 @@ and LangGraph's median over the floor's is the most this storage design could gi
 
 With `build=True` it also builds the values as Baton does, from Python objects and with
 Baton's own encoders: the JSON columns (`storage.engine.store_json`), the times (SQLAlchemy's
-SQLite DATETIME format), and each trace entry's SHA-256 over the chain
-(`storage.trace.compute_hash`), which must come out equal to the hash Baton stored.
+SQLite DATETIME format), and each trace entry's SHA-256 over the chain (`storage.trace.
+entry_hash`, around the canonical JSON of its data), which must come out equal to the hash
+Baton stored.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from sqlmodel import SQLModel
 from bench.common import PhaseTimes, Timing, db_bytes, fresh
 from storage import models
 from storage.engine import store_json
-from storage.trace import body, compute_hash
+from storage.trace import canonical_json, entry_hash
 
 # Baton's statements, as its SQLite dialect renders them (bench/profiles.py lists them).
 HALTED = "SELECT halted, halted_by, halt_reason FROM system_state WHERE id = ?"
@@ -213,8 +214,8 @@ def _trace(run: Run, entries: list[dict[str, Any]], build: bool) -> list[tuple[A
         return [_values(r, TRACE_COLUMNS, run_id=run.replayed_id) for r in entries]
     found = []
     for r in entries:
-        digest = compute_hash(run.head, body(r["chain"], r["seq"], r["kind"], r["actor"], r["node"],
-                                             r["data"].value, r["created_at"]))
+        digest = entry_hash(run.head, r["chain"], r["seq"], r["kind"], r["actor"], r["node"],
+                            canonical_json(r["data"].value), r["created_at"])
         if digest != r["hash"]:
             raise AssertionError(f"{r['chain']} #{r['seq']}: the rebuilt hash differs from Baton's")
         run.head = digest

@@ -86,9 +86,13 @@ def statements(workdir: Path) -> dict[str, list[str]]:
         side.resume(side.suspend())
     seen: list[str] = []
 
-    @event.listens_for(side.engine.db.engine, "before_cursor_execute")
-    def _log(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
-        seen.append(" ".join(statement.split())[:100])
+    # The engine runs its statements on the driver's cursor, past SQLAlchemy's events: have
+    # SQLite itself report each one, on connections opened from now on.
+    @event.listens_for(side.engine.db.engine, "connect")
+    def _trace(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        dbapi_connection.set_trace_callback(lambda sql: seen.append(" ".join(sql.split())[:100]))
+
+    side.engine.db.dispose()
 
     run_id = side.suspend()
     suspend = list(seen)

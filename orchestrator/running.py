@@ -165,8 +165,7 @@ class Running:
         try:
             while work is not None:
                 assert node is not None
-                with log_context(step=node.key), \
-                        self._heartbeat(run_id, owner):
+                with log_context(step=node.key), self._heartbeat(run_id, owner):
                     if work.timeout is None:
                         outcome = work.fn()
                     else:
@@ -187,13 +186,12 @@ class Running:
                  started: datetime) -> tuple[bool, Any]:
         """Do `work.fn()` on this thread under the watchdog: past `work.timeout`, the watchdog
         records `work.late()` in its place and carries the run on from a thread of its own.
-        Returns (True, the outcome), or (False, None) when the watchdog took over (once the
-        call has returned late and the watchdog's part is done)."""
+        Returns (True, the outcome), or (False, None) once the watchdog took over and is done."""
         assert work.timeout is not None and work.late is not None
+        late = work.late
         taken = threading.Lock()  # by whoever decides the outcome: the call, or the watchdog
         handed_over = threading.Lock()  # held until the watchdog's part is done
         handed_over.acquire()
-        late = work.late
 
         def take_over() -> None:
             if not taken.acquire(blocking=False):
