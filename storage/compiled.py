@@ -259,10 +259,14 @@ def execute(writer: Any, cursor: Any, statement: Any,
             cursor.executemany(compiled.sql, [compiled.parameters(p) for p in params])  # type: ignore[union-attr]
             return Result([], cursor.rowcount)
         cursor.execute(compiled.sql, compiled.parameters(first))
-        description = cursor.description
-        found = cursor.fetchall() if description is not None else []
+        if compiled.row is None:  # no result columns: an INSERT or UPDATE without RETURNING
+            return Result(cursor.fetchall() if cursor.description is not None else [],
+                          cursor.rowcount)
+        found = cursor.fetchall()
+        # The driver describes the columns anew at every access (a tuple per column): read
+        # only for the first execution, whose result processors are built from it.
+        description = cursor.description if compiled.result_processors is None else None
     except dialect.loaded_dbapi.Error as exc:
         raise sa.exc.DBAPIError.instance(compiled.sql, params, exc, dialect.loaded_dbapi.Error,
                                          dialect=dialect) from exc
-    return Result(compiled.rows(found, description) if description is not None else [],
-                  cursor.rowcount)
+    return Result(compiled.rows(found, description), cursor.rowcount)

@@ -200,25 +200,25 @@ class Writer:
         before = {key: (held[0], held[1]) for key, held in self._known.items()}
         callbacks, events = len(self._callbacks), len(self.events)
         self._savepoints += 1
-        name = f"baton_{self._savepoints}"
-        self._driver(f"SAVEPOINT {name}")
+        savepoint = f"baton_{self._savepoints}"
+        self._driver(f"SAVEPOINT {savepoint}")
         try:
             yield
             self.flush()
         except BaseException:
-            self._driver(f"ROLLBACK TO SAVEPOINT {name}")
+            self._driver(f"ROLLBACK TO SAVEPOINT {savepoint}")
             self._queued = {}
             for key in list(self._known):
                 if key not in before:
                     del self._known[key]  # read or made inside: read again if needed
             for key, (found, values) in before.items():
-                for name_, value in zip(FIELDS[key[0]], values, strict=True):
-                    setattr(found, name_, value)
+                for name, value in zip(FIELDS[key[0]], values, strict=True):
+                    setattr(found, name, value)
                 self._known[key] = [found, values]
             del self._callbacks[callbacks:]
             del self.events[events:]
             raise
-        self._driver(f"RELEASE SAVEPOINT {name}")
+        self._driver(f"RELEASE SAVEPOINT {savepoint}")
 
     @contextmanager
     def transaction(self, keep: Callable[[PoolProxiedConnection], None] | None = None
