@@ -129,7 +129,7 @@ class FlowCatalog:
         # The folder's flow files as last listed, by the folder's mtime then: every run
         # start looks its flow up, and listing the folder took longer than the rest of
         # finding the flow.
-        self._listing: tuple[int, list[Path]] | None = None
+        self._listing: tuple[tuple[int, int], list[Path]] | None = None
 
     def files(self) -> list[Path]:
         try:
@@ -138,15 +138,18 @@ class FlowCatalog:
             return []
         if not stat.S_ISDIR(folder.st_mode):
             return []
+        # Adding, removing or renaming a file moves the folder's mtime; its ctime moves then
+        # too, and also when the mtime is set back (a copy that keeps times).
+        changed = (folder.st_mtime_ns, folder.st_ctime_ns)
         listing = self._listing
-        if listing is not None and listing[0] == folder.st_mtime_ns:
-            return list(listing[1])  # no file added, removed or renamed since
+        if listing is not None and listing[0] == changed:
+            return list(listing[1])
         files = sorted(p for p in self.folder.iterdir()
                        if p.suffix in (".yaml", ".yml") and p.name != ORG_FILE_NAME)
-        # A folder's mtime moves in clock ticks: a file added in the tick of this listing
-        # would leave it unchanged. So a listing is kept only once that change is older.
-        if time.time_ns() - folder.st_mtime_ns > _SETTLED_NS:
-            self._listing = (folder.st_mtime_ns, files)
+        # Those times move in clock ticks: a file added in the tick of this listing would
+        # leave them as they are. So a listing is kept only once the last change is older.
+        settled = time.time_ns() - max(changed) > _SETTLED_NS
+        self._listing = (changed, files) if settled else None
         return list(files)
 
     def _load(self, path: Path) -> Program | FlowError:
@@ -171,7 +174,10 @@ class FlowCatalog:
         flows: dict[str, Program] = {}
         errors: list[FlowError] = []
         for path in self.files():
-            result = self._load(path)
+            try:
+                result = self._load(path)
+            except FileNotFoundError:  # removed since the folder was listed
+                continue
             if isinstance(result, FlowError):
                 errors.append(result)
             elif result.name in flows:

@@ -135,3 +135,36 @@ def test_org_file_errors(tmp_path: Path) -> None:
         load_org(path)
     message = str(caught.value)
     assert "users.bob.slack_id" in message and "expected a Slack user id" in message
+
+
+def _flow(name: str) -> str:
+    return BASE.replace("name: demo", f"name: {name}") % "  - gate: {id: ok, approvers: [alice]}"
+
+
+def test_a_flow_file_added_later_is_found_whenever_it_was_added(tmp_path: Path) -> None:
+    """The folder is listed again only when its mtime or ctime moves: a file added, removed
+    or renamed, or the mtime set back (a copy that keeps times), whatever the mtime says."""
+    import os
+    import time
+
+    from orchestrator.loader import FlowCatalog
+
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "first.yaml").write_text(_flow("first"))
+    catalog = FlowCatalog(folder, ORG, CALLABLES)
+
+    old = time.time_ns() - 60 * 10**9  # a folder nobody touched for a minute
+    os.utime(folder, ns=(old, old))
+    assert catalog.get("first").name == "first"
+    (folder / "second.yaml").write_text(_flow("second"))  # moves the folder's mtime
+    assert catalog.get("second").name == "second"
+
+    os.utime(folder, ns=(old, old))
+    assert sorted(catalog.load_all()[0]) == ["first", "second"]
+    (folder / "third.yaml").write_text(_flow("third"))
+    os.utime(folder, ns=(old, old))  # the same mtime as the listing's: the ctime moved
+    assert catalog.get("third").name == "third"
+    (folder / "first.yaml").unlink()
+    os.utime(folder, ns=(old, old))
+    assert sorted(catalog.load_all()[0]) == ["second", "third"]
