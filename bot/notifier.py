@@ -28,17 +28,16 @@ from orchestrator.kinds import KINDS
 from orchestrator.wording import count, seconds
 from storage import reads, slack
 from storage.engine import after_commit
-from storage.models import FlowVersion, Gate, Run
-from storage.records import Gate as GateRecord
-from storage.trace import gate_entries
+from storage.records import FlowVersion, Gate, Run
+from storage.writer import Writer
 
 log = structlog.get_logger("baton.notifier")
 
 HOME = "home"  # the outbox renderer of App Home views
 
-# The write transaction the dispatcher hands the sink (orchestrator.events.EventSink.handle):
-# the ORM session of `Database.write()` today; the storage functions called here take it.
-Tx = Any
+# What the handlers write through: a `Writer` on the dispatcher's transaction
+# (`storage.slack.event_writer`), reading records (storage.records), never ORM instances.
+Tx = Writer
 
 
 def card_ref(run_id: int) -> str:
@@ -129,7 +128,7 @@ class SlackSink:
         return {"user_id": args["user_id"],
                 "view": home_view(self.org, principal, pending, runs, total=total)}
 
-    def _gate_and_copies(self, s: Tx, run: Run, gate: Gate | GateRecord, at: Any) -> None:
+    def _gate_and_copies(self, s: Tx, run: Run, gate: Gate, at: Any) -> None:
         """Re-render a gate message and its DM copies after its state changed."""
         assert run.id is not None and gate.id is not None
         view = gate_view(s, gate, run)
@@ -141,11 +140,10 @@ class SlackSink:
             reader = self.org.principal_for_slack(ref.rpartition(":dm:")[2])
             self._update(s, run, ref, self._dm_copy(view, reader, entries), at)
 
-    def _sent_why(self, s: Tx, run: Run, gate: Gate | GateRecord) -> list[tuple[str, str, dict[str, Any]]]:
+    def _sent_why(self, s: Tx, run: Run, gate: Gate) -> list[tuple[str, str, dict[str, Any]]]:
         """What sends a gate to someone by DM: its escalations and reassignments, oldest first."""
         assert gate.id is not None
-        return [(e.kind, e.actor, e.data)
-                for e in gate_entries(s, run.ref, gate.id, ("escalated", "reassigned"))]
+        return reads.gate_entries(s, run.ref, gate.id, ("escalated", "reassigned"))
 
     def _dm_copy(self, view: GateView, reader: str,
                  entries: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
@@ -153,17 +151,20 @@ class SlackSink:
         return gate_render.gate_message(self.org, view, dm=True, why=why)
 
     # -- events -----------------------------------------------------------------------------------
-    def handle(self, session: Tx, event: DomainEvent) -> None:
+    def handle(self, tx: Any, event: DomainEvent) -> None:
+        """In the dispatcher's write transaction `tx` (orchestrator.events.EventSink)."""
         if event.kind not in ON_EVENT:  # written by a newer Baton: nothing we know to show
             log.error("event_kind_unknown", kind=event.kind, event_id=event.id)
             return
         handler = ON_EVENT[event.kind]
         if handler is None:
             return
-        run = session.get(Run, event.run_id) if event.run_id else None
-        handler(self, session, run, event)
+        w = slack.event_writer(tx)
+        run = w.get(Run, event.run_id) if event.run_id else None
+        handler(self, w, run, event)
+        w.flush()  # what the handler queued, inserted before the dispatcher commits
         if self.on_queued is not None:
-            after_commit(session, self.on_queued)
+            after_commit(tx, self.on_queued)
 
     def on_run_started(self, s: Tx, run: Run, e: DomainEvent) -> None:
         assert run.id is not None

@@ -67,6 +67,22 @@ def gate_decided_entry(conn: Any, chain: str, gate_id: int) -> dict[str, Any] | 
     return None
 
 
+_ENTRIES_OF_KINDS = (sa.select(TRACE.c.kind, TRACE.c.actor, TRACE.c.data)
+                     .where(TRACE.c.chain == sa.bindparam("chain"),
+                            TRACE.c.kind.in_(sa.bindparam("kinds", expanding=True)))
+                     .order_by(TRACE.c.seq))
+
+
+def gate_entries(conn: Any, chain: str, gate_id: int,
+                 kinds: tuple[str, ...]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(kind, actor, data) of `chain`'s entries of `kinds` about gate `gate_id`, oldest
+    first. A gate's id is in its entries' data, so the chain's entries of these kinds are
+    read and sorted out here."""
+    return [(kind, actor, dict(data)) for kind, actor, data
+            in conn.execute(_ENTRIES_OF_KINDS, {"chain": chain, "kinds": list(kinds)})
+            if data.get("gate_id") == gate_id]
+
+
 def gates_of_run(conn: Any, run_id: int) -> list[Gate]:
     return [Gate(*row) for row in conn.execute(_GATES_OF_RUN, {"run": run_id})]
 
