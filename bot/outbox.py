@@ -30,7 +30,6 @@ place, keeping its place in its lane.
 
 from __future__ import annotations
 
-import base64
 import random
 import threading
 import time
@@ -47,6 +46,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import response_urls
 from bot.response_urls import ResponseUrls
+from bot.slack_calls import RetryLater, SlackCalls, Transient, Undeliverable
 from orchestrator.failpoints import crash_point
 from orchestrator.owners import Owners
 from orchestrator.wording import count, seconds
@@ -57,9 +57,6 @@ from storage.slack import OPEN, OutboxCall, Ref
 
 log = structlog.get_logger("baton.outbox")
 
-# Builds a payload from the database as it is when the call is sent: given what
-# `Database.read()` yields and the payload's arguments.
-Renderer = Callable[[Any, dict[str, Any]], dict[str, Any]]
 __all__ = ["OPEN", "OutboxSender", "Ref", "enqueue"]
 
 
@@ -69,7 +66,6 @@ class Made(NamedTuple):
     row: OutboxCall
     response: dict[str, Any]
 
-METADATA_TYPE = "baton_outbox"
 # An error code Slack answers that is neither known to be transient nor permanent: tried a
 # few times, in case it is new and transient, then given up.
 UNKNOWN_ERROR_ATTEMPTS = 5
@@ -120,20 +116,6 @@ class Outcome:
         self.rerouted += other.rerouted
 
 
-class RetryLater(Exception):
-    def __init__(self, delay: float, reason: str) -> None:
-        super().__init__(reason)
-        self.delay = delay
-
-
-class Undeliverable(Exception):
-    """This call can never succeed where it is addressed (an expired response_url)."""
-
-
-class Transient(Exception):
-    """This call failed in a way another attempt may not (a response_url's 5xx)."""
-
-
 class OutboxSender:
     """Delivers queued calls. `wake()` after a commit makes it look at once; it also polls,
     so rows written by other processes are sent too."""
@@ -147,9 +129,8 @@ class OutboxSender:
         self.db = db
         self.client = client
         self.clock = clock
-        self.http_post = http_post
-        # checked again at sending: a row queued by an older version was never checked
-        self.response_urls = response_urls or ResponseUrls(str(getattr(client, "base_url", "")))
+        self.calls = SlackCalls(db, client, http_post, response_urls)
+        self.renderers = self.calls.renderers  # payloads built when sent, by name
         self.give_up_after = give_up_after
         self.max_backoff = max_backoff
         self.batch = batch
@@ -162,7 +143,6 @@ class OutboxSender:
         self._lock = threading.Lock()
         self.owners = Owners()
         self.owner = self.owners.take()  # replicas tell their claims apart by this
-        self.renderers: dict[str, Renderer] = {}  # payloads built when sent, by name
         # Slack answers a call in 100-300 ms: one lane after another, a burst of new gates
         # would reach Slack at a few messages a second.
         self.lanes_at_once = lanes_at_once
@@ -204,21 +184,50 @@ class OutboxSender:
         for row in rows:
             if row.id not in replaced:
                 lanes.setdefault(row.lane, []).append(row)
+        ended: list[tuple[Outcome, Made | None]] = []
+        error: BaseException | None = None
         if len(lanes) <= 1 or self.lanes_at_once <= 1:
             for lane in lanes.values():
-                outcome.add(self._deliver_lane(lane, now))
-            return outcome
-        if self._senders is None:
-            self._senders = ThreadPoolExecutor(self.lanes_at_once, thread_name_prefix="baton-send")
-        for done in self._senders.map(lambda lane: self._deliver_lane(lane, now), lanes.values()):
+                ended.append(self._send_lane(lane, now))
+        else:
+            if self._senders is None:
+                self._senders = ThreadPoolExecutor(self.lanes_at_once,
+                                                   thread_name_prefix="baton-send")
+            for future in [self._senders.submit(self._send_lane, lane, now)
+                           for lane in lanes.values()]:
+                try:
+                    ended.append(future.result())
+                except BaseException as exc:  # the other lanes' calls are still marked
+                    error = error or exc
+        # Each lane's last call Slack took, marked sent together: one transaction per round,
+        # not one per lane. Until then it stays `sending` (in doubt after a crash, never
+        # lost), and the next round reads the rows only after this.
+        made = [last for _, last in ended if last is not None]
+        if made:
+            with self.db.writer() as w:
+                for call in made:
+                    slack.record_sent(w, call.row, call.response, self.clock.now())
+        if error is not None:
+            raise error
+        for done, _ in ended:
             outcome.add(done)
         return outcome
 
     def _deliver_lane(self, rows: list[OutboxCall], now: datetime) -> Outcome:
+        """One lane's rows, its last call Slack took marked sent too."""
+        outcome, made = self._send_lane(rows, now)
+        if made is not None:
+            with self.db.writer() as w:
+                slack.record_sent(w, made.row, made.response, self.clock.now())
+        return outcome
+
+    def _send_lane(self, rows: list[OutboxCall], now: datetime) -> tuple[Outcome, Made | None]:
         """One lane's rows, in order, until one of them has to wait. A call Slack took is
         marked sent in the transaction that claims the lane's next row (one transaction per
-        call, not two); the lane's last is marked on its own. Until then it is `sending`,
-        as it is during the call: a crash in between leaves it in doubt, never lost."""
+        call, not two); the lane's last is returned, for the round to mark with the other
+        lanes' (it is marked here if the lane ends in an error). Until then it is
+        `sending`, as it is during the call: a crash in between leaves it in doubt, never
+        lost."""
         outcome = Outcome()
         made: Made | None = None
         try:
@@ -239,11 +248,12 @@ class OutboxSender:
                 elif result != "done":  # deferred, or another sender has it: the lane waits
                     outcome.deferred += 1
                     break
-        finally:
+        except BaseException:
             if made is not None:
                 with self.db.writer() as w:
                     slack.record_sent(w, made.row, made.response, self.clock.now())
-        return outcome
+            raise
+        return outcome, made
 
     def _supersede_within(self, rows: list[OutboxCall]) -> set[int]:
         """Mark, in one statement, the rows of this batch that a newer row of the same batch
@@ -295,10 +305,10 @@ class OutboxSender:
             return self._fail(row, "the message to update was never sent"), None
         try:
             if in_doubt and row.method == "chat.postMessage":
-                found = self._find_sent(row, refs)
+                found = self.calls.find_sent(row, refs)
                 if found is not None:
                     return "sent", Made(row, found)
-            response = self._call(row, refs)
+            response = self.calls.make(row, refs)
             crash_point("message.sent")
         except Undeliverable as exc:
             return self._fall_back(row, str(exc)), None
@@ -323,89 +333,6 @@ class OutboxSender:
             return self._retry(row, self._backoff(row), f"{type(exc).__name__}: {exc}",
                                unsure=True), None
         return "sent", Made(row, response)
-
-    def _payload(self, row: OutboxCall, refs: dict[str, Ref]) -> dict[str, Any]:
-        payload = dict(row.payload)
-        payload.pop("fallback", None)  # where it goes if this call cannot: not for Slack
-        name = payload.pop("render", None)
-        if name is not None:
-            payload = self._render(str(name), payload)
-        if "thread" in refs:
-            payload.setdefault("channel", refs["thread"].channel)
-            if refs["thread"].channel == payload.get("channel"):
-                payload["thread_ts"] = refs["thread"].ts
-        if "target" in refs:
-            payload["channel"] = refs["target"].channel
-            payload["ts"] = refs["target"].ts
-        if row.method == "chat.postMessage":
-            payload["metadata"] = {"event_type": METADATA_TYPE,
-                                   "event_payload": {"outbox_id": row.id}}
-        return payload
-
-    def _render(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        renderer = self.renderers.get(name)
-        if renderer is None:  # queued by another version of Baton: a replica that has it sends it
-            raise RuntimeError(f"no outbox renderer {name!r} in this process")
-        with self.db.read() as s:
-            return renderer(s, args)
-
-    def _call(self, row: OutboxCall, refs: dict[str, Ref]) -> dict[str, Any]:
-        payload = self._payload(row, refs)
-        if row.method == "files.upload_v2":
-            files = [{"filename": f["filename"], "title": f.get("title", f["filename"]),
-                      "content": base64.b64decode(f["content_b64"]) if "content_b64" in f
-                      else f["content"]} for f in payload["files"]]
-            # for one person alone (`user`): their DM with the bot, opened (or found) first
-            channel = payload.get("channel") or \
-                self.client.conversations_open(users=payload["user"])["channel"]["id"]
-            self.client.files_upload_v2(file_uploads=files, channel=channel,
-                                        initial_comment=payload.get("initial_comment"),
-                                        thread_ts=payload.get("thread_ts"))
-            return {}
-        if row.method == "response_url":
-            return self._respond(payload)
-        response = self.client.api_call(row.method, json=payload)
-        return dict(response.data) if isinstance(response.data, dict) else {}
-
-    def _respond(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST a reply to the response_url of the request it answers."""
-        if self.http_post is None:
-            raise RuntimeError("no HTTP client for response_url")
-        url = payload.pop("url", None)
-        if not self.response_urls.allows(url):
-            raise Undeliverable("the response_url is not Slack's")
-        answer = self.http_post(str(url), payload)
-        status = answer.status_code
-        if status == 429:
-            raise RetryLater(float(answer.headers.get("Retry-After", 1) or 1),
-                             "response_url rate limited (429)")
-        if status >= 500:
-            raise Transient(f"response_url answered {status}")
-        if status >= 400:  # 404, 410: expired or used up; any other 4xx will not change either
-            raise Undeliverable(f"response_url answered {status} {answer.text[:100]}".strip())
-        return {}
-
-    def _find_sent(self, row: OutboxCall, refs: dict[str, Ref]) -> dict[str, Any] | None:
-        """Look for a message this row already posted before a crash."""
-        payload = self._payload(row, refs)
-        channel = payload.get("channel")
-        if not channel:
-            return None
-        try:
-            if payload.get("thread_ts"):
-                found = self.client.conversations_replies(channel=channel, ts=payload["thread_ts"],
-                                                          include_all_metadata=True, limit=200)
-            else:
-                found = self.client.conversations_history(channel=channel,
-                                                          include_all_metadata=True, limit=100)
-        except SlackApiError:
-            return None
-        for message in found.get("messages", []):
-            meta = message.get("metadata") or {}
-            if (meta.get("event_type") == METADATA_TYPE
-                    and (meta.get("event_payload") or {}).get("outbox_id") == row.id):
-                return {"channel": channel, "ts": message["ts"]}
-        return None
 
     def _retry(self, row: OutboxCall, delay: float, reason: str, *, exact: bool = False,
                unsure: bool = False, attempts: int | None = None) -> str:
