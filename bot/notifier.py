@@ -19,8 +19,8 @@ from bot.render import gates as gate_render
 from bot.render import runs as run_render
 from bot.render.common import SlackVoice, mention, target
 from bot.render.gates import GateView
-from bot.render.home import SHOWN_GATES, home_view
-from bot.views import gate_view, home_runs, pending_home_gates
+from bot.render.home import home_view
+from bot.views import gate_view, home
 from gates.org import Org
 from orchestrator.events import DomainEvent
 from orchestrator.gating import eligible, excluded
@@ -123,10 +123,9 @@ class SlackSink:
 
     def home_payload(self, s: Tx, args: dict[str, Any]) -> dict[str, Any]:
         principal = str(args["principal"])
-        runs = home_runs(s, principal)
-        pending, total = pending_home_gates(s, principal, SHOWN_GATES)
+        shown = home(s, principal)
         return {"user_id": args["user_id"],
-                "view": home_view(self.org, principal, pending, runs, total=total)}
+                "view": home_view(self.org, principal, shown.gates, shown.runs, total=shown.waiting)}
 
     def _gate_and_copies(self, s: Tx, run: Run, gate: Gate, at: Any) -> None:
         """Re-render a gate message and its DM copies after its state changed."""

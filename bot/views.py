@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.render.gates import GateView
+from bot.render.home import SHOWN_GATES
 from gates.escalation import Chain
 from orchestrator.gating import eligible
 from storage import reads
@@ -50,12 +51,7 @@ def gate_view(conn: Any, gate: Any, run: Any | None = None,
 pending_gate_ids = reads.pending_gate_ids
 
 
-def pending_home_gates(conn: Any, user: str, limit: int) -> tuple[list[reads.HomeGate], int]:
-    """The first `limit` gates waiting for `user` as the App Home lists them, and how many
-    wait in all (`bot.render.home.WaitingGate`)."""
-    return reads.home_gates(conn, user, limit)
-
-
-def home_runs(conn: Any, requester: str, limit: int = 20) -> list[reads.HomeRun]:
-    """The newest runs `requester` started, as the App Home lists them."""
-    return reads.home_runs(conn, requester, limit)
+def home(conn: Any, user: str) -> reads.Home:
+    """What `user`'s App Home shows (`bot.render.home.home_view`): the first SHOWN_GATES
+    gates waiting for them, how many wait in all, and the newest 20 runs they started."""
+    return reads.home(conn, user, gates=SHOWN_GATES, runs=20)

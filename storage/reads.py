@@ -16,11 +16,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
+from storage import compiled
 from storage.dialect import POSTGRESQL
 from storage.gates import DECISIONS, GATES
 from storage.records import Decision, Gate, Run
 from storage.runs import RUNS, STATE
 from storage.trace import TRACE
+from storage.writer import Writer
 
 _DECISIONS_OF_GATE = (sa.select(DECISIONS).where(DECISIONS.c.gate_id == sa.bindparam("gate"))
                       .order_by(DECISIONS.c.id))
@@ -158,32 +160,65 @@ class HomeRun(NamedTuple):
         return f"R-{self.id}"
 
 
-_HOME_GATES = (sa.select(GATES.c.id, GATES.c.run_id, RUNS.c.requester, GATES.c.title,
-                         GATES.c.options, GATES.c.next_deadline, GATES.c.version)
-               .join(RUNS, GATES.c.run_id == RUNS.c.id)
-               .where(GATES.c.id.in_(sa.bindparam("gates", expanding=True)))
-               .order_by(GATES.c.id))
 _HOME_RUNS = (sa.select(RUNS.c.id, RUNS.c.flow_name, RUNS.c.status, RUNS.c.created_at)
               .where(RUNS.c.requester == sa.bindparam("user"))
               .order_by(RUNS.c.id.desc()).limit(sa.bindparam("limit")))
 
 
-def home_gates(conn: Any, user: str, limit: int) -> tuple[list[HomeGate], int]:
-    """The first `limit` open gates `user` may decide, as the App Home lists them (the
-    columns it shows, in one query: not every gate, run and decision with their dozen JSON
-    columns), and how many wait for `user` in all. Every approver's home is rendered from
-    this whenever one of their gates changes."""
-    ids = pending_gate_ids(conn, user)
-    if not ids:
-        return [], 0
-    rows = conn.execute(_HOME_GATES, {"gates": ids[:limit]})
-    return [HomeGate(gate_id, f"R-{run_id}", requester, title, list(options), deadline, version)
-            for gate_id, run_id, requester, title, options, deadline, version in rows], len(ids)
+class Home(NamedTuple):
+    """What one person's App Home shows."""
+
+    gates: list[HomeGate]  # the first gates waiting for them, oldest first
+    waiting: int  # how many gates wait for them in all
+    runs: list[HomeRun]  # the newest runs they started
 
 
-def home_runs(conn: Any, requester: str, limit: int) -> list[HomeRun]:
-    """The newest `limit` runs `requester` started, as the App Home lists them."""
-    return [HomeRun(*row) for row in conn.execute(_HOME_RUNS, {"user": requester, "limit": limit})]
+def home(conn: Any, user: str, *, gates: int, runs: int) -> Home:
+    """What `user`'s App Home shows: the first `gates` open gates they may decide (the
+    columns it lists, not every gate, run and decision with their dozen JSON columns), how
+    many wait for them in all, and the newest `runs` runs they started. Three statements,
+    compiled once and run on the driver's cursor of `conn`'s transaction (`conn`: what
+    `Database.read()` gives, or a `Writer`): every approver's home is rendered from this
+    whenever one of their gates changes."""
+    run = _compiled_runner(conn)
+    waiting_count, first_waiting = _home_statements(_dialect_name(conn))
+    total = int(run(waiting_count, {"user": user}).scalar() or 0)
+    shown = [HomeGate(gate_id, f"R-{run_id}", requester, title, list(options), deadline, version)
+             for gate_id, run_id, requester, title, options, deadline, version
+             in run(first_waiting, {"user": user, "limit": gates})] if total else []
+    return Home(shown, total, [HomeRun(*row) for row in run(_HOME_RUNS, {"user": user,
+                                                                         "limit": runs})])
+
+
+@cache
+def _home_statements(dialect_name: str) -> tuple[Any, Any]:
+    """How many open gates a person may decide, and the first of them as the home lists
+    them: `pending_gate_ids`'s conditions, on the gate joined to its run."""
+    user = sa.bindparam("user", type_=sa.String)
+    if dialect_name == POSTGRESQL:
+        among = sa.cast(GATES.c.approvers, JSONB).contains(sa.func.jsonb_build_array(sa.cast(user, sa.Text)))
+    else:
+        each = sa.func.json_each(GATES.c.approvers).table_valued("value").alias("approver")
+        among = sa.exists(sa.select(sa.literal(1)).select_from(each).where(each.c.value == user))
+    joined = GATES.join(RUNS, GATES.c.run_id == RUNS.c.id)
+    waiting = (GATES.c.status == "open", among,
+               sa.or_(sa.not_(GATES.c.forbid_requester), RUNS.c.requester != user))
+    count = sa.select(sa.func.count()).select_from(joined).where(*waiting)
+    first = (sa.select(GATES.c.id, GATES.c.run_id, RUNS.c.requester, GATES.c.title,
+                       GATES.c.options, GATES.c.next_deadline, GATES.c.version)
+             .select_from(joined).where(*waiting).order_by(GATES.c.id)
+             .limit(sa.bindparam("limit")))
+    return count, first
+
+
+def _compiled_runner(conn: Any) -> Any:
+    """Runs a statement on the driver's cursor of `conn`'s transaction (storage.compiled):
+    a read session's or connection's, or a `Writer`'s own."""
+    if isinstance(conn, Writer):
+        return conn.execute
+    connection = _connection(conn)
+    cursor = connection.connection.dbapi_connection.cursor()
+    return lambda statement, params: compiled.execute(connection, cursor, statement, params)
 
 
 def _connection(conn: Any) -> Any:
@@ -192,6 +227,8 @@ def _connection(conn: Any) -> Any:
 
 
 def _dialect_name(conn: Any) -> str:
+    if isinstance(conn, Writer):
+        return conn.dialect_name
     bind = conn.get_bind() if hasattr(conn, "get_bind") else conn
     return str(bind.dialect.name)
 

@@ -59,12 +59,7 @@ def home_view(org: Org, user: str, pending: Sequence[WaitingGate], runs: Sequenc
     if not pending:
         blocks.append(section(mrkdwn("Nothing needs your decision. :sunny:")))
     for gate in pending[:SHOWN_GATES]:
-        due = f" · next step {when(gate.deadline)}" if gate.deadline else ""
-        blocks.append(section(mrkdwn(f"*{esc(gate.run)}* · {esc(gate.title)}\n"
-                                     f"requested by {mention(org, gate.requester)}{due}")))
-        buttons = [button(o["label"], f"gate.decide.{o['id']}", {"g": gate.id, "o": o["id"]},
-                          style=o.get("style")) for o in gate.options]
-        blocks.extend(action_rows(buttons, f"home-gate-{gate.id}-v{gate.version}"))
+        blocks.extend(_waiting_gate(org, gate))
     if total > SHOWN_GATES:
         blocks.append(context(plain(f"{total - SHOWN_GATES} more: /baton status")))
     blocks.extend([divider(), header("Runs you started")])
@@ -75,3 +70,27 @@ def home_view(org: Org, user: str, pending: Sequence[WaitingGate], runs: Sequenc
         blocks.append(section(mrkdwn(f"{icon} *{run.ref}* `{esc(run.flow_name)}` · {esc(run.status)}"
                                      f" · {when(run.created_at)}")))
     return {"type": "home", "blocks": blocks[:MAX_HOME_BLOCKS]}
+
+
+# The blocks of one waiting gate, by what they show: the approvers of a gate see the same
+# blocks on their homes, rendered once for all of them (a gate's version changes with it).
+_SHOWN: dict[tuple[Any, ...], list[Block]] = {}
+_SHOWN_AT_MOST = 2048
+
+
+def _waiting_gate(org: Org, gate: WaitingGate) -> list[Block]:
+    who = mention(org, gate.requester)
+    key = (gate.id, gate.version, gate.run, who, gate.title, gate.deadline, repr(gate.options))
+    found = _SHOWN.get(key)
+    if found is not None:
+        return found
+    due = f" · next step {when(gate.deadline)}" if gate.deadline else ""
+    buttons = [button(o["label"], f"gate.decide.{o['id']}", {"g": gate.id, "o": o["id"]},
+                      style=o.get("style")) for o in gate.options]
+    found = [section(mrkdwn(f"*{esc(gate.run)}* · {esc(gate.title)}\n"
+                            f"requested by {who}{due}")),
+             *action_rows(buttons, f"home-gate-{gate.id}-v{gate.version}")]
+    if len(_SHOWN) >= _SHOWN_AT_MOST:
+        _SHOWN.clear()
+    _SHOWN[key] = found
+    return found
