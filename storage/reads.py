@@ -49,7 +49,7 @@ _GATE_COLUMNS = len(GATES.columns)
 def gate_and_run(conn: Any, gate_id: int) -> tuple[Gate, Run] | None:
     """The gate and its run, in one query (what a click on a gate's message reads before
     it is decided); None when there is no such gate."""
-    row = _connection(conn).execute(_GATE_AND_RUN, {"gate": gate_id}).first()
+    row = _compiled_runner(conn)(_GATE_AND_RUN, {"gate": gate_id}).first()
     if row is None:
         return None
     return Gate(*row[:_GATE_COLUMNS]), Run(*row[_GATE_COLUMNS:])

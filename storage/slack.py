@@ -126,12 +126,11 @@ _QUEUED_POST = sa.select(OUTBOX.c.id, OUTBOX.c.payload).where(
     OUTBOX.c.ref == sa.bindparam("key"), OUTBOX.c.method == "chat.postMessage",
     OUTBOX.c.status == "pending")
 _QUEUED_POST_LOCKED = _QUEUED_POST.with_for_update()
-_NEWEST_BY_KEY = (sa.select(sa.func.max(OUTBOX.c.id))
-                  .where(OUTBOX.c.supersede.in_(sa.bindparam("keys", expanding=True)))
-                  .group_by(OUTBOX.c.supersede))
-_PENDING_NEWEST = sa.select(OUTBOX.c.supersede).where(OUTBOX.c.id.in_(_NEWEST_BY_KEY),
-                                                      OUTBOX.c.status == "pending")
-_PENDING_NEWEST_LOCKED = _PENDING_NEWEST.with_for_update()
+# the newest call with a `supersede` key (by the (supersede, id) index), and its state:
+# compiled once (storage.compiled), so one statement per key costs less than one IN list
+_NEWEST_WITH_KEY = (sa.select(OUTBOX.c.status).where(OUTBOX.c.supersede == sa.bindparam("key"))
+                    .order_by(OUTBOX.c.id.desc()).limit(1))
+_NEWEST_WITH_KEY_LOCKED = _NEWEST_WITH_KEY.with_for_update()
 _SENT_UNDER = sa.select(REFS.c.key).where(REFS.c.run_id == sa.bindparam("run"),
                                           REFS.c.key.startswith(sa.bindparam("prefix")))
 _POSTS_UNDER = sa.select(OUTBOX.c.ref).where(OUTBOX.c.run_id == sa.bindparam("run"),
@@ -203,17 +202,18 @@ def rewrite_queued_post(tx: Any, ref: str, payload: dict[str, Any]) -> bool:
 
 
 def lock_pending_newest(tx: Any, keys: Collection[str]) -> set[str]:
-    """The `supersede` keys among `keys` whose newest call is still `pending`, in one query
-    however many keys. Those rows are locked for the rest of the caller's transaction
-    (PostgreSQL: FOR UPDATE; SQLite writes one at a time), so no sender claims one before
-    this transaction ends (`lock_call`): a call rendered when it is sent (an App Home)
-    then shows this transaction's changes too, and a second call for the same key would
-    only be superseded."""
+    """The `supersede` keys among `keys` whose newest call is still `pending`. Those rows
+    are locked for the rest of the caller's transaction (PostgreSQL: FOR UPDATE; SQLite
+    writes one at a time), so no sender claims one before this transaction ends
+    (`lock_call`): a call rendered when it is sent (an App Home) then shows this
+    transaction's changes too, and a second call for the same key would only be
+    superseded."""
     if not keys:
         return set()
-    statement = (_PENDING_NEWEST_LOCKED if dialect.locks_rows(_dialect_name(tx))
-                 else _PENDING_NEWEST)
-    return {key for (key,) in tx.execute(statement, {"keys": list(keys)})}
+    statement = (_NEWEST_WITH_KEY_LOCKED if dialect.locks_rows(_dialect_name(tx))
+                 else _NEWEST_WITH_KEY)
+    return {key for key in sorted(keys)  # one order for every transaction: no deadlock
+            if tx.execute(statement, {"key": key}).scalar() == "pending"}
 
 
 def posts_under(tx: Any, run_id: int, prefix: str) -> list[str]:
