@@ -176,39 +176,39 @@ class Home(NamedTuple):
 def home(conn: Any, user: str, *, gates: int, runs: int) -> Home:
     """What `user`'s App Home shows: the first `gates` open gates they may decide (the
     columns it lists, not every gate, run and decision with their dozen JSON columns), how
-    many wait for them in all, and the newest `runs` runs they started. Three statements,
+    many wait for them in all, and the newest `runs` runs they started. Two statements,
     compiled once and run on the driver's cursor of `conn`'s transaction (`conn`: what
     `Database.read()` gives, or a `Writer`): every approver's home is rendered from this
     whenever one of their gates changes."""
     run = _compiled_runner(conn)
-    waiting_count, first_waiting = _home_statements(_dialect_name(conn))
-    total = int(run(waiting_count, {"user": user}).scalar() or 0)
-    shown = [HomeGate(gate_id, f"R-{run_id}", requester, title, list(options), deadline, version)
-             for gate_id, run_id, requester, title, options, deadline, version
-             in run(first_waiting, {"user": user, "limit": gates})] if total else []
+    shown, total = [], 0
+    for gate_id, run_id, requester, title, options, deadline, version, waiting in run(
+            _home_gates(_dialect_name(conn)), {"user": user, "limit": gates}):
+        shown.append(HomeGate(gate_id, f"R-{run_id}", requester, title, list(options), deadline,
+                              version))
+        total = waiting
     return Home(shown, total, [HomeRun(*row) for row in run(_HOME_RUNS, {"user": user,
                                                                          "limit": runs})])
 
 
 @cache
-def _home_statements(dialect_name: str) -> tuple[Any, Any]:
-    """How many open gates a person may decide, and the first of them as the home lists
-    them: `pending_gate_ids`'s conditions, on the gate joined to its run."""
+def _home_gates(dialect_name: str) -> Any:
+    """The first open gates a person may decide, as the home lists them, each row with how
+    many there are in all (a window count, taken before the LIMIT): `pending_gate_ids`'s
+    conditions, on the gate joined to its run, in one statement."""
     user = sa.bindparam("user", type_=sa.String)
     if dialect_name == POSTGRESQL:
         among = sa.cast(GATES.c.approvers, JSONB).contains(sa.func.jsonb_build_array(sa.cast(user, sa.Text)))
     else:
         each = sa.func.json_each(GATES.c.approvers).table_valued("value").alias("approver")
         among = sa.exists(sa.select(sa.literal(1)).select_from(each).where(each.c.value == user))
-    joined = GATES.join(RUNS, GATES.c.run_id == RUNS.c.id)
-    waiting = (GATES.c.status == "open", among,
-               sa.or_(sa.not_(GATES.c.forbid_requester), RUNS.c.requester != user))
-    count = sa.select(sa.func.count()).select_from(joined).where(*waiting)
-    first = (sa.select(GATES.c.id, GATES.c.run_id, RUNS.c.requester, GATES.c.title,
-                       GATES.c.options, GATES.c.next_deadline, GATES.c.version)
-             .select_from(joined).where(*waiting).order_by(GATES.c.id)
-             .limit(sa.bindparam("limit")))
-    return count, first
+    return (sa.select(GATES.c.id, GATES.c.run_id, RUNS.c.requester, GATES.c.title,
+                      GATES.c.options, GATES.c.next_deadline, GATES.c.version,
+                      sa.func.count().over())
+            .select_from(GATES.join(RUNS, GATES.c.run_id == RUNS.c.id))
+            .where(GATES.c.status == "open", among,
+                   sa.or_(sa.not_(GATES.c.forbid_requester), RUNS.c.requester != user))
+            .order_by(GATES.c.id).limit(sa.bindparam("limit")))
 
 
 def _compiled_runner(conn: Any) -> Any:

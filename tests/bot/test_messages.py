@@ -165,6 +165,30 @@ def test_a_burst_of_gates_shows_each_approver_all_of_them_in_few_home_publishes(
     assert all("render" not in c.args and "principal" not in c.args for c in published)
 
 
+def test_a_home_with_more_gates_than_it_lists_counts_them_all_and_lists_the_oldest(baton: Baton) -> None:
+    """The home lists the first 15 gates waiting (oldest first) and counts every one, read
+    in one statement (a window count before its LIMIT); a decision takes one off at once."""
+    for amount in range(20000, 20017):
+        baton.driver.slash_command(f"run vendor-payment vendor=ACME amount={amount}", user=ALICE,
+                                   channel=PAYMENTS)
+    baton.settle()
+    home = blocks_of(baton.slack.workspace.home(BOB))
+    assert "Waiting for you (17)" in home and "2 more: /baton status" in home
+    assert all(f"*R-{n}*" in home for n in range(1, 16))
+    assert "*R-16*" not in home and "*R-17*" not in home
+    baton.driver.open_home(user=ALICE)
+    baton.settle()
+    mine = blocks_of(baton.slack.workspace.home(ALICE))  # her own runs are not hers to decide
+    assert "Waiting for you (0)" in mine and "*R-17* `vendor-payment` · waiting" in mine
+    first = baton.gate_message()
+    baton.driver.click(user=BOB, action_id="gate.decide.approve", channel=PAYMENTS, ts=first.ts)
+    baton.submit(BOB, {"reason": "Invoice matches PO 4471"})
+    baton.settle()
+    home = blocks_of(baton.slack.workspace.home(BOB))
+    assert "Waiting for you (16)" in home and "1 more: /baton status" in home
+    assert "*R-16*" in home and "*R-17*" not in home
+
+
 def test_commands_work_in_a_dm_and_after_a_mention(baton: Baton) -> None:
     baton.driver.direct_message("flows", user=ALICE)
     baton.driver.mention("<@U0BATON00> run vendor-payment vendor=ACME amount=5000",
