@@ -19,7 +19,7 @@ from bot.render import gates as gate_render
 from bot.render import runs as run_render
 from bot.render.common import SlackVoice, mention, target
 from bot.render.gates import GateView
-from bot.render.home import home_view
+from bot.render.home import SHOWN_RUNS, home_view
 from bot.views import gate_view, home
 from gates.org import Org
 from orchestrator.events import DomainEvent
@@ -320,9 +320,12 @@ class SlackSink:
     def on_run_finished(self, s: Tx, run: Run, e: DomainEvent) -> None:
         p, at = e.data, e.at
         assert run.id is not None
-        # Gates the run left open (stopped, cancelled by its API caller) lose their buttons.
-        for gate in reads.cancelled_gates_of_run(s, run.id):
+        # Gates the run left open (stopped, cancelled by its API caller) lose their buttons,
+        # and leave their approvers' homes.
+        cancelled = reads.cancelled_gates_of_run(s, run.id)
+        for gate in cancelled:
             self._gate_and_copies(s, run, gate, at)
+        homes = {principal for gate in cancelled for principal in gate.approvers}
         extra = (f"{count(p.get('steps', 0), 'step')} · {seconds(p.get('duration_s', 0))} · "
                  f"`/baton trace {run.ref}`")
         if p.get("outcome") == "setup":  # not the approvers' to fix: the requester is told
@@ -330,7 +333,11 @@ class SlackSink:
                      f"Ask the Baton operator to fix the setup, then start it again · {extra}")
         self._post(s, run, run_render.run_note(run.ref, p["status"], p.get("why", ""), extra=extra), at)
         self._update_card(s, run, self._card(s, run, p["status"], p.get("why")), at)
-        self.refresh_home(s, run.requester, at)
+        # The requester's home shows the run's status only while it is among the newest runs
+        # they started; an older run ending changes nothing there.
+        if reads.among_newest_runs(s, run.requester, run.id, SHOWN_RUNS):
+            homes.add(run.requester)
+        self.refresh_homes(s, sorted(homes), at)
 
     def _system(self, s: Tx, e: DomainEvent, text: str) -> None:
         default = self.org.data.default_channel

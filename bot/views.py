@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.render.gates import GateView
-from bot.render.home import SHOWN_GATES
+from bot.render.home import SHOWN_GATES, SHOWN_RUNS
 from gates.escalation import Chain
 from orchestrator.gating import eligible
 from storage import reads
@@ -53,5 +53,6 @@ pending_gate_ids = reads.pending_gate_ids
 
 def home(conn: Any, user: str) -> reads.Home:
     """What `user`'s App Home shows (`bot.render.home.home_view`): the first SHOWN_GATES
-    gates waiting for them, how many wait in all, and the newest 20 runs they started."""
-    return reads.home(conn, user, gates=SHOWN_GATES, runs=20)
+    gates waiting for them, how many wait in all, and the newest SHOWN_RUNS runs they
+    started."""
+    return reads.home(conn, user, gates=SHOWN_GATES, runs=SHOWN_RUNS)

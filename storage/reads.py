@@ -211,6 +211,21 @@ def _home_gates(dialect_name: str) -> Any:
             .order_by(GATES.c.id).limit(sa.bindparam("limit")))
 
 
+_NEWER_RUNS_OF = (sa.select(sa.func.count()).select_from(
+    sa.select(RUNS.c.id).where(RUNS.c.requester == sa.bindparam("user"),
+                               RUNS.c.id > sa.bindparam("run"))
+    .limit(sa.bindparam("limit")).subquery()))
+
+
+def among_newest_runs(conn: Any, requester: str, run_id: int, newest: int) -> bool:
+    """Whether run `run_id` is among the `newest` runs `requester` started (what their App
+    Home lists): fewer than `newest` of their runs are newer. Counts at most `newest`
+    rows, by the (requester, created_at) index's run ids."""
+    run = _compiled_runner(conn)
+    newer = run(_NEWER_RUNS_OF, {"user": requester, "run": run_id, "limit": newest}).scalar()
+    return int(newer or 0) < newest
+
+
 def _compiled_runner(conn: Any) -> Any:
     """Runs a statement on the driver's cursor of `conn`'s transaction (storage.compiled):
     a read session's or connection's, or a `Writer`'s own."""

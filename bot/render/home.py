@@ -25,6 +25,7 @@ MAX_HOME_BLOCKS = 100
 
 
 SHOWN_GATES = 15
+SHOWN_RUNS = 20  # the newest runs a person started
 
 
 class WaitingGate(Protocol):
@@ -65,7 +66,7 @@ def home_view(org: Org, user: str, pending: Sequence[WaitingGate], runs: Sequenc
     blocks.extend([divider(), header("Runs you started")])
     if not runs:
         blocks.append(section(mrkdwn("None yet. Start one with `/baton run FLOW key=value …`")))
-    for run in runs[:20]:
+    for run in runs[:SHOWN_RUNS]:
         icon = STATUS_ICON.get(run.status, "")
         blocks.append(section(mrkdwn(f"{icon} *{run.ref}* `{esc(run.flow_name)}` · {esc(run.status)}"
                                      f" · {when(run.created_at)}")))

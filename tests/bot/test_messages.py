@@ -189,6 +189,56 @@ def test_a_home_with_more_gates_than_it_lists_counts_them_all_and_lists_the_olde
     assert "*R-16*" in home and "*R-17*" not in home
 
 
+def test_a_stopped_run_leaves_its_approvers_homes(baton: Baton) -> None:
+    """A gate the run leaves open when it is stopped is cancelled: its message loses its
+    buttons, and it leaves the homes of the people who could have decided it."""
+    baton.driver.slash_command("run vendor-payment vendor=ACME amount=20000", user=ALICE, channel=PAYMENTS)
+    baton.settle()
+    assert "Waiting for you (1)" in blocks_of(baton.slack.workspace.home(BOB))
+    assert "Waiting for you (1)" in blocks_of(baton.slack.workspace.home(CAROL))
+    baton.driver.slash_command("stop R-1 wrong vendor", user=ALICE, channel=PAYMENTS)
+    baton.settle()
+    assert baton.engine.get_run("R-1").status == "stopped"
+    for approver in (BOB, CAROL):
+        home = blocks_of(baton.slack.workspace.home(approver))
+        assert "Waiting for you (0)" in home and "gate.decide" not in home
+
+
+def _home_publishes(baton: Baton, user: str) -> int:
+    return len([c for c in baton.slack.calls_to("views.publish", ok=True)
+                if c.args.get("user_id") == user])
+
+
+def test_a_requesters_home_is_published_when_a_run_it_lists_ends_and_not_for_an_older_one(
+        baton: Baton) -> None:
+    """The home lists the requester's newest 20 runs: a run among them that ends is shown
+    ended at once; an older one's end changes nothing there, and is not published."""
+    baton.driver.slash_command("run vendor-payment vendor=ACME amount=20000", user=ALICE, channel=PAYMENTS)
+    baton.driver.slash_command("run vendor-payment vendor=ACME amount=20001", user=ALICE, channel=PAYMENTS)
+    baton.settle()
+    baton.driver.slash_command("stop R-2", user=ALICE, channel=PAYMENTS)  # among her newest
+    baton.settle()
+    mine = blocks_of(baton.slack.workspace.home(ALICE))
+    assert "*R-2* `vendor-payment` · stopped" in mine and "*R-1* `vendor-payment` · waiting" in mine
+    for _ in range(20):  # R-1 is no longer among her newest 20
+        baton.driver.slash_command("run vendor-payment vendor=ACME amount=20000", user=ALICE,
+                                   channel=PAYMENTS)
+    baton.settle()
+    baton.driver.open_home(user=ALICE)
+    baton.settle()
+    shown, published = blocks_of(baton.slack.workspace.home(ALICE)), _home_publishes(baton, ALICE)
+    assert "*R-22*" in shown and "*R-3*" in shown and "*R-2*" not in shown and "*R-1*" not in shown
+    baton.driver.slash_command("stop R-1", user=ALICE, channel=PAYMENTS)
+    baton.settle()
+    assert baton.engine.get_run("R-1").status == "stopped"
+    assert _home_publishes(baton, ALICE) == published
+    assert blocks_of(baton.slack.workspace.home(ALICE)) == shown
+    baton.driver.slash_command("stop R-22", user=ALICE, channel=PAYMENTS)  # her newest: shown
+    baton.settle()
+    assert _home_publishes(baton, ALICE) == published + 1
+    assert "*R-22* `vendor-payment` · stopped" in blocks_of(baton.slack.workspace.home(ALICE))
+
+
 def test_commands_work_in_a_dm_and_after_a_mention(baton: Baton) -> None:
     baton.driver.direct_message("flows", user=ALICE)
     baton.driver.mention("<@U0BATON00> run vendor-payment vendor=ACME amount=5000",
