@@ -49,7 +49,7 @@ _GATE_COLUMNS = len(GATES.columns)
 def gate_and_run(conn: Any, gate_id: int) -> tuple[Gate, Run] | None:
     """The gate and its run, in one query (what a click on a gate's message reads before
     it is decided); None when there is no such gate."""
-    row = _compiled_runner(conn)(_GATE_AND_RUN, {"gate": gate_id}).first()
+    row = compiled_reads(conn)(_GATE_AND_RUN, {"gate": gate_id}).first()
     if row is None:
         return None
     return Gate(*row[:_GATE_COLUMNS]), Run(*row[_GATE_COLUMNS:])
@@ -180,7 +180,7 @@ def home(conn: Any, user: str, *, gates: int, runs: int) -> Home:
     compiled once and run on the driver's cursor of `conn`'s transaction (`conn`: what
     `Database.read()` gives, or a `Writer`): every approver's home is rendered from this
     whenever one of their gates changes."""
-    run = _compiled_runner(conn)
+    run = compiled_reads(conn)
     shown, total = [], 0
     for gate_id, run_id, requester, title, options, deadline, version, waiting in run(
             _home_gates(_dialect_name(conn)), {"user": user, "limit": gates}):
@@ -221,12 +221,12 @@ def among_newest_runs(conn: Any, requester: str, run_id: int, newest: int) -> bo
     """Whether run `run_id` is among the `newest` runs `requester` started (what their App
     Home lists): fewer than `newest` of their runs are newer. Counts at most `newest`
     rows, by the (requester, created_at) index's run ids."""
-    run = _compiled_runner(conn)
+    run = compiled_reads(conn)
     newer = run(_NEWER_RUNS_OF, {"user": requester, "run": run_id, "limit": newest}).scalar()
     return int(newer or 0) < newest
 
 
-def _compiled_runner(conn: Any) -> Any:
+def compiled_reads(conn: Any) -> Any:
     """Runs a statement on the driver's cursor of `conn`'s transaction (storage.compiled):
     a read session's or connection's, or a `Writer`'s own."""
     if isinstance(conn, Writer):

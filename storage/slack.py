@@ -32,6 +32,7 @@ import sqlalchemy as sa
 
 from storage import dialect
 from storage.models import SlackInbox, SlackOutbox, SlackRef
+from storage.reads import compiled_reads
 from storage.rows import add as add_row
 from storage.rows import complete
 from storage.rows import write as write_queued_rows
@@ -233,8 +234,9 @@ def _dialect_name(tx: Any) -> str:
 
 # -- the outbox: sending ----------------------------------------------------------------------
 def open_calls(conn: Any, limit: int) -> list[OutboxCall]:
-    """The calls still owed (`OPEN`), oldest first."""
-    return [OutboxCall(*row) for row in conn.execute(_OPEN_CALLS, {"limit": limit})]
+    """The calls still owed (`OPEN`), oldest first (read at each round of the sender:
+    compiled once, on the read transaction's cursor)."""
+    return [OutboxCall(*row) for row in compiled_reads(conn)(_OPEN_CALLS, {"limit": limit})]
 
 
 def any_open_call(conn: Any) -> bool:
