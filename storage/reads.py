@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
-from storage import compiled
 from storage.dialect import POSTGRESQL
 from storage.gates import DECISIONS, GATES
 from storage.records import Decision, Gate, Run
@@ -232,8 +231,7 @@ def compiled_reads(conn: Any) -> Any:
     if isinstance(conn, Writer):
         return conn.execute
     connection = _connection(conn)
-    cursor = connection.connection.dbapi_connection.cursor()
-    return lambda statement, params: compiled.execute(connection, cursor, statement, params)
+    return Writer(connection.connection, connection.engine, connection).read
 
 
 def _connection(conn: Any) -> Any:

@@ -177,7 +177,8 @@ def event_writer(tx: Any) -> Writer:
     if isinstance(tx, Writer):
         return tx
     write_queued_rows(tx)
-    return Writer(tx.connection())
+    connection = tx.connection()
+    return Writer(connection.connection, connection.engine, connection)
 
 
 # -- the event sink: what it queued, rewritten ---------------------------------------------------

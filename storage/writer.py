@@ -55,13 +55,16 @@ class Writer:
     __slots__ = ("_callbacks", "_conn", "_connection", "_cursor", "_dialect", "_engine", "_known",
                  "_queued", "_savepoints", "_statements", "dialect_name", "events")
 
-    def __init__(self, connection: PoolProxiedConnection, engine: Engine) -> None:
+    def __init__(self, connection: PoolProxiedConnection, engine: Engine,
+                 conn: Connection | None = None) -> None:
         self._connection = connection  # checked out of `engine`'s pool; returned at the end
         self._engine = engine
         self._dialect = engine.dialect
         self._statements = compiled.statements(engine.dialect)
         self._cursor = connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        self._conn: Connection | None = None  # made for a statement compiled per execution
+        # made for a statement compiled per execution; or the SQLAlchemy Connection already
+        # around `connection`, of an ORM session whose transaction this writer works in
+        self._conn: Connection | None = conn
         self._savepoints = 0
         self.dialect_name: str = engine.dialect.name
         self._queued: dict[sa.Table, list[dict[str, Any]]] = {}
