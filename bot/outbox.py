@@ -46,7 +46,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import response_urls
 from bot.response_urls import ResponseUrls
-from bot.slack_calls import RetryLater, SlackCalls, Transient, Undeliverable
+from bot.slack_calls import PERMANENT, RetryLater, SlackCalls, Transient, Undeliverable
 from orchestrator.failpoints import crash_point
 from orchestrator.owners import Owners
 from orchestrator.wording import count, seconds
@@ -74,14 +74,6 @@ UNKNOWN_ERROR_ATTEMPTS = 5
 RESPONSE_URL_ATTEMPTS = 3
 GIVE_UP_AFTER = timedelta(days=1)
 CLAIM = timedelta(seconds=60)  # longer than any Web API call's timeout
-# Errors another attempt cannot fix: the row is marked failed and its lane moves on.
-PERMANENT = frozenset({
-    "channel_not_found", "not_in_channel", "is_archived", "msg_too_long", "invalid_blocks",
-    "invalid_arguments", "user_not_found", "users_not_found", "cant_update_message",
-    "message_not_found", "no_text", "too_many_attachments", "not_authed", "invalid_auth",
-    "account_inactive", "token_revoked", "missing_scope", "restricted_action",
-    "cannot_dm_bot", "user_disabled", "invalid_blocks_format", "expired_url", "edit_window_closed",
-})
 
 
 def enqueue(tx: Any, *, lane: str, method: str, payload: dict[str, Any],
@@ -109,11 +101,8 @@ class Outcome:
         return bool(self.sent or self.failed or self.superseded or self.rerouted)
 
     def add(self, other: Outcome) -> None:
-        self.sent += other.sent
-        self.failed += other.failed
-        self.deferred += other.deferred
-        self.superseded += other.superseded
-        self.rerouted += other.rerouted
+        for name in ("sent", "failed", "deferred", "superseded", "rerouted"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 class OutboxSender:

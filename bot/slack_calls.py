@@ -19,6 +19,14 @@ from storage.engine import Database
 from storage.slack import OutboxCall, Ref
 
 METADATA_TYPE = "baton_outbox"
+# Errors another attempt cannot fix: the row is marked failed and its lane moves on.
+PERMANENT = frozenset({
+    "channel_not_found", "not_in_channel", "is_archived", "msg_too_long", "invalid_blocks",
+    "invalid_arguments", "user_not_found", "users_not_found", "cant_update_message",
+    "message_not_found", "no_text", "too_many_attachments", "not_authed", "invalid_auth",
+    "account_inactive", "token_revoked", "missing_scope", "restricted_action",
+    "cannot_dm_bot", "user_disabled", "invalid_blocks_format", "expired_url", "edit_window_closed",
+})
 
 # Builds a payload from the database as it is when the call is sent: given what
 # `Database.read()` yields and the payload's arguments.
