@@ -2,6 +2,7 @@
 one batch per poll, so Slack caught up a minute after a burst), in order per lane, and a
 burst of App Home publishes for one person is sent once."""
 
+import tempfile
 import time
 from typing import Any
 
@@ -137,16 +138,21 @@ def test_a_lanes_calls_cost_one_write_transaction_each(emulator: EmulatorServer,
                 payload={"text": "in the thread"})
         enqueue(s, lane="run:1", method="chat.update", at=now, target_ref="R-1:card",
                 payload={"text": "R-1: done"})
+    # The writer commits on the driver connection, past SQLAlchemy's events: count the
+    # COMMITs the drivers send (SQLite's statement trace, libpq's protocol trace).
     commits: list[object] = []
-    if db.is_sqlite:  # the engine's writer commits on the driver: count SQLite's COMMITs
-        def trace(connection: Any, _record: Any) -> None:
+    traces: list[Any] = []
+
+    def trace(connection: Any, _record: Any) -> None:
+        if db.is_sqlite:
             connection.set_trace_callback(
                 lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
+        else:
+            traces.append(tempfile.TemporaryFile())  # noqa: SIM115 (read and closed below)
+            connection.pgconn.trace(traces[-1].fileno())
 
-        db.engine.dispose()  # connections made from now on are traced
-        event.listen(db.engine, "connect", trace)
-    else:
-        event.listen(db.engine, "commit", commits.append)  # reads end in a rollback
+    db.engine.dispose()  # connections made from now on are traced
+    event.listen(db.engine, "connect", trace)
     sender = OutboxSender(db, client, SystemClock(), poll=600.0)
     try:
         assert sender.deliver().sent == 3
@@ -157,6 +163,11 @@ def test_a_lanes_calls_cost_one_write_transaction_each(emulator: EmulatorServer,
             assert s.exec(select(SlackOutbox.status)).all() == ["sent"] * 3
     finally:
         db.dispose()
+    for out in traces:
+        out.seek(0)
+        commits += [line for line in out.read().decode().splitlines()
+                    if line.split("\t")[1:2] == ["F"] and line.endswith('Query\t "COMMIT"')]
+        out.close()
     assert len(commits) == 4
     (card,) = workspace.messages(PAYMENTS, include_replies=False)
     assert card.text == "R-1: done"
