@@ -169,6 +169,13 @@ class SlackSink:
         assert run.id is not None
         self._post(s, run, self._card(s, run, "running"), e.at, ref=card_ref(run.id),
                    threaded=False)
+        self.refresh_homes(s, self._requester_home(s, run), e.at)
+
+    def _requester_home(self, s: Tx, run: Run) -> list[str]:
+        """The requester, if their home lists `run`: it shows each of the newest runs they
+        started with its status, so every change of that status is theirs to see."""
+        assert run.id is not None
+        return [run.requester] if reads.among_newest_runs(s, run.requester, run.id, SHOWN_RUNS) else []
 
     def on_gate_opened(self, s: Tx, run: Run, e: DomainEvent) -> None:
         p, at = e.data, e.at
@@ -191,7 +198,7 @@ class SlackSink:
                 self._dm(s, run, principal, gate_render.gate_message(self.org, view, dm=True), at,
                          ref=f"{ref}:dm:{slack_id}")
         self._update_card(s, run, self._card(s, run, "waiting"), at)
-        self.refresh_homes(s, gate.approvers, at)
+        self.refresh_homes(s, [*gate.approvers, *self._requester_home(s, run)], at)
 
     def _pings(self, specs: Iterable[str], gate: Gate, run: Run) -> str:
         """The mentions that ping `specs` about `gate`: never its requester under four-eyes
@@ -225,7 +232,7 @@ class SlackSink:
         if gate is None:
             return
         self._gate_and_copies(s, run, gate, at)
-        self.refresh_homes(s, gate.approvers, at)
+        self.refresh_homes(s, [*gate.approvers, *self._requester_home(s, run)], at)
 
     def on_escalated(self, s: Tx, run: Run, e: DomainEvent) -> None:
         p, at = e.data, e.at
@@ -316,6 +323,7 @@ class SlackSink:
         assert run.id is not None
         self._post(s, run, run_render.run_note(run.ref, "held", p["why"]), at)
         self._update_card(s, run, self._card(s, run, "held", p["why"]), at)
+        self.refresh_homes(s, self._requester_home(s, run), at)
 
     def on_run_finished(self, s: Tx, run: Run, e: DomainEvent) -> None:
         p, at = e.data, e.at
@@ -333,11 +341,7 @@ class SlackSink:
                      f"Ask the Baton operator to fix the setup, then start it again · {extra}")
         self._post(s, run, run_render.run_note(run.ref, p["status"], p.get("why", ""), extra=extra), at)
         self._update_card(s, run, self._card(s, run, p["status"], p.get("why")), at)
-        # The requester's home shows the run's status only while it is among the newest runs
-        # they started; an older run ending changes nothing there.
-        if reads.among_newest_runs(s, run.requester, run.id, SHOWN_RUNS):
-            homes.add(run.requester)
-        self.refresh_homes(s, sorted(homes), at)
+        self.refresh_homes(s, sorted(homes | set(self._requester_home(s, run))), at)
 
     def _system(self, s: Tx, e: DomainEvent, text: str) -> None:
         default = self.org.data.default_channel

@@ -247,6 +247,24 @@ def test_a_requesters_home_is_published_when_a_run_it_lists_ends_and_not_for_an_
     assert "*R-22* `vendor-payment` · stopped" in blocks_of(baton.slack.workspace.home(ALICE))
 
 
+def test_a_requesters_home_follows_the_run_without_being_opened(baton: Baton) -> None:
+    """The home lists each of the requester's newest runs with its status: a run that starts
+    and waits at its gate is shown waiting, and decided, shown finished, each published as it
+    happens (before, her home said nothing until the run ended or she opened the tab)."""
+    assert baton.slack.workspace.home(ALICE) is None
+    baton.driver.slash_command("run vendor-payment vendor=ACME amount=20000", user=ALICE, channel=PAYMENTS)
+    baton.settle()
+    assert baton.engine.get_run("R-1").status == "waiting"
+    assert "*R-1* `vendor-payment` · waiting" in blocks_of(baton.slack.workspace.home(ALICE))
+    gate = baton.gate_message()
+    baton.driver.click(user=CAROL, action_id="gate.decide.approve", channel=PAYMENTS, ts=gate.ts)
+    baton.submit(CAROL, {"reason": "invoice matches the PO"})
+    baton.settle()
+    status = baton.engine.get_run("R-1").status
+    assert status == "succeeded"
+    assert f"*R-1* `vendor-payment` · {status}" in blocks_of(baton.slack.workspace.home(ALICE))
+
+
 def test_commands_work_in_a_dm_and_after_a_mention(baton: Baton) -> None:
     baton.driver.direct_message("flows", user=ALICE)
     baton.driver.mention("<@U0BATON00> run vendor-payment vendor=ACME amount=5000",
