@@ -25,14 +25,15 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.crud import REQUIRED as _REQUIRED
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 
 class Compiled:
     """One statement as one dialect runs it, with how to pass its parameters and read its rows."""
 
-    __slots__ = ("_dialect", "_ordered", "_types", "bind_processors", "defaults", "names", "positional",
-                 "result_processors", "row", "sql")
+    __slots__ = ("_by_position", "_dialect", "_from_given", "_ordered", "_types", "bind_processors",
+                 "defaults", "names", "positional", "result_processors", "row", "sql")
 
     def __init__(self, statement: Any, dialect: Dialect, column_keys: Sequence[str] | None) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=list(column_keys or ()) or None)
@@ -50,6 +51,14 @@ class Compiled:
         self.bind_processors: tuple[tuple[str, Any], ...] = tuple(
             (name, _quick_bind(compiled.binds.get(name), dialect, proc))
             for name, proc in compiled._bind_processors.items() if proc is not None)
+        # When no parameter has a value of its own (an INSERT's or UPDATE's columns, a row's
+        # id), they are read from the caller's mapping in order and each processed in its
+        # place, without first merging them into a copy of the defaults.
+        self._from_given = self.positional and bool(self.names) and all(
+            value is _REQUIRED or value is None for value in self.defaults.values())
+        processors = dict(self.bind_processors)
+        self._by_position: tuple[tuple[int, Any], ...] = tuple(
+            (index, processors[name]) for index, name in enumerate(self.names) if name in processors)
         columns = compiled._result_columns
         self._types = [column.type for column in columns]
         self._dialect = dialect
@@ -59,6 +68,18 @@ class Compiled:
         self.row = namedtuple("Row", [c.keyname for c in columns], rename=True) if columns else None  # type: ignore[misc]
 
     def parameters(self, given: Mapping[str, Any]) -> Any:
+        if self._from_given:
+            try:
+                ordered = self._ordered(given)
+            except KeyError:
+                pass  # a parameter left out: passed on as SQLAlchemy would (below)
+            else:
+                if not self._by_position:
+                    return ordered
+                found = list(ordered)
+                for index, process in self._by_position:
+                    found[index] = process(found[index])
+                return found
         values = {**self.defaults, **given} if self.defaults else dict(given)
         for name, process in self.bind_processors:
             if name in values:
@@ -139,6 +160,12 @@ def _utc_time_result(process: Any) -> Any:
 _from_iso = datetime.fromisoformat
 
 
+# A transaction stamps most of its rows and columns with the same time (`Tx.now`): the text
+# of the last time encoded is kept with it, for every statement's time columns, replaced as
+# one tuple (the threads of a process share it).
+_LAST_TIME: list[tuple[Any, Any]] = [(None, None)]
+
+
 def _quick_bind(bind: Any, dialect: Dialect, process: Any) -> Any:
     """A UTC datetime with microseconds (the clock's) stored as SQLModel's and SQLAlchemy's
     SQLite processors store it (`2026-12-04 20:31:56.123456`, in UTC), by the C `isoformat`;
@@ -151,9 +178,16 @@ def _quick_bind(bind: Any, dialect: Dialect, process: Any) -> Any:
     if not isinstance(bind.type, UTCDateTime):
         return process
 
+    last = _LAST_TIME
+
     def encode(value: Any) -> Any:
+        seen = last[0]
+        if value is seen[0]:
+            return seen[1]
         if value.__class__ is datetime and value.tzinfo is UTC and value.microsecond:
-            return value.isoformat(" ")[:26]  # without its "+00:00"
+            text = value.isoformat(" ")[:26]  # without its "+00:00"
+            last[0] = (value, text)
+            return text
         if value is None:
             return None  # what the processors make of it
         return process(value)

@@ -63,12 +63,22 @@ def entry_hash(prev_hash: str, chain: str, seq: int, kind: str, actor: str, node
     The column keeps the data's own key order (`storage.engine.store_json`): the readers
     show a dict's entries in the order they were recorded (a conflict's verdicts, a
     decision's edits), so the canonical text, with its keys sorted, is not stored."""
+    seen = _LAST_AT[0]
+    if at is seen[0]:
+        at_text = seen[1]
+    else:
+        at_text = at.isoformat(timespec="microseconds")
+        _LAST_AT[0] = (at, at_text)
     text = (f'{prev_hash}{{"actor":{_string(actor)},'
-            f'"at":"{at.isoformat(timespec="microseconds")}","chain":{_string(chain)},'
+            f'"at":"{at_text}","chain":{_string(chain)},'
             f'"data":{data_text},"kind":{_string(kind)},'
             f'"node":{"null" if node is None else _string(node)},"seq":{int(seq)}}}')
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
+
+# The entries of a transaction share its time (`Tx.now`): the text of the last one, kept
+# with it as one tuple (the threads of a process share it).
+_LAST_AT: list[tuple[Any, str]] = [(None, "")]
 
 # A string as the canonical encoder writes it (ensure_ascii=False: the C encoder's own)
 _string = json.encoder.encode_basestring  # type: ignore[attr-defined]

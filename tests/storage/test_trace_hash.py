@@ -32,6 +32,17 @@ def test_the_hash_of_encoded_data_is_the_hash_of_the_entry(
         compute_hash(prev, body(chain, seq, kind, actor, node, data, at))
 
 
+@settings(max_examples=100, deadline=None)
+@given(times=st.lists(st.datetimes(timezones=st.just(UTC)), min_size=1, max_size=4))
+def test_entries_of_one_time_and_of_others_in_turn_hash_their_own_time(
+        times: list[datetime]) -> None:
+    # entry_hash keeps the text of the last time it wrote: the same time again, then
+    # another, then the first again (as equal values and as the same object)
+    for at in [*times, times[0], times[0].replace(), *reversed(times)]:
+        assert entry_hash("", "run:1", 1, "k", "a", None, "{}", at) == \
+            compute_hash("", body("run:1", 1, "k", "a", None, {}, at))
+
+
 def test_entries_verify_and_keep_the_key_order_they_were_recorded_in(engine: Engine) -> None:
     """The chain verifies from what is stored; the column keeps the data's own key order
     (the readers show a dict's entries in that order), text as UTF-8."""
