@@ -78,7 +78,7 @@ def entry_hash(prev_hash: str, chain: str, seq: int, kind: str, actor: str, node
 
 # The entries of a transaction share its time (`Tx.now`): the text of the last one, kept
 # with it as one tuple (the threads of a process share it).
-_LAST_AT: list[tuple[Any, str]] = [(None, "")]
+_LAST_AT: list[tuple[Any, str]] = [(object(), "")]
 
 # A string as the canonical encoder writes it (ensure_ascii=False: the C encoder's own)
 _string = json.encoder.encode_basestring  # type: ignore[attr-defined]
