@@ -91,8 +91,9 @@ def test_a_rejection_reaches_the_model_as_the_tools_error(api: Served, llm: Fake
     assert run.status == "rejected" and run.action is None
 
 
-def _ops_graph(approvals: BatonApprovals, ran: list[str], checkpointer: Any) -> Any:
-    @approvals.tool(flow="agent-quick")
+def _ops_graph(approvals: BatonApprovals, ran: list[str], checkpointer: Any,
+              flow: str = "agent-quick") -> Any:
+    @approvals.tool(flow=flow)
     @tool
     def run_command(command: str) -> str:
         """Run a shell command."""
@@ -144,16 +145,18 @@ def test_a_graph_waiting_for_people_is_resumed_by_another_process(test_api: Serv
     """The agent stops waiting (on_timeout="keep"); the graph stays at its interrupt in the
     checkpoint database and the Baton run stays open. A person approves; a new process (new
     graph, new client, the same checkpoints) resumes it: the same Baton run, no second
-    question, and the command runs once."""
+    question, and the command runs once. (agent-command: no answer in it is timed, so the
+    approval may take as long as this machine takes to start the CLI.)"""
     api = test_api
-    token = api.token("ops-bot", "service:billing-agent", "agent-quick")
+    token = api.token("ops-bot", "service:billing-agent", "agent-command")
     llm.script(Reply(tool_calls=[call("run_command", id="call_cmd", command="deploy v2")]),
                Reply("Deployed."), match="deploy")
     config = {"configurable": {"thread_id": "ops-2"}}
     ran: list[str] = []
     with Baton(api.url, token) as baton:
         approvals = BatonApprovals(baton, timeout=0, on_timeout="keep")
-        graph = _ops_graph(approvals, ran, _checkpointer(tmp_path / "graph.sqlite"))
+        graph = _ops_graph(approvals, ran, _checkpointer(tmp_path / "graph.sqlite"),
+                            "agent-command")
         with pytest.raises(TimedOut, match="stays open"):
             approvals.invoke(graph, {"messages": [HumanMessage("deploy v2 please")]}, config)
         (pending,) = graph.get_state(config).interrupts
@@ -164,7 +167,8 @@ def test_a_graph_waiting_for_people_is_resumed_by_another_process(test_api: Serv
 
     with Baton(api.url, token) as baton:
         approvals = BatonApprovals(baton, timeout=30)
-        graph = _ops_graph(approvals, ran, _checkpointer(tmp_path / "graph.sqlite"))
+        graph = _ops_graph(approvals, ran, _checkpointer(tmp_path / "graph.sqlite"),
+                            "agent-command")
         state = approvals.resume(graph, config)
         assert state["messages"][-1].content == "Deployed."
         assert ran == ["deploy v2"]

@@ -75,9 +75,9 @@ def test_keep_leaves_the_run_open_for_a_retry_with_the_same_key(api: Api) -> Non
 
 def test_a_result_that_never_comes_makes_the_outcome_unknown(test_api: Api) -> None:
     api = test_api
-    token = api.token("ops-bot", "service:billing-agent", "agent-quick")
+    token = api.token("ops-bot", "service:billing-agent", "agent-report")
     with api.client(token) as client:
-        run = client.start("agent-quick", {"command": "deploy"})
+        run = client.start("agent-report", {"command": "deploy"})
         decided = api.cli("decide", "R-1", "approve", "--as", "grace")
         assert decided.returncode == 0, decided.stderr
         run = client.wait(run, timeout=30)
