@@ -30,7 +30,7 @@ from orchestrator.failpoints import crash_point
 from storage import changes, trace
 from storage.changes import queue_event
 from storage.engine import Database
-from storage.models import Event, TraceEntry
+from storage.records import Event, TraceEntry
 from storage.writer import Writer
 
 log = structlog.get_logger("baton.events")
@@ -68,7 +68,6 @@ class DomainEvent:
     def from_rows(cls, row: Event, entry: TraceEntry | None) -> DomainEvent:
         """The stored event and the trace entry it points at (None for an event written
         before events pointed at their entry: its payload has everything)."""
-        assert row.id is not None
         if entry is None:
             if row.seq is not None:
                 raise LookupError(f"event {row.id} reports entry #{row.seq} of "
@@ -119,10 +118,10 @@ class Notifier(Protocol):
 
 
 class EventSink(Protocol):
-    """The durable consumer, called in the write transaction (`tx`) that marks the event
-    delivered. Raise to have the event retried later."""
+    """The durable consumer, called in the write transaction (`tx`, a `storage.writer.Writer`)
+    that marks the event delivered. Raise to have the event retried later."""
 
-    def handle(self, tx: Any, event: DomainEvent) -> None: ...
+    def handle(self, tx: Writer, event: DomainEvent) -> None: ...
 
 
 class Sinks:
@@ -132,7 +131,7 @@ class Sinks:
     def __init__(self, *sinks: EventSink) -> None:
         self.sinks = sinks
 
-    def handle(self, tx: Any, event: DomainEvent) -> None:
+    def handle(self, tx: Writer, event: DomainEvent) -> None:
         for sink in self.sinks:
             sink.handle(tx, event)
 
@@ -211,8 +210,8 @@ class Dispatcher:
     def _deliver_together(self, due: list[tuple[int, int | None]]) -> dict[int, str] | None:
         """One transaction for all of `due`; None (and nothing kept) if one of them failed."""
         try:
-            with self.db.write() as s:
-                return self._in_order(due, lambda event_id: self._handle(s, event_id))
+            with self.db.writer() as w:
+                return self._in_order(due, lambda event_id: self._handle(w, event_id))
         except Exception as exc:
             log.info("event_batch_undone", events=len(due), error=str(exc))
             return None
@@ -235,24 +234,24 @@ class Dispatcher:
     def _deliver(self, event_id: int) -> str:
         """delivered | done (someone else delivered it) | busy (someone else has it) | failed"""
         try:
-            with self.db.write() as s:
-                return self._handle(s, event_id)
+            with self.db.writer() as w:
+                return self._handle(w, event_id)
         except Exception as exc:
             self._failed(event_id, exc)
             return "failed"
 
-    def _handle(self, s: Any, event_id: int) -> str:
+    def _handle(self, w: Writer, event_id: int) -> str:
         """Hand one event to the sink and mark it delivered, in the caller's transaction."""
-        row = changes.take_event(s, event_id)
+        row = changes.take_event(w, event_id)
         if row is None:
             return "busy"
         if row.delivered_at is not None:
             return "done"
-        entry = None if row.seq is None else trace.entry_at(s, trace.chain_of(row.run_id),
+        entry = None if row.seq is None else trace.entry_at(w, trace.chain_of(row.run_id),
                                                              row.seq)
-        self.sink.handle(s, DomainEvent.from_rows(row, entry))
+        self.sink.handle(w, DomainEvent.from_rows(row, entry))
         crash_point("outbox.written")
-        changes.mark_delivered(s, row, self.clock.now())
+        changes.mark_delivered(w, row, self.clock.now())
         return "delivered"
 
     def _failed(self, event_id: int, exc: Exception) -> None:
@@ -260,8 +259,8 @@ class Dispatcher:
             delay = min(self.max_backoff.total_seconds(), 2 ** min(attempts, 12))
             return self.clock.now() + timedelta(seconds=delay * (0.5 + self._rng.random() / 2))
 
-        with self.db.write() as s:
-            attempts = changes.delivery_failed(s, event_id, f"{type(exc).__name__}: {exc}",
+        with self.db.writer() as w:
+            attempts = changes.delivery_failed(w, event_id, f"{type(exc).__name__}: {exc}",
                                                retry_at)
         if attempts is not None:
             log.warning("event_delivery_failed", event_id=event_id, error=str(exc),

@@ -3,6 +3,8 @@
 - Locking a row: PostgreSQL takes `SELECT ... FOR UPDATE`; a SQLite write transaction
   holds the database's only write lock since `BEGIN IMMEDIATE` (storage.engine), so it
   locks nothing more and a row it has read stays current.
+- Taking a row unless another transaction holds it: PostgreSQL's `FOR UPDATE SKIP LOCKED`
+  (the row is not returned while another worker has it); SQLite's single writer has it.
 - Beginning a write transaction: SQLite's `BEGIN IMMEDIATE` takes the write lock at once,
   so a second writer waits at its BEGIN (busy timeout) rather than failing half way with
   "database is locked"; PostgreSQL's driver begins a transaction at the first statement.
@@ -44,6 +46,10 @@ def by_id(table: sa.Table, dialect_name: str, *, lock: bool) -> Any:
 
 def for_update(query: sa.Select[Any], dialect_name: str) -> sa.Select[Any]:
     return query.with_for_update() if locks_rows(dialect_name) else query
+
+
+def for_update_skip_locked(query: sa.Select[Any], dialect_name: str) -> sa.Select[Any]:
+    return query.with_for_update(skip_locked=True) if locks_rows(dialect_name) else query
 
 
 @cache

@@ -164,8 +164,43 @@ class FlowVersion:
     created_at: datetime
 
 
-Record = Run | Gate | Decision | Action | Timer | SystemState | FlowVersion
-RECORDS: tuple[type[Any], ...] = (Run, Gate, Decision, Action, Timer, SystemState, FlowVersion)
+@dataclass(slots=True, eq=False)
+class TraceEntry:
+    """One entry of a chain, as read (entries are only ever inserted, as queued rows)."""
+
+    table: ClassVar[sa.Table] = models.TraceEntry.__table__  # type: ignore[attr-defined]
+    id: int
+    run_id: int | None
+    chain: str
+    seq: int
+    kind: str
+    actor: str
+    node: str | None
+    data: dict[str, Any]
+    created_at: datetime
+    hash: str
+
+
+@dataclass(slots=True, eq=False)
+class Event:
+    """One row of the event outbox, as the dispatcher takes it (storage.changes)."""
+
+    table: ClassVar[sa.Table] = models.Event.__table__  # type: ignore[attr-defined]
+    id: int
+    run_id: int | None
+    kind: str
+    seq: int | None
+    payload: dict[str, Any]
+    created_at: datetime
+    delivered_at: datetime | None
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+
+
+Record = Run | Gate | Decision | Action | Timer | SystemState | FlowVersion | TraceEntry | Event
+RECORDS: tuple[type[Any], ...] = (Run, Gate, Decision, Action, Timer, SystemState, FlowVersion,
+                                  TraceEntry, Event)
 # Each record's field names, in the table's column order (what the snapshot compares).
 FIELDS: dict[type[Any], tuple[str, ...]] = {
     record: tuple(f.name for f in fields(record)) for record in RECORDS}

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from storage import records, rows
@@ -152,10 +153,16 @@ def chain_of(run_id: int | None) -> str:
     return SYSTEM_CHAIN if run_id is None else f"R-{run_id}"
 
 
-def entry_at(session: Session, chain: str, seq: int) -> TraceEntry | None:
-    """Entry `seq` of `chain` (by the chain's unique index)."""
-    return session.exec(select(TraceEntry).where(TraceEntry.chain == chain,
-                                                 TraceEntry.seq == seq)).first()
+def entry_at(conn: Writer | Session, chain: str, seq: int) -> records.TraceEntry | None:
+    """Entry `seq` of `chain` (by the chain's unique index), in a write transaction or what
+    `Database.read()` gives."""
+    run = conn.execute if isinstance(conn, Writer) else conn.connection().execute
+    row = run(_ENTRY_AT, {"chain": chain, "seq": seq}).first()
+    return None if row is None else records.TraceEntry(*row)
+
+
+_ENTRY_AT = sa.select(TRACE).where(TRACE.c.chain == sa.bindparam("chain"),
+                                   TRACE.c.seq == sa.bindparam("seq"))
 
 
 def chain_entries(session: Session, chain: str) -> list[TraceEntry]:

@@ -1,15 +1,19 @@
 """The durable event sink's delivery: a backlog shares transactions, one failing event
 undoes nothing the others derived, and a run's events never overtake each other."""
 
+import threading
 from datetime import timedelta
 
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from bot.outbox import enqueue
 from orchestrator.clock import FakeClock
 from orchestrator.engine import Engine
 from orchestrator.events import Dispatcher, DomainEvent
+from storage import dialect
+from storage.engine import Database
 from storage.models import Event, SlackOutbox
+from storage.writer import Writer
 
 
 class Sink:
@@ -20,9 +24,9 @@ class Sink:
         self.fail_on = fail_on
         self.handled: list[int] = []
 
-    def handle(self, session: Session, event: DomainEvent) -> None:
+    def handle(self, tx: Writer, event: DomainEvent) -> None:
         assert event.id is not None
-        enqueue(session, lane=f"run:{event.run_id}", method="chat.postMessage", at=event.at,
+        enqueue(tx, lane=f"run:{event.run_id}", method="chat.postMessage", at=event.at,
                 run_id=event.run_id, payload={"event": event.id})
         if event.id == self.fail_on:
             raise RuntimeError("Slack sink failed")
@@ -75,3 +79,60 @@ def test_a_later_event_not_due_yet_does_not_hold_back_the_earlier_ones_of_its_ru
     sink = Sink(fail_on=0)
     assert Dispatcher(engine.db, sink, clock, together=8).deliver_pending() == 2
     assert sink.handled == [events[0].id, events[2].id]  # each run's run_started
+
+
+class Held:
+    """A sink that, on its first event, waits (inside the delivering transaction) until let go."""
+
+    def __init__(self) -> None:
+        self.handled: list[int] = []
+        self.holding = threading.Event()
+        self.let_go = threading.Event()
+
+    def handle(self, tx: Writer, event: DomainEvent) -> None:
+        assert event.id is not None
+        if not self.handled:
+            self.holding.set()
+            assert self.let_go.wait(60)
+        self.handled.append(event.id)
+
+
+def test_two_dispatchers_on_one_database_never_deliver_an_event_twice(
+        engine: Engine, clock: FakeClock, database_url: str) -> None:
+    """A second process's dispatcher (its own Database) skips the event the first is
+    delivering right now, and that run's later events, on PostgreSQL (SKIP LOCKED: it
+    delivers the other run's events meanwhile); on SQLite it waits for the write lock and
+    finds the events delivered. Either way each event reaches one sink, once."""
+    for _ in range(2):  # each run: run_started, then gate_opened
+        engine.start_run("vendor-payment", {"vendor": "ACME", "amount": "20000"}, "alice")
+    with engine.db.read() as s:
+        events = s.exec(select(Event.id, Event.run_id).order_by(col(Event.id))).all()
+    first, second = events[:2], events[2:]
+    other_db = Database(database_url)
+    a, b = Held(), Held()
+    b.handled.append(0)  # b never waits
+    try:
+        delivering = threading.Thread(
+            target=Dispatcher(engine.db, a, clock, together=8).deliver_pending)
+        delivering.start()
+        assert a.holding.wait(60)  # a holds the first run's first event, uncommitted
+        other = threading.Thread(
+            target=Dispatcher(other_db, b, clock, together=8).deliver_pending)
+        other.start()
+        if dialect.locks_rows(other_db.engine.dialect.name):
+            other.join(60)
+            assert not other.is_alive(), "the second dispatcher waited for the held row"
+            assert b.handled[1:] == [e.id for e in second]  # the other run's, meanwhile
+        a.let_go.set()
+        delivering.join(60)
+        other.join(60)
+        assert not delivering.is_alive() and not other.is_alive()
+    finally:
+        a.let_go.set()
+        other_db.dispose()
+    handled = a.handled + b.handled[1:]
+    assert sorted(handled) == [e.id for e in events]  # each event once
+    assert a.handled[:2] == [e.id for e in first]  # the first run's, in order, by a
+    with engine.db.read() as s:
+        rows = s.exec(select(Event).order_by(col(Event.id))).all()
+    assert all(row.delivered_at is not None and row.attempts == 1 for row in rows)

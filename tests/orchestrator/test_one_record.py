@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from orchestrator.clock import FakeClock
 from orchestrator.console import describe
@@ -19,6 +19,7 @@ from orchestrator.kinds import KINDS
 from orchestrator.readers.export import verify_all
 from storage import migrate, trace
 from storage.models import Event
+from storage.writer import Writer
 from tests.source_literals import literals
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +31,7 @@ class Recording:
     def __init__(self) -> None:
         self.events: list[DomainEvent] = []
 
-    def handle(self, session: Session, event: DomainEvent) -> None:
+    def handle(self, tx: Writer, event: DomainEvent) -> None:
         self.events.append(event)
 
 
