@@ -35,8 +35,8 @@ log = structlog.get_logger("baton.notifier")
 
 HOME = "home"  # the outbox renderer of App Home views
 
-# What the handlers write through: a `Writer` on the dispatcher's transaction
-# (`storage.slack.event_writer`), reading records (storage.records), never ORM instances.
+# What the handlers write through: the dispatcher's write transaction, a `Writer`, reading
+# records (storage.records), never ORM instances.
 Tx = Writer
 
 
@@ -150,18 +150,17 @@ class SlackSink:
         return gate_render.gate_message(self.org, view, dm=True, why=why)
 
     # -- events -----------------------------------------------------------------------------------
-    def handle(self, tx: Any, event: DomainEvent) -> None:
-        """In the dispatcher's write transaction `tx` (orchestrator.events.EventSink)."""
+    def handle(self, tx: Writer, event: DomainEvent) -> None:
+        """In the dispatcher's write transaction `tx` (orchestrator.events.EventSink): what
+        the handler queues is inserted with the transaction's other queued rows."""
         if event.kind not in ON_EVENT:  # written by a newer Baton: nothing we know to show
             log.error("event_kind_unknown", kind=event.kind, event_id=event.id)
             return
         handler = ON_EVENT[event.kind]
         if handler is None:
             return
-        w = slack.event_writer(tx)
-        run = w.get(Run, event.run_id) if event.run_id else None
-        handler(self, w, run, event)
-        w.flush()  # what the handler queued, inserted before the dispatcher commits
+        run = tx.get(Run, event.run_id) if event.run_id else None
+        handler(self, tx, run, event)
         if self.on_queued is not None:
             after_commit(tx, self.on_queued)
 

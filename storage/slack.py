@@ -15,10 +15,10 @@
   `claim_request`) -> `done` or `failed`.
 
 Write functions take the `Writer` of `Database.writer()`; reads take what
-`Database.read()` gives (anything with `execute`). The event sink works on the
-dispatcher's transaction through `event_writer`, a `Writer` on that transaction's own
-connection: it writes the rows it has queued before it runs a statement, so the functions
-under "the event sink" below read the calls queued earlier in the same transaction.
+`Database.read()` gives (anything with `execute`). The event sink works in the
+dispatcher's transaction, a `Writer`: it writes the rows it has queued before it runs a
+statement, so the functions under "the event sink" below read the calls queued earlier in
+the same transaction.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from storage.models import SlackInbox, SlackOutbox, SlackRef
 from storage.reads import compiled_reads
 from storage.rows import add as add_row
 from storage.rows import complete
-from storage.rows import write as write_queued_rows
 from storage.writer import Writer
 
 OUTBOX: sa.Table = SlackOutbox.__table__  # type: ignore[attr-defined]
@@ -165,20 +164,6 @@ def queue_call_once(w: Writer, values: dict[str, Any]) -> bool:
         return False
     queue_call(w, values)
     return True
-
-
-def event_writer(tx: Any) -> Writer:
-    """The event sink's statements in the dispatcher's write transaction `tx` (the ORM
-    session of `Database.write()`, or a `Writer`, returned as it is): a `Writer` on the
-    session's own connection, so the sink reads records and queues its calls as the engine
-    does, without the ORM's Python around each statement (`storage.compiled`). The rows the
-    session queued are written first; the caller flushes the writer before the session
-    commits (what it queued is inserted then)."""
-    if isinstance(tx, Writer):
-        return tx
-    write_queued_rows(tx)
-    connection = tx.connection()
-    return Writer(connection.connection, connection.engine, connection)
 
 
 # -- the event sink: what it queued, rewritten ---------------------------------------------------
