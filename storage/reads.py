@@ -118,18 +118,23 @@ def pending_gate_ids(conn: Any, user: str) -> list[int]:
             if gate_id is not None]
 
 
+def _among_approvers(dialect_name: str, user: Any) -> Any:
+    """`user` is in the gate's approvers (a JSON list), looked for by the database: the one
+    condition of "who may decide" that both a person's pending gates and their home use."""
+    if dialect_name == POSTGRESQL:
+        return sa.cast(GATES.c.approvers, JSONB).contains(
+            sa.func.jsonb_build_array(sa.cast(user, sa.Text)))
+    each = sa.func.json_each(GATES.c.approvers).table_valued("value").alias("approver")
+    return sa.exists(sa.select(sa.literal(1)).select_from(each).where(each.c.value == user))
+
+
 @cache
 def _pending_gate_ids(dialect_name: str) -> Any:
     user = sa.bindparam("user", type_=sa.String)
     own = sa.select(sa.literal(1)).select_from(RUNS).where(
         RUNS.c.id == GATES.c.run_id, RUNS.c.requester == user)
-    if dialect_name == POSTGRESQL:
-        among = sa.cast(GATES.c.approvers, JSONB).contains(sa.func.jsonb_build_array(sa.cast(user, sa.Text)))
-    else:
-        each = sa.func.json_each(GATES.c.approvers).table_valued("value").alias("approver")
-        among = sa.exists(sa.select(sa.literal(1)).select_from(each).where(each.c.value == user))
     return (sa.select(GATES.c.id)
-            .where(GATES.c.status == "open", among,
+            .where(GATES.c.status == "open", _among_approvers(dialect_name, user),
                    sa.or_(sa.not_(GATES.c.forbid_requester), ~own.exists()))
             .order_by(GATES.c.id))
 
@@ -196,16 +201,11 @@ def _home_gates(dialect_name: str) -> Any:
     many there are in all (a window count, taken before the LIMIT): `pending_gate_ids`'s
     conditions, on the gate joined to its run, in one statement."""
     user = sa.bindparam("user", type_=sa.String)
-    if dialect_name == POSTGRESQL:
-        among = sa.cast(GATES.c.approvers, JSONB).contains(sa.func.jsonb_build_array(sa.cast(user, sa.Text)))
-    else:
-        each = sa.func.json_each(GATES.c.approvers).table_valued("value").alias("approver")
-        among = sa.exists(sa.select(sa.literal(1)).select_from(each).where(each.c.value == user))
     return (sa.select(GATES.c.id, GATES.c.run_id, RUNS.c.requester, GATES.c.title,
                       GATES.c.options, GATES.c.next_deadline, GATES.c.version,
                       sa.func.count().over())
             .select_from(GATES.join(RUNS, GATES.c.run_id == RUNS.c.id))
-            .where(GATES.c.status == "open", among,
+            .where(GATES.c.status == "open", _among_approvers(dialect_name, user),
                    sa.or_(sa.not_(GATES.c.forbid_requester), RUNS.c.requester != user))
             .order_by(GATES.c.id).limit(sa.bindparam("limit")))
 
