@@ -14,12 +14,15 @@ import sqlalchemy as sa
 from storage import dialect
 from storage.models import Decision as DecisionModel
 from storage.models import Gate as GateModel
+from storage.models import GateApprover
 from storage.records import Decision, Gate
 from storage.rows import complete
 from storage.writer import Writer
 
 GATES: sa.Table = GateModel.__table__  # type: ignore[attr-defined]
 DECISIONS: sa.Table = DecisionModel.__table__  # type: ignore[attr-defined]
+# who may decide each open gate, as rows kept by the database (storage.models.GateApprover)
+APPROVERS: sa.Table = GateApprover.__table__  # type: ignore[attr-defined]
 
 _OPEN = (sa.select(GATES).where(GATES.c.run_id == sa.bindparam("run"), GATES.c.status == "open")
          .order_by(GATES.c.id))

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision. tests/storage/test_storage.py keeps it equal to the scripts'
 # head, so a start-up check is one SELECT instead of loading every script.
-HEAD = "0011"
+HEAD = "0012"
 _PG_MIGRATION_LOCK = 0x42A70D  # arbitrary, constant advisory-lock key
 
 

@@ -9,15 +9,12 @@ where the dialects differ).
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cache
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
-from storage.dialect import POSTGRESQL
-from storage.gates import DECISIONS, GATES
+from storage.gates import APPROVERS, DECISIONS, GATES
 from storage.records import Decision, Gate, Run
 from storage.runs import RUNS, STATE
 from storage.trace import TRACE
@@ -108,35 +105,25 @@ def gates_by_id(conn: Any, gate_ids: list[int]) -> list[Gate]:
 
 
 def pending_gate_ids(conn: Any, user: str) -> list[int]:
-    """Open gates `user` may decide, oldest first. The database looks for `user` in each
-    open gate's approvers (a JSON list): this runs for every approver of a gate on every
-    event of that gate, and loading the lists into Python cost a JSON parse per open gate,
-    hundreds per App Home at a busy company. A requester's own gate under four-eyes is not
-    theirs to decide (gates opened by older versions still list them)."""
-    statement = _pending_gate_ids(_dialect_name(conn))
-    return [gate_id for (gate_id,) in conn.execute(statement, {"user": user})
-            if gate_id is not None]
+    """Open gates `user` may decide, oldest first: found from `user`'s approver rows
+    (storage.models.GateApprover), an index lookup however many gates are open. A requester's own
+    gate under four-eyes is not theirs to decide (gates opened by older versions still
+    list them)."""
+    return [gate_id for (gate_id,) in conn.execute(_PENDING_GATE_IDS, {"user": user})]
 
 
-def _among_approvers(dialect_name: str, user: Any) -> Any:
-    """`user` is in the gate's approvers (a JSON list), looked for by the database: the one
-    condition of "who may decide" that both a person's pending gates and their home use."""
-    if dialect_name == POSTGRESQL:
-        return sa.cast(GATES.c.approvers, JSONB).contains(
-            sa.func.jsonb_build_array(sa.cast(user, sa.Text)))
-    each = sa.func.json_each(GATES.c.approvers).table_valued("value").alias("approver")
-    return sa.exists(sa.select(sa.literal(1)).select_from(each).where(each.c.value == user))
+def _theirs_to_decide(user: Any) -> tuple[Any, ...]:
+    """The conditions on approver rows joined to their gate and its run that make the gate
+    `user`'s to decide now: theirs, open, and not their own request under four-eyes."""
+    return (APPROVERS.c.principal == user, GATES.c.status == "open",
+            sa.or_(sa.not_(GATES.c.forbid_requester), RUNS.c.requester != user))
 
 
-@cache
-def _pending_gate_ids(dialect_name: str) -> Any:
-    user = sa.bindparam("user", type_=sa.String)
-    own = sa.select(sa.literal(1)).select_from(RUNS).where(
-        RUNS.c.id == GATES.c.run_id, RUNS.c.requester == user)
-    return (sa.select(GATES.c.id)
-            .where(GATES.c.status == "open", _among_approvers(dialect_name, user),
-                   sa.or_(sa.not_(GATES.c.forbid_requester), ~own.exists()))
-            .order_by(GATES.c.id))
+_APPROVER_GATES = (APPROVERS.join(GATES, GATES.c.id == APPROVERS.c.gate_id)
+                   .join(RUNS, RUNS.c.id == GATES.c.run_id))
+_PENDING_GATE_IDS = (sa.select(GATES.c.id).select_from(_APPROVER_GATES)
+                     .where(*_theirs_to_decide(sa.bindparam("user", type_=sa.String)))
+                     .order_by(APPROVERS.c.gate_id))
 
 
 class HomeGate(NamedTuple):
@@ -187,7 +174,7 @@ def home(conn: Any, user: str, *, gates: int, runs: int) -> Home:
     run = compiled_reads(conn)
     shown, total = [], 0
     for gate_id, run_id, requester, title, options, deadline, version, waiting in run(
-            _home_gates(_dialect_name(conn)), {"user": user, "limit": gates}):
+            _HOME_GATES, {"user": user, "limit": gates}):
         shown.append(HomeGate(gate_id, f"R-{run_id}", requester, title, list(options), deadline,
                               version))
         total = waiting
@@ -195,19 +182,15 @@ def home(conn: Any, user: str, *, gates: int, runs: int) -> Home:
                                                                          "limit": runs})])
 
 
-@cache
-def _home_gates(dialect_name: str) -> Any:
-    """The first open gates a person may decide, as the home lists them, each row with how
-    many there are in all (a window count, taken before the LIMIT): `pending_gate_ids`'s
-    conditions, on the gate joined to its run, in one statement."""
-    user = sa.bindparam("user", type_=sa.String)
-    return (sa.select(GATES.c.id, GATES.c.run_id, RUNS.c.requester, GATES.c.title,
-                      GATES.c.options, GATES.c.next_deadline, GATES.c.version,
-                      sa.func.count().over())
-            .select_from(GATES.join(RUNS, GATES.c.run_id == RUNS.c.id))
-            .where(GATES.c.status == "open", _among_approvers(dialect_name, user),
-                   sa.or_(sa.not_(GATES.c.forbid_requester), RUNS.c.requester != user))
-            .order_by(GATES.c.id).limit(sa.bindparam("limit")))
+# The first open gates a person may decide, as the home lists them, each row with how many
+# there are in all (a window count, taken before the LIMIT): `pending_gate_ids`'s
+# conditions, in one statement.
+_HOME_GATES = (sa.select(GATES.c.id, GATES.c.run_id, RUNS.c.requester, GATES.c.title,
+                         GATES.c.options, GATES.c.next_deadline, GATES.c.version,
+                         sa.func.count().over())
+               .select_from(_APPROVER_GATES)
+               .where(*_theirs_to_decide(sa.bindparam("user", type_=sa.String)))
+               .order_by(APPROVERS.c.gate_id).limit(sa.bindparam("limit")))
 
 
 _NEWER_RUNS_OF = (sa.select(sa.func.count()).select_from(
@@ -237,13 +220,6 @@ def compiled_reads(conn: Any) -> Any:
 def _connection(conn: Any) -> Any:
     """The Core connection of an ORM session (its `execute` costs more Python), else `conn`."""
     return conn.connection() if isinstance(conn, Session) else conn
-
-
-def _dialect_name(conn: Any) -> str:
-    if isinstance(conn, Writer):
-        return conn.dialect_name
-    bind = conn.get_bind() if hasattr(conn, "get_bind") else conn
-    return str(bind.dialect.name)
 
 
 # -- finding runs, checking chains ----------------------------------------------------------------
