@@ -45,6 +45,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import response_urls
+from bot.pace import HOME_EVERY, Pace
 from bot.response_urls import ResponseUrls
 from bot.slack_calls import PERMANENT, RetryLater, SlackCalls, Transient, Undeliverable
 from orchestrator.failpoints import crash_point
@@ -114,7 +115,8 @@ class OutboxSender:
                  response_urls: ResponseUrls | None = None,
                  poll: float = 1.0, max_backoff: float = 30.0, batch: int = 100,
                  doubt_wait: float | None = None, lanes_at_once: int = 4,
-                 give_up_after: timedelta = GIVE_UP_AFTER) -> None:
+                 give_up_after: timedelta = GIVE_UP_AFTER,
+                 home_every: float = HOME_EVERY) -> None:
         self.db = db
         self.client = client
         self.clock = clock
@@ -136,6 +138,7 @@ class OutboxSender:
         # would reach Slack at a few messages a second.
         self.lanes_at_once = lanes_at_once
         self._senders: ThreadPoolExecutor | None = None
+        self.homes = Pace(home_every)  # App Homes: at most one publish per person so often
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -224,7 +227,12 @@ class OutboxSender:
                 if row.next_attempt_at is not None and row.next_attempt_at > now:
                     outcome.deferred += 1
                     break
+                if row.method == "views.publish" and self._home_waits(row.lane):
+                    outcome.deferred += 1  # still pending: later changes join it unqueued
+                    break
                 result, made = self._send_one(row, made)
+                if result == "sent" and row.method == "views.publish":
+                    self.homes.went(row.lane)
                 if result == "sent":
                     outcome.sent += 1
                 elif result == "failed":
@@ -243,6 +251,12 @@ class OutboxSender:
                     slack.record_sent(w, made.row, made.response, self.clock.now())
             raise
         return outcome, made
+
+    def _home_waits(self, lane: str) -> bool:
+        wait = self.homes.wait(lane)
+        if wait > 0:
+            self._loop.wake_after(wait)  # back when it may go, not at the next poll
+        return wait > 0
 
     def _supersede_within(self, rows: list[OutboxCall]) -> set[int]:
         """Mark, in one statement, the rows of this batch that a newer row of the same batch

@@ -18,6 +18,7 @@ from bot.callbacks import CallbackSender, CallbackSink
 from bot.directory import SlackDirectory
 from bot.notifier import HOME, SlackSink
 from bot.outbox import OutboxSender
+from bot.pace import HOME_EVERY
 from bot.response_urls import ResponseUrls
 from bot.retention import Retention
 from gates.callbacks import parse_allowlist
@@ -59,7 +60,7 @@ def _post_json(url: str, payload: dict[str, Any]) -> httpx.Response:
 class BatonService:
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
                  poll: float = 1.0, lease_ttl: timedelta | None = None,
-                 slack_timeout: float = 10.0) -> None:
+                 slack_timeout: float = 10.0, home_every: float = HOME_EVERY) -> None:
         if not settings.slack_bot_token:
             raise ValueError("SLACK_BOT_TOKEN is not set")
         self.settings = settings
@@ -75,7 +76,8 @@ class BatonService:
                                                              timeout=slack_timeout,
                                                              retry_handlers=[]),
                                    self.clock, http_post=_post_json,
-                                   response_urls=self.response_urls, poll=poll)
+                                   response_urls=self.response_urls, poll=poll,
+                                   home_every=home_every)
         self.sink = SlackSink(self.engine.org, on_queued=self.outbox.wake)
         self.outbox.renderers[HOME] = self.sink.home_payload
         # Signed callbacks to API callers: queued beside the Slack messages, in the same

@@ -46,6 +46,7 @@ class BackgroundLoop:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._soonest: float | None = None  # time.monotonic() of an earlier next round
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, daemon=True, name=self.name)
@@ -53,6 +54,14 @@ class BackgroundLoop:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def wake_after(self, seconds: float) -> None:
+        """Have the next round start within `seconds`, even if nothing wakes the loop (work
+        that waits for a moment of its own, sooner than the next poll)."""
+        at = time.monotonic() + seconds
+        soonest = self._soonest
+        if soonest is None or at < soonest:
+            self._soonest = at
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -69,8 +78,12 @@ class BackgroundLoop:
                 self.work()
             except Exception:
                 log.exception("background_work_failed", loop=self.name)
-            self._wake.wait(self.every)
+            wait, soonest = self.every, self._soonest
+            if soonest is not None:
+                wait = max(0.0, min(wait, soonest - time.monotonic()))
+            self._wake.wait(wait)
             self._wake.clear()
+            self._soonest = None  # the round about to run is the one asked for
 
 
 class CallTimedOut(Exception):

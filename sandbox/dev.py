@@ -26,6 +26,7 @@ from typing import TextIO
 import yaml
 from sqlalchemy.engine import make_url
 
+from bot.pace import HOME_EVERY
 from bot.service import BatonService
 from gates.org import Org
 from orchestrator.clock import Clock, ShiftedClock
@@ -89,7 +90,8 @@ class DevSandbox:
     """
 
     def __init__(self, settings: Settings, workspace: Workspace, *, port: int = 0, poll: float = 1.0,
-                 clock: Clock | None = None, keep: Path | None = None, bot_port: int = 0) -> None:
+                 clock: Clock | None = None, keep: Path | None = None, bot_port: int = 0,
+                 home_every: float = HOME_EVERY) -> None:
         self.settings = settings
         self.workspace = workspace
         self.port = port
@@ -97,6 +99,7 @@ class DevSandbox:
         # any free port (the banner says which).
         self.bot_port = bot_port
         self.poll = poll
+        self.home_every = home_every
         self.clock = clock
         # Where the workspace is kept between runs (None: it lives as long as the process).
         self.keep = SnapshotFile(keep, workspace) if keep is not None else None
@@ -148,7 +151,8 @@ class DevSandbox:
                 self.restored = self.keep.load()
                 self.keep.start()
             clock = self.clock or ShiftedClock()
-            self.service = BatonService(self.bot_settings, clock=clock, poll=self.poll)
+            self.service = BatonService(self.bot_settings, clock=clock, poll=self.poll,
+                                        home_every=self.home_every)
             if isinstance(clock, ShiftedClock):
                 _catch_up(clock, self.service)
                 self.workspace.clock = lambda: clock.now().timestamp()

@@ -113,13 +113,16 @@ def make_baton(emulator: EmulatorServer, database_url: str, ledger: Callable
     started: list[tuple[BatonService, LoopbackServer, Driver]] = []
 
     def build(flows: Path = EXAMPLE_FLOWS, clock: Clock | None = None,
-              slack_timeout: float = 10.0, org: Path | None = None, **extra: object) -> Baton:
+              slack_timeout: float = 10.0, org: Path | None = None,
+              home_every: float = 0.05, **extra: object) -> Baton:
         """Baton over `flows`; `org` (default: the examples' org file) also makes the Slack
         workspace's people and channels; `extra` are more settings.
 
         `slack_timeout` is the product's 10 s: the emulator runs on wall time, and a call
         that a loaded machine answers late would otherwise be in doubt, waiting for a
-        FakeClock that never moves on its own. Tests of timeouts pass their own."""
+        FakeClock that never moves on its own. Tests of timeouts pass their own.
+        `home_every`: the pace of one person's App Home publishes, a second in the product
+        (bot.pace); tests wait a twentieth of one, as they poll."""
         workspace = workspace_from_org(ORG if org is None else load_org(org), trigger_ttl=WALL_TRIGGER_TTL)
         emulator.reset(workspace)
         if org is not None:
@@ -130,7 +133,7 @@ def make_baton(emulator: EmulatorServer, database_url: str, ledger: Callable
             SLACK_SIGNING_SECRET=workspace.app.signing_secret,
             SLACK_API_URL=emulator.api_url)
         service = BatonService(settings, clock=clock or SystemClock(), poll=0.05,
-                               slack_timeout=slack_timeout)
+                               slack_timeout=slack_timeout, home_every=home_every)
         service.start()
         server = LoopbackServer(service.http_app()).start()
         driver = emulator.driver(f"{server.url}/slack/events")

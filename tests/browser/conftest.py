@@ -66,7 +66,7 @@ def make_sandbox(tmp_path: Path, ledger: Callable) -> Iterator[Callable[..., Dev
     def build(flows: Path = EXAMPLE_FLOWS) -> DevSandbox:
         workspace = workspace_from_org(ORG, app=sandbox_app(), trigger_ttl=WALL_TRIGGER_TTL)
         settings = make_settings(tmp_path / "baton.db", flows)
-        dev = DevSandbox(settings, workspace, poll=0.05).start()
+        dev = DevSandbox(settings, workspace, poll=0.05, home_every=0.05).start()
         started.append(dev)
         return dev
 
