@@ -323,7 +323,9 @@ def _run(db: Store, workdir: Path, duration: float, per_team: int, log: Callable
             burst = _window(db, server, url, secret, at_once, 60.0, gates_of)
             mine = [per[BURST:] for per in mine]
         log(f"  {CLICKERS} clickers for {duration:g}s, each clicking again after {think[0]:g}-{think[1]:g}s")
+        calls_before = _slack_calls(slack)
         steady = _window(db, server, url, secret, mine, duration, gates_of, think)
+        steady["slack_calls"] = {k: v - calls_before[k] for k, v in _slack_calls(slack).items()}
         refusals = _refusals(db) - refused_before
     finally:
         server.stop()
@@ -383,6 +385,11 @@ def _errors(window: dict[str, Any]) -> int:
     return (window["clicks"] - window["ok"]) + max(0, window["ok"] - window["decided"])
 
 
+def _slack_calls(slack: EmulatorServer) -> dict[str, int]:
+    """The Web API calls the server made so far: all of them, and its App Home publishes."""
+    return {"all": len(slack.calls), "homes": len(slack.calls_to("views.publish"))}
+
+
 def rows(result: dict[str, Any]) -> list[Row]:
     section = "click to ack"
     steady, cold = result["steady"], result["cold"]
@@ -413,6 +420,10 @@ def rows(result: dict[str, Any]) -> list[Row]:
         Row(section, "server CPU per decision, its Slack calls included (until caught up)",
             f"{1000 * per_decision:.1f} ms"),
     ]
+    calls, decided = steady.get("slack_calls"), max(1, steady["decided"])
+    if calls is not None:
+        out.append(Row(section, "Slack Web API calls per decision: all / App Home publishes",
+                       f"{calls['all'] / decided:.1f} / {calls['homes'] / decided:.1f}"))
     if cold is not None:
         cold_lat = cold["latencies_ms"] or [float("nan")]
         slowest = max(cold_lat)
