@@ -2,6 +2,7 @@
 closer together wait for the next publish, which shows them all."""
 
 import json
+from itertools import pairwise
 
 from bot.pace import HOME_EVERY
 from tests.bot.conftest import ALICE, BOB, PAYMENTS, Baton
@@ -25,7 +26,7 @@ def test_a_burst_of_changes_to_a_home_is_published_once_a_second_and_shows_them_
     sent = publishes(baton, BOB)
     # the first change went at once, the others waited for it and went together
     assert len(sent) >= 2
-    gaps = [later.at - earlier.at for earlier, later in zip(sent, sent[1:])]
+    gaps = [later.at - earlier.at for earlier, later in pairwise(sent)]
     assert min(gaps) >= HOME_EVERY * 0.95, gaps  # the emulator's wall clock, not ours
     # the last publish rendered the state it went with: every change up to then
     assert json.dumps(sent[-1].args["view"]).count("gate.decide.approve") == 6
