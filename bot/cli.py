@@ -781,7 +781,17 @@ def main() -> None:
     try:
         app()
     except BatonError as exc:  # anything not caught closer to the command
-        try:
-            fail(exc)
-        except typer.Exit as done:
-            sys.exit(done.exit_code)
+        _exit(exc)
+    except Exception as exc:
+        from storage.unreachable import DatabaseUnreachable  # not imported before it is needed
+
+        if not isinstance(exc, DatabaseUnreachable):
+            raise
+        _exit(exc)  # any command, the database it cannot open: one line, not a traceback
+
+
+def _exit(problem: BatonError | Exception) -> NoReturn:
+    try:
+        fail(problem if isinstance(problem, BatonError) else str(problem))
+    except typer.Exit as done:
+        sys.exit(done.exit_code)

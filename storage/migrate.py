@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from storage.engine import Database
+from storage.unreachable import DatabaseUnreachable
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -46,7 +47,9 @@ def script_head() -> str:
 
 
 def current_revision(db: Database) -> str | None:
-    with db.engine.connect() as conn:
+    """The schema's revision (None: never migrated). Raises DatabaseUnreachable when no
+    connection can be opened: the first thing every command does with the database."""
+    with _connect(db, db.engine) as conn:
         if not sa.inspect(conn).has_table("alembic_version"):
             return None
         return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
@@ -57,12 +60,20 @@ def upgrade(db: Database, revision: str = "head") -> str | None:
     from alembic import command
 
     cfg = _config(db)
-    with db.engine.execution_options(baton_write=True).connect() as conn, conn.begin():
+    with _connect(db, db.engine.execution_options(baton_write=True)) as conn, conn.begin():
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
     return current_revision(db)
+
+
+def _connect(db: Database, engine: sa.Engine) -> sa.Connection:
+    """A connection of `engine`; DatabaseUnreachable when none can be opened."""
+    try:
+        return engine.connect()
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        raise DatabaseUnreachable(db.url, exc) from exc
 
 
 def ensure_schema(db: Database) -> None:

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from storage.unreachable import DatabaseUnreachable
+
 _GENERATED = json.loads(Path(__file__).with_name("status_sql.json").read_text(encoding="utf-8"))
 HEAD: str = _GENERATED["head"]
 STATEMENTS: dict[str, dict[str, dict[str, Any]]] = _GENERATED["statements"]
@@ -135,14 +137,19 @@ class StatusReader:
                     return None
                 import psycopg
 
-                connection = psycopg.connect(**args)
+                try:
+                    connection = psycopg.connect(**args)
+                except psycopg.OperationalError as exc:  # the engine could not either
+                    raise DatabaseUnreachable(url, exc) from exc
                 # one snapshot for every statement
                 connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
                 connection.read_only = True
                 reader = cls("postgresql", connection)
             else:
                 return None
-        except Exception:  # unreachable, refused, not a database: the engine says so
+        except DatabaseUnreachable:
+            raise
+        except Exception:  # not a database, or a driver missing: the engine says so
             return None
         try:
             revision = reader._first("schema_revision")

@@ -8,6 +8,8 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from orchestrator.engine import Engine
 from storage import engine as storage_engine
 from storage import status_queries, status_reads
@@ -15,6 +17,7 @@ from storage.migrate import HEAD
 from storage.models import SlackOutbox
 from storage.status_queries import EngineStatusReader
 from storage.status_reads import StatusReader
+from storage.unreachable import DatabaseUnreachable
 
 
 def test_the_generated_statements_are_what_sqlalchemy_compiles_now() -> None:
@@ -84,10 +87,17 @@ def test_it_leaves_to_the_engine_what_it_cannot_read_as_the_engine_would(tmp_pat
     for url in ("sqlite://", "sqlite:///:memory:", f"sqlite:///{older}?mode=ro",
                 f"sqlite:///file:{older}?uri=true", "sqlite://host/x.db", "nonsense",
                 "postgresql://u@127.0.0.1:1/x",  # psycopg2, SQLAlchemy's default driver
-                "postgresql+psycopg://u@127.0.0.1:1/x",  # nobody listening
                 "postgresql+psycopg://u@127.0.0.1:1/x?sslmode=require",
                 "postgresql+psycopg://u@h1:1,h2:2/x", "mysql://u@h/x"):
         assert StatusReader.open(url) is None, url
+
+
+def test_a_server_it_cannot_reach_is_said_at_once_not_tried_again_the_engines_way() -> None:
+    """Nobody listening: the engine could not connect either, so `baton status` says so
+    (tests/cli/test_unreachable_database.py) instead of waiting for the host a second time."""
+    with pytest.raises(DatabaseUnreachable, match=r"^cannot open the database "
+                       r"postgresql\+psycopg://u:\*\*\*@127\.0\.0\.1:1/x: .*refused"):
+        StatusReader.open("postgresql+psycopg://u:secret@127.0.0.1:1/x")
 
 
 def test_postgresql_urls_are_taken_apart_as_sqlalchemy_does() -> None:
