@@ -231,10 +231,10 @@ class OutboxSender:
                     outcome.deferred += 1  # still pending: later changes join it unqueued
                     break
                 result, made = self._send_one(row, made)
-                if result == "sent" and row.method == "views.publish":
-                    self.homes.went(row.lane)
                 if result == "sent":
                     outcome.sent += 1
+                    if row.method == "views.publish":
+                        self.homes.went(row.lane)
                 elif result == "failed":
                     outcome.failed += 1
                 elif result == "superseded":

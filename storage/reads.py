@@ -106,9 +106,9 @@ def gates_by_id(conn: Any, gate_ids: list[int]) -> list[Gate]:
 
 def pending_gate_ids(conn: Any, user: str) -> list[int]:
     """Open gates `user` may decide, oldest first: found from `user`'s approver rows
-    (storage.models.GateApprover), an index lookup however many gates are open. A requester's own
-    gate under four-eyes is not theirs to decide (gates opened by older versions still
-    list them)."""
+    (storage.models.GateApprover), an index lookup however many gates are open. A
+    requester's own gate under four-eyes is not theirs to decide (gates opened by older
+    versions still list them)."""
     return [gate_id for (gate_id,) in conn.execute(_PENDING_GATE_IDS, {"user": user})]
 
 
