@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from gates.access import through_words
 from gates.deciders import eligible
 from orchestrator.errors import NotFound
 from orchestrator.runs import parse_ref
@@ -35,6 +36,9 @@ def show_run(reads: StatusReader, org: Org, ref: str, echo: Echo) -> None:
     echo(f"R-{run.id} {run.flow_name}: {run.status}"
          + (f" ({run.outcome}: {run.reason})" if run.reason else ""))
     echo(f"  requested by {org.display(run.requester)} at {moment(run.created_at)}")
+    door = through_words(run.origin or {})
+    if door:  # a token's run: which door (the API, MCP) and which token
+        echo(f"  asked through {door} with token {run.origin.get('token')}")
     echo(f"  inputs: {values(run.inputs)}")
     for gate in reads.open_gates(run.id):
         people = ", ".join(org.display(p) for p in sorted(eligible(gate, run.requester)))

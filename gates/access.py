@@ -10,22 +10,47 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+# Which door of Baton a token's request came through. The server code that serves the door
+# says it (the REST routes, `baton mcp`, the `/mcp` endpoint), never the request: a REST
+# caller cannot pass for an MCP client, nor one for the other.
+Through = Literal["api", "mcp-stdio", "mcp-http"]
+THROUGH_WORDS: dict[str, str] = {"api": "the API", "mcp-stdio": "MCP (stdio)",
+                                 "mcp-http": "MCP (HTTP)"}
 
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is asking through the API: a token, and the principal it acts as."""
+    """Who is asking through the API or MCP: a token, the principal it acts as, and the door
+    it came through."""
 
     token_id: int
     token: str  # the token's name (never the secret)
     principal: str
     flows: frozenset[str]
+    through: Through = "api"
 
     def origin(self) -> dict[str, Any]:
-        """What a run it starts remembers about it (`Run.origin`)."""
+        """What a run it starts remembers about it (`Run.origin`). The kind stays "api" for
+        both doors (the run is owned, called back and refused alike); `through` tells them
+        apart."""
         return {"kind": "api", "token": self.token, "token_id": self.token_id,
-                "principal": self.principal}
+                "principal": self.principal, "through": self.through}
+
+
+def through(origin: Mapping[str, Any]) -> str | None:
+    """The door a token's run was asked through ("api", "mcp-stdio", "mcp-http"); None for a
+    run no token started. Runs stored before Baton recorded the door came through the API."""
+    if origin.get("kind") != "api":
+        return None
+    return str(origin.get("through") or "api")
+
+
+def through_words(origin: Mapping[str, Any]) -> str | None:
+    """`through` in a person's words: "the API", "MCP (stdio)", "MCP (HTTP)"."""
+    door = through(origin)
+    return None if door is None else THROUGH_WORDS.get(door, door)
 
 
 def may_start(caller: Caller, flow: str) -> str | None:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gates.access import through as door_of
 from gates.org import Org
 from storage.models import Action, Decision, Gate, Run
 
@@ -146,6 +147,9 @@ class RunView(BaseModel):
     reason: str | None
     requester: Person
     token: str | None = Field(description="the name of the API token that started it")
+    through: str | None = Field(default=None, description=(
+        "how it was asked for: api (the REST API), mcp-stdio (`baton mcp`), mcp-http (`/mcp`); "
+        "runs from before Baton recorded it say api"))
     tool: str | None
     summary: str | None
     inputs: dict[str, Any] = Field(description="as they are now, after approved edits")
@@ -291,8 +295,9 @@ def run_view(org: Org, run: Run, gates: list[Gate], decisions: list[Decision],
     origin = run.origin or {}
     return RunView(
         id=run.ref, flow=run.flow_name, status=run.status, outcome=run.outcome, reason=run.reason,
-        requester=person(org, run.requester), token=origin.get("token"), tool=origin.get("tool"),
-        summary=origin.get("summary"), inputs=dict(run.inputs),
+        requester=person(org, run.requester), token=origin.get("token"),
+        through=door_of(origin), tool=origin.get("tool"), summary=origin.get("summary"),
+        inputs=dict(run.inputs),
         requested_inputs=dict(run.requested_inputs),
         decision=answer(org, run, gates, decisions, action, halted, now),
         action=action_view(action, action.node) if action else None,

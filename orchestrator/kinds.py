@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from gates.access import through_words
 from gates.org import Org
 from orchestrator.wording import (
     clock_time,
@@ -65,7 +66,10 @@ def _people(org: Org, items: list[str]) -> str:
 # -- the timeline's lines -------------------------------------------------------------------
 def _run_started(d: Data, actor: str, org: Org) -> str:
     inputs = values(d.get("inputs", {}))
-    return f"started {d['flow']} (v{d.get('version')}) by {org.display(actor)} with {inputs}"
+    origin = d.get("origin") if isinstance(d.get("origin"), dict) else {}
+    door = through_words(origin)
+    how = f" through {door} (token {origin.get('token', '?')})" if door else ""
+    return f"started {d['flow']} (v{d.get('version')}) by {org.display(actor)}{how} with {inputs}"
 
 
 def _signal(d: Data, actor: str, org: Org) -> str:

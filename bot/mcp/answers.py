@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from gates.access import through_words
 from orchestrator.approval_views import AnswerState, FlowView, InputView, RunView
 
 MAX_SHOWN = 300  # characters of one value quoted in a highlight
@@ -56,6 +57,8 @@ class RunReport(ApprovalAnswer):
 
     status: str = Field(description="running, waiting, held, succeeded, rejected, stopped or failed")
     requested_by: str
+    asked_through: str | None = Field(description="api, mcp-stdio or mcp-http: how the request "
+                                                  "came to Baton")
     requested_arguments: dict[str, Any]
     action_status: str | None = Field(description="due, started, done, failed, unknown, retry, "
                                                   "withdrawn")
@@ -163,7 +166,8 @@ def report_answer(view: RunView, wait_s: float) -> ReportAnswer:
 def run_report(view: RunView, trace: Mapping[str, Any], wait_s: float) -> RunReport:
     return RunReport(
         **approval_answer(view, wait_s).model_dump(), status=view.status,
-        requested_by=view.requester.name, requested_arguments=dict(view.requested_inputs),
+        requested_by=view.requester.name, asked_through=view.through,
+        requested_arguments=dict(view.requested_inputs),
         action_status=view.action.status if view.action else None,
         result=view.action.result if view.action else None,
         highlights=highlights(view, trace.get("entries") or []))
@@ -202,8 +206,15 @@ def _decision(d: dict[str, Any], who: str) -> str:
     return text
 
 
+def _run_started(d: dict[str, Any], who: str) -> str:
+    origin = d.get("origin") if isinstance(d.get("origin"), dict) else {}
+    door = through_words(origin)
+    how = f" through {door} with token {_q(origin.get('token'))}" if door else ""
+    return f"asked by {who}{how} with {_q(d.get('inputs'))}"
+
+
 HIGHLIGHTS: dict[str, Highlight] = {
-    "run_started": lambda d, who: f"asked by {who} with {_q(d.get('inputs'))}",
+    "run_started": _run_started,
     "boundary": _boundary,
     "gate_opened": lambda d, who: f"gate {_q(d.get('gate'))} opened: {_q(d.get('title'))}",
     "escalated": lambda d, who: (f"gate {_q(d.get('gate'))} escalated to level {d.get('level')} "

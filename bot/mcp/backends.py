@@ -13,9 +13,10 @@ gives the same answer, and the same refusal, either way.
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from gates.access import Caller
+from gates.access import Caller, Through
 from orchestrator.approval_views import FlowView, ReportResult, RunView, StartRun
 from orchestrator.errors import (
     BatonError,
@@ -54,18 +55,21 @@ class Approvals(Protocol):
 class LocalApprovals:
     """The approval service in this process. The token is checked on every call (a revoked
     token is refused at its next call), unless the caller was just authenticated (`/mcp`:
-    the bearer check of this very request)."""
+    the bearer check of this very request). `through` is the door this server is (stdio or
+    HTTP), which the runs it starts remember; nothing a client sends changes it."""
 
-    def __init__(self, service: ApprovalService, token: str | None,
+    def __init__(self, service: ApprovalService, token: str | None, through: Through,
                  caller: Caller | None = None) -> None:
         self.service = service
         self.token = token
+        self.through = through
         self._caller = caller
 
     async def caller(self) -> Caller:
-        if self._caller is not None:
-            return self._caller
-        return await self.service.call(self.service.authenticate, self.token)
+        caller = self._caller
+        if caller is None:
+            caller = await self.service.call(self.service.authenticate, self.token)
+        return replace(caller, through=self.through)
 
     async def flows(self) -> list[FlowView]:
         return await self.service.call(self.service.flows, await self.caller())

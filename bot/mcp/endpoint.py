@@ -125,7 +125,7 @@ class McpEndpoint:
         caller = (token.claims or {}).get("baton_caller") if token is not None else None
         if token is None or not isinstance(caller, Caller):
             raise Unauthorized(NO_TOKEN)
-        return Asker(caller.token, LocalApprovals(self.service, token.token, caller))
+        return Asker(caller.token, LocalApprovals(self.service, token.token, "mcp-http", caller))
 
     @property
     def route(self) -> Route:

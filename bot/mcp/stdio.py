@@ -52,7 +52,7 @@ def serve_stdio(settings: Settings, token: str, url: str | None = None,
 
         service = ApprovalService(open_engine(settings))
         service.start()
-        approvals = LocalApprovals(service, token)
+        approvals = LocalApprovals(service, token, "mcp-stdio")
         where = "on the local database"
     asker = Asker("stdio", approvals)
     server = build_server(lambda ctx: asker, settings.mcp_wait_s)

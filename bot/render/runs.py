@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.blocks import Block, context, esc, fallback, header, mrkdwn, plain, section
 from bot.render.common import STATUS_ICON, input_sections, mention, when
+from gates.access import through, through_words
 from gates.org import Org, is_service
 
 STATUS_WORDS = {"running": "running", "waiting": "waiting for a decision", "held": "held",
@@ -15,14 +16,18 @@ STATUS_WORDS = {"running": "running", "waiting": "waiting for a decision", "held
 
 
 def asked_through_api(org: Org, requester: str, flow: str, origin: dict[str, Any]) -> list[Block]:
-    """Who asked through the API, with which token, for which tool (and, as plain text,
-    what the agent says it wants to do)."""
+    """Who asked through the API or MCP (and which of them), with which token, for which tool
+    (and, as plain text, what the agent says it wants to do)."""
     who = mention(org, requester) + (" (service)" if is_service(requester) else "")
     parts = [f"*Asked by* {who}"]
     if origin.get("tool"):
         parts.append(f"tool `{esc(origin['tool'])}`")
     parts.append(f"flow `{esc(flow)}`")
-    parts.append(f"API token `{esc(origin.get('token', '?'))}`")
+    token = esc(origin.get("token", "?"))
+    if through(origin) == "api":
+        parts.append(f"API token `{token}`")
+    else:
+        parts += [f"through {esc(through_words(origin) or '?')}", f"token `{token}`"]
     blocks: list[Block] = [section(mrkdwn(" · ".join(parts)))]
     if origin.get("summary"):
         blocks.append(section(plain(origin["summary"], 2000)))
