@@ -76,3 +76,23 @@ def test_run_card_and_home_are_valid_blocks() -> None:
     assert block_errors(card["blocks"]) == []
     home = home_view(ORG, "bob", [gate(id=i) for i in range(40)], [])
     assert len(home["blocks"]) <= 100 and block_errors(home["blocks"]) == []
+
+
+def test_the_door_a_run_was_asked_through_and_runs_stored_before_it_was_recorded() -> None:
+    from gates.access import through
+    from orchestrator.kinds import line
+
+    before = {"kind": "api", "token": "billing-bot", "token_id": 3, "principal": "alice"}
+    cards = {door: json.dumps(run_card(ORG, ref="R-1", flow="f", title="T", requester="alice",
+                                       inputs={}, status="running",
+                                       origin={**before, "through": door} if door else before))
+             for door in (None, "api", "mcp-stdio", "mcp-http")}
+    assert "API token `billing-bot`" in cards[None] and "MCP" not in cards[None]
+    assert cards["api"] == cards[None]  # the field changes nothing for the API's runs
+    assert "through MCP (stdio)" in cards["mcp-stdio"] and "token `billing-bot`" in cards["mcp-stdio"]
+    assert "through MCP (HTTP)" in cards["mcp-http"] and "API token" not in cards["mcp-http"]
+    started = {"flow": "f", "version": "1", "inputs": {}, "origin": before}
+    assert "through the API (token billing-bot)" in line("run_started", started, "alice", ORG)
+    assert through(before) == "api" and through({"kind": "slack", "channel": "C1"}) is None
+    slack = {**started, "origin": {"kind": "slack", "channel": "C1", "through": "mcp-http"}}
+    assert "through" not in line("run_started", slack, "alice", ORG)  # no token, no door
