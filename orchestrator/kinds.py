@@ -64,12 +64,17 @@ def _people(org: Org, items: list[str]) -> str:
 
 
 # -- the timeline's lines -------------------------------------------------------------------
-def _run_started(d: Data, actor: str, org: Org) -> str:
-    inputs = values(d.get("inputs", {}))
+def _asked_through(d: Data) -> str:
+    """For a token's run: " through MCP (stdio) (token claude)", or the API; else nothing."""
     origin = d.get("origin") if isinstance(d.get("origin"), dict) else {}
     door = through_words(origin)
-    how = f" through {door} (token {origin.get('token', '?')})" if door else ""
-    return f"started {d['flow']} (v{d.get('version')}) by {org.display(actor)}{how} with {inputs}"
+    return f" through {door} (token {origin.get('token', '?')})" if door else ""
+
+
+def _run_started(d: Data, actor: str, org: Org) -> str:
+    inputs = values(d.get("inputs", {}))
+    return (f"started {d['flow']} (v{d.get('version')}) by {org.display(actor)}"
+            f"{_asked_through(d)} with {inputs}")
 
 
 def _signal(d: Data, actor: str, org: Org) -> str:
@@ -236,7 +241,8 @@ def _marked(field: str, default: str = "") -> Callable[[Data], str]:
 KINDS: dict[str, Kind] = {
     "run_started": Kind(
         _run_started, "started",
-        console=lambda d, a, org: f"started: {d['flow']} by {org.display(d['requester'])}"),
+        console=lambda d, a, org: (f"started: {d['flow']} by {org.display(d['requester'])}"
+                                   f"{_asked_through(d)}")),
     "signal": Kind(_signal, _marked("verdict")),
     "agent_failed": Kind(
         lambda d, a, org: (f"agent {d['agent']} FAILED after {count(d.get('attempts', 1), 'attempt')}: "

@@ -80,7 +80,7 @@ def test_run_card_and_home_are_valid_blocks() -> None:
 
 def test_the_door_a_run_was_asked_through_and_runs_stored_before_it_was_recorded() -> None:
     from gates.access import through
-    from orchestrator.kinds import line
+    from orchestrator.kinds import KINDS, line
 
     before = {"kind": "api", "token": "billing-bot", "token_id": 3, "principal": "alice"}
     cards = {door: json.dumps(run_card(ORG, ref="R-1", flow="f", title="T", requester="alice",
@@ -93,6 +93,9 @@ def test_the_door_a_run_was_asked_through_and_runs_stored_before_it_was_recorded
     assert "through MCP (HTTP)" in cards["mcp-http"] and "API token" not in cards["mcp-http"]
     started = {"flow": "f", "version": "1", "inputs": {}, "origin": before}
     assert "through the API (token billing-bot)" in line("run_started", started, "alice", ORG)
+    mcp = {**started, "requester": "alice", "origin": {**before, "through": "mcp-http"}}
+    assert KINDS["run_started"].console(mcp, "alice", ORG).endswith(
+        "by Alice Ng through MCP (HTTP) (token billing-bot)")
     assert through(before) == "api" and through({"kind": "slack", "channel": "C1"}) is None
     slack = {**started, "origin": {"kind": "slack", "channel": "C1", "through": "mcp-http"}}
     assert "through" not in line("run_started", slack, "alice", ORG)  # no token, no door
