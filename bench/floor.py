@@ -165,7 +165,9 @@ def load(baton_db: Path, *, decode: bool = False) -> tuple[Schema, list[Run]]:
     try:
         schema = [sql for (sql,) in source.execute(
             "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
-            "ORDER BY type DESC, rowid")]  # tables before indexes
+            "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END, rowid")]
+        # tables, then their indexes, then the triggers that write one table from another
+        # (storage.models.GateApprover): the floor's writes do in SQLite what Baton's do
         tables = {t: _rows(source, t, decode) for t in ("run", "gate", "decision", "action", "signal",
                                                 "trace_entry", "event", "step_execution")}
         system_state = [tuple(r) for r in source.execute("SELECT * FROM system_state")]
