@@ -122,8 +122,9 @@ def _prepare_before(tree: Path, workdir: Path) -> dict[str, str]:
 
 
 def _which(code: Path, environ: dict[str, str], cwd: Path) -> Path:
-    """Where `bot.cli` is imported from with this PYTHONPATH (it must be `code`)."""
-    done = subprocess.run([sys.executable, "-c", "import bot.cli; print(bot.cli.__file__)"],
+    """Where `bot.cli` is imported from with this PYTHONPATH (it must be `code`): the folder
+    holding its `bot` package, whether bot.cli is a module (the "before" side) or a package."""
+    done = subprocess.run([sys.executable, "-c", "import bot.cli; print(bot.__file__)"],
                           env=_child_env(environ, code, cwd), cwd=cwd, capture_output=True,
                           text=True, check=True)
     return Path(done.stdout.strip()).resolve().parent.parent

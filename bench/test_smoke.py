@@ -61,4 +61,4 @@ def test_cli_start_times_each_command(tmp_path: Path) -> None:
     assert "baton status R-1: median wall (cpu)" in table(cli_start.rows(sides))
     # the children wrote their bytecode caches, as an installed copy has them, under the work
     # folder: the timed rounds do not compile Baton from source
-    assert any((tmp_path / "pycache").rglob("bot/cli.cpython-*.pyc"))
+    assert any((tmp_path / "pycache").rglob("bot/cli/__init__.cpython-*.pyc"))
