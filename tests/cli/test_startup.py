@@ -1,8 +1,9 @@
 """What `baton` imports before it knows which command it runs: the import graph, not a timing
 (bench/cli_start.py times it).
 
-bot/cli.py is imported by every invocation, `baton --help` included, so it imports typer and
-the standard library only; each command imports what it uses in its own body. A command
+The bot/cli/ package (its __init__ and each group's module) is imported by every
+invocation, `baton --help` included, so it imports typer and the standard library only;
+each command imports what it uses in its own body. A command
 must not pull in a library it does not use (matplotlib, openai, Slack, CEL, a web server).
 Typer stays below 0.29 (pyproject.toml), which converts every argument with pydantic.
 """
