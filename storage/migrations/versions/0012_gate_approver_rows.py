@@ -66,7 +66,10 @@ def upgrade() -> None:
         sa.Column('gate_id', sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(['gate_id'], ['gate.id'], ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('principal', 'gate_id'),
+        sqlite_with_rowid=False,
     )
+    # what the triggers delete by: without it each gate's UPDATE scanned every open gate's rows
+    op.create_index('ix_gate_approver_gate', 'gate_approver', ['gate_id'])
     for statement in (POSTGRESQL if op.get_bind().dialect.name == 'postgresql' else SQLITE):
         op.execute(statement)
 
