@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
 
 from orchestrator.bootstrap import open_engine
 from orchestrator.clock import FakeClock
@@ -38,6 +39,12 @@ def _import_anyio_up_front() -> None:
 
 
 _import_anyio_up_front()
+
+# Tests time nothing, property tests included: no per-example deadline, and no health check
+# that fails a test because generating its inputs was slow (a loaded 2-core CI machine once
+# stalled one draw for 1.4 s). Every @settings below inherits this profile.
+settings.register_profile("baton", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("baton")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_FLOWS = ROOT / "flows"
