@@ -227,7 +227,8 @@ class OutboxSender:
                 if row.next_attempt_at is not None and row.next_attempt_at > now:
                     outcome.deferred += 1
                     break
-                if row.method == "views.publish" and self._home_waits(row.lane):
+                if row.method == "views.publish" and (wait := self.homes.wait(row.lane)) > 0:
+                    self._loop.wake_after(wait)  # back when it may go, not at the next poll
                     outcome.deferred += 1  # still pending: later changes join it unqueued
                     break
                 result, made = self._send_one(row, made)
@@ -251,12 +252,6 @@ class OutboxSender:
                     slack.record_sent(w, made.row, made.response, self.clock.now())
             raise
         return outcome, made
-
-    def _home_waits(self, lane: str) -> bool:
-        wait = self.homes.wait(lane)
-        if wait > 0:
-            self._loop.wake_after(wait)  # back when it may go, not at the next poll
-        return wait > 0
 
     def _supersede_within(self, rows: list[OutboxCall]) -> set[int]:
         """Mark, in one statement, the rows of this batch that a newer row of the same batch

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import re
 
+# a password in the URL's user info, or as a `password=` parameter (libpq takes both)
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+_PASSWORD_PARAMETER = re.compile(r"(password=)[^&\s]*", re.IGNORECASE)
+
+
+def _hidden(text: str) -> str:
+    return _PASSWORD_PARAMETER.sub(r"\1***", _PASSWORD.sub(r"\1***@", text))
 
 
 class DatabaseUnreachable(Exception):
@@ -17,9 +23,9 @@ class DatabaseUnreachable(Exception):
     missing. Nothing was read or written."""
 
     def __init__(self, url: str, error: BaseException) -> None:
-        self.url = _PASSWORD.sub(r"\1***@", url)
+        self.url = _hidden(url)
         cause = getattr(error, "orig", None) or error  # the driver's own words
-        self.reason = " ".join(str(cause).split()) or type(cause).__name__
+        self.reason = _hidden(" ".join(str(cause).split())) or type(cause).__name__
         if self.url.startswith("sqlite"):
             fix = "check that its folder exists and can be written (DATABASE_URL)"
         else:

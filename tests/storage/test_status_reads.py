@@ -13,7 +13,7 @@ import pytest
 from orchestrator.engine import Engine
 from storage import engine as storage_engine
 from storage import status_queries, status_reads
-from storage.migrate import HEAD
+from storage.migrate import HEAD, ensure_schema
 from storage.models import SlackOutbox
 from storage.status_queries import EngineStatusReader
 from storage.status_reads import StatusReader
@@ -98,6 +98,12 @@ def test_a_server_it_cannot_reach_is_said_at_once_not_tried_again_the_engines_wa
     with pytest.raises(DatabaseUnreachable, match=r"^cannot open the database "
                        r"postgresql\+psycopg://u:\*\*\*@127\.0\.0\.1:1/x: .*refused"):
         StatusReader.open("postgresql+psycopg://u:secret@127.0.0.1:1/x")
+    # a password given as a parameter is hidden too, in the URL and in the driver's words
+    url = "postgresql+psycopg://u@127.0.0.1:1/x?password=hunter2"
+    assert StatusReader.open(url) is None  # query options: the engine's way, which says it
+    with pytest.raises(DatabaseUnreachable) as raised:
+        ensure_schema(storage_engine.Database(url))
+    assert "hunter2" not in str(raised.value) and "password=***" in str(raised.value)
 
 
 def test_postgresql_urls_are_taken_apart_as_sqlalchemy_does() -> None:
